@@ -1,0 +1,121 @@
+"""The `parley` command: serve, migrate, manage users, write the protocol docs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+
+from app.config.settings import Settings, SettingsError, get_settings
+from app.core.logging import configure_logging
+
+logger = logging.getLogger("parley.cli")
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        raise click.ClickException(f"configuration error: {exc}") from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+@click.group()
+def main() -> None:
+    """Parley: a real-time messaging server."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default: HOST).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default: PORT).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply migrations first.")
+def serve(host: str | None, port: int | None, workers: int, migrate: bool) -> None:
+    """Serve HTTP and Socket.IO."""
+    import uvicorn
+
+    settings = _settings()
+    if workers > 1 and not settings.redis_url:
+        raise click.ClickException("--workers above 1 needs REDIS_URL, so the workers share state and fan-out")
+    if workers > 1 and settings.is_sqlite:
+        logger.warning("several workers on SQLite serialize their writes; use PostgreSQL to scale out")
+    if migrate:
+        from app.db.migrate import upgrade
+
+        upgrade(settings)
+    uvicorn.run(
+        "app.asgi:create_asgi",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+        ws="websockets",
+        ws_max_size=settings.socket.max_payload_bytes * 2 + 1024,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        proxy_headers=False,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from app.db.migrate import upgrade
+
+    upgrade(_settings(), revision)
+    click.echo(f"database at {revision}")
+
+
+@main.group()
+def users() -> None:
+    """Built-in accounts."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--display-name", default=None)
+@click.option("--admin", is_flag=True, help="Make the user an administrator.")
+def users_create(username: str, password: str, display_name: str | None, admin: bool) -> None:
+    """Create USERNAME (fails if it exists)."""
+    import msgspec
+
+    from app.core.errors import AppError
+    from app.modules.accounts.schemas import RegisterIn
+
+    try:
+        body = msgspec.convert({"username": username, "password": password, "display_name": display_name}, RegisterIn)
+    except msgspec.ValidationError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        user_id = asyncio.run(_create_user(_settings(), body, admin))
+    except AppError as exc:
+        raise click.ClickException(f"{exc.message} ({username})") from None
+    click.echo(f"created {'admin ' if admin else ''}user {username} ({user_id})")
+
+
+async def _create_user(settings: Settings, body: object, admin: bool) -> str:
+    from app.core.db import Database, UnitOfWork
+    from app.modules.accounts.schemas import RegisterIn
+    from app.modules.accounts.service import UserService
+
+    assert isinstance(body, RegisterIn)
+    db = Database(settings)
+    try:
+        async with UnitOfWork(db) as uow:
+            user = await uow.service(UserService).register(body.username, body.password, body.display_name, is_admin=admin)
+            return str(user.id)
+    finally:
+        await db.dispose()

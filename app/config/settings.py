@@ -1,0 +1,330 @@
+"""Typed settings, read once from the environment and `.env`.
+
+Every variable is declared once, in :data:`VARIABLES`, with its default, its parser and a one-line
+comment; `.env.example` is generated from the same table (see ``tests/unit/test_settings.py``), so
+the two never drift.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+
+AppEnv = Literal["local", "dev", "prod"]
+JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
+LoginPolicy = Literal["single", "single_per_device", "multi"]
+LogFormat = Literal["text", "json"]
+
+DEFAULT_JWT_SECRET = "change-me-local-only-secret-0123456789abcdef"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./parley.db"
+
+
+class SettingsError(ValueError):
+    """A variable is missing or holds a value Parley cannot use; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: ``capacity`` events, refilled evenly over ``per_seconds``."""
+
+    capacity: int
+    per_seconds: float
+
+    @property
+    def refill_per_second(self) -> float:
+        return self.capacity / self.per_seconds
+
+    def __str__(self) -> str:
+        return f"{self.capacity}/{self.per_seconds:g}"
+
+
+def _parse_str(raw: str) -> str:
+    return raw.strip()
+
+
+def _parse_optional(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _parse_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _parse_positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("must be positive")
+    return value
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _parse_rate(raw: str) -> RateLimit:
+    capacity, _, seconds = raw.partition("/")
+    limit = RateLimit(capacity=int(capacity), per_seconds=float(seconds or "1"))
+    if limit.capacity <= 0 or limit.per_seconds <= 0:
+        raise ValueError("expected CAPACITY/SECONDS with both positive")
+    return limit
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _parse_log_level(raw: str) -> str:
+    return _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")(raw.strip().upper())
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    name: str
+    default: str | None
+    parse: Callable[[str], Any]
+    comment: str
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("APP_ENV", "local", _choice("local", "dev", "prod"), "local | dev | prod"),
+    Variable("HOST", "127.0.0.1", _parse_str, "interface `parley serve` binds to"),
+    Variable("PORT", "8000", _parse_int, "port `parley serve` listens on"),
+    Variable("PUBLIC_URL", "", _parse_optional, "URL clients use to reach this server (docs); default http://HOST:PORT"),
+    Variable("DATABASE_URL", DEFAULT_DATABASE_URL, _parse_str, "SQLite (embedded default) or postgresql+asyncpg://…"),
+    Variable("DATABASE_ECHO", "false", _parse_bool, "log every SQL statement"),
+    Variable("REDIS_URL", "", _parse_optional, "empty: state and fan-out in process; redis://… to scale out"),
+    Variable("REDIS_PREFIX", "parley:", _parse_str, "prefix of every Redis key and channel of this deployment"),
+    Variable("JWT_ALGORITHM", "HS256", _choice("HS256", "RS256", "ES256"), "the only algorithm accepted"),
+    Variable("JWT_SECRET", DEFAULT_JWT_SECRET, _parse_str, "HS256 secret; must be changed for prod"),
+    Variable("JWT_PRIVATE_KEY_FILE", "", _parse_optional, "PEM private key (RS256/ES256); omit to only verify"),
+    Variable("JWT_PUBLIC_KEY_FILE", "", _parse_optional, "PEM public key (RS256/ES256)"),
+    Variable("JWT_ISSUER", "", _parse_optional, "`iss` to issue and require; empty: not checked"),
+    Variable("JWT_AUDIENCE", "", _parse_optional, "`aud` to issue and require; empty: not checked"),
+    Variable("ACCESS_TOKEN_TTL", "900", _parse_int, "access token lifetime, seconds"),
+    Variable("REFRESH_TOKEN_TTL", "2592000", _parse_int, "refresh token and session lifetime, seconds"),
+    Variable(
+        "LOGIN_POLICY",
+        "single_per_device",
+        _choice("single", "single_per_device", "multi"),
+        "which older sessions a login revokes",
+    ),
+    Variable("SOCKET_DEFAULT_ROOMS", "user:{userId},broadcast:all", _parse_csv, "rooms every socket joins"),
+    Variable("SOCKET_CORS_ORIGINS", "", _parse_csv, "allowed browser origins, comma-separated; empty: same origin only"),
+    Variable("SOCKET_MAX_PAYLOAD_BYTES", "65536", _parse_int, "largest inbound packet, bytes"),
+    Variable("SOCKET_PING_INTERVAL", "25", _parse_positive_float, "Engine.IO ping interval, seconds"),
+    Variable("SOCKET_PING_TIMEOUT", "20", _parse_positive_float, "Engine.IO ping timeout, seconds"),
+    Variable("SOCKET_CONNECT_TIMEOUT", "10", _parse_positive_float, "seconds a transport may stay without joining `/`"),
+    Variable("SOCKET_MAX_PER_USER", "20", _parse_int, "sockets one user may hold at once"),
+    Variable("SOCKET_MAX_ROOMS", "500", _parse_int, "rooms one socket may be in"),
+    Variable("SOCKET_MAX_CONCURRENT_HANDLERS", "8", _parse_int, "handlers running at once per socket"),
+    Variable("PRESENCE_TTL", "30", _parse_positive_float, "seconds before a silent node's users go offline"),
+    Variable("TYPING_TTL", "6", _parse_positive_float, "seconds a typing indicator lives without refresh"),
+    Variable("RATE_LIMIT_ENABLED", "true", _parse_bool, "turn socket and login rate limits on or off"),
+    Variable("RATE_LIMIT_DEFAULT", "30/1", _parse_rate, "socket events per socket: CAPACITY/SECONDS"),
+    Variable("RATE_LIMIT_CHAT", "20/1", _parse_rate, "chat:send per socket"),
+    Variable("RATE_LIMIT_TYPING", "5/1", _parse_rate, "chat:typing per socket"),
+    Variable("RATE_LIMIT_AUTH", "20/60", _parse_rate, "login/register attempts per client address"),
+    Variable("WS_DOCS_ENABLED", "", _parse_optional, "serve /ws-docs; empty: true for local and dev, false for prod"),
+    Variable("BENCH_EVENTS_ENABLED", "false", _parse_bool, "bench-only echo/broadcast events; keep off in production"),
+    Variable("LOG_LEVEL", "INFO", _parse_log_level, "DEBUG | INFO | WARNING | ERROR"),
+    Variable("LOG_FORMAT", "text", _choice("text", "json"), "text | json (one object per line)"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JwtSettings:
+    algorithm: JwtAlgorithm
+    secret: str
+    private_key_file: str | None
+    public_key_file: str | None
+    issuer: str | None
+    audience: str | None
+    access_ttl: int
+    refresh_ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class SocketSettings:
+    default_rooms: tuple[str, ...]
+    cors_origins: tuple[str, ...]
+    max_payload_bytes: int
+    ping_interval: float
+    ping_timeout: float
+    connect_timeout: float
+    max_per_user: int
+    max_rooms: int
+    max_concurrent_handlers: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSettings:
+    enabled: bool
+    default: RateLimit
+    chat: RateLimit
+    typing: RateLimit
+    auth: RateLimit
+
+    def for_class(self, name: str) -> RateLimit:
+        """The bucket of an event class; unknown classes share the default bucket size."""
+        return {"chat": self.chat, "typing": self.typing}.get(name, self.default)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    app_env: AppEnv
+    host: str
+    port: int
+    public_url: str
+    database_url: str
+    database_echo: bool
+    redis_url: str | None
+    redis_prefix: str
+    jwt: JwtSettings
+    login_policy: LoginPolicy
+    socket: SocketSettings
+    presence_ttl: float
+    typing_ttl: float
+    rate_limits: RateLimitSettings
+    ws_docs_enabled: bool
+    bench_events_enabled: bool
+    log_level: str
+    log_format: LogFormat
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+        """Read, parse and check every variable; raise :class:`SettingsError` naming the first bad one."""
+        source: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            source.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        source.update(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for variable in VARIABLES:
+            raw = source.get(variable.name, variable.default or "")
+            try:
+                values[variable.name] = variable.parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{variable.name}={raw!r} is invalid: {exc}") from None
+        settings = cls._build(values)
+        settings.check()
+        return settings
+
+    @classmethod
+    def _build(cls, v: Mapping[str, Any]) -> Settings:
+        docs_flag = v["WS_DOCS_ENABLED"]
+        docs_enabled = v["APP_ENV"] != "prod" if docs_flag is None else _parse_bool_named("WS_DOCS_ENABLED", docs_flag)
+        return cls(
+            app_env=v["APP_ENV"],
+            host=v["HOST"],
+            port=v["PORT"],
+            public_url=v["PUBLIC_URL"] or f"http://{v['HOST']}:{v['PORT']}",
+            database_url=v["DATABASE_URL"],
+            database_echo=v["DATABASE_ECHO"],
+            redis_url=v["REDIS_URL"],
+            redis_prefix=v["REDIS_PREFIX"],
+            jwt=JwtSettings(
+                algorithm=v["JWT_ALGORITHM"],
+                secret=v["JWT_SECRET"],
+                private_key_file=v["JWT_PRIVATE_KEY_FILE"],
+                public_key_file=v["JWT_PUBLIC_KEY_FILE"],
+                issuer=v["JWT_ISSUER"],
+                audience=v["JWT_AUDIENCE"],
+                access_ttl=v["ACCESS_TOKEN_TTL"],
+                refresh_ttl=v["REFRESH_TOKEN_TTL"],
+            ),
+            login_policy=v["LOGIN_POLICY"],
+            socket=SocketSettings(
+                default_rooms=v["SOCKET_DEFAULT_ROOMS"],
+                cors_origins=v["SOCKET_CORS_ORIGINS"],
+                max_payload_bytes=v["SOCKET_MAX_PAYLOAD_BYTES"],
+                ping_interval=v["SOCKET_PING_INTERVAL"],
+                ping_timeout=v["SOCKET_PING_TIMEOUT"],
+                connect_timeout=v["SOCKET_CONNECT_TIMEOUT"],
+                max_per_user=v["SOCKET_MAX_PER_USER"],
+                max_rooms=v["SOCKET_MAX_ROOMS"],
+                max_concurrent_handlers=v["SOCKET_MAX_CONCURRENT_HANDLERS"],
+            ),
+            presence_ttl=v["PRESENCE_TTL"],
+            typing_ttl=v["TYPING_TTL"],
+            rate_limits=RateLimitSettings(
+                enabled=v["RATE_LIMIT_ENABLED"],
+                default=v["RATE_LIMIT_DEFAULT"],
+                chat=v["RATE_LIMIT_CHAT"],
+                typing=v["RATE_LIMIT_TYPING"],
+                auth=v["RATE_LIMIT_AUTH"],
+            ),
+            ws_docs_enabled=docs_enabled,
+            bench_events_enabled=v["BENCH_EVENTS_ENABLED"],
+            log_level=v["LOG_LEVEL"],
+            log_format=v["LOG_FORMAT"],
+        )
+
+    def check(self) -> None:
+        """Cross-variable rules that a single parser cannot see."""
+        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise SettingsError("DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.socket.max_payload_bytes < 1024:
+            raise SettingsError("SOCKET_MAX_PAYLOAD_BYTES must be at least 1024")
+        jwt = self.jwt
+        if jwt.algorithm == "HS256":
+            if self.app_env == "prod" and (not jwt.secret or jwt.secret == DEFAULT_JWT_SECRET):
+                raise SettingsError("JWT_SECRET must be set to a private value when APP_ENV=prod")
+            if len(jwt.secret) < 32:
+                raise SettingsError("JWT_SECRET must be at least 32 characters long")
+        else:
+            if not jwt.public_key_file:
+                raise SettingsError(f"JWT_PUBLIC_KEY_FILE is required for JWT_ALGORITHM={jwt.algorithm}")
+            for name, path in (("JWT_PUBLIC_KEY_FILE", jwt.public_key_file), ("JWT_PRIVATE_KEY_FILE", jwt.private_key_file)):
+                if path and not Path(path).is_file():
+                    raise SettingsError(f"{name}={path!r} is not a readable file")
+
+
+def _parse_bool_named(name: str, raw: str) -> bool:
+    try:
+        return _parse_bool(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings.from_env()
+
+
+def env_example() -> str:
+    """The text of `.env.example`: every variable, its default and its comment."""
+    lines = ["# Parley configuration. Every variable, its default, and what it does.", ""]
+    for variable in VARIABLES:
+        lines.append(f"# {variable.comment}")
+        lines.append(f"{variable.name}={variable.default or ''}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,135 @@
+"""Compose the modules into one Litestar app wrapped by python-socketio's ASGI app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import socketio
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from app.config.settings import Settings
+from app.core.context import AppContext
+from app.core.db import Database
+from app.core.http.auth import AUTH_DEPENDENCIES
+from app.core.http.exceptions import EXCEPTION_HANDLERS
+from app.core.logging import configure_logging
+from app.core.module import Module
+from app.core.security.tokens import TokenCodec
+from app.core.socket.gateway import bind_handlers
+from app.core.socket.hub import SocketHub
+from app.core.socket.managers import LocalManager, RedisManager
+from app.core.socket.registry import EventRegistry
+from app.core.socket.rooms import RoomManager
+from app.core.socket.runtime import SocketRuntime
+from app.core.socket.server import ParleyServer
+from app.core.socket.tracker import ConnectionTracker
+from app.core.state import create_state_backend
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ParleyApp:
+    context: AppContext
+    litestar: Litestar
+    asgi: socketio.ASGIApp
+
+
+def _dependencies(modules: Sequence[Module]) -> dict[str, Provide]:
+    merged: dict[str, Provide] = dict(AUTH_DEPENDENCIES)
+    for module in modules:
+        for key, provider in module.dependencies.items():
+            if key in merged:
+                raise RuntimeError(f"dependency {key!r} of module {module.name} is already provided")
+            merged[key] = provider
+    return merged
+
+
+def _socket_layer(ctx: AppContext, modules: Sequence[Module]) -> tuple[ParleyServer, SocketRuntime]:
+    settings = ctx.settings
+    manager: Any = (
+        RedisManager(settings.redis_url, channel=f"{settings.redis_prefix}socketio")
+        if settings.redis_url
+        else LocalManager()
+    )
+    server = ParleyServer(settings.socket, manager)
+    hub = SocketHub(server, ctx.metrics)
+    ctx.attach_hub(hub)
+    rooms = RoomManager()
+    for module in modules:
+        for prefix, make_hook in module.room_hooks.items():
+            rooms.register_auth_hook(prefix, make_hook(ctx))
+    tracker = ConnectionTracker(ctx.state, ctx.node_id, settings.presence_ttl)
+    gateways = [gateway_type(ctx) for module in modules for gateway_type in module.gateways]
+    registry = EventRegistry(gateways)
+    ctx.provide(SocketHub, hub)
+    ctx.provide(RoomManager, rooms)
+    ctx.provide(ConnectionTracker, tracker)
+    ctx.provide(EventRegistry, registry)
+    handlers = [bound for gateway in gateways for bound in bind_handlers(gateway)]
+    runtime = SocketRuntime(ctx, server, hub, rooms, tracker, modules, handlers)
+    ctx.provide(SocketRuntime, runtime)
+    runtime.dispatcher.check_providers()
+    return server, runtime
+
+
+def create_app(settings: Settings, modules: Sequence[Module] | None = None) -> ParleyApp:
+    if modules is None:
+        from app.modules import MODULES
+
+        modules = MODULES
+    configure_logging(settings.log_level, settings.log_format)
+    db = Database(settings)
+    ctx = AppContext(
+        settings=settings,
+        db=db,
+        state=create_state_backend(settings, prefix=settings.redis_prefix),
+        tokens=TokenCodec(settings.jwt),
+    )
+    for module in modules:
+        for key, make in module.providers.items():
+            ctx.provide(key, make(ctx))
+    server, runtime = _socket_layer(ctx, modules)
+
+    async def startup() -> None:
+        if not server.manager_initialized:
+            server.manager_initialized = True
+            server.manager.initialize()
+        await ctx.get(ConnectionTracker).start()
+        for module in modules:
+            for hook in module.on_startup:
+                await hook(ctx)
+        logger.info("parley node %s ready (%s)", ctx.node_id, "redis" if settings.redis_url else "in-process")
+
+    async def shutdown() -> None:
+        await runtime.shutdown()
+        for module in reversed(modules):
+            for hook in module.on_shutdown:
+                await hook(ctx)
+        await ctx.get(ConnectionTracker).stop()
+        await ctx.state.close()
+        await db.dispose()
+
+    litestar = Litestar(
+        route_handlers=[controller for module in modules for controller in module.controllers],
+        dependencies=_dependencies(modules),
+        plugins=[SQLAlchemyPlugin(config=db.plugin_config())],
+        exception_handlers=EXCEPTION_HANDLERS,
+        on_startup=[startup],
+        on_shutdown=[shutdown],
+        openapi_config=OpenAPIConfig(
+            title="Parley", version="0.1.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]
+        ),
+        state=State({"ctx": ctx}),
+        debug=False,
+    )
+    asgi = socketio.ASGIApp(server, other_asgi_app=litestar, socketio_path="socket.io")
+    return ParleyApp(context=ctx, litestar=litestar, asgi=asgi)

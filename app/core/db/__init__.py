@@ -1,0 +1,7 @@
+"""Database engine, base model and the unit of work used outside HTTP requests."""
+
+from app.core.db.base import Base, DatabaseClockMixin, utc_now
+from app.core.db.engine import Database
+from app.core.db.unit_of_work import UnitOfWork
+
+__all__ = ["Base", "Database", "DatabaseClockMixin", "UnitOfWork", "utc_now"]

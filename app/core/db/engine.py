@@ -1,0 +1,80 @@
+"""Engine and session factory for SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import AsyncSessionConfig, SQLAlchemyAsyncConfig
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.config.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA synchronous=NORMAL",
+)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling is switched off so that SQLAlchemy's BEGIN (below)
+    # is the one that counts; BEGIN IMMEDIATE takes the write lock up front, so concurrent
+    # writers queue on busy_timeout instead of failing a lock upgrade.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    if settings.is_sqlite:
+        engine = create_async_engine(
+            settings.database_url,
+            echo=settings.database_echo,
+            connect_args={"timeout": 30},
+        )
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+        return engine
+    return create_async_engine(
+        settings.database_url,
+        echo=settings.database_echo,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+    )
+
+
+class Database:
+    """Owns the engine; hands out sessions to requests (via the plugin config) and units of work."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_engine(settings)
+        self.session_maker = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)
+
+    def plugin_config(self) -> SQLAlchemyAsyncConfig:
+        """advanced-alchemy's Litestar config over this engine; requests get `db_session`."""
+        return SQLAlchemyAsyncConfig(
+            engine_instance=self.engine,
+            session_config=AsyncSessionConfig(expire_on_commit=False),
+            session_dependency_key="db_session",
+            create_all=False,
+        )
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,38 @@
+"""The JSON envelope of every `/api` answer: `{success, data, message, error, timestamp}`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+
+class ErrorInfo(msgspec.Struct):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class Envelope(msgspec.Struct, Generic[T]):
+    success: bool
+    data: T | None
+    message: str
+    error: ErrorInfo | None
+    timestamp: dt.datetime
+
+
+def ok(data: T, message: str = "OK") -> Envelope[T]:
+    return Envelope(success=True, data=data, message=message, error=None, timestamp=dt.datetime.now(dt.UTC))
+
+
+def failure(code: str, message: str, details: dict[str, Any] | None = None) -> Envelope[None]:
+    return Envelope(
+        success=False,
+        data=None,
+        message=message,
+        error=ErrorInfo(code, message, details),
+        timestamp=dt.datetime.now(dt.UTC),
+    )

@@ -1,0 +1,39 @@
+"""Prometheus metrics of one app instance (a registry of its own, so several apps can coexist)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.sockets_connected = Gauge(
+            "parley_sockets_connected", "Sockets connected to this node", registry=self.registry
+        )
+        self.events_in = Counter(
+            "parley_socket_events_in_total", "Client events received", ["event"], registry=self.registry
+        )
+        self.events_out = Counter(
+            "parley_socket_events_out_total", "Server events emitted", ["event"], registry=self.registry
+        )
+        self.handler_latency = Histogram(
+            "parley_socket_handler_seconds",
+            "Socket handler latency",
+            ["event"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.errors = Counter("parley_errors_total", "Errors answered, by code", ["code"], registry=self.registry)
+        self.messages_stored = Counter(
+            "parley_messages_stored_total", "Chat messages stored", registry=self.registry
+        )
+        self.sync_recoveries = Counter(
+            "parley_sync_recoveries_total", "chat:sync answers, by outcome", ["recovered"], registry=self.registry
+        )
+        self.http_requests = Counter(
+            "parley_http_requests_total", "HTTP requests", ["method", "status"], registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

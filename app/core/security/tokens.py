@@ -1,0 +1,86 @@
+"""JWT access tokens: issue with the configured key, verify with only the configured algorithm."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from app.config.settings import JwtSettings
+from app.core.errors import AppError, ErrorCode
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """What a verified token says: who (`sub`), which session (`sid`, absent for external issuers)."""
+
+    subject: str
+    session_id: str | None
+    expires_at: dt.datetime
+    raw: dict[str, Any]
+
+
+class TokenCodec:
+    def __init__(self, settings: JwtSettings) -> None:
+        self.settings = settings
+        if settings.algorithm == "HS256":
+            self._signing_key: Any = settings.secret
+            self._verifying_key: Any = settings.secret
+        else:
+            self._verifying_key = Path(settings.public_key_file or "").read_bytes()
+            self._signing_key = (
+                Path(settings.private_key_file).read_bytes() if settings.private_key_file else None
+            )
+
+    @property
+    def can_issue(self) -> bool:
+        return self._signing_key is not None
+
+    def issue(self, subject: str, session_id: str, ttl: int | None = None) -> tuple[str, dt.datetime]:
+        if not self.can_issue:
+            raise AppError(ErrorCode.UNAVAILABLE, "This server only verifies tokens; it has no signing key")
+        now = dt.datetime.now(dt.UTC)
+        expires_at = now + dt.timedelta(seconds=ttl if ttl is not None else self.settings.access_ttl)
+        claims: dict[str, Any] = {
+            "sub": subject,
+            "sid": session_id,
+            "iat": now,
+            "exp": expires_at,
+            "jti": uuid.uuid4().hex,
+        }
+        if self.settings.issuer:
+            claims["iss"] = self.settings.issuer
+        if self.settings.audience:
+            claims["aud"] = self.settings.audience
+        token = jwt.encode(claims, self._signing_key, algorithm=self.settings.algorithm)
+        return token, expires_at.replace(microsecond=0)
+
+    def verify(self, token: str) -> AccessClaims:
+        """Decode and check a token; raise `AppError` UNAUTHORIZED or TOKEN_EXPIRED."""
+        required = ["exp", "sub"]
+        options: dict[str, Any] = {"require": required, "verify_aud": bool(self.settings.audience)}
+        try:
+            claims = jwt.decode(
+                token,
+                self._verifying_key,
+                algorithms=[self.settings.algorithm],
+                issuer=self.settings.issuer,
+                audience=self.settings.audience,
+                options=options,
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError:
+            raise AppError(ErrorCode.TOKEN_EXPIRED, "Token has expired") from None
+        except jwt.PyJWTError:
+            raise AppError(ErrorCode.UNAUTHORIZED, "Invalid token") from None
+        subject, session_id = claims.get("sub"), claims.get("sid")
+        if not isinstance(subject, str) or not subject or len(subject) > 255:
+            raise AppError(ErrorCode.UNAUTHORIZED, "Invalid token subject")
+        if session_id is not None and not isinstance(session_id, str):
+            raise AppError(ErrorCode.UNAUTHORIZED, "Invalid token session")
+        expires_at = dt.datetime.fromtimestamp(int(claims["exp"]), tz=dt.UTC)
+        return AccessClaims(subject=subject, session_id=session_id, expires_at=expires_at, raw=claims)

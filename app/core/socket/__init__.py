@@ -1,0 +1,15 @@
+"""The Socket.IO gateway: decorated handlers, acks, rooms and cross-node operations."""
+
+from app.core.socket.context import SocketContext
+from app.core.socket.decorators import ServerEvent, server_event, ws_event, ws_payload, ws_response
+from app.core.socket.gateway import Gateway
+
+__all__ = [
+    "Gateway",
+    "ServerEvent",
+    "SocketContext",
+    "server_event",
+    "ws_event",
+    "ws_payload",
+    "ws_response",
+]

@@ -1,0 +1,44 @@
+"""Who a socket is, and what a handler may do with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from app.core.security.identity import Identity
+
+if TYPE_CHECKING:
+    from app.core.context import AppContext
+    from app.core.socket.decorators import ServerEvent
+    from app.core.socket.hub import SocketHub
+
+
+@dataclass(frozen=True, slots=True)
+class SocketContext:
+    """Handed to every handler: the socket, its identity and helpers bound to it."""
+
+    sid: str
+    identity: Identity
+    app: AppContext
+    hub: SocketHub
+
+    @property
+    def user_id(self) -> str:
+        return self.identity.user_id
+
+    @property
+    def session_id(self) -> str | None:
+        return self.identity.session_id
+
+    async def emit(self, event: ServerEvent, payload: Any, *, room: str | None = None, skip_self: bool = False) -> None:
+        """Emit a declared server event to a room (default: this socket)."""
+        await self.hub.emit(event, payload, room=room or self.sid, skip_sid=self.sid if skip_self else None)
+
+    async def join(self, room: str) -> None:
+        await self.hub.join(self.sid, room)
+
+    async def leave(self, room: str) -> None:
+        await self.hub.leave(self.sid, room)
+
+    def rooms(self) -> list[str]:
+        return self.hub.rooms_of(self.sid)

@@ -1,0 +1,188 @@
+"""From a decoded event to an answer: validate, limit, inject, run, ack (or `exception`)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+
+from app.config.settings import RateLimitSettings
+from app.core.db import UnitOfWork
+from app.core.errors import AppError, ErrorCode
+from app.core.socket.context import SocketContext
+from app.core.socket.gateway import BoundHandler
+from app.core.socket.hub import LocalSocket, SocketHub
+from app.core.socket.protocol import AckError, AckOk, ExceptionEvent
+
+if TYPE_CHECKING:
+    from app.core.context import AppContext
+
+logger = logging.getLogger(__name__)
+
+Answer = Callable[[Any], Awaitable[None]]
+_FIELD = re.compile(r"at `\$\.?([^`]*)`|field `([^`]+)`")
+QUEUE_FACTOR = 4
+
+
+def validation_failure(exc: msgspec.ValidationError) -> AppError:
+    """VALIDATION_ERROR naming the offending field, from msgspec's message."""
+    text = str(exc)
+    found = _FIELD.findall(text)
+    path = next((a or b for a, b in reversed(found) if a or b), "payload")
+    field = path.replace("[", ".").replace("]", "").strip(".") or "payload"
+    return AppError(ErrorCode.VALIDATION_ERROR, text, {"field": field})
+
+
+@dataclass(frozen=True, slots=True)
+class Resolver:
+    name: str
+    kind: str
+    type: type[Any]
+
+
+def resolvers_for(handler: BoundHandler) -> tuple[Resolver, ...]:
+    resolved = []
+    for name, annotation in handler.parameters:
+        if annotation is SocketContext:
+            kind = "context"
+        elif handler.spec.payload is not None and annotation is handler.spec.payload:
+            kind = "payload"
+        elif annotation is UnitOfWork:
+            kind = "uow"
+        elif isinstance(annotation, type) and issubclass(annotation, SQLAlchemyAsyncRepositoryService):
+            kind = "service"
+        else:
+            kind = "provider"
+        resolved.append(Resolver(name, kind, annotation))
+    return tuple(resolved)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        app: AppContext,
+        hub: SocketHub,
+        handlers: list[BoundHandler],
+        rate_limits: RateLimitSettings,
+        max_concurrent: int,
+    ) -> None:
+        self.app = app
+        self.hub = hub
+        self.handlers = {h.spec.name: h for h in handlers}
+        self.resolvers = {h.spec.name: resolvers_for(h) for h in handlers}
+        self.rate_limits = rate_limits
+        self.max_concurrent = max(1, max_concurrent)
+
+    def check_providers(self) -> None:
+        """Fail at start-up, not at the first event, if a handler depends on something nobody provides."""
+        for resolvers in self.resolvers.values():
+            for resolver in resolvers:
+                if resolver.kind == "provider":
+                    self.app.get(resolver.type)
+
+    async def dispatch(self, sock: LocalSocket, event: str, args: list[Any], answer: Answer | None) -> None:
+        started = time.perf_counter()
+        self.hub.metrics.events_in.labels(event if event in self.handlers else "unknown").inc()
+        try:
+            result = await self._run(sock, event, args)
+        except AppError as error:
+            await self._fail(sock, event, error, answer)
+        except Exception:
+            logger.exception(
+                "handler of %s failed", event, extra={"sid": sock.sid, "user_id": sock.identity.user_id}
+            )
+            await self._fail(sock, event, AppError(ErrorCode.INTERNAL, "Internal server error"), answer)
+        else:
+            if answer is not None:
+                await answer(AckOk(ok=True, data=result if result is not None else {}))
+        finally:
+            if event in self.handlers:
+                self.hub.metrics.handler_latency.labels(event).observe(time.perf_counter() - started)
+
+    async def _fail(self, sock: LocalSocket, event: str, error: AppError, answer: Answer | None) -> None:
+        handler = self.handlers.get(event)
+        error.rollback = error.rollback or (handler is not None and handler.spec.optimistic)
+        self.hub.metrics.errors.labels(error.code.value).inc()
+        if answer is not None:
+            await answer(AckError.of(error))
+        elif sock.sid in self.hub.local:
+            await self.hub.emit_raw("exception", ExceptionEvent(event, error.code.value, error.message), room=sock.sid)
+
+    async def _run(self, sock: LocalSocket, event: str, args: list[Any]) -> Any:
+        handler = self.handlers.get(event)
+        if handler is None:
+            raise AppError(ErrorCode.NOT_FOUND, f"Unknown event {event[:100]!r}")
+        self._take_token(sock, handler.spec.rate_limit)
+        payload = self._decode(handler, args)
+        if sock.waiting >= self.max_concurrent * QUEUE_FACTOR:
+            raise AppError(ErrorCode.RATE_LIMITED, "Too many events in flight on this socket")
+        sock.waiting += 1
+        try:
+            await sock.slots.acquire()
+        finally:
+            sock.waiting -= 1
+        try:
+            return await self._invoke(sock, handler, payload)
+        finally:
+            sock.slots.release()
+
+    def _take_token(self, sock: LocalSocket, bucket: str) -> None:
+        if not self.rate_limits.enabled:
+            return
+        limit = self.rate_limits.for_class(bucket)
+        now = time.monotonic()
+        tokens, stamp = sock.buckets.get(bucket, (float(limit.capacity), now))
+        tokens = min(float(limit.capacity), tokens + (now - stamp) * limit.refill_per_second)
+        if tokens < 1.0:
+            sock.buckets[bucket] = (tokens, now)
+            retry_after = (1.0 - tokens) / limit.refill_per_second
+            raise AppError(
+                ErrorCode.RATE_LIMITED,
+                f"Too many {bucket} events; retry in {retry_after:.2f}s",
+                {"retry_after": round(retry_after, 3), "limit": str(limit)},
+            )
+        sock.buckets[bucket] = (tokens - 1.0, now)
+
+    @staticmethod
+    def _decode(handler: BoundHandler, args: list[Any]) -> Any:
+        struct = handler.spec.payload
+        if struct is None:
+            return None
+        if len(args) != 1:
+            raise AppError(
+                ErrorCode.VALIDATION_ERROR,
+                "payload: expected exactly one object",
+                {"field": "payload"},
+            )
+        try:
+            return msgspec.convert(args[0], struct)
+        except msgspec.ValidationError as exc:
+            raise validation_failure(exc) from None
+
+    async def _invoke(self, sock: LocalSocket, handler: BoundHandler, payload: Any) -> Any:
+        if sock.sid not in self.hub.local:
+            raise AppError(ErrorCode.UNAUTHORIZED, "Socket is disconnected")
+        context = SocketContext(sock.sid, sock.identity, self.app, self.hub)
+        async with UnitOfWork(self.app.db) as uow:
+            kwargs: dict[str, Any] = {}
+            for resolver in self.resolvers[handler.spec.name]:
+                if resolver.kind == "context":
+                    kwargs[resolver.name] = context
+                elif resolver.kind == "payload":
+                    kwargs[resolver.name] = payload
+                elif resolver.kind == "uow":
+                    kwargs[resolver.name] = uow
+                elif resolver.kind == "service":
+                    kwargs[resolver.name] = uow.service(resolver.type)
+                else:
+                    kwargs[resolver.name] = self.app.get(resolver.type)
+            try:
+                return await handler.call(**kwargs)
+            except msgspec.ValidationError as exc:
+                raise validation_failure(exc) from None

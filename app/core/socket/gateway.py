@@ -1,0 +1,82 @@
+"""Gateways: classes whose decorated methods handle socket events (NestJS `@WebSocketGateway`)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, get_type_hints
+
+from app.core.socket.decorators import SPEC_ATTRIBUTE, EventSpec, GatewayDefinitionError, ServerEvent, check_event_spec
+
+if TYPE_CHECKING:
+    from app.core.context import AppContext
+
+
+class Gateway:
+    """Subclass, decorate methods with `@ws_event`, `@ws_payload`, `@ws_response`; list emitted events.
+
+    Every public coroutine method must be a decorated handler: an undocumented handler is a
+    definition error, raised when the class is created.
+    """
+
+    emits: ClassVar[tuple[ServerEvent, ...]] = ()
+    handlers: ClassVar[dict[str, EventSpec]] = {}
+
+    def __init__(self, app: AppContext) -> None:
+        self.app = app
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[str, EventSpec] = {}
+        for attribute, value in vars(cls).items():
+            spec: EventSpec | None = getattr(value, SPEC_ATTRIBUTE, None)
+            where = f"{cls.__qualname__}.{attribute}"
+            if spec is None:
+                if inspect.iscoroutinefunction(value) and not attribute.startswith("_"):
+                    raise GatewayDefinitionError(f"{where}: public coroutine without @ws_event")
+                continue
+            if not inspect.iscoroutinefunction(value):
+                raise GatewayDefinitionError(f"{where}: a handler must be `async def`")
+            check_event_spec(where, spec)
+            handlers[attribute] = spec
+        for event in cls.emits:
+            if not isinstance(event, ServerEvent):
+                raise GatewayDefinitionError(f"{cls.__qualname__}.emits: {event!r} is not a ServerEvent")
+        cls.handlers = handlers
+
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class BoundHandler:
+    """A handler ready to call: its spec and how to fill each parameter."""
+
+    spec: EventSpec
+    call: Handler
+    parameters: tuple[tuple[str, type[Any]], ...]
+    gateway: str
+
+
+def bind_handlers(gateway: Gateway) -> list[BoundHandler]:
+    """Resolve each handler's parameter types once, when the app is built."""
+    bound: list[BoundHandler] = []
+    for attribute, spec in type(gateway).handlers.items():
+        method = getattr(gateway, attribute)
+        try:
+            hints = get_type_hints(method)
+        except NameError as exc:
+            raise GatewayDefinitionError(
+                f"{type(gateway).__qualname__}.{attribute}: cannot resolve a parameter type ({exc})"
+            ) from None
+        parameters = tuple(
+            (name, hints[name]) for name in inspect.signature(method).parameters if name in hints
+        )
+        missing = [name for name in inspect.signature(method).parameters if name not in hints]
+        if missing:
+            raise GatewayDefinitionError(
+                f"{type(gateway).__qualname__}.{attribute}: parameters {missing} need type annotations"
+            )
+        bound.append(BoundHandler(spec, method, parameters, type(gateway).__qualname__))
+    return bound

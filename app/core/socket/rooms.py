@@ -1,0 +1,69 @@
+"""Room names and who may join them: one authorization hook per prefix."""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+from app.core.errors import AppError, ErrorCode
+from app.core.socket.protocol import ROOM_NAME_MAX
+
+ROOM_PATTERN = re.compile(r"^([a-z][a-z0-9_-]*:)[A-Za-z0-9_.:@-]+$")
+
+
+class RoomHook(Protocol):
+    async def can_join(self, user_id: str, room: str) -> bool: ...
+
+
+class OwnIdHook:
+    """`user:{id}`: only the user themself."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    async def can_join(self, user_id: str, room: str) -> bool:
+        return room == f"{self.prefix}{user_id}"
+
+
+class AnyoneHook:
+    """`broadcast:…`: any authenticated user."""
+
+    async def can_join(self, user_id: str, room: str) -> bool:
+        return True
+
+
+def room_prefix(room: str) -> str:
+    """The `prefix:` of a well-formed room name; VALIDATION_ERROR otherwise."""
+    match = ROOM_PATTERN.match(room) if len(room) <= ROOM_NAME_MAX else None
+    if match is None:
+        raise AppError(
+            ErrorCode.VALIDATION_ERROR,
+            f"room: expected `prefix:id` of at most {ROOM_NAME_MAX} characters",
+            {"field": "room"},
+        )
+    return match.group(1)
+
+
+class RoomManager:
+    def __init__(self) -> None:
+        self._hooks: dict[str, RoomHook] = {}
+
+    def register_auth_hook(self, prefix: str, hook: RoomHook) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*:", prefix):
+            raise ValueError(f"room prefix {prefix!r} must look like `name:`")
+        if prefix in self._hooks:
+            raise ValueError(f"room prefix {prefix!r} already has a hook")
+        self._hooks[prefix] = hook
+
+    @property
+    def prefixes(self) -> list[str]:
+        return sorted(self._hooks)
+
+    async def authorize(self, user_id: str, room: str) -> None:
+        """Raise VALIDATION_ERROR for a malformed name, FORBIDDEN if no hook admits the user."""
+        prefix = room_prefix(room)
+        hook = self._hooks.get(prefix)
+        if hook is None:
+            raise AppError(ErrorCode.FORBIDDEN, f"No one may join rooms of prefix {prefix!r}")
+        if not await hook.can_join(user_id, room):
+            raise AppError(ErrorCode.FORBIDDEN, f"You may not join {room}")

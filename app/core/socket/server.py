@@ -1,0 +1,197 @@
+"""python-socketio's AsyncServer, hardened at the packet boundary.
+
+Every inbound packet is treated as hostile: after the handshake no packet may change who the socket
+is (a second CONNECT is dropped), malformed packets are counted and logged once without a traceback,
+oversized ones are answered `PAYLOAD_TOO_LARGE` while the socket stays up, and events go to the
+runtime's dispatcher, which always answers (ack or `exception` event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+import socketio
+from socketio import packet
+
+from app.config.settings import SocketSettings
+from app.core.socket import json as socket_json
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "/"
+MAX_MALFORMED_PACKETS = 5
+# `2[/namespace,][ack id]["event", …` — enough of an oversized packet to answer it.
+_EVENT_HEAD = re.compile(r'^2(?:/[^,]*,)?(\d*)\["([^"\\]{1,100})"')
+
+
+class EventSink(Protocol):
+    """What the server hands decoded traffic to (the socket runtime)."""
+
+    def authenticate(self, sid: str, environ: dict[str, Any], auth: Any) -> Awaitable[None]: ...
+
+    def connected(self, sid: str) -> Awaitable[None]: ...
+
+    def disconnected(self, sid: str, reason: str) -> Awaitable[None]: ...
+
+    def event(self, sid: str, eio_sid: str, event: str, args: list[Any], ack_id: int | None) -> Awaitable[None]: ...
+
+    def oversized(self, sid: str, eio_sid: str, event: str, ack_id: int | None, size: int) -> Awaitable[None]: ...
+
+
+def origin_checker(allowed: tuple[str, ...]) -> Any:
+    """An explicit allowlist; with none configured, only the Host the request was sent to.
+
+    Forwarded headers are never consulted, so a proxy header cannot widen the list.
+    """
+    allowed_set = {origin.rstrip("/") for origin in allowed}
+
+    def check(origin: str, environ: dict[str, Any]) -> bool:
+        if allowed_set:
+            return "*" in allowed_set or origin.rstrip("/") in allowed_set
+        host = environ.get("HTTP_HOST", "")
+        scheme = environ.get("wsgi.url_scheme", "http")
+        return origin.rstrip("/") == f"{scheme}://{host}"
+
+    return check
+
+
+class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
+    def __init__(self, settings: SocketSettings, client_manager: Any) -> None:
+        super().__init__(
+            client_manager=client_manager,
+            async_mode="asgi",
+            json=socket_json,
+            namespaces=[NAMESPACE],
+            cors_allowed_origins=origin_checker(settings.cors_origins),
+            # The transport's hard cap sits above the protocol limit, so an event a little too
+            # large is answered PAYLOAD_TOO_LARGE instead of closing the connection.
+            max_http_buffer_size=settings.max_payload_bytes * 2 + 1024,
+            ping_interval=settings.ping_interval,
+            ping_timeout=settings.ping_timeout,
+            transports=["polling", "websocket"],
+            logger=False,
+            engineio_logger=False,
+        )
+        self.settings = settings
+        self.sink: EventSink | None = None
+        self._malformed: dict[str, int] = {}
+        self._join_deadlines: dict[str, asyncio.TimerHandle] = {}
+        self.on("connect", self._on_connect)
+        self.on("disconnect", self._on_disconnect)
+
+    def attach_sink(self, sink: EventSink) -> None:
+        self.sink = sink
+
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        assert self.sink is not None
+        await self.sink.authenticate(sid, environ, auth)
+
+    async def _on_disconnect(self, sid: str, reason: str = "") -> None:
+        assert self.sink is not None
+        await self.sink.disconnected(sid, str(reason))
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        """A transport must join the namespace within the connect timeout, or it is closed."""
+        result = await super()._handle_eio_connect(eio_sid, environ)
+        loop = asyncio.get_running_loop()
+        self._join_deadlines[eio_sid] = loop.call_later(
+            self.settings.connect_timeout, self._close_if_not_joined, eio_sid
+        )
+        return result
+
+    def _close_if_not_joined(self, eio_sid: str) -> None:
+        self._join_deadlines.pop(eio_sid, None)
+        if self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is None:
+            logger.info("closing transport %s: it never joined the namespace", eio_sid)
+            self.start_background_task(self.eio.disconnect, eio_sid)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        deadline = self._join_deadlines.pop(eio_sid, None)
+        if deadline is not None:
+            deadline.cancel()
+        self._malformed.pop(eio_sid, None)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
+    async def _handle_connect(self, eio_sid: str, namespace: str, data: Any) -> None:
+        namespace = namespace or NAMESPACE
+        if self.manager.sid_from_eio_sid(eio_sid, namespace) is not None:
+            await self._malformed_packet(eio_sid, "CONNECT on an already connected namespace")
+            return
+        await super()._handle_connect(eio_sid, namespace, data)
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is not None and self.manager.is_connected(sid, namespace) and self.sink is not None:
+            deadline = self._join_deadlines.pop(eio_sid, None)
+            if deadline is not None:
+                deadline.cancel()
+            await self.sink.connected(sid)
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        """Decode one packet defensively and route it; never let a client raise out of here."""
+        if isinstance(data, bytes):
+            await self._malformed_packet(eio_sid, "binary packets are not part of this protocol")
+            return
+        if len(data) > self.settings.max_payload_bytes:
+            await self._oversized(eio_sid, data)
+            return
+        try:
+            pkt = self.packet_class(encoded_packet=data)
+        except Exception:  # noqa: BLE001 - any decode failure is the client's fault
+            await self._malformed_packet(eio_sid, "undecodable packet")
+            return
+        kind = pkt.packet_type
+        if kind == packet.CONNECT:
+            await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+        elif kind == packet.DISCONNECT:
+            await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+        elif kind == packet.EVENT:
+            await self._route_event(eio_sid, pkt)
+        elif kind == packet.ACK:
+            await self._route_ack(eio_sid, pkt)
+        else:
+            await self._malformed_packet(eio_sid, f"unexpected packet type {kind}")
+
+    async def _route_event(self, eio_sid: str, pkt: Any) -> None:
+        sid = self.manager.sid_from_eio_sid(eio_sid, pkt.namespace or NAMESPACE)
+        if sid is None or not self.manager.is_connected(sid, NAMESPACE):
+            await self._malformed_packet(eio_sid, "event before the namespace handshake")
+            return
+        if not isinstance(pkt.data, list) or not pkt.data or not isinstance(pkt.data[0], str):
+            await self._malformed_packet(eio_sid, "event without a name")
+            return
+        assert self.sink is not None
+        await self.sink.event(sid, eio_sid, pkt.data[0], pkt.data[1:], pkt.id)
+
+    async def _route_ack(self, eio_sid: str, pkt: Any) -> None:
+        sid = self.manager.sid_from_eio_sid(eio_sid, pkt.namespace or NAMESPACE)
+        if sid is None or pkt.id not in self.manager.callbacks.get(sid, {}):
+            await self._malformed_packet(eio_sid, "ack for nothing that was asked")
+            return
+        await self.manager.trigger_callback(sid, pkt.id, pkt.data)
+
+    async def _oversized(self, eio_sid: str, data: str) -> None:
+        sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        if sid is None or self.sink is None:
+            await self._malformed_packet(eio_sid, "oversized packet before the handshake")
+            return
+        match = _EVENT_HEAD.match(data[:200])
+        ack_id = int(match.group(1)) if match and match.group(1) else None
+        event = match.group(2) if match else "unknown"
+        await self.sink.oversized(sid, eio_sid, event, ack_id, len(data))
+
+    async def _malformed_packet(self, eio_sid: str, why: str) -> None:
+        """Log the first offence of a transport; close it after a few."""
+        count = self._malformed.get(eio_sid, 0) + 1
+        self._malformed[eio_sid] = count
+        if count == 1:
+            logger.warning("dropped a packet from %s: %s", eio_sid, why)
+        if count >= MAX_MALFORMED_PACKETS:
+            logger.warning("closing %s after %d malformed packets", eio_sid, count)
+            self._malformed.pop(eio_sid, None)
+            await self.eio.disconnect(eio_sid)
+
+    async def send_ack(self, eio_sid: str, ack_id: int, data: Any) -> None:
+        await self._send_packet(eio_sid, self.packet_class(packet.ACK, namespace=NAMESPACE, id=ack_id, data=[data]))

@@ -1,0 +1,80 @@
+"""How many sockets each user has, on which node, and which nodes are alive.
+
+Each node counts its own sockets per user in a shared hash (`sockets:{user}` → node → count) and
+heartbeats `node:{id}` with a TTL; counts of a node whose heartbeat lapsed are ignored, and the
+survivors can sweep them (see `dead_nodes`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from app.core.state import StateBackend
+
+logger = logging.getLogger(__name__)
+
+
+class ConnectionTracker:
+    def __init__(self, state: StateBackend, node_id: str, ttl: float) -> None:
+        self.state = state
+        self.node_id = node_id
+        self.ttl = ttl
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def _user_key(user_id: str) -> str:
+        return f"sockets:{user_id}"
+
+    async def start(self) -> None:
+        await self.beat()
+        await self.state.set_add("nodes", self.node_id)
+        self._heartbeat = asyncio.create_task(self._beat_forever(), name="parley-node-heartbeat")
+
+    async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        with contextlib.suppress(Exception):
+            await self.state.delete(f"node:{self.node_id}")
+            await self.state.set_remove("nodes", self.node_id)
+
+    async def beat(self) -> None:
+        await self.state.set(f"node:{self.node_id}", b"1", ttl=self.ttl)
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                await self.beat()
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the state layer logs the cause
+                logger.warning("node heartbeat failed; retrying")
+
+    async def add(self, user_id: str) -> int:
+        """Count a new socket of `user_id` on this node; return the user's live total."""
+        await self.state.hash_incr(self._user_key(user_id), self.node_id, 1)
+        return await self.count(user_id)
+
+    async def remove(self, user_id: str) -> int:
+        await self.state.hash_incr(self._user_key(user_id), self.node_id, -1)
+        return await self.count(user_id)
+
+    async def count(self, user_id: str) -> int:
+        per_node = await self.state.hash_get_all(self._user_key(user_id))
+        if not per_node:
+            return 0
+        nodes = list(per_node)
+        alive = await self.state.get_many([f"node:{node}" for node in nodes])
+        return sum(per_node[node] for node, beat in zip(nodes, alive, strict=True) if beat is not None)
+
+    async def dead_nodes(self) -> list[str]:
+        nodes = sorted(await self.state.set_members("nodes"))
+        alive = await self.state.get_many([f"node:{node}" for node in nodes])
+        return [node for node, beat in zip(nodes, alive, strict=True) if beat is None]
+
+    async def forget_node(self, node_id: str, user_ids: list[str]) -> None:
+        for user_id in user_ids:
+            await self.state.hash_delete(self._user_key(user_id), node_id)
+        await self.state.set_remove("nodes", node_id)

@@ -1,0 +1,12 @@
+"""Import every module's models so that migrations and metadata see all tables."""
+
+from __future__ import annotations
+
+import importlib
+
+MODEL_MODULES = ("app.modules.accounts.models",)
+
+
+def load_models() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)

@@ -1,0 +1,12 @@
+"""The modules that make up Parley. Adding a module is one line here."""
+
+from app.core.module import Module
+from app.modules.accounts.module import accounts_module
+from app.modules.health.module import health_module
+from app.modules.realtime.module import realtime_module
+
+MODULES: tuple[Module, ...] = (
+    health_module,
+    accounts_module,
+    realtime_module,
+)

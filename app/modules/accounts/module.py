@@ -1,0 +1,33 @@
+"""Accounts: users, login sessions, tokens; provides the app's Authenticator."""
+
+from __future__ import annotations
+
+from app.core.context import AppContext
+from app.core.module import Module
+from app.core.security.identity import Authenticator
+from app.modules.accounts.auth import AccountsAuthenticator, AuthFlows
+from app.modules.accounts.controller import AdminUsersController, AuthController
+from app.modules.accounts.deps import DEPENDENCIES
+from app.modules.accounts.guards import session_hook
+from app.modules.accounts.sessions import SessionStore
+
+
+def _sessions(ctx: AppContext) -> SessionStore:
+    return SessionStore(ctx.state, ctx.settings.jwt.refresh_ttl)
+
+
+def _authenticator(ctx: AppContext) -> AccountsAuthenticator:
+    return AccountsAuthenticator(ctx, ctx.get(SessionStore))
+
+
+def _flows(ctx: AppContext) -> AuthFlows:
+    return AuthFlows(ctx, ctx.get(SessionStore))
+
+
+accounts_module = Module(
+    name="accounts",
+    controllers=[AuthController, AdminUsersController],
+    dependencies=DEPENDENCIES,
+    providers={SessionStore: _sessions, Authenticator: _authenticator, AuthFlows: _flows},
+    room_hooks={"session:": session_hook},
+)

@@ -1,0 +1,135 @@
+"""Accounts: users (a repository service that owns its queries) and authentication."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+
+from app.core.db import utc_now
+from app.core.errors import AppError, ErrorCode
+from app.modules.accounts.models import USERNAME_MAX, User
+
+EXTERNAL_NAMESPACE = uuid.UUID("5b3c2f7e-2d7a-4d55-9a53-7f0f0e5b7c11")
+_hasher = PasswordHasher()
+# Verified against when the user does not exist, so both failures take the same time.
+_DUMMY_HASH = _hasher.hash("parley-no-such-user")
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    def check() -> bool:
+        try:
+            return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(check)
+
+
+class UserService(SQLAlchemyAsyncRepositoryService[User]):
+    class Repo(SQLAlchemyAsyncRepository[User]):
+        model_type = User
+
+    repository_type = Repo
+
+    async def by_username(self, username: str) -> User | None:
+        statement = select(User).where(func.lower(User.username) == username.lower())
+        return (await self.repository.session.execute(statement)).scalar_one_or_none()
+
+    async def by_id(self, user_id: str) -> User | None:
+        try:
+            key = uuid.UUID(user_id)
+        except ValueError:
+            return None
+        return await self.repository.session.get(User, key)
+
+    async def register(self, username: str, password: str, display_name: str | None, *, is_admin: bool = False) -> User:
+        if await self.by_username(username) is not None:
+            raise AppError(ErrorCode.CONFLICT, "That username is taken", {"field": "username"})
+        user = User(
+            username=username,
+            display_name=display_name or username,
+            password_hash=await hash_password(password),
+            is_admin=is_admin,
+        )
+        self.repository.session.add(user)
+        try:
+            await self.repository.session.commit()
+        except IntegrityError:
+            await self.repository.session.rollback()
+            raise AppError(ErrorCode.CONFLICT, "That username is taken", {"field": "username"}) from None
+        await self.repository.session.refresh(user)
+        return user
+
+    async def authenticate_password(self, username: str, password: str) -> User:
+        """The user, or one UNAUTHORIZED for unknown user and wrong password alike."""
+        user = await self.by_username(username)
+        if not await verify_password(user.password_hash if user else None, password) or user is None:
+            raise AppError(ErrorCode.UNAUTHORIZED, "Wrong username or password")
+        return user
+
+    async def provision_external(self, subject: str, issuer: str | None, claims: dict[str, Any]) -> User:
+        """The user behind an external token's `sub`, created on first sight (idempotent on every node)."""
+        try:
+            user_id = uuid.UUID(subject)
+        except ValueError:
+            user_id = uuid.uuid5(EXTERNAL_NAMESPACE, f"{issuer or ''}|{subject}")
+        existing = await self.repository.session.get(User, user_id)
+        if existing is not None:
+            return existing
+        wanted = str(claims.get("preferred_username") or claims.get("name") or f"user-{user_id.hex[:8]}")
+        base = "".join(ch for ch in wanted if ch.isalnum() or ch in "_.-")[: USERNAME_MAX - 9] or "user"
+        display = str(claims.get("name") or wanted)[:100]
+        for attempt in range(3):
+            username = base if attempt == 0 else f"{base}-{uuid.uuid4().hex[:8]}"
+            if len(username) < 3:
+                username = f"{username}-{user_id.hex[:6]}"
+            inserted = await self._insert_ignore(user_id, username, display, subject)
+            if inserted:
+                break
+            found = await self.repository.session.get(User, user_id)
+            if found is not None:
+                return found
+        await self.repository.session.commit()
+        user = await self.repository.session.get(User, user_id)
+        if user is None:
+            raise AppError(ErrorCode.INTERNAL, "Could not provision the user")
+        return user
+
+    async def _insert_ignore(self, user_id: uuid.UUID, username: str, display: str, subject: str) -> bool:
+        dialect = self.repository.session.bind.dialect.name if self.repository.session.bind else "sqlite"
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        values = {
+            "id": user_id,
+            "username": username,
+            "display_name": display,
+            "external_subject": subject,
+            "is_admin": False,
+        }
+        try:
+            async with self.repository.session.begin_nested():
+                result = await self.repository.session.execute(
+                    insert(User).values(**values).on_conflict_do_nothing(index_elements=["id"])
+                )
+        except IntegrityError:
+            return False
+        return bool(result.rowcount)
+
+    async def touch_last_seen(self, user_id: str) -> None:
+        await self.repository.session.execute(
+            update(User).where(User.id == uuid.UUID(user_id)).values(last_seen_at=utc_now())
+        )
+        await self.repository.session.commit()

@@ -1,0 +1,52 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from litestar import Controller, Response, get
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from app.core.context import AppContext
+
+CHECK_TIMEOUT = 2.0
+
+
+class Health(msgspec.Struct):
+    status: str
+    checks: dict[str, str]
+
+
+async def _check(name: str, probe: asyncio.Future[None] | object) -> tuple[str, str]:
+    try:
+        await asyncio.wait_for(probe, CHECK_TIMEOUT)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the kind is reported
+        return name, f"down: {type(exc).__name__}"
+    return name, "ok"
+
+
+class HealthController(Controller):
+    path = "/"
+    tags = ["operations"]
+    include_in_schema = True
+
+    @get("/health")
+    async def live(self) -> Health:
+        return Health(status="ok", checks={})
+
+    @get("/health/ready")
+    async def ready(self, app_ctx: AppContext) -> Response[Health]:
+        probes = [_check("database", app_ctx.db.ping())]
+        if app_ctx.settings.redis_url:
+            probes.append(_check("redis", app_ctx.state.ping()))
+        checks = dict(await asyncio.gather(*probes))
+        healthy = all(value == "ok" for value in checks.values())
+        return Response(
+            Health(status="ok" if healthy else "unavailable", checks=checks),
+            status_code=HTTP_200_OK if healthy else HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+    @get("/metrics", media_type="text/plain; version=0.0.4")
+    async def metrics(self, app_ctx: AppContext) -> bytes:
+        return app_ctx.metrics.render()

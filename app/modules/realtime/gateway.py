@@ -1,0 +1,108 @@
+"""The gateway's own events: rooms, token refresh, and the protocol events every client sees."""
+
+from __future__ import annotations
+
+from app.core.errors import AppError, ErrorCode
+from app.core.security.identity import Authenticator
+from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_payload, ws_response
+from app.core.socket.protocol import ExceptionEvent, ForceLogout, RoomAck, RoomPayload
+from app.core.socket.rooms import RoomManager
+from app.core.socket.runtime import SocketRuntime
+from app.core.socket.schemas import RefreshAck, RefreshPayload, SessionReady
+
+_USER = "00000000-0000-4000-8000-000000000001"
+
+SESSION_READY = server_event(
+    "session:ready",
+    SessionReady,
+    description="Sent once, right after connect: who you are, your rooms, unread summary, announcements, limits.",
+    category="session",
+    room="the connecting socket",
+    examples=[
+        {
+            "user": {"id": _USER, "username": "alice", "display_name": "Alice"},
+            "session_id": "2f9c1d7e-6a4b-4c1e-9b0a-3e5d7c9a1b2c",
+            "rooms": [f"user:{_USER}", "broadcast:all"],
+            "server_time": "2026-11-22T09:00:00Z",
+            "unread": {"conversations": [], "total": 0},
+            "announcements": [],
+            "limits": {
+                "max_payload_bytes": 65536,
+                "rate_limits": {"default": {"capacity": 30, "per_seconds": 1}},
+                "max_rooms": 500,
+                "typing_ttl": 6,
+                "presence_ttl": 30,
+            },
+        }
+    ],
+)
+FORCE_LOGOUT = server_event(
+    "force_logout",
+    ForceLogout,
+    description="Your session ended (another login, logout, expiry, an admin); the socket is disconnected next.",
+    category="session",
+    room="session:{sessionId} or user:{userId}",
+    examples=[{"reason": "duplicate_login", "message": "You logged in somewhere else"}],
+)
+EXCEPTION = server_event(
+    "exception",
+    ExceptionEvent,
+    description="The failure of an event emitted without an ack callback.",
+    category="session",
+    room="the emitting socket",
+    examples=[{"event": "chat:send", "code": "VALIDATION_ERROR", "message": "body: Expected `str`"}],
+)
+
+
+class RealtimeGateway(Gateway):
+    emits = (SESSION_READY, FORCE_LOGOUT, EXCEPTION)
+
+    @ws_event(
+        "room:join",
+        "Join a room. Its prefix's hook decides (`user:` own id, `session:` own session, "
+        "`broadcast:` anyone, modules add more); an unknown prefix is refused.",
+        category="rooms",
+        examples=[{"room": "broadcast:all"}],
+        errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED],
+    )
+    @ws_payload(RoomPayload)
+    @ws_response("room:join", RoomAck)
+    async def join(self, ctx: SocketContext, payload: RoomPayload, rooms: RoomManager) -> RoomAck:
+        await rooms.authorize(ctx.user_id, payload.room)
+        current = ctx.rooms()
+        if payload.room not in current and len(current) >= self.app.settings.socket.max_rooms:
+            raise AppError(ErrorCode.RATE_LIMITED, f"A socket may be in at most {self.app.settings.socket.max_rooms} rooms")
+        await ctx.join(payload.room)
+        return RoomAck(room=payload.room)
+
+    @ws_event(
+        "room:leave",
+        "Leave a room (leaving one you are not in succeeds too).",
+        category="rooms",
+        examples=[{"room": "broadcast:all"}],
+        errors=[ErrorCode.VALIDATION_ERROR],
+    )
+    @ws_payload(RoomPayload)
+    @ws_response("room:leave", RoomAck)
+    async def leave(self, ctx: SocketContext, payload: RoomPayload) -> RoomAck:
+        await ctx.leave(payload.room)
+        return RoomAck(room=payload.room)
+
+    @ws_event(
+        "auth:refresh",
+        "Hand the socket a fresh access token before the current one expires; it must belong to the "
+        "same user and session. Without it the socket gets `force_logout` (`token_expired`) at expiry.",
+        category="session",
+        examples=[{"token": "eyJhbGciOiJIUzI1NiJ9.e30.signature"}],
+        errors=[ErrorCode.UNAUTHORIZED, ErrorCode.TOKEN_EXPIRED, ErrorCode.SESSION_REVOKED, ErrorCode.FORBIDDEN],
+    )
+    @ws_payload(RefreshPayload)
+    @ws_response("auth:refresh", RefreshAck)
+    async def refresh(
+        self, ctx: SocketContext, payload: RefreshPayload, authenticator: Authenticator, runtime: SocketRuntime
+    ) -> RefreshAck:
+        identity = await authenticator.authenticate(payload.token)
+        if identity.user_id != ctx.user_id or identity.session_id != ctx.session_id:
+            raise AppError(ErrorCode.FORBIDDEN, "The token belongs to another user or session")
+        runtime.refresh(ctx.sid, identity)
+        return RefreshAck(expires_at=identity.expires_at)

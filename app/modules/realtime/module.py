@@ -1,0 +1,27 @@
+"""The realtime module: built-in room hooks, the gateway's own events, and revocation → force_logout."""
+
+from __future__ import annotations
+
+from app.core.context import AppContext
+from app.core.module import Module
+from app.core.security.events import SessionsRevoked
+from app.core.socket.rooms import AnyoneHook, OwnIdHook
+from app.modules.realtime.gateway import RealtimeGateway
+
+
+async def _subscribe_revocations(ctx: AppContext) -> None:
+    async def disconnect_revoked(event: SessionsRevoked) -> None:
+        for session_id in event.session_ids:
+            await ctx.hub.force_logout(f"session:{session_id}", event.reason, event.message)
+        if event.all_sockets:
+            await ctx.hub.force_logout(f"user:{event.user_id}", event.reason, event.message)
+
+    ctx.events.subscribe(SessionsRevoked, disconnect_revoked)
+
+
+realtime_module = Module(
+    name="realtime",
+    gateways=[RealtimeGateway],
+    room_hooks={"user:": lambda _ctx: OwnIdHook("user:"), "broadcast:": lambda _ctx: AnyoneHook()},
+    on_startup=[_subscribe_revocations],
+)
