@@ -39,7 +39,9 @@ def serve(host: str | None, port: int | None, workers: int, migrate: bool) -> No
 
     settings = _settings()
     if workers > 1 and not settings.redis_url:
-        raise click.ClickException("--workers above 1 needs REDIS_URL, so the workers share state and fan-out")
+        raise click.ClickException(
+            "--workers above 1 needs REDIS_URL, so the workers share state and fan-out"
+        )
     if workers > 1 and settings.is_sqlite:
         logger.warning("several workers on SQLite serialize their writes; use PostgreSQL to scale out")
     if migrate:
@@ -96,7 +98,9 @@ def users_create(username: str, password: str, display_name: str | None, admin: 
     from app.modules.accounts.schemas import RegisterIn
 
     try:
-        body = msgspec.convert({"username": username, "password": password, "display_name": display_name}, RegisterIn)
+        body = msgspec.convert(
+            {"username": username, "password": password, "display_name": display_name}, RegisterIn
+        )
     except msgspec.ValidationError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -115,7 +119,9 @@ async def _create_user(settings: Settings, body: object, admin: bool) -> str:
     db = Database(settings)
     try:
         async with UnitOfWork(db) as uow:
-            user = await uow.service(UserService).register(body.username, body.password, body.display_name, is_admin=admin)
+            user = await uow.service(UserService).register(
+                body.username, body.password, body.display_name, is_admin=admin
+            )
             return str(user.id)
     finally:
         await db.dispose()

@@ -113,14 +113,28 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("APP_ENV", "local", _choice("local", "dev", "prod"), "local | dev | prod"),
     Variable("HOST", "127.0.0.1", _parse_str, "interface `parley serve` binds to"),
     Variable("PORT", "8000", _parse_int, "port `parley serve` listens on"),
-    Variable("PUBLIC_URL", "", _parse_optional, "URL clients use to reach this server (docs); default http://HOST:PORT"),
-    Variable("DATABASE_URL", DEFAULT_DATABASE_URL, _parse_str, "SQLite (embedded default) or postgresql+asyncpg://…"),
+    Variable(
+        "PUBLIC_URL",
+        "",
+        _parse_optional,
+        "URL clients use to reach this server (docs); default http://HOST:PORT",
+    ),
+    Variable(
+        "DATABASE_URL",
+        DEFAULT_DATABASE_URL,
+        _parse_str,
+        "SQLite (embedded default) or postgresql+asyncpg://…",
+    ),
     Variable("DATABASE_ECHO", "false", _parse_bool, "log every SQL statement"),
     Variable("REDIS_URL", "", _parse_optional, "empty: state and fan-out in process; redis://… to scale out"),
-    Variable("REDIS_PREFIX", "parley:", _parse_str, "prefix of every Redis key and channel of this deployment"),
+    Variable(
+        "REDIS_PREFIX", "parley:", _parse_str, "prefix of every Redis key and channel of this deployment"
+    ),
     Variable("JWT_ALGORITHM", "HS256", _choice("HS256", "RS256", "ES256"), "the only algorithm accepted"),
     Variable("JWT_SECRET", DEFAULT_JWT_SECRET, _parse_str, "HS256 secret; must be changed for prod"),
-    Variable("JWT_PRIVATE_KEY_FILE", "", _parse_optional, "PEM private key (RS256/ES256); omit to only verify"),
+    Variable(
+        "JWT_PRIVATE_KEY_FILE", "", _parse_optional, "PEM private key (RS256/ES256); omit to only verify"
+    ),
     Variable("JWT_PUBLIC_KEY_FILE", "", _parse_optional, "PEM public key (RS256/ES256)"),
     Variable("JWT_ISSUER", "", _parse_optional, "`iss` to issue and require; empty: not checked"),
     Variable("JWT_AUDIENCE", "", _parse_optional, "`aud` to issue and require; empty: not checked"),
@@ -133,11 +147,21 @@ VARIABLES: tuple[Variable, ...] = (
         "which older sessions a login revokes",
     ),
     Variable("SOCKET_DEFAULT_ROOMS", "user:{userId},broadcast:all", _parse_csv, "rooms every socket joins"),
-    Variable("SOCKET_CORS_ORIGINS", "", _parse_csv, "allowed browser origins, comma-separated; empty: same origin only"),
+    Variable(
+        "SOCKET_CORS_ORIGINS",
+        "",
+        _parse_csv,
+        "allowed browser origins, comma-separated; empty: same origin only",
+    ),
     Variable("SOCKET_MAX_PAYLOAD_BYTES", "65536", _parse_int, "largest inbound packet, bytes"),
     Variable("SOCKET_PING_INTERVAL", "25", _parse_positive_float, "Engine.IO ping interval, seconds"),
     Variable("SOCKET_PING_TIMEOUT", "20", _parse_positive_float, "Engine.IO ping timeout, seconds"),
-    Variable("SOCKET_CONNECT_TIMEOUT", "10", _parse_positive_float, "seconds a transport may stay without joining `/`"),
+    Variable(
+        "SOCKET_CONNECT_TIMEOUT",
+        "10",
+        _parse_positive_float,
+        "seconds a transport may stay without joining `/`",
+    ),
     Variable("SOCKET_MAX_PER_USER", "20", _parse_int, "sockets one user may hold at once"),
     Variable("SOCKET_MAX_ROOMS", "500", _parse_int, "rooms one socket may be in"),
     Variable("SOCKET_MAX_CONCURRENT_HANDLERS", "8", _parse_int, "handlers running at once per socket"),
@@ -148,8 +172,18 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("RATE_LIMIT_CHAT", "20/1", _parse_rate, "chat:send per socket"),
     Variable("RATE_LIMIT_TYPING", "5/1", _parse_rate, "chat:typing per socket"),
     Variable("RATE_LIMIT_AUTH", "20/60", _parse_rate, "login/register attempts per client address"),
-    Variable("WS_DOCS_ENABLED", "", _parse_optional, "serve /ws-docs; empty: true for local and dev, false for prod"),
-    Variable("BENCH_EVENTS_ENABLED", "false", _parse_bool, "bench-only echo/broadcast events; keep off in production"),
+    Variable(
+        "WS_DOCS_ENABLED",
+        "",
+        _parse_optional,
+        "serve /ws-docs; empty: true for local and dev, false for prod",
+    ),
+    Variable(
+        "BENCH_EVENTS_ENABLED",
+        "false",
+        _parse_bool,
+        "bench-only echo/broadcast events; keep off in production",
+    ),
     Variable("LOG_LEVEL", "INFO", _parse_log_level, "DEBUG | INFO | WARNING | ERROR"),
     Variable("LOG_FORMAT", "text", _choice("text", "json"), "text | json (one object per line)"),
 )
@@ -219,7 +253,9 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+    ) -> Settings:
         """Read, parse and check every variable; raise :class:`SettingsError` naming the first bad one."""
         source: dict[str, str] = {}
         if env_file is not None and Path(env_file).is_file():
@@ -239,7 +275,9 @@ class Settings:
     @classmethod
     def _build(cls, v: Mapping[str, Any]) -> Settings:
         docs_flag = v["WS_DOCS_ENABLED"]
-        docs_enabled = v["APP_ENV"] != "prod" if docs_flag is None else _parse_bool_named("WS_DOCS_ENABLED", docs_flag)
+        docs_enabled = (
+            v["APP_ENV"] != "prod" if docs_flag is None else _parse_bool_named("WS_DOCS_ENABLED", docs_flag)
+        )
         return cls(
             app_env=v["APP_ENV"],
             host=v["HOST"],
@@ -303,7 +341,10 @@ class Settings:
         else:
             if not jwt.public_key_file:
                 raise SettingsError(f"JWT_PUBLIC_KEY_FILE is required for JWT_ALGORITHM={jwt.algorithm}")
-            for name, path in (("JWT_PUBLIC_KEY_FILE", jwt.public_key_file), ("JWT_PRIVATE_KEY_FILE", jwt.private_key_file)):
+            for name, path in (
+                ("JWT_PUBLIC_KEY_FILE", jwt.public_key_file),
+                ("JWT_PRIVATE_KEY_FILE", jwt.private_key_file),
+            ):
                 if path and not Path(path).is_file():
                     raise SettingsError(f"{name}={path!r} is not a readable file")
 

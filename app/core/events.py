@@ -26,4 +26,6 @@ class EventBus:
             try:
                 await listener(event)
             except Exception:
-                logger.exception("listener %s failed on %s", getattr(listener, "__qualname__", listener), event)
+                logger.exception(
+                    "listener %s failed on %s", getattr(listener, "__qualname__", listener), event
+                )

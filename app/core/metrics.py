@@ -24,12 +24,17 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
-        self.errors = Counter("parley_errors_total", "Errors answered, by code", ["code"], registry=self.registry)
+        self.errors = Counter(
+            "parley_errors_total", "Errors answered, by code", ["code"], registry=self.registry
+        )
         self.messages_stored = Counter(
             "parley_messages_stored_total", "Chat messages stored", registry=self.registry
         )
         self.sync_recoveries = Counter(
-            "parley_sync_recoveries_total", "chat:sync answers, by outcome", ["recovered"], registry=self.registry
+            "parley_sync_recoveries_total",
+            "chat:sync answers, by outcome",
+            ["recovered"],
+            registry=self.registry,
         )
         self.http_requests = Counter(
             "parley_http_requests_total", "HTTP requests", ["method", "status"], registry=self.registry

@@ -32,7 +32,7 @@ class Module:
     controllers: Sequence[ControllerRouterHandler] = ()
     gateways: Sequence[type[Any]] = ()
     dependencies: Mapping[str, Provide] = field(default_factory=dict)
-    providers: Mapping[type[Any], Callable[["AppContext"], Any]] = field(default_factory=dict)
+    providers: Mapping[type[Any], Callable[[AppContext], Any]] = field(default_factory=dict)
     room_hooks: Mapping[str, RoomHookFactory] = field(default_factory=dict)
     connect_rooms: Sequence[ConnectRooms] = ()
     session_ready: Mapping[str, SessionReadyPart] = field(default_factory=dict)

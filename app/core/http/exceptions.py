@@ -29,7 +29,9 @@ STATUS_CODES: dict[int, ErrorCode] = {
 }
 
 
-def _respond(status: int, code: ErrorCode, message: str, details: dict[str, Any] | None = None) -> Response[Any]:
+def _respond(
+    status: int, code: ErrorCode, message: str, details: dict[str, Any] | None = None
+) -> Response[Any]:
     return Response(content=failure(code.value, message, details), status_code=status)
 
 
@@ -43,11 +45,18 @@ def validation_handler(_request: Request[Any, Any, Any], exc: ValidationExceptio
     first = problems[0] if problems and isinstance(problems[0], dict) else {}
     message = f"{first.get('key')}: {first.get('message')}" if fields else str(exc.detail)
     status = 422 if problems else 400
-    return _respond(status, ErrorCode.VALIDATION_ERROR, message, {"field": fields[0] if fields else None, "errors": problems})
+    return _respond(
+        status,
+        ErrorCode.VALIDATION_ERROR,
+        message,
+        {"field": fields[0] if fields else None, "errors": problems},
+    )
 
 
 def http_error_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    code = STATUS_CODES.get(exc.status_code, ErrorCode.INTERNAL if exc.status_code >= 500 else ErrorCode.VALIDATION_ERROR)
+    code = STATUS_CODES.get(
+        exc.status_code, ErrorCode.INTERNAL if exc.status_code >= 500 else ErrorCode.VALIDATION_ERROR
+    )
     return _respond(exc.status_code, code, str(exc.detail))
 
 

@@ -23,6 +23,9 @@ class Identity:
 
 
 class Authenticator(Protocol):
-    """Turns a bearer token into an Identity or raises AppError (UNAUTHORIZED, TOKEN_EXPIRED, SESSION_REVOKED)."""
+    """Turns a bearer token into an Identity, or raises AppError.
+
+    The codes: UNAUTHORIZED, TOKEN_EXPIRED, SESSION_REVOKED.
+    """
 
     async def authenticate(self, token: str) -> Identity: ...

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import jwt.types
 
 from app.config.settings import JwtSettings
 from app.core.errors import AppError, ErrorCode
@@ -62,7 +63,7 @@ class TokenCodec:
     def verify(self, token: str) -> AccessClaims:
         """Decode and check a token; raise `AppError` UNAUTHORIZED or TOKEN_EXPIRED."""
         required = ["exp", "sub"]
-        options: dict[str, Any] = {"require": required, "verify_aud": bool(self.settings.audience)}
+        options: jwt.types.Options = {"require": required, "verify_aud": bool(self.settings.audience)}
         try:
             claims = jwt.decode(
                 token,

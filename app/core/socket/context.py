@@ -30,7 +30,9 @@ class SocketContext:
     def session_id(self) -> str | None:
         return self.identity.session_id
 
-    async def emit(self, event: ServerEvent, payload: Any, *, room: str | None = None, skip_self: bool = False) -> None:
+    async def emit(
+        self, event: ServerEvent, payload: Any, *, room: str | None = None, skip_self: bool = False
+    ) -> None:
         """Emit a declared server event to a room (default: this socket)."""
         await self.hub.emit(event, payload, room=room or self.sid, skip_sid=self.sid if skip_self else None)
 

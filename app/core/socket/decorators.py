@@ -151,18 +151,26 @@ def _check_examples(where: str, struct: type[Any] | None, examples: Sequence[Map
         try:
             msgspec.convert(example, struct)
         except msgspec.ValidationError as exc:
-            raise GatewayDefinitionError(f"{where}: example {index} does not fit {struct.__name__}: {exc}") from None
+            raise GatewayDefinitionError(
+                f"{where}: example {index} does not fit {struct.__name__}: {exc}"
+            ) from None
 
 
 def check_event_spec(where: str, spec: EventSpec) -> None:
     _require("ws_event" in spec.decorated, where, "has @ws_payload/@ws_response but no @ws_event")
-    _require(bool(re.match(EVENT_NAME_PATTERN, spec.name)), where, f"event name {spec.name!r} is not `area:action`")
+    _require(
+        bool(re.match(EVENT_NAME_PATTERN, spec.name)), where, f"event name {spec.name!r} is not `area:action`"
+    )
     _require(bool(spec.description.strip()), where, "needs a description")
     _require(bool(spec.category.strip()), where, "needs a category")
     _require(spec.direction == "client_to_server", where, "a handler receives client→server events only")
     _require("ws_payload" in spec.decorated, where, "needs @ws_payload(Struct)")
     _require("ws_response" in spec.decorated, where, "needs @ws_response(event, Struct)")
-    _require(spec.response_event == spec.name, where, f"@ws_response names {spec.response_event!r}, not {spec.name!r}")
+    _require(
+        spec.response_event == spec.name,
+        where,
+        f"@ws_response names {spec.response_event!r}, not {spec.name!r}",
+    )
     _require(bool(spec.examples), where, "needs at least one example payload")
     _check_examples(where, spec.payload, spec.examples)
     for code in spec.errors:
@@ -175,6 +183,10 @@ def check_server_event(spec: ServerEvent) -> None:
     _require(bool(spec.description.strip()), where, "needs a description")
     _require(bool(spec.category.strip()), where, "needs a category")
     _require(bool(spec.room.strip()), where, "needs the room it goes to")
-    _require(isinstance(spec.payload, type) and issubclass(spec.payload, msgspec.Struct), where, "payload must be a Struct")
+    _require(
+        isinstance(spec.payload, type) and issubclass(spec.payload, msgspec.Struct),
+        where,
+        "payload must be a Struct",
+    )
     _require(bool(spec.examples), where, "needs at least one example payload")
     _check_examples(where, spec.payload, spec.examples)

@@ -112,7 +112,9 @@ class Dispatcher:
         if answer is not None:
             await answer(AckError.of(error))
         elif sock.sid in self.hub.local:
-            await self.hub.emit_raw("exception", ExceptionEvent(event, error.code.value, error.message), room=sock.sid)
+            await self.hub.emit_raw(
+                "exception", ExceptionEvent(event, error.code.value, error.message), room=sock.sid
+            )
 
     async def _run(self, sock: LocalSocket, event: str, args: list[Any]) -> Any:
         handler = self.handlers.get(event)

@@ -7,7 +7,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, get_type_hints
 
-from app.core.socket.decorators import SPEC_ATTRIBUTE, EventSpec, GatewayDefinitionError, ServerEvent, check_event_spec
+from app.core.socket.decorators import (
+    SPEC_ATTRIBUTE,
+    EventSpec,
+    GatewayDefinitionError,
+    ServerEvent,
+    check_event_spec,
+)
 
 if TYPE_CHECKING:
     from app.core.context import AppContext

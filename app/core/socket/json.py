@@ -27,4 +27,3 @@ def loads(data: str | bytes, **_kwargs: Any) -> Any:
 
 def encode(obj: Any) -> bytes:
     return _encoder.encode(obj)
-

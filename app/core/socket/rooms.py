@@ -28,7 +28,7 @@ class OwnIdHook:
 class AnyoneHook:
     """`broadcast:…`: any authenticated user."""
 
-    async def can_join(self, user_id: str, room: str) -> bool:
+    async def can_join(self, user_id: str, room: str) -> bool:  # noqa: ARG002 - the hook protocol's signature
         return True
 
 

@@ -35,18 +35,25 @@ logger = logging.getLogger(__name__)
 def bearer_token(environ: dict[str, Any], auth: Any) -> str:
     """`auth: {token}` first, then an `Authorization: Bearer` header."""
     if isinstance(auth, dict) and isinstance(auth.get("token"), str) and auth["token"]:
-        return str(auth["token"])
+        token: str = auth["token"]
+        return token
     header = environ.get("HTTP_AUTHORIZATION", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    raise AppError(ErrorCode.UNAUTHORIZED, "A token is required: send auth {token} or an Authorization header")
+    raise AppError(
+        ErrorCode.UNAUTHORIZED, "A token is required: send auth {token} or an Authorization header"
+    )
 
 
 def refusal(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
     """A `connect_error` whose data is `{code, message}` (as `err.data` in the JS client)."""
     error = socketio.exceptions.ConnectionRefusedError(message)
-    error.error_args = {"message": message, "code": code.value, "data": {"code": code.value, "message": message}}
+    error.error_args = {
+        "message": message,
+        "code": code.value,
+        "data": {"code": code.value, "message": message},
+    }
     return error
 
 
@@ -79,13 +86,11 @@ class SocketRuntime:
 
     async def authenticate(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         try:
-            identity = await self.authenticator.authenticate(bearer_token(environ, auth))
-            if await self.tracker.count(identity.user_id) >= self.settings.max_per_user:
-                raise AppError(ErrorCode.RATE_LIMITED, "Too many open connections for this user")
+            identity = await self._admit(environ, auth)
         except AppError as error:
             self.app.metrics.errors.labels(error.code.value).inc()
             raise refusal(error.code, error.message) from None
-        except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, ConnectionError) as exc:
             logger.warning("refusing %s: state backend unavailable (%s)", sid, type(exc).__name__)
             raise refusal(ErrorCode.UNAVAILABLE, "Service temporarily unavailable") from None
         except Exception as exc:
@@ -103,12 +108,22 @@ class SocketRuntime:
             await self.server.enter_room(sid, room)
         self._schedule_expiry(sock)
 
+    async def _admit(self, environ: dict[str, Any], auth: Any) -> Identity:
+        identity = await self.authenticator.authenticate(bearer_token(environ, auth))
+        if await self.tracker.count(identity.user_id) >= self.settings.max_per_user:
+            raise AppError(ErrorCode.RATE_LIMITED, "Too many open connections for this user")
+        return identity
+
     async def _connect_rooms(self, identity: Identity) -> list[str]:
         rooms: list[str] = []
         for template in self.settings.default_rooms:
             if "{sessionId}" in template and identity.session_id is None:
                 continue
-            rooms.append(template.replace("{userId}", identity.user_id).replace("{sessionId}", identity.session_id or ""))
+            rooms.append(
+                template.replace("{userId}", identity.user_id).replace(
+                    "{sessionId}", identity.session_id or ""
+                )
+            )
         if identity.session_id is not None:
             rooms.append(f"session:{identity.session_id}")
         for module in self.modules:
@@ -167,7 +182,9 @@ class SocketRuntime:
             assert ack_id is not None
             await self.server.send_ack(eio_sid, ack_id, data)
 
-        task = asyncio.create_task(self.dispatcher.dispatch(sock, event, args, answer if ack_id is not None else None))
+        task = asyncio.create_task(
+            self.dispatcher.dispatch(sock, event, args, answer if ack_id is not None else None)
+        )
         _running.add(task)
         task.add_done_callback(_running.discard)
 
@@ -181,7 +198,9 @@ class SocketRuntime:
         if ack_id is not None:
             await self.server.send_ack(eio_sid, ack_id, AckError.of(error))
         else:
-            await self.hub.emit_raw("exception", ExceptionEvent(event, error.code.value, error.message), room=sid)
+            await self.hub.emit_raw(
+                "exception", ExceptionEvent(event, error.code.value, error.message), room=sid
+            )
 
     def refresh(self, sid: str, identity: Identity) -> None:
         """`auth:refresh` accepted: the socket lives until the new token's expiry."""
@@ -202,7 +221,9 @@ class SocketRuntime:
         if sid not in self.hub.local:
             return
         await self.hub.emit_raw(
-            "force_logout", {"reason": "token_expired", "message": "Your token expired; log in again"}, room=sid
+            "force_logout",
+            {"reason": "token_expired", "message": "Your token expired; log in again"},
+            room=sid,
         )
         await self.server.disconnect(sid)
 
@@ -222,4 +243,3 @@ def _spawn(coro: Any) -> None:
     task = asyncio.ensure_future(coro)
     _running.add(task)
     task.add_done_callback(_running.discard)
-

@@ -37,7 +37,11 @@ class Limits(msgspec.Struct):
             max_payload_bytes=settings.socket.max_payload_bytes,
             rate_limits={
                 name: RateLimitView(limit.capacity, limit.per_seconds)
-                for name, limit in (("default", limits.default), ("chat", limits.chat), ("typing", limits.typing))
+                for name, limit in (
+                    ("default", limits.default),
+                    ("chat", limits.chat),
+                    ("typing", limits.typing),
+                )
             },
             max_rooms=settings.socket.max_rooms,
             typing_ttl=settings.typing_ttl,

@@ -37,9 +37,13 @@ class EventSink(Protocol):
 
     def disconnected(self, sid: str, reason: str) -> Awaitable[None]: ...
 
-    def event(self, sid: str, eio_sid: str, event: str, args: list[Any], ack_id: int | None) -> Awaitable[None]: ...
+    def event(
+        self, sid: str, eio_sid: str, event: str, args: list[Any], ack_id: int | None
+    ) -> Awaitable[None]: ...
 
-    def oversized(self, sid: str, eio_sid: str, event: str, ack_id: int | None, size: int) -> Awaitable[None]: ...
+    def oversized(
+        self, sid: str, eio_sid: str, event: str, ack_id: int | None, size: int
+    ) -> Awaitable[None]: ...
 
 
 def origin_checker(allowed: tuple[str, ...]) -> Any:
@@ -194,4 +198,6 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
             await self.eio.disconnect(eio_sid)
 
     async def send_ack(self, eio_sid: str, ack_id: int, data: Any) -> None:
-        await self._send_packet(eio_sid, self.packet_class(packet.ACK, namespace=NAMESPACE, id=ack_id, data=[data]))
+        await self._send_packet(
+            eio_sid, self.packet_class(packet.ACK, namespace=NAMESPACE, id=ack_id, data=[data])
+        )

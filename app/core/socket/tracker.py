@@ -42,7 +42,7 @@ class ConnectionTracker:
             await self.state.set_remove("nodes", self.node_id)
 
     async def beat(self) -> None:
-        await self.state.set(f"node:{self.node_id}", b"1", ttl=self.ttl)
+        await self.state.put(f"node:{self.node_id}", b"1", ttl=self.ttl)
 
     async def _beat_forever(self) -> None:
         while True:
@@ -70,7 +70,7 @@ class ConnectionTracker:
         return sum(per_node[node] for node, beat in zip(nodes, alive, strict=True) if beat is not None)
 
     async def dead_nodes(self) -> list[str]:
-        nodes = sorted(await self.state.set_members("nodes"))
+        nodes: list[str] = sorted(await self.state.set_members("nodes"))
         alive = await self.state.get_many([f"node:{node}" for node in nodes])
         return [node for node, beat in zip(nodes, alive, strict=True) if beat is None]
 

@@ -35,14 +35,14 @@ class MemoryStateBackend(StateBackend):
     async def get(self, key: str) -> bytes | None:
         return self._data[key] if self._alive(key) else None
 
-    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+    async def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
         self._data[key] = value
         self._touch(key, ttl)
 
     async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
         if self._alive(key):
             return False
-        await self.set(key, value, ttl)
+        await self.put(key, value, ttl)
         return True
 
     async def delete(self, *keys: str) -> int:

@@ -41,6 +41,14 @@ return value
 """
 
 
+def _raw(value: bytes | str | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RedisStateBackend(StateBackend):
     def __init__(self, url: str, prefix: str = "parley:") -> None:
         self.prefix = prefix
@@ -55,9 +63,9 @@ class RedisStateBackend(StateBackend):
         return self.prefix + key
 
     async def get(self, key: str) -> bytes | None:
-        return await self.redis.get(self._k(key))  # type: ignore[no-any-return]
+        return _raw(await self.redis.get(self._k(key)))
 
-    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+    async def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
         await self.redis.set(self._k(key), value, px=int(ttl * 1000) if ttl is not None else None)
 
     async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
@@ -71,7 +79,8 @@ class RedisStateBackend(StateBackend):
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         if not keys:
             return []
-        return list(await self.redis.mget([self._k(k) for k in keys]))
+        values = await self.redis.mget([self._k(k) for k in keys])
+        return [_raw(v) for v in values]
 
     async def expire(self, key: str, ttl: float) -> None:
         await self.redis.pexpire(self._k(key), int(ttl * 1000))
@@ -84,22 +93,22 @@ class RedisStateBackend(StateBackend):
             await pipe.execute()
 
     async def set_remove(self, key: str, *members: str) -> None:
-        await self.redis.srem(self._k(key), *members)  # type: ignore[misc]
+        await self.redis.srem(self._k(key), *members)
 
     async def set_members(self, key: str) -> set[str]:
-        members = await self.redis.smembers(self._k(key))  # type: ignore[misc]
-        return {m.decode() for m in members}
+        members = await self.redis.smembers(self._k(key))
+        return {_text(m) for m in members}
 
     async def hash_incr(self, key: str, field: str, delta: int) -> int:
         return int(await self._hash_incr(keys=[self._k(key)], args=[field, delta]))
 
     async def hash_get_all(self, key: str) -> dict[str, int]:
-        table = await self.redis.hgetall(self._k(key))  # type: ignore[misc]
-        return {k.decode(): int(v) for k, v in table.items()}
+        table = await self.redis.hgetall(self._k(key))
+        return {_text(k): int(v) for k, v in table.items()}
 
     async def hash_delete(self, key: str, *fields: str) -> None:
         if fields:
-            await self.redis.hdel(self._k(key), *fields)  # type: ignore[misc]
+            await self.redis.hdel(self._k(key), *fields)
 
     async def take_token(self, key: str, capacity: int, refill_per_second: float, ttl: float) -> bool:
         allowed = await self._token_bucket(
@@ -108,7 +117,7 @@ class RedisStateBackend(StateBackend):
         return bool(allowed)
 
     async def keys(self, pattern: str) -> list[str]:
-        found = [key.decode() async for key in self.redis.scan_iter(match=self._k(pattern), count=500)]
+        found = [_text(key) async for key in self.redis.scan_iter(match=self._k(pattern), count=500)]
         return [key.removeprefix(self.prefix) for key in found]
 
     async def publish(self, channel: str, message: bytes) -> None:
@@ -132,7 +141,7 @@ class RedisStateBackend(StateBackend):
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception:  # noqa: BLE001 - any connection failure: wait, resubscribe, go on
                 logger.warning("state signal listener lost Redis; retrying")
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(Exception):
@@ -148,7 +157,7 @@ class RedisStateBackend(StateBackend):
                     logger.exception("signal handler failed on channel %s", channel)
 
     async def ping(self) -> None:
-        await self.redis.ping()  # type: ignore[misc]
+        await self.redis.ping()
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -157,5 +166,5 @@ class RedisStateBackend(StateBackend):
                 await self._listener
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         await self.redis.aclose()

@@ -35,7 +35,9 @@ class AccountsAuthenticator:
             users = uow.service(UserService)
             user = await users.by_id(claims.subject)
             if user is None and claims.session_id is None:
-                user = await users.provision_external(claims.subject, self.ctx.settings.jwt.issuer, claims.raw)
+                user = await users.provision_external(
+                    claims.subject, self.ctx.settings.jwt.issuer, claims.raw
+                )
         if user is None:
             raise AppError(ErrorCode.UNAUTHORIZED, "Unknown user")
         return Identity(
@@ -97,7 +99,9 @@ class AuthFlows:
         )
         return len(ids)
 
-    async def revoke(self, user_id: str, session_ids: list[str], reason: RevocationReason, message: str) -> None:
+    async def revoke(
+        self, user_id: str, session_ids: list[str], reason: RevocationReason, message: str
+    ) -> None:
         if not session_ids:
             return
         await self.sessions.revoke(user_id, session_ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -12,8 +13,18 @@ from app.core.errors import AppError, ErrorCode
 from app.core.http.envelope import Envelope, ok
 from app.core.security.identity import Identity
 from app.modules.accounts.auth import AuthFlows, user_out
-from app.modules.accounts.schemas import ForceLogoutOut, LoginIn, MeOut, RefreshIn, RegisterIn, TokenPair, UserOut
+from app.modules.accounts.schemas import (
+    ForceLogoutOut,
+    LoginIn,
+    MeOut,
+    RefreshIn,
+    RegisterIn,
+    TokenPair,
+    UserOut,
+)
 from app.modules.accounts.service import UserService
+
+logger = logging.getLogger(__name__)
 
 
 async def limit_attempts(request: Request[Any, Any, Any], app_ctx: AppContext) -> None:
@@ -35,7 +46,11 @@ class AuthController(Controller):
 
     @post("/register", status_code=HTTP_201_CREATED)
     async def register(
-        self, request: Request[Any, Any, Any], data: RegisterIn, users_service: UserService, app_ctx: AppContext
+        self,
+        request: Request[Any, Any, Any],
+        data: RegisterIn,
+        users_service: UserService,
+        app_ctx: AppContext,
     ) -> Envelope[UserOut]:
         await limit_attempts(request, app_ctx)
         user = await users_service.register(data.username, data.password, data.display_name)
@@ -51,10 +66,14 @@ class AuthController(Controller):
         app_ctx: AppContext,
     ) -> Envelope[TokenPair]:
         await limit_attempts(request, app_ctx)
-        return ok(await auth_flows.login(users_service, data.username, data.password, data.device), "Logged in")
+        return ok(
+            await auth_flows.login(users_service, data.username, data.password, data.device), "Logged in"
+        )
 
     @post("/refresh", status_code=HTTP_200_OK)
-    async def refresh(self, data: RefreshIn, users_service: UserService, auth_flows: AuthFlows) -> Envelope[TokenPair]:
+    async def refresh(
+        self, data: RefreshIn, users_service: UserService, auth_flows: AuthFlows
+    ) -> Envelope[TokenPair]:
         return ok(await auth_flows.refresh(users_service, data.refresh_token), "Refreshed")
 
     @post("/logout", status_code=HTTP_200_OK)
@@ -85,8 +104,11 @@ class AdminUsersController(Controller):
     tags = ["admin"]
 
     @post("/{user_id:uuid}/force-logout", status_code=HTTP_200_OK)
-    async def force_logout(self, user_id: Any, admin: Identity, auth_flows: AuthFlows, users_service: UserService) -> Envelope[ForceLogoutOut]:
+    async def force_logout(
+        self, user_id: Any, admin: Identity, auth_flows: AuthFlows, users_service: UserService
+    ) -> Envelope[ForceLogoutOut]:
         if await users_service.by_id(str(user_id)) is None:
             raise AppError(ErrorCode.NOT_FOUND, "User not found")
         revoked = await auth_flows.force_logout(str(user_id))
+        logger.info("admin %s signed out user %s (%d sessions)", admin.user_id, user_id, revoked)
         return ok(ForceLogoutOut(user_id=str(user_id), revoked_sessions=revoked), "Signed out")

@@ -20,7 +20,9 @@ Username = Annotated[
 ]
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
 DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=DISPLAY_NAME_MAX)]
-Device = Annotated[str, msgspec.Meta(min_length=1, max_length=64, description="names the device for LOGIN_POLICY")]
+Device = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, description="names the device for LOGIN_POLICY")
+]
 
 
 class RegisterIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -47,16 +47,20 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
 
     async def by_username(self, username: str) -> User | None:
         statement = select(User).where(func.lower(User.username) == username.lower())
-        return (await self.repository.session.execute(statement)).scalar_one_or_none()
+        user: User | None = (await self.repository.session.execute(statement)).scalar_one_or_none()
+        return user
 
     async def by_id(self, user_id: str) -> User | None:
         try:
             key = uuid.UUID(user_id)
         except ValueError:
             return None
-        return await self.repository.session.get(User, key)
+        user: User | None = await self.repository.session.get(User, key)
+        return user
 
-    async def register(self, username: str, password: str, display_name: str | None, *, is_admin: bool = False) -> User:
+    async def register(
+        self, username: str, password: str, display_name: str | None, *, is_admin: bool = False
+    ) -> User:
         if await self.by_username(username) is not None:
             raise AppError(ErrorCode.CONFLICT, "That username is taken", {"field": "username"})
         user = User(
@@ -87,7 +91,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             user_id = uuid.UUID(subject)
         except ValueError:
             user_id = uuid.uuid5(EXTERNAL_NAMESPACE, f"{issuer or ''}|{subject}")
-        existing = await self.repository.session.get(User, user_id)
+        existing: User | None = await self.repository.session.get(User, user_id)
         if existing is not None:
             return existing
         wanted = str(claims.get("preferred_username") or claims.get("name") or f"user-{user_id.hex[:8]}")
@@ -100,11 +104,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             inserted = await self._insert_ignore(user_id, username, display, subject)
             if inserted:
                 break
-            found = await self.repository.session.get(User, user_id)
+            found: User | None = await self.repository.session.get(User, user_id)
             if found is not None:
                 return found
         await self.repository.session.commit()
-        user = await self.repository.session.get(User, user_id)
+        user: User | None = await self.repository.session.get(User, user_id)
         if user is None:
             raise AppError(ErrorCode.INTERNAL, "Could not provision the user")
         return user

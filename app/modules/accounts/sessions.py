@@ -52,7 +52,7 @@ class SessionStore:
             created_at=dt.datetime.now(dt.UTC),
             refresh_hash=_hash(secret),
         )
-        await self.state.set(self._key(record.id), msgspec.json.encode(record), ttl=self.ttl)
+        await self.state.put(self._key(record.id), msgspec.json.encode(record), ttl=self.ttl)
         await self.state.set_add(self._user_key(user_id), record.id, ttl=self.ttl)
         return record, f"{record.id}.{secret}"
 
@@ -71,12 +71,12 @@ class SessionStore:
             return None
         new_secret = secrets.token_urlsafe(32)
         record = msgspec.structs.replace(record, refresh_hash=_hash(new_secret))
-        await self.state.set(self._key(record.id), msgspec.json.encode(record), ttl=self.ttl)
+        await self.state.put(self._key(record.id), msgspec.json.encode(record), ttl=self.ttl)
         await self.state.expire(self._user_key(record.user_id), self.ttl)
         return record, f"{record.id}.{new_secret}"
 
     async def for_user(self, user_id: str) -> list[SessionRecord]:
-        ids = sorted(await self.state.set_members(self._user_key(user_id)))
+        ids: list[str] = sorted(await self.state.set_members(self._user_key(user_id)))
         raws = await self.state.get_many([self._key(i) for i in ids])
         stale = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
         if stale:

@@ -15,7 +15,8 @@ _USER = "00000000-0000-4000-8000-000000000001"
 SESSION_READY = server_event(
     "session:ready",
     SessionReady,
-    description="Sent once, right after connect: who you are, your rooms, unread summary, announcements, limits.",
+    description="Sent once, right after connect: who you are, your rooms, unread summary, "
+    "announcements and limits.",
     category="session",
     room="the connecting socket",
     examples=[
@@ -39,7 +40,8 @@ SESSION_READY = server_event(
 FORCE_LOGOUT = server_event(
     "force_logout",
     ForceLogout,
-    description="Your session ended (another login, logout, expiry, an admin); the socket is disconnected next.",
+    description="Your session ended (another login, logout, expiry, an admin); "
+    "the socket is disconnected right after.",
     category="session",
     room="session:{sessionId} or user:{userId}",
     examples=[{"reason": "duplicate_login", "message": "You logged in somewhere else"}],
@@ -71,7 +73,10 @@ class RealtimeGateway(Gateway):
         await rooms.authorize(ctx.user_id, payload.room)
         current = ctx.rooms()
         if payload.room not in current and len(current) >= self.app.settings.socket.max_rooms:
-            raise AppError(ErrorCode.RATE_LIMITED, f"A socket may be in at most {self.app.settings.socket.max_rooms} rooms")
+            raise AppError(
+                ErrorCode.RATE_LIMITED,
+                f"A socket may be in at most {self.app.settings.socket.max_rooms} rooms",
+            )
         await ctx.join(payload.room)
         return RoomAck(room=payload.room)
 
@@ -94,12 +99,21 @@ class RealtimeGateway(Gateway):
         "same user and session. Without it the socket gets `force_logout` (`token_expired`) at expiry.",
         category="session",
         examples=[{"token": "eyJhbGciOiJIUzI1NiJ9.e30.signature"}],
-        errors=[ErrorCode.UNAUTHORIZED, ErrorCode.TOKEN_EXPIRED, ErrorCode.SESSION_REVOKED, ErrorCode.FORBIDDEN],
+        errors=[
+            ErrorCode.UNAUTHORIZED,
+            ErrorCode.TOKEN_EXPIRED,
+            ErrorCode.SESSION_REVOKED,
+            ErrorCode.FORBIDDEN,
+        ],
     )
     @ws_payload(RefreshPayload)
     @ws_response("auth:refresh", RefreshAck)
     async def refresh(
-        self, ctx: SocketContext, payload: RefreshPayload, authenticator: Authenticator, runtime: SocketRuntime
+        self,
+        ctx: SocketContext,
+        payload: RefreshPayload,
+        authenticator: Authenticator,
+        runtime: SocketRuntime,
     ) -> RefreshAck:
         identity = await authenticator.authenticate(payload.token)
         if identity.user_id != ctx.user_id or identity.session_id != ctx.session_id:

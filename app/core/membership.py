@@ -1,0 +1,17 @@
+"""Who shares a conversation with whom: provided by the chat module, used by presence and typing.
+
+Modules depend on this interface, not on the chat module, so either can change alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class Membership(Protocol):
+    async def is_participant(self, conversation_id: str, user_id: str) -> bool:
+        """True if `user_id` is a participant of `conversation_id` (False for unknown ids)."""
+
+    async def contacts_among(self, user_id: str, candidates: Sequence[str]) -> set[str]:
+        """The candidates who share at least one conversation with `user_id` (one query)."""

@@ -1,0 +1,96 @@
+"""Test clients: REST helpers and a real Socket.IO client that records every event."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import socketio
+
+PASSWORD = "correct-horse-42"
+
+
+@dataclass
+class Account:
+    user_id: str
+    username: str
+    access_token: str
+    refresh_token: str
+    session_id: str
+
+
+async def register_and_login(
+    http: httpx.AsyncClient, username: str | None = None, device: str | None = None
+) -> Account:
+    username = username or f"u{uuid.uuid4().hex[:12]}"
+    response = await http.post("/api/auth/register", json={"username": username, "password": PASSWORD})
+    assert response.status_code in {201, 409}, response.text
+    return await login(http, username, device)
+
+
+async def login(http: httpx.AsyncClient, username: str, device: str | None = None) -> Account:
+    body: dict[str, Any] = {"username": username, "password": PASSWORD}
+    if device is not None:
+        body["device"] = device
+    response = await http.post("/api/auth/login", json=body)
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    return Account(
+        data["user"]["id"], username, data["access_token"], data["refresh_token"], data["session_id"]
+    )
+
+
+class RecordingClient:
+    """A python-socketio AsyncClient whose incoming events can be awaited (never slept on)."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: defaultdict[str, list[Any]] = defaultdict(list)
+        self._waiters: defaultdict[str, list[asyncio.Future[Any]]] = defaultdict(list)
+        self.connect_error: Any = None
+        self.disconnected = asyncio.Event()
+        self.sio.on("*", self._record)
+        self.sio.on("connect_error", self._on_connect_error)
+        self.sio.on("disconnect", self._on_disconnect)
+
+    async def _record(self, event: str, *args: Any) -> None:
+        data = args[0] if len(args) == 1 else list(args)
+        self.events[event].append(data)
+        for waiter in self._waiters.pop(event, []):
+            if not waiter.done():
+                waiter.set_result(data)
+
+    async def _on_connect_error(self, data: Any) -> None:
+        self.connect_error = data
+
+    async def _on_disconnect(self, *_args: Any) -> None:
+        self.disconnected.set()
+
+    async def connect(self, url: str, token: str | None, transport: str = "websocket", **kwargs: Any) -> None:
+        await self.sio.connect(
+            url,
+            auth={"token": token} if token is not None else None,
+            transports=[transport],
+            wait_timeout=10,
+            **kwargs,
+        )
+
+    async def wait_for(self, event: str, timeout: float = 10.0, index: int = 0) -> Any:
+        """The `index`-th occurrence of `event`, waiting for it if it has not arrived yet."""
+        while len(self.events[event]) <= index:
+            waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._waiters[event].append(waiter)
+            await asyncio.wait_for(waiter, timeout)
+        return self.events[event][index]
+
+    async def call(self, event: str, data: Any = None, timeout: float = 10.0) -> Any:
+        return await self.sio.call(event, data, timeout=timeout)
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
+        await self.sio.shutdown() if hasattr(self.sio, "shutdown") else None
