@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from app.config.settings import Settings, SettingsError, get_settings
 from app.core.logging import configure_logging
+
+if TYPE_CHECKING:
+    from app.modules.accounts.schemas import RegisterIn
 
 logger = logging.getLogger("parley.cli")
 
@@ -48,15 +53,20 @@ def serve(host: str | None, port: int | None, workers: int, migrate: bool) -> No
         from app.db.migrate import upgrade
 
         upgrade(settings)
+    host = host or settings.host
+    port = port or settings.port
+    # The app factory reads the settings again (in each worker): --host/--port must reach it.
+    os.environ.update(HOST=host, PORT=str(port))
+    get_settings.cache_clear()
     uvicorn.run(
         "app.asgi:create_asgi",
         factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
+        host=host,
+        port=port,
         workers=workers,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http="httptools",
-        ws="websockets",
+        ws="websockets-sansio",
         ws_max_size=settings.socket.max_payload_bytes * 2 + 1024,
         log_config=None,
         lifespan="on",
@@ -103,19 +113,25 @@ def users_create(username: str, password: str, display_name: str | None, admin: 
         )
     except msgspec.ValidationError as exc:
         raise click.ClickException(str(exc)) from None
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    settings = _settings()
     try:
-        user_id = asyncio.run(_create_user(_settings(), body, admin))
+        user_id = asyncio.run(_create_user(settings, body, admin))
     except AppError as exc:
         raise click.ClickException(f"{exc.message} ({username})") from None
+    except (OperationalError, ProgrammingError) as exc:
+        logger.debug("user creation failed", exc_info=exc)
+        raise click.ClickException(
+            "the database is unreachable or not migrated; run `parley db upgrade`"
+        ) from None
     click.echo(f"created {'admin ' if admin else ''}user {username} ({user_id})")
 
 
-async def _create_user(settings: Settings, body: object, admin: bool) -> str:
+async def _create_user(settings: Settings, body: RegisterIn, admin: bool) -> str:
     from app.core.db import Database, UnitOfWork
-    from app.modules.accounts.schemas import RegisterIn
     from app.modules.accounts.service import UserService
 
-    assert isinstance(body, RegisterIn)
     db = Database(settings)
     try:
         async with UnitOfWork(db) as uow:

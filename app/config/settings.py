@@ -14,6 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from dotenv import dotenv_values
 
 AppEnv = Literal["local", "dev", "prod"]
@@ -52,10 +55,17 @@ def _parse_optional(raw: str) -> str | None:
     return raw.strip() or None
 
 
-def _parse_int(raw: str) -> int:
+def _parse_positive_int(raw: str) -> int:
     value = int(raw)
-    if value < 0:
-        raise ValueError("must not be negative")
+    if value <= 0:
+        raise ValueError("must be positive")
+    return value
+
+
+def _parse_port(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be between 1 and 65535")
     return value
 
 
@@ -112,7 +122,7 @@ class Variable:
 VARIABLES: tuple[Variable, ...] = (
     Variable("APP_ENV", "local", _choice("local", "dev", "prod"), "local | dev | prod"),
     Variable("HOST", "127.0.0.1", _parse_str, "interface `parley serve` binds to"),
-    Variable("PORT", "8000", _parse_int, "port `parley serve` listens on"),
+    Variable("PORT", "8000", _parse_port, "port `parley serve` listens on"),
     Variable(
         "PUBLIC_URL",
         "",
@@ -138,8 +148,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("JWT_PUBLIC_KEY_FILE", "", _parse_optional, "PEM public key (RS256/ES256)"),
     Variable("JWT_ISSUER", "", _parse_optional, "`iss` to issue and require; empty: not checked"),
     Variable("JWT_AUDIENCE", "", _parse_optional, "`aud` to issue and require; empty: not checked"),
-    Variable("ACCESS_TOKEN_TTL", "900", _parse_int, "access token lifetime, seconds"),
-    Variable("REFRESH_TOKEN_TTL", "2592000", _parse_int, "refresh token and session lifetime, seconds"),
+    Variable("ACCESS_TOKEN_TTL", "900", _parse_positive_int, "access token lifetime, seconds"),
+    Variable(
+        "REFRESH_TOKEN_TTL", "2592000", _parse_positive_int, "refresh token and session lifetime, seconds"
+    ),
     Variable(
         "LOGIN_POLICY",
         "single_per_device",
@@ -153,7 +165,7 @@ VARIABLES: tuple[Variable, ...] = (
         _parse_csv,
         "allowed browser origins, comma-separated; empty: same origin only",
     ),
-    Variable("SOCKET_MAX_PAYLOAD_BYTES", "65536", _parse_int, "largest inbound packet, bytes"),
+    Variable("SOCKET_MAX_PAYLOAD_BYTES", "65536", _parse_positive_int, "largest inbound packet, bytes"),
     Variable("SOCKET_PING_INTERVAL", "25", _parse_positive_float, "Engine.IO ping interval, seconds"),
     Variable("SOCKET_PING_TIMEOUT", "20", _parse_positive_float, "Engine.IO ping timeout, seconds"),
     Variable(
@@ -162,9 +174,11 @@ VARIABLES: tuple[Variable, ...] = (
         _parse_positive_float,
         "seconds a transport may stay without joining `/`",
     ),
-    Variable("SOCKET_MAX_PER_USER", "20", _parse_int, "sockets one user may hold at once"),
-    Variable("SOCKET_MAX_ROOMS", "500", _parse_int, "rooms one socket may be in"),
-    Variable("SOCKET_MAX_CONCURRENT_HANDLERS", "8", _parse_int, "handlers running at once per socket"),
+    Variable("SOCKET_MAX_PER_USER", "20", _parse_positive_int, "sockets one user may hold at once"),
+    Variable("SOCKET_MAX_ROOMS", "500", _parse_positive_int, "rooms one socket may be in"),
+    Variable(
+        "SOCKET_MAX_CONCURRENT_HANDLERS", "8", _parse_positive_int, "handlers running at once per socket"
+    ),
     Variable("PRESENCE_TTL", "30", _parse_positive_float, "seconds before a silent node's users go offline"),
     Variable("TYPING_TTL", "6", _parse_positive_float, "seconds a typing indicator lives without refresh"),
     Variable("RATE_LIMIT_ENABLED", "true", _parse_bool, "turn socket and login rate limits on or off"),
@@ -341,12 +355,34 @@ class Settings:
         else:
             if not jwt.public_key_file:
                 raise SettingsError(f"JWT_PUBLIC_KEY_FILE is required for JWT_ALGORITHM={jwt.algorithm}")
-            for name, path in (
-                ("JWT_PUBLIC_KEY_FILE", jwt.public_key_file),
-                ("JWT_PRIVATE_KEY_FILE", jwt.private_key_file),
-            ):
-                if path and not Path(path).is_file():
-                    raise SettingsError(f"{name}={path!r} is not a readable file")
+            _check_key_file("JWT_PUBLIC_KEY_FILE", jwt.public_key_file, jwt.algorithm, private=False)
+            if jwt.private_key_file:
+                _check_key_file("JWT_PRIVATE_KEY_FILE", jwt.private_key_file, jwt.algorithm, private=True)
+
+
+KEY_TYPES: dict[str, tuple[type[Any], type[Any]]] = {
+    "RS256": (rsa.RSAPublicKey, rsa.RSAPrivateKey),
+    "ES256": (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey),
+}
+
+
+def _check_key_file(name: str, path: str, algorithm: str, *, private: bool) -> None:
+    """The file exists and holds a PEM key of the algorithm's kind, so a bad key stops start-up."""
+    try:
+        pem = Path(path).read_bytes()
+    except OSError:
+        raise SettingsError(f"{name}={path!r} is not a readable file") from None
+    try:
+        key: Any = (
+            serialization.load_pem_private_key(pem, password=None)
+            if private
+            else serialization.load_pem_public_key(pem)
+        )
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        kind = "private" if private else "public"
+        raise SettingsError(f"{name}={path!r} is not a PEM {kind} key") from None
+    if not isinstance(key, KEY_TYPES[algorithm][1 if private else 0]):
+        raise SettingsError(f"{name}={path!r} does not hold a key for JWT_ALGORITHM={algorithm}")
 
 
 def _parse_bool_named(name: str, raw: str) -> bool:

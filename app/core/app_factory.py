@@ -129,6 +129,7 @@ def create_app(settings: Settings, modules: Sequence[Module] | None = None) -> P
             title="Parley", version="0.1.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]
         ),
         state=State({"ctx": ctx}),
+        logging_config=None,  # LOG_LEVEL / LOG_FORMAT rule; Litestar's default would reset the root logger
         debug=False,
     )
     asgi = socketio.ASGIApp(server, other_asgi_app=litestar, socketio_path="socket.io")

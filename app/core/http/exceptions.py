@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from advanced_alchemy.exceptions import DuplicateKeyError, IntegrityError, NotFoundError
@@ -39,18 +40,25 @@ def app_error_handler(_request: Request[Any, Any, Any], exc: AppError) -> Respon
     return _respond(exc.status_code, exc.code, exc.message, exc.details)
 
 
+_NAMED_FIELD = re.compile(r"field `([^`]+)`")
+
+
+def _field_of(problem: dict[str, Any]) -> str | None:
+    """The field a problem is about; a whole-body problem ("missing required field `x`") names it too."""
+    key = problem.get("key")
+    named = _NAMED_FIELD.search(str(problem.get("message", "")))
+    if key in (None, "", "data") and named:
+        return named.group(1)
+    return str(key) if key else None
+
+
 def validation_handler(_request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    problems = exc.extra if isinstance(exc.extra, list) else []
-    fields = [str(p.get("key")) for p in problems if isinstance(p, dict) and p.get("key")]
-    first = problems[0] if problems and isinstance(problems[0], dict) else {}
-    message = f"{first.get('key')}: {first.get('message')}" if fields else str(exc.detail)
-    status = 422 if problems else 400
-    return _respond(
-        status,
-        ErrorCode.VALIDATION_ERROR,
-        message,
-        {"field": fields[0] if fields else None, "errors": problems},
-    )
+    problems = [p for p in exc.extra if isinstance(p, dict)] if isinstance(exc.extra, list) else []
+    if not problems:
+        return _respond(400, ErrorCode.VALIDATION_ERROR, str(exc.detail), {"field": None, "errors": []})
+    field = _field_of(problems[0])
+    message = f"{field}: {problems[0].get('message')}" if field else str(exc.detail)
+    return _respond(422, ErrorCode.VALIDATION_ERROR, message, {"field": field, "errors": problems})
 
 
 def http_error_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
