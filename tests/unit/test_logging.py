@@ -1,0 +1,65 @@
+"""Logging: one line per event; LOG_FORMAT=json gives one JSON object per line with the extra fields."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from app.core.logging import configure_logging
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def fail() -> None:
+    raise RuntimeError("boom")
+
+
+def test_json_format_is_one_object_per_line_with_extras(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", "json")
+    log = logging.getLogger("parley.test")
+    log.info("socket %s connected", "abc", extra={"sid": "abc", "user_id": "u-1"})
+    log.warning("second line\nwith a newline inside")
+    try:
+        fail()
+    except RuntimeError:
+        log.exception("handler failed", extra={"event": "chat:send"})
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3
+    first, second, third = (json.loads(line) for line in lines)
+    assert first["message"] == "socket abc connected"
+    assert first["level"] == "INFO"
+    assert first["logger"] == "parley.test"
+    assert (first["sid"], first["user_id"]) == ("abc", "u-1")
+    assert first["time"].endswith("+00:00")
+    assert second["message"] == "second line\nwith a newline inside"
+    assert third["event"] == "chat:send"
+    assert "RuntimeError: boom" in third["exception"]
+
+
+def test_level_filters_and_text_format_shows_extras(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("WARNING", "text")
+    log = logging.getLogger("parley.test")
+    log.info("hidden")
+    log.warning("shown", extra={"sid": "s-9"})
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert "WARNING" in lines[0]
+    assert "shown" in lines[0]
+    assert "sid=s-9" in lines[0]
+
+
+def test_non_json_values_in_extras_are_rendered_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", "json")
+    logging.getLogger("parley.test").info("odd", extra={"thing": object()})
+    entry = json.loads(capsys.readouterr().err.strip())
+    assert entry["thing"].startswith("<object object")
