@@ -2,11 +2,15 @@
 
 from app.core.module import Module
 from app.modules.accounts.module import accounts_module
+from app.modules.docs.module import docs_module
 from app.modules.health.module import health_module
+from app.modules.presence.module import presence_module
 from app.modules.realtime.module import realtime_module
 
 MODULES: tuple[Module, ...] = (
     health_module,
     accounts_module,
     realtime_module,
+    presence_module,
+    docs_module,
 )

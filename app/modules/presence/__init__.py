@@ -1,0 +1,1 @@
+"""Presence (who is online) and typing indicators."""

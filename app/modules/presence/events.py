@@ -1,0 +1,38 @@
+"""Server→client events of presence and typing."""
+
+from __future__ import annotations
+
+from app.core.socket import server_event
+from app.modules.presence.schemas import TypingOut, UserStatus
+
+EXAMPLE_USER = "00000000-0000-4000-8000-000000000002"
+EXAMPLE_CONVERSATION = "00000000-0000-4000-8000-0000000000c1"
+
+USER_STATUS = server_event(
+    "user:status",
+    UserStatus,
+    description="A user came online (first socket on any node) or went offline (last socket gone, after "
+    "a short grace period, or their node died). Subscribe with `presence:subscribe`.",
+    category="presence",
+    room="presence:{userId}",
+    examples=[
+        {"user_id": EXAMPLE_USER, "status": "online", "last_seen_at": None},
+        {"user_id": EXAMPLE_USER, "status": "offline", "last_seen_at": "2026-11-22T09:00:00Z"},
+    ],
+)
+CHAT_TYPING = server_event(
+    "chat:typing",
+    TypingOut,
+    description="Someone in a conversation you are viewing started or stopped typing. `expires_in` is "
+    "how long to show it without news; the server also sends `typing: false` when it lapses.",
+    category="chat",
+    room="active:{conversationId} (not the typist)",
+    examples=[
+        {
+            "conversation_id": EXAMPLE_CONVERSATION,
+            "user_id": EXAMPLE_USER,
+            "typing": True,
+            "expires_in": 6,
+        }
+    ],
+)
