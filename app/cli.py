@@ -12,6 +12,7 @@ import click
 
 from app.config.settings import Settings, SettingsError, get_settings
 from app.core.logging import configure_logging
+from app.modules.docs.cli import docs
 
 if TYPE_CHECKING:
     from app.modules.accounts.schemas import RegisterIn
@@ -141,3 +142,6 @@ async def _create_user(settings: Settings, body: RegisterIn, admin: bool) -> str
             return str(user.id)
     finally:
         await db.dispose()
+
+
+main.add_command(docs)

@@ -1,0 +1,81 @@
+"""`/ws-docs`: the page, the AsyncAPI document, the events as JSON, the client types, the console's scripts.
+
+With `WS_DOCS_ENABLED=false` every route answers 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from litestar import Controller, get
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotFoundException
+from litestar.handlers.base import BaseRouteHandler
+
+from app.core.context import AppContext
+from app.modules.docs.service import BASE_PATH, DocsService, EventView
+
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+STATIC_FILES = ("parley-socket.js", "ws-docs.js")
+JSON = "application/json"
+
+
+def docs_enabled(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    ctx: AppContext = connection.app.state.ctx
+    if not ctx.settings.ws_docs_enabled:
+        raise NotFoundException
+
+
+@cache
+def static_file(file_name: str) -> bytes:
+    return (STATIC_DIR / file_name).read_bytes()
+
+
+def _service(app_ctx: AppContext) -> DocsService:
+    return app_ctx.get(DocsService)
+
+
+def _found(events: list[EventView], what: str) -> list[EventView]:
+    if not events:
+        raise NotFoundException(f"No {what}")
+    return events
+
+
+class DocsController(Controller):
+    path = BASE_PATH
+    guards = [docs_enabled]
+    include_in_schema = False
+
+    @get("/", media_type="text/html; charset=utf-8")
+    async def page(self, app_ctx: AppContext) -> str:
+        return _service(app_ctx).page_html
+
+    @get("/spec", media_type=JSON)
+    async def spec(self, app_ctx: AppContext) -> bytes:
+        return _service(app_ctx).spec_json
+
+    @get("/types.d.ts", media_type="text/plain; charset=utf-8")
+    async def types(self, app_ctx: AppContext) -> str:
+        return _service(app_ctx).client_types()
+
+    @get("/events")
+    async def events(self, app_ctx: AppContext) -> list[EventView]:
+        return _service(app_ctx).all_events()
+
+    @get("/events/category/{category:str}")
+    async def category(self, app_ctx: AppContext, category: str) -> list[EventView]:
+        events = _service(app_ctx).events_by_category().get(category, [])
+        return _found(events, f"category {category!r}")
+
+    @get("/events/{name:str}")
+    async def event(self, app_ctx: AppContext, name: str) -> list[EventView]:
+        """Both directions of the event (`chat:read` is a client and a server event)."""
+        return _found(_service(app_ctx).event(name), f"event {name!r}")
+
+    @get("/static/{file_name:str}", media_type="text/javascript; charset=utf-8")
+    async def static(self, file_name: str) -> bytes:
+        if file_name not in STATIC_FILES:
+            raise NotFoundException(f"No file {file_name!r}")
+        return static_file(file_name)
