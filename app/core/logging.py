@@ -41,11 +41,15 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class ParleyHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The one handler Parley installs on the root logger; others (a test's capture) are left alone."""
+
+
 def configure_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = ParleyHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, ParleyHandler)] + [handler]
     root.setLevel(level)
     for noisy in ("engineio.server", "socketio.server", "aiosqlite", "sqlalchemy.engine.Engine"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
