@@ -14,6 +14,7 @@ import jwt
 import pytest
 from argon2 import PasswordHasher
 from litestar.testing import AsyncTestClient
+from sqlalchemy.exc import OperationalError
 
 from app.core.app_factory import ParleyApp, create_app
 from app.core.db import Database, UnitOfWork
@@ -440,3 +441,19 @@ async def test_a_token_naming_an_unknown_session_is_revoked(app_client: httpx.As
     response = await app_client.get("/api/auth/me", headers=bearer(token))
     assert response.status_code == 401
     assert error_of(response)["code"] == "SESSION_REVOKED"
+
+
+async def test_a_failing_query_answers_500_internal_without_sql(
+    app_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = await register_and_login(app_client)
+
+    async def broken(_self: UserService, _user_id: str) -> None:
+        raise OperationalError("SELECT users.password_hash FROM users", {}, Exception("server closed"))
+
+    monkeypatch.setattr(UserService, "by_id", broken)
+    response = await app_client.get("/api/auth/me", headers=bearer(account.access_token))
+    assert response.status_code == 500
+    assert error_of(response) == {"code": "INTERNAL", "message": "Internal server error", "details": None}
+    assert "SELECT" not in response.text
+    assert "password_hash" not in response.text
