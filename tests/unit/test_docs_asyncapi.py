@@ -1,0 +1,289 @@
+"""Docs pipeline, steps two and three: description → schema catalog → AsyncAPI 2.6.0 document.
+
+Whole sections are compared with the expected document, in the manner of FastStream's AsyncAPI tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from app.core.socket import Gateway, server_event, ws_event, ws_payload, ws_response
+from app.core.socket.registry import EventRegistry
+from app.modules.docs.asyncapi import generate
+from app.modules.docs.description import COMMON_ERRORS, describe
+from app.modules.docs.schemas import REF_PREFIX, SchemaNameConflictError, build_catalog, referenced_names
+from tests.unit.test_docs_description import settings, synthetic_description
+
+COMMON = [code.value for code in COMMON_ERRORS]
+
+
+def spec_of(description: Any = None) -> dict[str, Any]:
+    description = description or synthetic_description()
+    return generate(description, build_catalog(description))
+
+
+def test_document_head() -> None:
+    spec = spec_of()
+    assert spec["asyncapi"] == "2.6.0"
+    assert spec["id"] == "urn:parley:socket"
+    assert spec["info"]["title"] == "Test protocol"
+    assert spec["info"]["version"] == "1.2.3"
+    assert "auth: {token" in spec["info"]["description"]
+    assert spec["defaultContentType"] == "application/json"
+    assert spec["tags"] == [
+        {"name": "alpha", "description": "Events of `alpha`."},
+        {"name": "notes", "description": "Events of `notes`."},
+    ]
+
+
+def test_server_and_security_scheme() -> None:
+    spec = spec_of()
+    assert spec["servers"] == {
+        "parley": {
+            "url": "ws://docs.test:9000",
+            "protocol": "ws",
+            "description": "Socket.IO 5 over Engine.IO 4 at path `/socket.io/`, namespace `/`, "
+            "websocket or long-polling transport.",
+            "security": [{"jwt": []}],
+            "x-socketio": {"path": "/socket.io/", "namespace": "/", "transports": ["websocket", "polling"]},
+        }
+    }
+    assert spec["components"]["securitySchemes"] == {
+        "jwt": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "The access token, sent in the Socket.IO handshake as `auth: {token}` "
+            "(or as an `Authorization: Bearer` header).",
+        }
+    }
+
+
+def test_https_public_url_gives_a_wss_server() -> None:
+    config = settings(PUBLIC_URL="https://chat.example.org")
+    description = describe(
+        EventRegistry([]),
+        title="t",
+        version="1",
+        server_url=config.public_url,
+        rate_limits=config.rate_limits,
+    )
+    server = spec_of(description)["servers"]["parley"]
+    assert (server["url"], server["protocol"]) == ("wss://chat.example.org", "wss")
+
+
+def test_client_event_is_a_publish_operation() -> None:
+    channel = spec_of(synthetic_description(RATE_LIMIT_CHAT="10/1"))["channels"]["note:add"]
+    assert channel == {
+        "description": "Client → server: Pin a note on a board. The board's members receive `note:added`.",
+        "publish": {
+            "operationId": "emitNoteAdd",
+            "summary": "Pin a note on a board.",
+            "description": "Pin a note on a board. The board's members receive `note:added`.",
+            "tags": [{"name": "notes"}],
+            "message": {"$ref": "#/components/messages/client.note.add"},
+            "x-rate-limit": {"bucket": "chat", "capacity": 10, "perSeconds": 1.0},
+            "x-room-required": "board:",
+            "x-auth-required": True,
+        },
+    }
+
+
+def test_server_event_is_a_subscribe_operation_with_its_room() -> None:
+    channel = spec_of()["channels"]["note:added"]
+    assert channel == {
+        "description": "Server → client, to `board:{boardId}`: "
+        "A note was pinned. Everyone on the board sees it.",
+        "subscribe": {
+            "operationId": "onNoteAdded",
+            "summary": "A note was pinned.",
+            "description": "A note was pinned. Everyone on the board sees it.",
+            "tags": [{"name": "notes"}],
+            "message": {"$ref": "#/components/messages/server.note.added"},
+            "x-room": "board:{boardId}",
+        },
+    }
+
+
+def test_one_channel_per_event_name_with_both_directions() -> None:
+    spec = spec_of()
+    assert sorted(spec["channels"]) == ["alpha:ping", "note:add", "note:added", "note:read"]
+    read = spec["channels"]["note:read"]
+    assert read["publish"]["message"] == {"$ref": "#/components/messages/client.note.read"}
+    assert read["subscribe"]["message"] == {"$ref": "#/components/messages/server.note.read"}
+    operation_ids = [
+        operation["operationId"]
+        for channel in spec["channels"].values()
+        for key, operation in channel.items()
+        if key in {"publish", "subscribe"}
+    ]
+    assert len(operation_ids) == len(set(operation_ids)) == 5
+
+
+def test_client_message_has_payload_examples_and_ack() -> None:
+    message = spec_of()["components"]["messages"]["client.note.add"]
+    assert message == {
+        "messageId": "client.note.add",
+        "name": "note:add",
+        "title": "note:add",
+        "summary": "Pin a note on a board.",
+        "description": "Pin a note on a board. The board's members receive `note:added`.",
+        "contentType": "application/json",
+        "tags": [{"name": "notes"}],
+        "payload": {"$ref": "#/components/schemas/NotePayload"},
+        "examples": [{"name": "example1", "payload": {"board": "b1", "text": "hello"}}],
+        "x-ack": {
+            "description": "Passed to the ack callback of the emit.",
+            "payload": {"$ref": "#/components/schemas/NoteAddAck"},
+            "errors": ["FORBIDDEN", "NOT_FOUND", *COMMON],
+            "rollbackOnError": True,
+        },
+    }
+
+
+def test_server_message_has_no_ack() -> None:
+    message = spec_of()["components"]["messages"]["server.note.added"]
+    assert message["payload"] == {"$ref": "#/components/schemas/NoteAdded"}
+    assert message["examples"] == [
+        {"name": "example1", "payload": {"id": 7, "text": "hello", "position": [3, 4]}}
+    ]
+    assert "x-ack" not in message
+
+
+def test_struct_schemas_come_from_msgspec() -> None:
+    schemas = spec_of()["components"]["schemas"]
+    assert schemas["NotePayload"] == {
+        "title": "NotePayload",
+        "description": "A note to pin on a board.",
+        "type": "object",
+        "properties": {
+            "board": {"type": "string"},
+            "text": {"description": "What the note says", "type": "string", "maxLength": 50, "minLength": 1},
+            "tags": {"type": "array", "items": {"type": "string"}, "default": []},
+        },
+        "required": ["board", "text"],
+        "additionalProperties": False,
+    }
+
+
+def test_tuples_are_written_as_draft_07() -> None:
+    position = spec_of()["components"]["schemas"]["NoteAdded"]["properties"]["position"]
+    assert position == {
+        "type": "array",
+        "minItems": 2,
+        "maxItems": 2,
+        "items": [{"type": "integer"}, {"type": "integer"}],
+        "additionalItems": False,
+    }
+
+
+def test_ack_schema_is_data_or_the_error_envelope_with_the_event_codes() -> None:
+    schemas = spec_of()["components"]["schemas"]
+    assert schemas["NoteAddAck"]["oneOf"] == [
+        {"$ref": "#/components/schemas/NoteAddAckOk"},
+        {"$ref": "#/components/schemas/NoteAddAckError"},
+    ]
+    assert schemas["NoteAddAckOk"] == {
+        "title": "NoteAddAckOk",
+        "type": "object",
+        "properties": {"ok": {"const": True}, "data": {"$ref": "#/components/schemas/NoteAck"}},
+        "required": ["ok", "data"],
+    }
+    error = schemas["NoteAddAckError"]
+    assert error["required"] == ["ok", "error"]
+    assert error["properties"]["ok"] == {"const": False}
+    body = error["properties"]["error"]
+    assert body["required"] == ["code", "message"]
+    assert body["properties"]["code"]["enum"] == ["FORBIDDEN", "NOT_FOUND", *COMMON]
+    assert set(body["properties"]) == {"code", "message", "details"}
+    assert error["properties"]["action"]["const"] == "ROLLBACK"
+
+
+def test_only_optimistic_events_document_rollback() -> None:
+    schemas = spec_of()["components"]["schemas"]
+    assert "action" not in schemas["AlphaPingAckError"]["properties"]
+    assert schemas["AlphaPingAckError"]["properties"]["error"]["properties"]["code"]["enum"] == COMMON
+
+
+def test_every_reference_resolves() -> None:
+    spec = spec_of()
+    schemas = spec["components"]["schemas"]
+    names = list(referenced_names(spec))
+    assert names
+    assert all(name in schemas for name in names)
+    messages = [
+        operation["message"]["$ref"].removeprefix("#/components/messages/")
+        for channel in spec["channels"].values()
+        for key, operation in channel.items()
+        if key in {"publish", "subscribe"}
+    ]
+    assert sorted(messages) == sorted(spec["components"]["messages"])
+
+
+def test_document_is_plain_json() -> None:
+    spec = spec_of()
+    assert msgspec.json.decode(msgspec.json.encode(spec)) == spec
+
+
+class Clash(msgspec.Struct):
+    value: int
+
+
+def _clashing(name: str) -> type[msgspec.Struct]:
+    return msgspec.defstruct("Clash", [("other", str)], module=name)
+
+
+def test_structs_sharing_a_name_get_distinct_identifiers() -> None:
+    other = _clashing("elsewhere.schemas")
+    first = server_event("x:first", Clash, description="d", category="c", room="r", examples=[{"value": 1}])
+    second = server_event(
+        "x:second", other, description="d", category="c", room="r", examples=[{"other": "o"}]
+    )
+
+    class ClashGateway(Gateway):
+        emits = (first, second)
+
+    config = settings()
+    description = describe(
+        EventRegistry([ClashGateway(None)]),  # type: ignore[arg-type]
+        title="t",
+        version="1",
+        server_url=config.public_url,
+        rate_limits=config.rate_limits,
+    )
+    spec = spec_of(description)
+    payloads = {
+        spec["components"]["messages"][key]["payload"]["$ref"].removeprefix(REF_PREFIX)
+        for key in ("server.x.first", "server.x.second")
+    }
+    assert len(payloads) == 2
+    assert all(name.isidentifier() and name in spec["components"]["schemas"] for name in payloads)
+
+
+class PingAck(msgspec.Struct):
+    pong: int
+
+
+def test_an_ack_name_taken_by_a_struct_is_refused() -> None:
+    taken = msgspec.defstruct("PingPongAck", [("x", int)])
+
+    class TakenGateway(Gateway):
+        @ws_event("ping:pong", "Ping.", category="c", examples=[{"x": 1}])
+        @ws_payload(taken)
+        @ws_response("ping:pong", PingAck)
+        async def ping(self) -> PingAck:
+            return PingAck(1)
+
+    config = settings()
+    description = describe(
+        EventRegistry([TakenGateway(None)]),  # type: ignore[arg-type]
+        title="t",
+        version="1",
+        server_url=config.public_url,
+        rate_limits=config.rate_limits,
+    )
+    with pytest.raises(SchemaNameConflictError, match="PingPongAck"):
+        build_catalog(description)
