@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES = ("app.modules.accounts.models",)
+MODEL_MODULES = (
+    "app.modules.accounts.models",
+    "app.modules.chat.models",
+)
 
 
 def load_models() -> None:

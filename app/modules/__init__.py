@@ -2,6 +2,7 @@
 
 from app.core.module import Module
 from app.modules.accounts.module import accounts_module
+from app.modules.chat.module import chat_module
 from app.modules.docs.module import docs_module
 from app.modules.health.module import health_module
 from app.modules.presence.module import presence_module
@@ -11,6 +12,7 @@ MODULES: tuple[Module, ...] = (
     health_module,
     accounts_module,
     realtime_module,
+    chat_module,
     presence_module,
     docs_module,
 )

@@ -1,0 +1,210 @@
+"""`/api/conversations`: conversations, participants, history, search and read state."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller, Response, delete, get, patch, post, put
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from app.core.errors import validation_error
+from app.core.http.envelope import Envelope, ok
+from app.core.security.identity import Identity
+from app.modules.chat.events import ChatEvents
+from app.modules.chat.schemas import (
+    MAX_SEQ,
+    MESSAGES_LIMIT_DEFAULT,
+    MESSAGES_LIMIT_MAX,
+    SEARCH_LIMIT_DEFAULT,
+    SEARCH_LIMIT_MAX,
+    SEARCH_QUERY_MAX,
+    AddParticipantsIn,
+    ConversationOut,
+    ConversationPage,
+    ConversationRefOut,
+    CreateConversationIn,
+    MessageOut,
+    MessagePage,
+    ParticipantChange,
+    PostMessageIn,
+    ReadIn,
+    ReadOut,
+    UnreadSummary,
+    UpdateConversationIn,
+)
+from app.modules.chat.service import ChatService
+
+PAGE_DEFAULT = 20
+PAGE_MAX = 100
+
+Limit = Annotated[int, Parameter(ge=1, le=MESSAGES_LIMIT_MAX, description="at most 200")]
+SeqCursor = Annotated[int | None, Parameter(ge=0, le=MAX_SEQ)]
+
+
+def me(identity: Identity) -> uuid.UUID:
+    return uuid.UUID(identity.user_id)
+
+
+class ConversationController(Controller):
+    path = "/api/conversations"
+    tags = ["conversations"]
+
+    @post("/", status_code=HTTP_201_CREATED)
+    async def create(
+        self,
+        data: CreateConversationIn,
+        identity: Identity,
+        chat_service: ChatService,
+        chat_events: ChatEvents,
+    ) -> Response[Envelope[ConversationOut]]:
+        """Create a group (you become its owner) or open the direct conversation with one user."""
+        created = await chat_service.open_conversation(
+            me(identity), data.kind, data.title, data.participant_ids, events=chat_events
+        )
+        if created.created:
+            return Response(ok(created.conversation, "Created"), status_code=HTTP_201_CREATED)
+        return Response(ok(created.conversation, "Already exists"), status_code=HTTP_200_OK)
+
+    @get("/")
+    async def list_conversations(
+        self,
+        identity: Identity,
+        chat_service: ChatService,
+        limit: Annotated[int, Parameter(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
+        cursor: Annotated[str | None, Parameter(max_length=200)] = None,
+    ) -> Envelope[ConversationPage]:
+        """Your conversations, most recently active first; pass `next_cursor` back for the next page."""
+        return ok(await chat_service.list_for(me(identity), limit, cursor))
+
+    @get("/unread-count")
+    async def unread_count(self, identity: Identity, chat_service: ChatService) -> Envelope[UnreadSummary]:
+        return ok(await chat_service.unread_summary(me(identity)))
+
+    @get("/{conversation_id:uuid}")
+    async def get_conversation(
+        self, conversation_id: uuid.UUID, identity: Identity, chat_service: ChatService
+    ) -> Envelope[ConversationOut]:
+        return ok(await chat_service.conversation(me(identity), conversation_id))
+
+    @patch("/{conversation_id:uuid}")
+    async def rename(
+        self,
+        conversation_id: uuid.UUID,
+        data: UpdateConversationIn,
+        identity: Identity,
+        chat_service: ChatService,
+        chat_events: ChatEvents,
+    ) -> Envelope[ConversationOut]:
+        return ok(await chat_service.rename(me(identity), conversation_id, data.title, events=chat_events))
+
+    @delete("/{conversation_id:uuid}", status_code=HTTP_200_OK)
+    async def delete_conversation(
+        self,
+        conversation_id: uuid.UUID,
+        identity: Identity,
+        chat_service: ChatService,
+        chat_events: ChatEvents,
+    ) -> Envelope[ConversationRefOut]:
+        await chat_service.delete_conversation(me(identity), conversation_id, events=chat_events)
+        return ok(ConversationRefOut(str(conversation_id)), "Deleted")
+
+    @post("/{conversation_id:uuid}/participants", status_code=HTTP_200_OK)
+    async def add_participants(
+        self,
+        conversation_id: uuid.UUID,
+        data: AddParticipantsIn,
+        identity: Identity,
+        chat_service: ChatService,
+        chat_events: ChatEvents,
+    ) -> Envelope[ConversationOut]:
+        return ok(
+            await chat_service.add_participants(
+                me(identity), conversation_id, data.user_ids, events=chat_events
+            )
+        )
+
+    @delete("/{conversation_id:uuid}/participants/{user_id:uuid}", status_code=HTTP_200_OK)
+    async def remove_participant(
+        self,
+        conversation_id: uuid.UUID,
+        user_id: uuid.UUID,
+        identity: Identity,
+        chat_service: ChatService,
+        chat_events: ChatEvents,
+    ) -> Envelope[ParticipantChange]:
+        removal = await chat_service.remove_participant(
+            me(identity), conversation_id, user_id, events=chat_events
+        )
+        return ok(ParticipantChange(removal.conversation_id, removal.user_id, removal.by), "Removed")
+
+    @post("/{conversation_id:uuid}/leave", status_code=HTTP_200_OK)
+    async def leave(
+        self,
+        conversation_id: uuid.UUID,
+        identity: Identity,
+        chat_service: ChatService,
+        chat_events: ChatEvents,
+    ) -> Envelope[ConversationRefOut]:
+        await chat_service.leave(identity, conversation_id, events=chat_events)
+        return ok(ConversationRefOut(str(conversation_id)), "Left")
+
+    @get("/{conversation_id:uuid}/messages")
+    async def messages(
+        self,
+        conversation_id: uuid.UUID,
+        identity: Identity,
+        chat_service: ChatService,
+        limit: Limit = MESSAGES_LIMIT_DEFAULT,
+        before_seq: SeqCursor = None,
+        after_seq: SeqCursor = None,
+    ) -> Envelope[MessagePage]:
+        """History in ascending seq: after `after_seq`, before `before_seq`, or else the latest."""
+        return ok(await chat_service.messages(me(identity), conversation_id, limit, before_seq, after_seq))
+
+    @post("/{conversation_id:uuid}/messages", status_code=HTTP_201_CREATED)
+    async def send(
+        self,
+        conversation_id: uuid.UUID,
+        data: PostMessageIn,
+        identity: Identity,
+        chat_service: ChatService,
+        chat_events: ChatEvents,
+    ) -> Response[Envelope[MessageOut]]:
+        """Send as over the socket, with the same events; a re-sent `client_msg_id` answers 200."""
+        sent = await chat_service.send(
+            identity, conversation_id, data.body, data.client_msg_id or uuid.uuid4().hex, events=chat_events
+        )
+        if sent.stored:
+            return Response(ok(sent.message, "Sent"), status_code=HTTP_201_CREATED)
+        return Response(ok(sent.message, "Already sent"), status_code=HTTP_200_OK)
+
+    @get("/{conversation_id:uuid}/messages/search")
+    async def search(
+        self,
+        conversation_id: uuid.UUID,
+        identity: Identity,
+        chat_service: ChatService,
+        q: Annotated[str, Parameter(min_length=1, max_length=SEARCH_QUERY_MAX)],
+        limit: Annotated[int, Parameter(ge=1, le=SEARCH_LIMIT_MAX)] = SEARCH_LIMIT_DEFAULT,
+    ) -> Envelope[MessagePage]:
+        """Messages containing `q` (any script, case-insensitive; `%` and `_` are literal), newest first."""
+        if not q.strip():
+            raise validation_error("q", "must not be only whitespace")
+        return ok(await chat_service.search(me(identity), conversation_id, q, limit))
+
+    @put("/{conversation_id:uuid}/read")
+    async def read(
+        self,
+        conversation_id: uuid.UUID,
+        data: ReadIn,
+        identity: Identity,
+        chat_service: ChatService,
+        chat_events: ChatEvents,
+    ) -> Envelope[ReadOut]:
+        return ok(
+            await chat_service.mark_read(
+                me(identity), conversation_id, data.last_read_seq, events=chat_events
+            )
+        )

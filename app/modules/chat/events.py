@@ -1,0 +1,115 @@
+"""What the chat module tells sockets after a change is committed, the same for REST and socket paths."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from app.core.context import AppContext
+from app.core.socket.hub import SocketHub
+from app.modules.chat.declarations import (
+    CHAT_MESSAGE,
+    CHAT_READ,
+    CONVERSATION_DELETED,
+    CONVERSATION_UPDATED,
+    NOTIFICATION_NEW,
+    PARTICIPANT_ADDED,
+    PARTICIPANT_REMOVED,
+    UNREAD_UPDATE,
+)
+from app.modules.chat.schemas import (
+    ChatMessageEvent,
+    ChatReadEvent,
+    ConversationDeletedEvent,
+    ConversationOut,
+    ConversationUpdatedEvent,
+    ParticipantChange,
+    UnreadUpdate,
+)
+
+if TYPE_CHECKING:
+    from app.modules.chat.service import ReadState, Removal, Sent
+
+
+def group_room(conversation_id: str) -> str:
+    return f"group:{conversation_id}"
+
+
+def active_room(conversation_id: str) -> str:
+    return f"active:{conversation_id}"
+
+
+def user_room(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+class ChatEvents:
+    """Emits the chat's server events and moves sockets between rooms on every node."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    @property
+    def hub(self) -> SocketHub:
+        return self.ctx.hub
+
+    async def message_sent(self, sent: Sent, *, skip_sid: str | None) -> None:
+        """`chat:message` to the conversation (not the sending socket), `notification:new` to mentioned."""
+        self.ctx.metrics.messages_stored.inc()
+        room = group_room(sent.message.conversation_id)
+        await self.hub.emit(CHAT_MESSAGE, ChatMessageEvent(sent.message), room=room, skip_sid=skip_sid)
+        for mention in sent.mentions:
+            await self.hub.emit(NOTIFICATION_NEW, mention.notification, room=user_room(mention.user_id))
+
+    async def read_advanced(self, user_id: str, state: ReadState) -> None:
+        """The focused viewers see the cursor move; the reader's other tabs get the new unread counts."""
+        read = state.read
+        await self.hub.emit(
+            CHAT_READ,
+            ChatReadEvent(read.conversation_id, user_id, read.last_read_seq),
+            room=active_room(read.conversation_id),
+        )
+        await self.hub.emit(
+            UNREAD_UPDATE,
+            UnreadUpdate(read.conversation_id, read.unread, state.total),
+            room=user_room(user_id),
+        )
+
+    async def conversation_created(self, conversation: ConversationOut) -> None:
+        for participant in conversation.participants:
+            await self.hub.sockets_join(user_room(participant.user_id), group_room(conversation.id))
+        await self.conversation_updated(conversation)
+
+    async def conversation_updated(self, conversation: ConversationOut) -> None:
+        await self.hub.emit(
+            CONVERSATION_UPDATED, ConversationUpdatedEvent(conversation), room=group_room(conversation.id)
+        )
+
+    async def conversation_deleted(self, conversation_id: str) -> None:
+        """Tell the members, then empty the conversation's rooms everywhere."""
+        group = group_room(conversation_id)
+        await self.hub.emit(CONVERSATION_DELETED, ConversationDeletedEvent(conversation_id), room=group)
+        await self.hub.sockets_leave(active_room(conversation_id), active_room(conversation_id))
+        await self.hub.sockets_leave(group, group)
+
+    async def participants_added(self, conversation_id: str, user_ids: list[str], *, by: str) -> None:
+        """The added users' sockets join the conversation first, so the event reaches them too."""
+        group = group_room(conversation_id)
+        for user_id in user_ids:
+            await self.hub.sockets_join(user_room(user_id), group)
+            await self.hub.emit(
+                PARTICIPANT_ADDED, ParticipantChange(conversation_id, user_id, by), room=group
+            )
+
+    async def participant_removed(self, removal: Removal) -> None:
+        """The room (the leaver's sockets still in it) hears of it; then the leaver's sockets leave."""
+        self.ctx.metrics.messages_stored.inc()
+        group = group_room(removal.conversation_id)
+        await self.hub.emit(CHAT_MESSAGE, ChatMessageEvent(removal.system_message), room=group)
+        await self.hub.emit(
+            PARTICIPANT_REMOVED,
+            ParticipantChange(removal.conversation_id, removal.user_id, removal.by),
+            room=group,
+        )
+        leaver = user_room(removal.user_id)
+        await self.hub.sockets_leave(leaver, group)
+        await self.hub.sockets_leave(leaver, active_room(removal.conversation_id))

@@ -1,0 +1,157 @@
+"""The chat's socket events: send, sync, read, focus/blur and leave."""
+
+from __future__ import annotations
+
+import uuid
+
+from app.core.errors import ErrorCode
+from app.core.socket import Gateway, SocketContext, ws_event, ws_payload, ws_response
+from app.modules.chat.declarations import (
+    CHAT_MESSAGE,
+    CHAT_READ,
+    CONVERSATION,
+    CONVERSATION_DELETED,
+    CONVERSATION_UPDATED,
+    NOTIFICATION_NEW,
+    PARTICIPANT_ADDED,
+    PARTICIPANT_REMOVED,
+    UNREAD_UPDATE,
+)
+from app.modules.chat.events import ChatEvents, active_room
+from app.modules.chat.schemas import (
+    ConversationRef,
+    ConversationRefOut,
+    ReadOut,
+    ReadPayload,
+    SendAck,
+    SendPayload,
+    SyncAck,
+    SyncPayload,
+)
+from app.modules.chat.service import ChatService
+
+ACCESS_ERRORS = (ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED)
+
+
+def caller(ctx: SocketContext) -> uuid.UUID:
+    return uuid.UUID(ctx.user_id)
+
+
+class ChatGateway(Gateway):
+    emits = (
+        CHAT_MESSAGE,
+        CHAT_READ,
+        UNREAD_UPDATE,
+        CONVERSATION_UPDATED,
+        CONVERSATION_DELETED,
+        PARTICIPANT_ADDED,
+        PARTICIPANT_REMOVED,
+        NOTIFICATION_NEW,
+    )
+
+    @ws_event(
+        "chat:send",
+        "Send a text message. The ack carries the stored message with its `seq`; the other sockets "
+        "of the conversation get `chat:message`. Re-sending the same `client_msg_id` returns the "
+        "stored message and sends nothing again. Any failure asks the client to roll back.",
+        category="chat",
+        room_required="group:{conversationId}",
+        examples=[{"conversation_id": CONVERSATION, "body": "Hello @bob", "client_msg_id": "c-1732265000-1"}],
+        errors=[*ACCESS_ERRORS, ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.INTERNAL],
+        rate_limit="chat",
+        optimistic=True,
+    )
+    @ws_payload(SendPayload)
+    @ws_response("chat:send", SendAck)
+    async def send(
+        self, ctx: SocketContext, payload: SendPayload, chat: ChatService, events: ChatEvents
+    ) -> SendAck:
+        sent = await chat.send(
+            ctx.identity,
+            payload.conversation_id,
+            payload.body,
+            payload.client_msg_id,
+            events=events,
+            skip_sid=ctx.sid,
+        )
+        return SendAck(sent.message)
+
+    @ws_event(
+        "chat:sync",
+        "Catch up after a reconnect or a seq jump: send the last seq you hold for each conversation, "
+        "get what came after (at most `limit` each). `recovered: false` with `has_more: true` means "
+        "page the rest over REST (`GET /api/conversations/{id}/messages?after_seq=`).",
+        category="chat",
+        examples=[{"conversations": [{"conversation_id": CONVERSATION, "after_seq": 40}], "limit": 50}],
+        errors=list(ACCESS_ERRORS),
+    )
+    @ws_payload(SyncPayload)
+    @ws_response("chat:sync", SyncAck)
+    async def sync(self, ctx: SocketContext, payload: SyncPayload, chat: ChatService) -> SyncAck:
+        synced = await chat.sync(caller(ctx), payload.conversations, payload.limit)
+        for conversation in synced:
+            self.app.metrics.sync_recoveries.labels(str(conversation.recovered).lower()).inc()
+        return SyncAck(synced)
+
+    @ws_event(
+        "chat:read",
+        "Mark a conversation read up to `last_read_seq` (never backwards, never past its last seq). "
+        "Focused viewers get `chat:read`; your other sockets get `unread:update`.",
+        category="chat",
+        examples=[{"conversation_id": CONVERSATION, "last_read_seq": 42}],
+        errors=list(ACCESS_ERRORS),
+    )
+    @ws_payload(ReadPayload)
+    @ws_response("chat:read", ReadOut)
+    async def read(
+        self, ctx: SocketContext, payload: ReadPayload, chat: ChatService, events: ChatEvents
+    ) -> ReadOut:
+        return await chat.mark_read(
+            caller(ctx), payload.conversation_id, payload.last_read_seq, events=events
+        )
+
+    @ws_event(
+        "conversation:focus",
+        "You are looking at this conversation: join `active:{conversationId}` to see read cursors "
+        "and typing.",
+        category="conversations",
+        examples=[{"conversation_id": CONVERSATION}],
+        errors=list(ACCESS_ERRORS),
+    )
+    @ws_payload(ConversationRef)
+    @ws_response("conversation:focus", ConversationRefOut)
+    async def focus(
+        self, ctx: SocketContext, payload: ConversationRef, chat: ChatService
+    ) -> ConversationRefOut:
+        await chat.require_participant(payload.conversation_id, caller(ctx))
+        await ctx.join(active_room(str(payload.conversation_id)))
+        return ConversationRefOut(str(payload.conversation_id))
+
+    @ws_event(
+        "conversation:blur",
+        "You stopped looking at this conversation: leave `active:{conversationId}`.",
+        category="conversations",
+        examples=[{"conversation_id": CONVERSATION}],
+        errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
+    )
+    @ws_payload(ConversationRef)
+    @ws_response("conversation:blur", ConversationRefOut)
+    async def blur(self, ctx: SocketContext, payload: ConversationRef) -> ConversationRefOut:
+        await ctx.leave(active_room(str(payload.conversation_id)))
+        return ConversationRefOut(str(payload.conversation_id))
+
+    @ws_event(
+        "conversation:leave",
+        "Leave a group: you stop being a participant, the others get a '… left' `chat:message` and "
+        "`conversation:participant_removed`, and all your sockets leave its rooms.",
+        category="conversations",
+        examples=[{"conversation_id": CONVERSATION}],
+        errors=[*ACCESS_ERRORS, ErrorCode.INTERNAL],
+    )
+    @ws_payload(ConversationRef)
+    @ws_response("conversation:leave", ConversationRefOut)
+    async def leave(
+        self, ctx: SocketContext, payload: ConversationRef, chat: ChatService, events: ChatEvents
+    ) -> ConversationRefOut:
+        await chat.leave(ctx.identity, payload.conversation_id, events=events)
+        return ConversationRefOut(str(payload.conversation_id))

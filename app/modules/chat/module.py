@@ -1,0 +1,49 @@
+"""Chat: conversations, sequenced messages, sync, read state, mentions; provides `Membership`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+
+from app.core.context import AppContext
+from app.core.membership import Membership
+from app.core.module import Module
+from app.core.security.identity import Identity
+from app.modules.chat.controller import ConversationController
+from app.modules.chat.deps import DEPENDENCIES
+from app.modules.chat.events import ChatEvents, group_room
+from app.modules.chat.gateway import ChatGateway
+from app.modules.chat.guards import ChatMembership, ParticipantRoomHook
+from app.modules.chat.schemas import UnreadSummary
+from app.modules.chat.service import ChatService
+
+
+def _participants_only(prefix: str) -> Callable[[AppContext], ParticipantRoomHook]:
+    def make(ctx: AppContext) -> ParticipantRoomHook:
+        return ParticipantRoomHook(ctx.get(Membership), prefix)  # type: ignore[type-abstract]
+
+    return make
+
+
+async def _conversation_rooms(ctx: AppContext, identity: Identity) -> Sequence[str]:
+    """`group:{id}` of every conversation of the connecting user (one query)."""
+    async with ctx.unit_of_work() as uow:
+        ids = await uow.service(ChatService).conversation_ids_of(uuid.UUID(identity.user_id))
+    return [group_room(str(cid)) for cid in ids]
+
+
+async def _unread(ctx: AppContext, identity: Identity) -> UnreadSummary:
+    async with ctx.unit_of_work() as uow:
+        return await uow.service(ChatService).unread_summary(uuid.UUID(identity.user_id))
+
+
+chat_module = Module(
+    name="chat",
+    controllers=[ConversationController],
+    gateways=[ChatGateway],
+    dependencies=DEPENDENCIES,
+    providers={Membership: ChatMembership, ChatEvents: ChatEvents},
+    room_hooks={"group:": _participants_only("group:"), "active:": _participants_only("active:")},
+    connect_rooms=[_conversation_rooms],
+    session_ready={"unread": _unread},
+)

@@ -1,0 +1,225 @@
+"""Wire shapes of the chat module: REST bodies, socket payloads and acks, server events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from app.modules.chat.models import BODY_MAX, CLIENT_MSG_ID_MAX, TITLE_MAX
+
+MAX_SEQ = 2**53 - 1
+"""The largest seq a JavaScript client can hold exactly; any cursor beyond it is nonsense."""
+MESSAGES_LIMIT_DEFAULT = 50
+MESSAGES_LIMIT_MAX = 200
+SYNC_CONVERSATIONS_MAX = 100
+SEARCH_LIMIT_DEFAULT = 20
+SEARCH_LIMIT_MAX = 100
+SEARCH_QUERY_MAX = 100
+PARTICIPANTS_PER_CALL_MAX = 100
+
+ConversationKind = Literal["direct", "group"]
+Role = Literal["owner", "admin", "member"]
+MessageKind = Literal["text", "system"]
+
+Body = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=BODY_MAX,
+        description=f"1–{BODY_MAX} characters, not only whitespace, no NUL; `@username` mentions",
+    ),
+]
+ClientMsgId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=CLIENT_MSG_ID_MAX,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="chosen by the client (e.g. a UUID); a re-send with the same id is not stored twice",
+    ),
+]
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=TITLE_MAX)]
+Cursor = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ, description="a seq the client already has (0: none)")]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
+UserIds = Annotated[list[uuid.UUID], msgspec.Meta(max_length=PARTICIPANTS_PER_CALL_MAX)]
+
+
+class MessageOut(msgspec.Struct):
+    id: str
+    conversation_id: str
+    seq: int
+    sender_id: str | None
+    kind: MessageKind
+    body: str
+    client_msg_id: str | None
+    created_at: dt.datetime
+
+
+class ParticipantOut(msgspec.Struct):
+    user_id: str
+    role: Role
+    last_read_seq: int
+
+
+class ConversationOut(msgspec.Struct):
+    id: str
+    kind: ConversationKind
+    title: str | None
+    created_by: str | None
+    last_seq: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    participants: list[ParticipantOut]
+
+
+class ConversationSummaryOut(ConversationOut):
+    """A conversation as listed: with its latest message and the caller's unread count."""
+
+    last_message: MessageOut | None
+    unread: int
+
+
+class ConversationPage(msgspec.Struct):
+    items: list[ConversationSummaryOut]
+    next_cursor: str | None
+
+
+class MessagePage(msgspec.Struct):
+    items: list[MessageOut]
+    has_more: bool
+
+
+class UnreadConversation(msgspec.Struct):
+    conversation_id: str
+    unread: int
+    last_seq: int
+    last_read_seq: int
+    mentions: int
+    last_message: MessageOut | None
+
+
+class UnreadSummary(msgspec.Struct):
+    """Conversations with unread messages (`session:ready.unread`, `GET /conversations/unread-count`)."""
+
+    conversations: list[UnreadConversation]
+    total: int
+
+
+class NotificationOut(msgspec.Struct):
+    id: str
+    kind: str
+    title: str
+    body: str
+    data: dict[str, Any]
+    created_at: dt.datetime
+
+
+class CreateConversationIn(msgspec.Struct, forbid_unknown_fields=True):
+    kind: ConversationKind
+    participant_ids: UserIds
+    title: Title | None = None
+
+
+class UpdateConversationIn(msgspec.Struct, forbid_unknown_fields=True):
+    title: Title
+
+
+class AddParticipantsIn(msgspec.Struct, forbid_unknown_fields=True):
+    user_ids: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=PARTICIPANTS_PER_CALL_MAX)]
+
+
+class PostMessageIn(msgspec.Struct):
+    """REST send; unknown fields (a `sender_id`, a `seq`) are ignored: the server decides those."""
+
+    body: Body
+    client_msg_id: ClientMsgId | None = None
+
+
+class ReadIn(msgspec.Struct, forbid_unknown_fields=True):
+    last_read_seq: Seq
+
+
+class ReadOut(msgspec.Struct):
+    conversation_id: str
+    last_read_seq: int
+    unread: int
+
+
+class SendPayload(msgspec.Struct):
+    """`chat:send`; unknown fields (a `sender_id`, a `seq`) are ignored: the server decides those."""
+
+    conversation_id: uuid.UUID
+    body: Body
+    client_msg_id: ClientMsgId
+
+
+class SendAck(msgspec.Struct):
+    message: MessageOut
+
+
+class SyncCursor(msgspec.Struct, forbid_unknown_fields=True):
+    conversation_id: uuid.UUID
+    after_seq: Cursor
+
+
+class SyncPayload(msgspec.Struct, forbid_unknown_fields=True):
+    conversations: Annotated[list[SyncCursor], msgspec.Meta(min_length=1, max_length=SYNC_CONVERSATIONS_MAX)]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MESSAGES_LIMIT_MAX)] = MESSAGES_LIMIT_DEFAULT
+
+
+class SyncedConversation(msgspec.Struct):
+    conversation_id: str
+    messages: list[MessageOut]
+    last_seq: int
+    recovered: bool
+    has_more: bool
+
+
+class SyncAck(msgspec.Struct):
+    conversations: list[SyncedConversation]
+
+
+class ReadPayload(msgspec.Struct, forbid_unknown_fields=True):
+    conversation_id: uuid.UUID
+    last_read_seq: Seq
+
+
+class ConversationRef(msgspec.Struct, forbid_unknown_fields=True):
+    conversation_id: uuid.UUID
+
+
+class ConversationRefOut(msgspec.Struct):
+    conversation_id: str
+
+
+class ChatMessageEvent(msgspec.Struct):
+    message: MessageOut
+
+
+class ChatReadEvent(msgspec.Struct):
+    conversation_id: str
+    user_id: str
+    last_read_seq: int
+
+
+class UnreadUpdate(msgspec.Struct):
+    conversation_id: str
+    unread: int
+    total: int
+
+
+class ConversationUpdatedEvent(msgspec.Struct):
+    conversation: ConversationOut
+
+
+class ConversationDeletedEvent(msgspec.Struct):
+    conversation_id: str
+
+
+class ParticipantChange(msgspec.Struct):
+    conversation_id: str
+    user_id: str
+    by: str
