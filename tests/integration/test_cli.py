@@ -1,0 +1,139 @@
+"""The `parley` console command, run as a real process with its own environment."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PARLEY = str(Path(sys.executable).parent / "parley")
+PASSWORD = "correct-horse-42"
+
+
+def environment(**env: str) -> dict[str, str]:
+    """Only the variables given (plus PATH), so no .env of the repo or the shell's settings leak in."""
+    return {"PATH": os.environ.get("PATH", ""), "LOG_LEVEL": "WARNING", **env}
+
+
+def run(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`parley ARGS` in `cwd`."""
+    return subprocess.run(
+        [PARLEY, *args],
+        cwd=cwd,
+        env=environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def run_together(
+    cwd: Path, commands: dict[str, tuple[tuple[str, ...], dict[str, str]]]
+) -> dict[str, Outcome]:
+    """Run independent `parley` commands at once (each start-up costs seconds of imports)."""
+    started = {
+        label: subprocess.Popen(
+            [PARLEY, *args],
+            cwd=cwd,
+            env=environment(**env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for label, (args, env) in commands.items()
+    }
+    outcomes = {}
+    for label, process in started.items():
+        stdout, stderr = process.communicate(timeout=60)
+        outcomes[label] = Outcome(process.returncode, stdout, stderr)
+    return outcomes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "cli.db"
+
+
+@pytest.fixture
+def env(database: Path) -> dict[str, str]:
+    return {"DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+
+
+def users_in(database: Path) -> dict[str, bool]:
+    with sqlite3.connect(database) as connection:
+        return {
+            name: bool(admin) for name, admin in connection.execute("SELECT username, is_admin FROM users")
+        }
+
+
+def test_db_upgrade_creates_the_schema_on_a_fresh_file(
+    tmp_path: Path, database: Path, env: dict[str, str]
+) -> None:
+    result = run(tmp_path, "db", "upgrade", **env)
+    assert result.returncode == 0, result.stderr
+    assert "database at head" in result.stdout
+    with sqlite3.connect(database) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"users", "alembic_version"} <= tables
+    again = run(tmp_path, "db", "upgrade", **env)
+    assert again.returncode == 0, again.stderr
+
+
+def test_users_create(tmp_path: Path, database: Path, env: dict[str, str]) -> None:
+    assert run(tmp_path, "db", "upgrade", **env).returncode == 0
+    created = run_together(
+        tmp_path,
+        {
+            "plain": (("users", "create", "alice", "--password", PASSWORD), env),
+            "admin": (("users", "create", "root_admin", "--password", PASSWORD, "--admin"), env),
+        },
+    )
+    assert created["plain"].returncode == 0, created["plain"].stderr
+    assert "created user alice" in created["plain"].stdout
+    assert created["admin"].returncode == 0, created["admin"].stderr
+    assert "created admin user root_admin" in created["admin"].stdout
+    assert users_in(database) == {"alice": False, "root_admin": True}
+
+    existing = run(tmp_path, "users", "create", "ALICE", "--password", PASSWORD, **env)
+    assert existing.returncode != 0
+    assert "taken" in existing.stderr
+    assert "ALICE" in existing.stderr
+    assert "Traceback" not in existing.stderr
+    assert users_in(database) == {"alice": False, "root_admin": True}
+
+
+def test_refusals_exit_non_zero_with_a_reason_and_no_trace(tmp_path: Path, env: dict[str, str]) -> None:
+    create = ("users", "create", "dave", "--password", PASSWORD)
+    cases = {
+        "not migrated": (create, env, "parley db upgrade"),
+        "bad PORT": (("db", "upgrade"), {**env, "PORT": "eighty"}, "PORT"),
+        "bad LOGIN_POLICY": (create, {**env, "LOGIN_POLICY": "sometimes"}, "LOGIN_POLICY"),
+        "prod default secret": (("serve",), {**env, "APP_ENV": "prod"}, "JWT_SECRET"),
+        "workers without Redis": (("serve", "--workers", "2"), env, "REDIS_URL"),
+    }
+    outcomes = run_together(tmp_path, {label: (args, environ) for label, (args, environ, _) in cases.items()})
+    for label, (_, _, reason) in cases.items():
+        outcome = outcomes[label]
+        assert outcome.returncode != 0, label
+        assert reason in outcome.stderr, (label, outcome.stderr)
+        assert "Traceback" not in outcome.stderr, (label, outcome.stderr)
+
+
+def test_dotenv_in_the_working_directory_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("DATABASE_URL=sqlite+aiosqlite:///./from-dotenv.db\n")
+    result = run(tmp_path, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "from-dotenv.db").is_file()
