@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import click
@@ -59,6 +61,7 @@ def serve(host: str | None, port: int | None, workers: int, migrate: bool) -> No
     # The app factory reads the settings again (in each worker): --host/--port must reach it.
     os.environ.update(HOST=host, PORT=str(port))
     get_settings.cache_clear()
+    _stop_quietly_after_shutdown()
     uvicorn.run(
         "app.asgi:create_asgi",
         factory=True,
@@ -74,6 +77,21 @@ def serve(host: str | None, port: int | None, workers: int, migrate: bool) -> No
         timeout_graceful_shutdown=10,
         proxy_headers=False,
     )
+    logger.info("parley stopped")
+
+
+def _stop_quietly_after_shutdown() -> None:
+    """Let `serve` end with exit status 0 after a graceful stop on SIGTERM or Ctrl-C.
+
+    uvicorn shuts down on the signal, then raises it again against the handler that was in place
+    before; with the default handlers that kills the process (status -15) or raises KeyboardInterrupt.
+    """
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _already_stopped)
+
+
+def _already_stopped(_signum: int, _frame: FrameType | None) -> None:
+    """The server has already stopped gracefully when this runs; nothing is left to do."""
 
 
 @main.group()
