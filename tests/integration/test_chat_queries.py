@@ -1,0 +1,176 @@
+"""The query budget of the chat's socket handlers, counted on the engine of an in-process server.
+
+A real uvicorn server runs the app in this process, so a SQLAlchemy `before_cursor_execute` listener
+sees every statement a handler sends; a real Socket.IO client drives it. Transaction control
+(SQLite's `BEGIN IMMEDIATE`) is not a query and is not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import event
+
+from app.core.app_factory import ParleyApp, create_app
+from tests.support.backends import Backend
+from tests.support.clients import Account, RecordingClient, register_and_login
+from tests.support.server import free_port
+
+BUDGET = 3
+
+
+@dataclass
+class StatementCounter:
+    statements: list[str] = field(default_factory=list)
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            self.statements.append(statement)
+
+    async def count(self, action: Any) -> tuple[Any, int]:
+        self.statements.clear()
+        result = await action
+        return result, len(self.statements)
+
+
+@dataclass
+class LiveApp:
+    parley: ParleyApp
+    url: str
+    http: httpx.AsyncClient
+    counter: StatementCounter
+
+
+@pytest.fixture
+async def live(backend: Backend) -> AsyncIterator[LiveApp]:
+    parley = create_app(backend.settings(RATE_LIMIT_ENABLED="false"))
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(parley.asgi, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done(), "the in-process server stopped during start-up"
+        await asyncio.sleep(0.01)
+    counter = StatementCounter()
+    event.listen(parley.context.db.engine.sync_engine, "before_cursor_execute", counter)
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url) as http:
+        yield LiveApp(parley, url, http, counter)
+    event.remove(parley.context.db.engine.sync_engine, "before_cursor_execute", counter)
+    server.should_exit = True
+    await serving
+
+
+def auth(account: Account) -> dict[str, str]:
+    return {"Authorization": f"Bearer {account.access_token}"}
+
+
+async def make_group(live: LiveApp, owner: Account, *others: Account) -> str:
+    response = await live.http.post(
+        "/api/conversations",
+        json={"kind": "group", "title": "budget", "participant_ids": [o.user_id for o in others]},
+        headers=auth(owner),
+    )
+    assert response.status_code == 201, response.text
+    conversation_id: str = response.json()["data"]["id"]
+    return conversation_id
+
+
+async def connect(live: LiveApp, account: Account) -> RecordingClient:
+    client = RecordingClient()
+    await client.connect(live.url, account.access_token)
+    await client.wait_for("session:ready")
+    return client
+
+
+async def test_socket_handlers_stay_within_three_statements(live: LiveApp) -> None:
+    alice, bob = await register_and_login(live.http), await register_and_login(live.http)
+    conversations = [await make_group(live, alice, bob) for _ in range(6)]
+    cid = conversations[0]
+    for other in conversations[1:]:
+        for index in range(3):
+            response = await live.http.post(
+                f"/api/conversations/{other}/messages",
+                json={"body": f"@{bob.username} {index}"},
+                headers=auth(alice),
+            )
+            assert response.status_code == 201
+    sock = await connect(live, alice)
+    bob_sock = await connect(live, bob)
+    clients = [sock, bob_sock]
+    assert bob_sock.events["session:ready"][0]["unread"]["total"] == 15
+    counts: dict[str, int] = {}
+    try:
+        send = {"conversation_id": cid, "body": "plain", "client_msg_id": "budget-1"}
+        ack, counts["chat:send"] = await live.counter.count(sock.call("chat:send", send))
+        assert ack["ok"] is True, ack
+        ack, counts["chat:send (re-send)"] = await live.counter.count(sock.call("chat:send", send))
+        assert ack["data"]["message"]["seq"] == 1
+        mention = {"conversation_id": cid, "body": f"hi @{bob.username}", "client_msg_id": "budget-2"}
+        ack, counts["chat:send (mention)"] = await live.counter.count(sock.call("chat:send", mention))
+        assert ack["ok"] is True, ack
+        await bob_sock.wait_for("notification:new")
+        stranger = {"conversation_id": str(uuid.uuid4()), "body": "x", "client_msg_id": "budget-3"}
+        ack, counts["chat:send (unknown conversation)"] = await live.counter.count(
+            sock.call("chat:send", stranger)
+        )
+        assert ack["error"]["code"] == "NOT_FOUND"
+        cursors = [{"conversation_id": c, "after_seq": 0} for c in conversations]
+        ack, counts["chat:sync (6 conversations)"] = await live.counter.count(
+            bob_sock.call("chat:sync", {"conversations": cursors, "limit": 2})
+        )
+        assert [len(c["messages"]) for c in ack["data"]["conversations"]] == [2, 2, 2, 2, 2, 2]
+        ack, counts["conversation:focus"] = await live.counter.count(
+            bob_sock.call("conversation:focus", {"conversation_id": cid})
+        )
+        assert ack["ok"] is True, ack
+        ack, counts["chat:read"] = await live.counter.count(
+            bob_sock.call("chat:read", {"conversation_id": cid, "last_read_seq": 2})
+        )
+        assert ack["data"]["unread"] == 0
+        ack, counts["conversation:blur"] = await live.counter.count(
+            bob_sock.call("conversation:blur", {"conversation_id": cid})
+        )
+        assert ack["ok"] is True
+        ack, counts["room:join group:"] = await live.counter.count(
+            bob_sock.call("room:join", {"room": f"group:{conversations[1]}"})
+        )
+        assert ack["ok"] is True
+        ack, counts["conversation:leave"] = await live.counter.count(
+            bob_sock.call("conversation:leave", {"conversation_id": cid})
+        )
+        assert ack["ok"] is True, ack
+        again, counts["connect (6 conversations, 5 unread)"] = await live.counter.count(connect(live, bob))
+        clients.append(again)
+        carol = await register_and_login(live.http)
+        await make_group(live, alice, carol)
+        fresh, counts["connect (1 conversation)"] = await live.counter.count(connect(live, carol))
+        clients.append(fresh)
+    finally:
+        for client in clients:
+            await client.close()
+    logging.getLogger(__name__).info("statements per handler: %s", counts)
+    assert counts == {
+        "chat:send": 2,
+        "chat:send (re-send)": 2,
+        "chat:send (mention)": 3,
+        "chat:send (unknown conversation)": 2,
+        "chat:sync (6 conversations)": 2,
+        "conversation:focus": 1,
+        "chat:read": 3,
+        "conversation:blur": 0,
+        "room:join group:": 1,
+        "conversation:leave": 3,
+        "connect (6 conversations, 5 unread)": counts["connect (1 conversation)"],
+        "connect (1 conversation)": counts["connect (1 conversation)"],
+    }, counts
+    assert max(count for name, count in counts.items() if not name.startswith("connect")) <= BUDGET
