@@ -25,6 +25,10 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
     command.upgrade(alembic_config(settings), revision)
 
 
+def downgrade(settings: Settings, revision: str) -> None:
+    command.downgrade(alembic_config(settings), revision)
+
+
 async def upgrade_async(settings: Settings, revision: str = "head") -> None:
     """Run from inside an event loop (env.py starts its own loop, so use a thread)."""
     await asyncio.to_thread(upgrade, settings, revision)
