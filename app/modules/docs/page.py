@@ -126,7 +126,12 @@ def type_label(schema: dict[str, Any]) -> list[TypePart]:
 
 
 def constraint_notes(schema: dict[str, Any]) -> list[str]:
-    return [template.format(json.dumps(schema[key])) for key, template in CONSTRAINTS if key in schema]
+    """`format uuid`, `at most 50 characters`, `matches "^[a-z]+$"` (values other than formats as JSON)."""
+    return [
+        template.format(schema[key] if key == "format" else json.dumps(schema[key], ensure_ascii=False))
+        for key, template in CONSTRAINTS
+        if key in schema
+    ]
 
 
 def schema_view(title: str, schema: dict[str, Any], catalog: SchemaCatalog) -> SchemaView:

@@ -1,0 +1,78 @@
+"""The page's view of the schemas: readable type labels, constraint notes, fields of a Struct."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.modules.docs.page import categories, console_events, constraint_notes, schema_view, type_label
+from app.modules.docs.schemas import build_catalog
+from tests.unit.test_docs_description import synthetic_description
+
+
+def label(schema: dict[str, Any]) -> list[tuple[str, str | None]]:
+    return [(part.text, part.link) for part in type_label(schema)]
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        ({"type": "string"}, [("string", None)]),
+        ({"$ref": "#/components/schemas/Message"}, [("Message", "Message")]),
+        (
+            {"anyOf": [{"$ref": "#/components/schemas/User"}, {"type": "null"}]},
+            [("User", "User"), (" | ", None), ("null", None)],
+        ),
+        ({"type": "array", "items": {"$ref": "#/components/schemas/M"}}, [("array of ", None), ("M", "M")]),
+        ({"enum": ["a", "b"]}, [('"a" | "b"', None)]),
+        ({"const": False}, [("false", None)]),
+        (
+            {"type": "object", "additionalProperties": {"type": "integer"}},
+            [("map of string → ", None), ("integer", None)],
+        ),
+        ({}, [("any", None)]),
+    ],
+)
+def test_type_labels(schema: dict[str, Any], expected: list[tuple[str, str | None]]) -> None:
+    assert label(schema) == expected
+
+
+def test_constraint_notes() -> None:
+    assert constraint_notes({"format": "uuid", "minLength": 1, "maxLength": 50, "pattern": "^a$"}) == [
+        "format uuid",
+        "at least 1 characters",
+        "at most 50 characters",
+        'matches "^a$"',
+    ]
+
+
+def test_payload_view_follows_the_reference_to_the_struct_fields() -> None:
+    description = synthetic_description()
+    catalog = build_catalog(description)
+    view = schema_view("Payload", catalog.payloads["client.note.add"], catalog)
+    assert [(row.name, row.required) for row in view.fields] == [
+        ("board", True),
+        ("text", True),
+        ("tags", False),
+    ]
+    text = view.fields[1]
+    assert text.description == "What the note says"
+    assert text.notes == ["at least 1 characters", "at most 50 characters"]
+    assert view.description == "A note to pin on a board."
+
+
+def test_categories_group_by_direction_and_console_offers_client_events_only() -> None:
+    description = synthetic_description()
+    views = categories(description, build_catalog(description))
+    notes = next(view for view in views if view.name == "notes")
+    assert [label for label, _ in notes.groups] == ["Client → server", "Server → client"]
+    assert notes.count == 4
+    ack = notes.groups[0][1][0].ack
+    assert ack is not None
+    assert [row.name for row in ack.fields] == ["id", "pinned_at"]
+    assert console_events(description) == [
+        {"name": "alpha:ping", "example": {"nonce": 1}},
+        {"name": "note:add", "example": {"board": "b1", "text": "hello"}},
+        {"name": "note:read", "example": {"board": "b1", "up_to": 7}},
+    ]
