@@ -7,6 +7,7 @@ import importlib
 MODEL_MODULES = (
     "app.modules.accounts.models",
     "app.modules.chat.models",
+    "app.modules.announcements.models",
 )
 
 

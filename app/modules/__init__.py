@@ -2,6 +2,7 @@
 
 from app.core.module import Module
 from app.modules.accounts.module import accounts_module
+from app.modules.announcements.module import announcements_module
 from app.modules.chat.module import chat_module
 from app.modules.docs.module import docs_module
 from app.modules.health.module import health_module
@@ -14,5 +15,6 @@ MODULES: tuple[Module, ...] = (
     realtime_module,
     chat_module,
     presence_module,
+    announcements_module,
     docs_module,
 )

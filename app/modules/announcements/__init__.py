@@ -1,0 +1,1 @@
+"""Announcements: admin broadcasts to every connected user, replayed at login."""

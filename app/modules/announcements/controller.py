@@ -1,0 +1,54 @@
+"""`POST /api/admin/announcements` (admins) and `GET /api/announcements`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_201_CREATED
+
+from app.core.context import AppContext
+from app.core.http.envelope import Envelope, ok
+from app.core.security.identity import Identity
+from app.modules.announcements.events import SYSTEM_ANNOUNCEMENT
+from app.modules.announcements.schemas import AnnouncementIn, AnnouncementList, AnnouncementOut
+from app.modules.announcements.service import AnnouncementService, announcement_out
+
+logger = logging.getLogger(__name__)
+
+
+class AdminAnnouncementsController(Controller):
+    path = "/api/admin/announcements"
+    tags = ["admin"]
+
+    @post("/", status_code=HTTP_201_CREATED)
+    async def publish(
+        self,
+        data: AnnouncementIn,
+        admin: Identity,
+        app_ctx: AppContext,
+        announcement_service: AnnouncementService,
+    ) -> Envelope[AnnouncementOut]:
+        announcement = announcement_out(await announcement_service.publish(data, admin.user_id))
+        await app_ctx.hub.emit(SYSTEM_ANNOUNCEMENT, announcement, room="broadcast:all")
+        logger.info("admin %s announced %s", admin.user_id, announcement.id, extra={"user_id": admin.user_id})
+        return ok(announcement, "Announced")
+
+
+class AnnouncementsController(Controller):
+    path = "/api/announcements"
+    tags = ["announcements"]
+
+    @get("/")
+    async def since(
+        self,
+        identity: Identity,  # noqa: ARG002 - signed-in users only
+        announcement_service: AnnouncementService,
+        since: Annotated[dt.datetime | None, Parameter(description="created after (ISO 8601)")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    ) -> Envelope[AnnouncementList]:
+        rows = await announcement_service.since(since, limit)
+        return ok(AnnouncementList([announcement_out(row) for row in rows]))

@@ -1,0 +1,34 @@
+"""Bodies and payloads of announcements."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import msgspec
+
+from app.modules.announcements.models import BODY_MAX, TITLE_MAX, URL_MAX
+
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=URL_MAX, pattern=r"^https?://\S+$")]
+
+
+class AnnouncementIn(msgspec.Struct, forbid_unknown_fields=True):
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=TITLE_MAX, pattern=r"\S")]
+    body: Annotated[str, msgspec.Meta(min_length=1, max_length=BODY_MAX, pattern=r"\S")]
+    url: Url | None = None
+    image_url: Url | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class AnnouncementOut(msgspec.Struct):
+    id: str
+    title: str
+    body: str
+    url: str | None
+    image_url: str | None
+    metadata: dict[str, Any]
+    created_at: dt.datetime
+
+
+class AnnouncementList(msgspec.Struct):
+    items: list[AnnouncementOut]

@@ -1,0 +1,110 @@
+"""Announcements end to end: live on every node, and in `session:ready` for whoever connects later.
+
+On PostgreSQL + Redis two server processes form one cluster; on SQLite + in process there is one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
+import pytest
+
+from app.core.db import Database, UnitOfWork
+from app.modules.accounts.service import UserService
+from tests.support.backends import BACKENDS, Backend
+from tests.support.clients import PASSWORD, RecordingClient, login, register_and_login
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
+    return backend_factory(request.param)
+
+
+@pytest.fixture(scope="module")
+def nodes(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
+    logs = tmp_path_factory.mktemp("announcements")
+    count = 2 if backend.redis_url else 1
+    started = [ServerProcess(backend.env(), logs / f"node-{index}.log").start() for index in range(count)]
+    yield started
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Callable[[], RecordingClient]]:
+    made: list[RecordingClient] = []
+
+    def make() -> RecordingClient:
+        made.append(RecordingClient())
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+async def admin_token(backend: Backend, http: httpx.AsyncClient) -> str:
+    username = f"admin{uuid.uuid4().hex[:10]}"
+    db = Database(backend.settings())
+    try:
+        async with UnitOfWork(db) as uow:
+            await uow.service(UserService).register(username, PASSWORD, None, is_admin=True)
+    finally:
+        await db.dispose()
+    return (await login(http, username)).access_token
+
+
+async def test_announcement_reaches_every_node_and_later_logins(
+    backend: Backend, nodes: list[ServerProcess], clients: Callable[[], RecordingClient]
+) -> None:
+    first, last = nodes[0], nodes[-1]
+    async with httpx.AsyncClient(base_url=first.url, timeout=10) as http:
+        token = await admin_token(backend, http)
+        listeners = []
+        for node in nodes:
+            account = await register_and_login(http)
+            listener = clients()
+            await listener.connect(node.url, account.access_token)
+            await listener.wait_for("session:ready")
+            listeners.append(listener)
+
+        body = {"title": "Maintenance", "body": "Back in a minute", "metadata": {"severity": "info"}}
+        response = await http.post(
+            "/api/admin/announcements", json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 201, response.text
+        made = response.json()["data"]
+
+        for listener in listeners:
+            assert await listener.wait_for("system:announcement") == made
+
+        newcomer = await register_and_login(http)
+    late = clients()
+    await late.connect(last.url, newcomer.access_token)
+    ready = await late.wait_for("session:ready")
+    assert ready["announcements"][0] == made
+    assert late.events["system:announcement"] == []
+
+
+async def test_rejected_announcement_is_not_broadcast(
+    backend: Backend, nodes: list[ServerProcess], clients: Callable[[], RecordingClient]
+) -> None:
+    async with httpx.AsyncClient(base_url=nodes[0].url, timeout=10) as http:
+        token = await admin_token(backend, http)
+        account = await register_and_login(http)
+        listener = clients()
+        await listener.connect(nodes[-1].url, account.access_token)
+        await listener.wait_for("session:ready")
+        headers = {"Authorization": f"Bearer {token}"}
+        bad = await http.post("/api/admin/announcements", json={"body": "untitled"}, headers=headers)
+        assert bad.status_code == 422
+        assert bad.json()["error"]["code"] == "VALIDATION_ERROR"
+        good = await http.post("/api/admin/announcements", json={"title": "t", "body": "b"}, headers=headers)
+        assert good.status_code == 201
+    assert (await listener.wait_for("system:announcement"))["id"] == good.json()["data"]["id"]
+    assert len(listener.events["system:announcement"]) == 1

@@ -1,0 +1,165 @@
+"""Announcements over REST and the `session:ready` part, on both backends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from app.core.db import Database, UnitOfWork
+from app.modules.accounts.service import UserService
+from app.modules.announcements.service import AnnouncementService
+from tests.support.backends import Backend
+from tests.support.clients import PASSWORD, Account, login, register_and_login
+
+
+@pytest.fixture
+async def db(backend: Backend) -> AsyncIterator[Database]:
+    """The test's own engine (the in-process app runs on another event loop)."""
+    database = Database(backend.settings())
+    yield database
+    await database.dispose()
+
+
+async def make_admin(db: Database, http: httpx.AsyncClient) -> Account:
+    username = f"admin{uuid.uuid4().hex[:10]}"
+    async with UnitOfWork(db) as uow:
+        await uow.service(UserService).register(username, PASSWORD, None, is_admin=True)
+    return await login(http, username)
+
+
+async def missed(db: Database, account: Account) -> list[str]:
+    async with UnitOfWork(db) as uow:
+        rows = await uow.service(AnnouncementService).missed_by(account.user_id, dt.datetime.now(dt.UTC))
+    return [str(row.id) for row in rows]
+
+
+def bearer(account: Account) -> dict[str, str]:
+    return {"Authorization": f"Bearer {account.access_token}"}
+
+
+async def announce(http: httpx.AsyncClient, admin: Account, title: str, **extra: object) -> dict[str, object]:
+    body = {"title": title, "body": f"{title} body", **extra}
+    response = await http.post("/api/admin/announcements", json=body, headers=bearer(admin))
+    assert response.status_code == 201, response.text
+    data: dict[str, object] = response.json()["data"]
+    return data
+
+
+async def test_admin_announces_and_everyone_lists(app_client: httpx.AsyncClient, db: Database) -> None:
+    admin = await make_admin(db, app_client)
+    reader = await register_and_login(app_client)
+    made = await announce(
+        app_client,
+        admin,
+        "Maintenance",
+        url="https://status.example.com/1",
+        image_url="https://cdn.example.com/a.png",
+        metadata={"severity": "info", "tags": ["ops"]},
+    )
+    assert made["url"] == "https://status.example.com/1"
+    assert made["metadata"] == {"severity": "info", "tags": ["ops"]}
+    uuid.UUID(str(made["id"]))
+
+    listed = await app_client.get("/api/announcements", headers=bearer(reader))
+    assert listed.status_code == 200
+    assert made in listed.json()["data"]["items"]
+
+
+async def test_since_is_exclusive_and_newest_first(app_client: httpx.AsyncClient, db: Database) -> None:
+    admin = await make_admin(db, app_client)
+    first = await announce(app_client, admin, "first")
+    second = await announce(app_client, admin, "second")
+    third = await announce(app_client, admin, "third")
+
+    response = await app_client.get(
+        "/api/announcements", params={"since": str(first["created_at"])}, headers=bearer(admin)
+    )
+    assert response.status_code == 200
+    assert [item["id"] for item in response.json()["data"]["items"]] == [third["id"], second["id"]]
+
+    limited = await app_client.get(
+        "/api/announcements", params={"since": str(first["created_at"]), "limit": 1}, headers=bearer(admin)
+    )
+    assert [item["id"] for item in limited.json()["data"]["items"]] == [third["id"]]
+
+
+async def test_non_admin_is_forbidden_and_anonymous_unauthorized(app_client: httpx.AsyncClient) -> None:
+    user = await register_and_login(app_client)
+    body = {"title": "Hi", "body": "there"}
+    forbidden = await app_client.post("/api/admin/announcements", json=body, headers=bearer(user))
+    assert forbidden.status_code == 403
+    assert forbidden.json()["error"]["code"] == "FORBIDDEN"
+    anonymous = await app_client.post("/api/admin/announcements", json=body)
+    assert anonymous.status_code == 401
+    listing = await app_client.get("/api/announcements")
+    assert listing.status_code == 401
+    stored = await app_client.get("/api/announcements", headers=bearer(user))
+    assert all(item["title"] != "Hi" for item in stored.json()["data"]["items"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"body": "no title"}, "title"),
+        ({"title": "no body"}, "body"),
+        ({"title": "   ", "body": "blank title"}, "title"),
+        ({"title": "t", "body": ""}, "body"),
+        ({"title": "t" * 201, "body": "long title"}, "title"),
+        ({"title": "t", "body": "b", "url": "javascript:alert(1)"}, "url"),
+        ({"title": "t", "body": "b", "metadata": ["not", "an", "object"]}, "metadata"),
+        ({"title": "t", "body": "b", "colour": "red"}, "colour"),
+    ],
+)
+async def test_bad_announcement_is_422_naming_the_field(
+    app_client: httpx.AsyncClient, db: Database, body: dict[str, object], field: str
+) -> None:
+    admin = await make_admin(db, app_client)
+    response = await app_client.post("/api/admin/announcements", json=body, headers=bearer(admin))
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert field in error["message"]
+
+
+async def test_bad_since_is_rejected(app_client: httpx.AsyncClient) -> None:
+    user = await register_and_login(app_client)
+    for params in ({"since": "yesterday"}, {"limit": 0}, {"limit": 201}):
+        response = await app_client.get("/api/announcements", params=params, headers=bearer(user))
+        assert response.status_code in {400, 422}, (params, response.text)
+        assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_missed_since_last_seen_or_for_a_week(app_client: httpx.AsyncClient, db: Database) -> None:
+    admin = await make_admin(db, app_client)
+    before = await announce(app_client, admin, "before you left")
+    user = await register_and_login(app_client)
+    assert str(before["id"]) in await missed(db, user)
+
+    async with UnitOfWork(db) as uow:
+        await uow.service(UserService).touch_last_seen(user.user_id)
+    assert str(before["id"]) not in await missed(db, user)
+    after = await announce(app_client, admin, "while you were away")
+    assert (await missed(db, user))[0] == after["id"]
+
+    async with UnitOfWork(db) as uow:
+        old = await uow.service(AnnouncementService).missed_by(
+            user.user_id, dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+        )
+        fresh = await uow.service(AnnouncementService).missed_by(
+            str(uuid.uuid4()), dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
+        )
+    assert str(after["id"]) in [str(row.id) for row in old]
+    assert str(before["id"]) not in [str(row.id) for row in fresh]
+
+
+async def test_missed_is_capped_newest_first(app_client: httpx.AsyncClient, db: Database) -> None:
+    admin = await make_admin(db, app_client)
+    made = [await announce(app_client, admin, f"burst {index}") for index in range(22)]
+    user = await register_and_login(app_client)
+    ids = await missed(db, user)
+    assert len(ids) == 20
+    assert ids[:3] == [made[-1]["id"], made[-2]["id"], made[-3]["id"]]
