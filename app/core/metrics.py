@@ -36,9 +36,6 @@ class Metrics:
             ["recovered"],
             registry=self.registry,
         )
-        self.http_requests = Counter(
-            "parley_http_requests_total", "HTTP requests", ["method", "status"], registry=self.registry
-        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
