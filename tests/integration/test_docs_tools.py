@@ -127,3 +127,20 @@ def test_client_types_compile_with_socket_io_generics(written: tuple[Path, Path]
     node = require_node_tools()
     output = node_check(node, "client-types.mjs", str(written[1]))
     assert "compiles with tsc --strict" in output
+
+
+def test_client_types_check_rejects_an_unknown_type(written: tuple[Path, Path], tmp_path: Path) -> None:
+    """The check can fail: a declaration naming a type that does not exist."""
+    node = require_node_tools()
+    broken = tmp_path / "broken.d.ts"
+    broken.write_text(written[1].read_text() + "\nexport type Broken = MissingType;\n")
+    result = subprocess.run(
+        [node, str(SPEC_TOOLS / "client-types.mjs"), str(broken)],
+        cwd=SPEC_TOOLS,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "MissingType" in result.stdout
