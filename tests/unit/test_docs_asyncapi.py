@@ -62,8 +62,16 @@ def test_server_and_security_scheme() -> None:
     }
 
 
-def test_https_public_url_gives_a_wss_server() -> None:
-    config = settings(PUBLIC_URL="https://chat.example.org")
+@pytest.mark.parametrize(
+    ("public_url", "url", "protocol"),
+    [
+        ("https://chat.example.org", "wss://chat.example.org", "wss"),
+        ("https://example.org/chat/", "wss://example.org/chat", "wss"),
+        ("http://10.0.0.5:8000", "ws://10.0.0.5:8000", "ws"),
+    ],
+)
+def test_server_follows_the_public_url(public_url: str, url: str, protocol: str) -> None:
+    config = settings(PUBLIC_URL=public_url)
     description = describe(
         EventRegistry([]),
         title="t",
@@ -72,7 +80,7 @@ def test_https_public_url_gives_a_wss_server() -> None:
         rate_limits=config.rate_limits,
     )
     server = spec_of(description)["servers"]["parley"]
-    assert (server["url"], server["protocol"]) == ("wss://chat.example.org", "wss")
+    assert (server["url"], server["protocol"]) == (url, protocol)
 
 
 def test_client_event_is_a_publish_operation() -> None:

@@ -42,7 +42,7 @@ def server_object(public_url: str) -> dict[str, Any]:
     parts = urlsplit(public_url)
     secure = parts.scheme in {"https", "wss"}
     return {
-        "url": f"{'wss' if secure else 'ws'}://{parts.netloc}",
+        "url": f"{'wss' if secure else 'ws'}://{parts.netloc}{parts.path.rstrip('/')}",
         "protocol": "wss" if secure else "ws",
         "description": f"Socket.IO 5 over Engine.IO 4 at path `{SOCKETIO_PATH}`, namespace `/`, "
         "websocket or long-polling transport.",
