@@ -7,6 +7,7 @@ and measures the time until its user is reported offline on the survivor.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 import uuid
@@ -113,10 +114,11 @@ async def test_several_tabs_count_once_and_reload_does_not_flap(
     await second_tab.close()
     await tab.close()
     reloaded = await world.connect(nodes[-1], alice)
+    reloaded_at = dt.datetime.now(dt.UTC)
     await reloaded.close()
 
     offline = await observer.wait_for("user:status", index=1)
-    assert offline["last_seen_at"] is not None
+    assert dt.datetime.fromisoformat(offline["last_seen_at"]) >= reloaded_at, "went offline before the reload"
     assert statuses(observer) == [(alice.user_id, "online"), (alice.user_id, "offline")]
     now = ok(await observer.call("presence:subscribe", {"user_ids": [alice.user_id]}))
     assert now["statuses"] == [offline]

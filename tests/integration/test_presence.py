@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -155,8 +156,10 @@ async def test_reconnect_within_grace_does_not_flap(cluster: Cluster) -> None:
     await node.connect(alice)
     await node.disconnect(alice)
     await node.connect(alice)
+    left_at = time.monotonic()
     await node.disconnect(alice)
     sent = await node.hub.wait_for(room, 2)
+    assert time.monotonic() - left_at >= TTL / 4 * 0.9, "the grace is a quarter of PRESENCE_TTL here"
     assert [s.status for s in sent] == ["online", "offline"]
     await node.connect(alice)
     again = await node.hub.wait_for(room, 3)
