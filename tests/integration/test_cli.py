@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
@@ -10,6 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from app.config.settings import Settings
+from app.core.db import Database, UnitOfWork
+from app.db.migrate import upgrade
+from app.modules.accounts.service import UserService
 
 PARLEY = str(Path(sys.executable).parent / "parley")
 PASSWORD = "correct-horse-42"
@@ -79,40 +85,47 @@ def users_in(database: Path) -> dict[str, bool]:
         }
 
 
-def test_db_upgrade_creates_the_schema_on_a_fresh_file(
-    tmp_path: Path, database: Path, env: dict[str, str]
-) -> None:
-    result = run(tmp_path, "db", "upgrade", **env)
+def test_db_upgrade_creates_the_schema_in_the_database_named_by_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("DATABASE_URL=sqlite+aiosqlite:///./from-dotenv.db\n")
+    result = run(tmp_path, "db", "upgrade")
     assert result.returncode == 0, result.stderr
     assert "database at head" in result.stdout
-    with sqlite3.connect(database) as connection:
+    with sqlite3.connect(tmp_path / "from-dotenv.db") as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"users", "alembic_version"} <= tables
-    again = run(tmp_path, "db", "upgrade", **env)
-    assert again.returncode == 0, again.stderr
+    assert {"users", "alembic_version"} <= tables
 
 
 def test_users_create(tmp_path: Path, database: Path, env: dict[str, str]) -> None:
-    assert run(tmp_path, "db", "upgrade", **env).returncode == 0
-    created = run_together(
+    settings = Settings.from_env(env, env_file=None)
+    upgrade(settings)
+    asyncio.run(create_user(settings, "alice"))
+    outcomes = run_together(
         tmp_path,
         {
-            "plain": (("users", "create", "alice", "--password", PASSWORD), env),
+            "plain": (("users", "create", "bob", "--password", PASSWORD), env),
             "admin": (("users", "create", "root_admin", "--password", PASSWORD, "--admin"), env),
+            "existing": (("users", "create", "ALICE", "--password", PASSWORD), env),
         },
     )
-    assert created["plain"].returncode == 0, created["plain"].stderr
-    assert "created user alice" in created["plain"].stdout
-    assert created["admin"].returncode == 0, created["admin"].stderr
-    assert "created admin user root_admin" in created["admin"].stdout
-    assert users_in(database) == {"alice": False, "root_admin": True}
-
-    existing = run(tmp_path, "users", "create", "ALICE", "--password", PASSWORD, **env)
+    assert outcomes["plain"].returncode == 0, outcomes["plain"].stderr
+    assert "created user bob" in outcomes["plain"].stdout
+    assert outcomes["admin"].returncode == 0, outcomes["admin"].stderr
+    assert "created admin user root_admin" in outcomes["admin"].stdout
+    existing = outcomes["existing"]
     assert existing.returncode != 0
     assert "taken" in existing.stderr
     assert "ALICE" in existing.stderr
     assert "Traceback" not in existing.stderr
-    assert users_in(database) == {"alice": False, "root_admin": True}
+    assert users_in(database) == {"alice": False, "bob": False, "root_admin": True}
+
+
+async def create_user(settings: Settings, username: str) -> None:
+    db = Database(settings)
+    try:
+        async with UnitOfWork(db) as uow:
+            await uow.service(UserService).register(username, PASSWORD, None)
+    finally:
+        await db.dispose()
 
 
 def test_refusals_exit_non_zero_with_a_reason_and_no_trace(tmp_path: Path, env: dict[str, str]) -> None:
@@ -130,10 +143,3 @@ def test_refusals_exit_non_zero_with_a_reason_and_no_trace(tmp_path: Path, env: 
         assert outcome.returncode != 0, label
         assert reason in outcome.stderr, (label, outcome.stderr)
         assert "Traceback" not in outcome.stderr, (label, outcome.stderr)
-
-
-def test_dotenv_in_the_working_directory_is_read(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text("DATABASE_URL=sqlite+aiosqlite:///./from-dotenv.db\n")
-    result = run(tmp_path, "db", "upgrade")
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "from-dotenv.db").is_file()
