@@ -16,8 +16,10 @@
   const ENGINE = { OPEN: "0", CLOSE: "1", PING: "2", PONG: "3", MESSAGE: "4" };
   const SOCKET = { CONNECT: "0", DISCONNECT: "1", EVENT: "2", ACK: "3", CONNECT_ERROR: "4" };
 
+  /** The Socket.IO path is taken relative to the base URL, so a server behind a path prefix works. */
   function websocketUrl(baseUrl, path) {
-    const url = new URL(path, baseUrl);
+    const base = baseUrl.endsWith("/") ? baseUrl : baseUrl + "/";
+    const url = new URL(path.replace(/^\//, ""), base);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("EIO", "4");
     url.searchParams.set("transport", "websocket");

@@ -52,6 +52,11 @@
     ui.payload.value = pretty(examples.get(name));
   }
 
+  /** The server's root as this page sees it: the page's URL without `/ws-docs`. */
+  function serverBase() {
+    return window.location.href.split(/[?#]/)[0].replace(/\/ws-docs\/?$/, "/");
+  }
+
   function connect() {
     const token = ui.token.value.trim();
     if (!token) {
@@ -59,7 +64,7 @@
       return;
     }
     setStatus("connecting", "connecting…");
-    socket = new ParleySocket(window.location.origin, { token: token });
+    socket = new ParleySocket(serverBase(), { token: token });
     socket.on("connect", (data) => {
       setStatus("connected", "connected");
       log("connect", "connect", data);
