@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import msgspec
 from litestar import Controller, Response, get
@@ -18,9 +19,9 @@ class Health(msgspec.Struct):
     checks: dict[str, str]
 
 
-async def _check(name: str, probe: asyncio.Future[None] | object) -> tuple[str, str]:
+async def _check(name: str, probe: Awaitable[None]) -> tuple[str, str]:
     try:
-        await asyncio.wait_for(probe, CHECK_TIMEOUT)  # type: ignore[arg-type]
+        await asyncio.wait_for(probe, CHECK_TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the kind is reported
         return name, f"down: {type(exc).__name__}"
     return name, "ok"
