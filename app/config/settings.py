@@ -271,9 +271,7 @@ class Settings:
         cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
     ) -> Settings:
         """Read, parse and check every variable; raise :class:`SettingsError` naming the first bad one."""
-        source: dict[str, str] = {}
-        if env_file is not None and Path(env_file).is_file():
-            source.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        source = _read_env_file(Path(env_file)) if env_file is not None else {}
         source.update(os.environ if environ is None else environ)
         values: dict[str, Any] = {}
         for variable in VARIABLES:
@@ -383,6 +381,21 @@ def _check_key_file(name: str, path: str, algorithm: str, *, private: bool) -> N
         raise SettingsError(f"{name}={path!r} is not a PEM {kind} key") from None
     if not isinstance(key, KEY_TYPES[algorithm][1 if private else 0]):
         raise SettingsError(f"{name}={path!r} does not hold a key for JWT_ALGORITHM={algorithm}")
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    """The variables of a `.env` file; a name Parley does not know (a typo) stops start-up.
+
+    Only the file is held to this: the process environment carries many variables of other programs.
+    """
+    if not path.is_file():
+        return {}
+    values = {key: value for key, value in dotenv_values(path).items() if value is not None}
+    known = {variable.name for variable in VARIABLES}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SettingsError(f"{unknown[0]} in {path} is not a Parley variable (see .env.example)")
+    return values
 
 
 def _parse_bool_named(name: str, raw: str) -> bool:

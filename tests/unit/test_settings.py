@@ -78,6 +78,13 @@ def test_dotenv_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     assert current.log_format == "text"
 
 
+def test_an_unknown_name_in_the_dotenv_file_stops_start_up(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("PORT=9000\nLOGIN_POLCY=multi\n")
+    with pytest.raises(SettingsError, match="LOGIN_POLCY"):
+        Settings.from_env({}, env_file=env_file)
+
+
 def test_a_missing_dotenv_file_is_fine(tmp_path: Path) -> None:
     assert Settings.from_env({}, env_file=tmp_path / "absent.env").port == 8000
 
