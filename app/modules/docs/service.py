@@ -112,7 +112,9 @@ class DocsService:
         return asyncapi.generate(self.description, self.catalog)
 
     def asyncapi_spec(self) -> dict[str, Any]:
-        return self._spec
+        """A copy of the document, so a caller's changes never reach the cached one."""
+        spec: dict[str, Any] = msgspec.json.decode(self.spec_json)
+        return spec
 
     @cached_property
     def spec_json(self) -> bytes:
