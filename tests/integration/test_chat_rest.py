@@ -200,6 +200,15 @@ async def test_direct_conversation_is_unique_per_pair(app_client: httpx.AsyncCli
     )
     assert {r.status_code for r in again} == {200}
     assert {r.json()["data"]["id"] for r in again} == {first.json()["data"]["id"]}
+    direct_id = first.json()["data"]["id"]
+    stay = await app_client.post(f"/api/conversations/{direct_id}/leave", headers=auth(bob))
+    assert stay.status_code == 403, stay.text
+    adding = await app_client.post(
+        f"/api/conversations/{direct_id}/participants",
+        json={"user_ids": [alice.user_id]},
+        headers=auth(alice),
+    )
+    assert adding.status_code == 403
     for body in (
         {"kind": "direct", "participant_ids": []},
         {"kind": "direct", "participant_ids": [bob.user_id], "title": "x"},

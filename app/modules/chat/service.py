@@ -247,10 +247,14 @@ class ChatService(SQLAlchemyAsyncRepositoryService[Conversation]):
             raise forbidden("You are not a participant of this conversation")
         return row[0], row[1]
 
-    async def _raise_access(self, conversation_id: uuid.UUID, user_id: uuid.UUID) -> None:
-        """After a guarded write touched nothing: say why (in a fresh transaction)."""
+    async def _recheck_access(self, conversation_id: uuid.UUID, user_id: uuid.UUID) -> Conversation:
+        """After a guarded write touched nothing: raise why, asked in a fresh transaction.
+
+        Returns the conversation when access is fine after all (it changed in between).
+        """
         await self.session.rollback()
-        await self._access(conversation_id, user_id)
+        conversation, _ = await self._access(conversation_id, user_id)
+        return conversation
 
     async def is_participant(self, conversation_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         statement = select(
@@ -283,8 +287,10 @@ class ChatService(SQLAlchemyAsyncRepositoryService[Conversation]):
             statement = statement.where(
                 exists().where(Participant.conversation_id == conversation_id, Participant.user_id == member)
             )
-        statement = statement.values(last_seq=Conversation.last_seq + 1, updated_at=utc_now()).returning(
-            Conversation.last_seq
+        statement = (
+            statement.values(last_seq=Conversation.last_seq + 1, updated_at=utc_now())
+            .returning(Conversation.last_seq)
+            .execution_options(synchronize_session=False)
         )
         seq: int | None = (await self.session.execute(statement)).scalar_one_or_none()
         return seq
@@ -316,8 +322,8 @@ class ChatService(SQLAlchemyAsyncRepositoryService[Conversation]):
         sender_id = uuid.UUID(sender.user_id)
         seq = await self._next_seq(conversation_id, sender_id)
         if seq is None:
-            await self._raise_access(conversation_id, sender_id)
-            raise AssertionError("unreachable: access was denied above")
+            await self._recheck_access(conversation_id, sender_id)
+            raise AppError(ErrorCode.CONFLICT, "Your membership changed meanwhile; send again")
         message_id = uuid.uuid4()
         row = await self._insert_message(
             {
@@ -839,8 +845,10 @@ class ChatService(SQLAlchemyAsyncRepositoryService[Conversation]):
             .returning(Participant.id)
         )
         if removed.scalar_one_or_none() is None:
-            await self._raise_access(conversation_id, user_id)
-            raise forbidden("A direct conversation cannot be left")
+            conversation = await self._recheck_access(conversation_id, user_id)
+            if conversation.kind == "direct":
+                raise forbidden("A direct conversation cannot be left")
+            raise AppError(ErrorCode.CONFLICT, "The participants changed meanwhile; try again")
         seq = await self._next_seq(conversation_id, None)
         if seq is None:
             raise not_found("Conversation")
