@@ -7,12 +7,16 @@ and measures the time until its user is reported offline on the survivor.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,17 +39,24 @@ def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Bac
     return backend_factory(request.param)
 
 
+@contextlib.contextmanager
+def running_nodes(backend: Backend, logs: Path, count: int) -> Iterator[list[ServerProcess]]:
+    """`count` server processes, started side by side, stopped afterwards."""
+    made = [ServerProcess(backend.env(**ENV), logs / f"node-{index}.log") for index in range(count)]
+    try:
+        with ThreadPoolExecutor(count) as pool:
+            list(pool.map(ServerProcess.start, made))
+        yield made
+    finally:
+        for node in made:
+            node.stop()
+
+
 @pytest.fixture(scope="module")
 def nodes(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
     """Two nodes on PostgreSQL + Redis, one on SQLite; `nodes[0]` and `nodes[-1]` are the two ends."""
-    logs = tmp_path_factory.mktemp("presence")
-    count = 2 if backend.redis_url else 1
-    started = [
-        ServerProcess(backend.env(**ENV), logs / f"node-{index}.log").start() for index in range(count)
-    ]
-    yield started
-    for node in started:
-        node.stop()
+    with running_nodes(backend, tmp_path_factory.mktemp("presence"), 2 if backend.redis_url else 1) as made:
+        yield made
 
 
 @dataclass
@@ -261,30 +272,39 @@ async def test_typing_outside_your_conversations_is_refused(nodes: list[ServerPr
     failed(await stranger.call("chat:typing", {"conversation_id": conversation}), "VALIDATION_ERROR")
 
 
-async def test_killed_node_users_go_offline_on_the_survivor(
-    backend: Backend, start_server: Callable[..., ServerProcess]
+async def test_stopped_and_killed_nodes_users_go_offline_on_the_survivor(
+    backend: Backend, tmp_path: Path
 ) -> None:
     if backend.redis_url is None:
         pytest.skip("one in-process node cannot outlive itself; node death needs PostgreSQL + Redis")
-    survivor = start_server(backend, **ENV)
-    doomed = start_server(backend, **ENV)
+    with running_nodes(backend, tmp_path, 3) as (survivor, stopped, doomed):
+        await stop_one_kill_one(survivor, stopped, doomed)
+
+
+async def stop_one_kill_one(survivor: ServerProcess, stopped: ServerProcess, doomed: ServerProcess) -> None:
+    """The survivor reports the stopped node's user offline at once, the killed node's within the TTL."""
     async with httpx.AsyncClient(base_url=survivor.url, timeout=10) as http:
         world = World(http, [])
         try:
-            observer_account, victim = await world.user(), await world.user()
-            await world.group(observer_account, victim)
+            observer_account, leaver, victim = await world.user(), await world.user(), await world.user()
+            await world.group(observer_account, leaver, victim)
             observer = await world.connect(survivor, observer_account)
-            ok(await observer.call("presence:subscribe", {"user_ids": [victim.user_id]}))
+            ok(await observer.call("presence:subscribe", {"user_ids": [leaver.user_id, victim.user_id]}))
+            await world.connect(stopped, leaver)
             await world.connect(doomed, victim)
-            await observer.wait_for("user:status")
+            await observer.wait_for("user:status", index=1)
 
+            stopping = asyncio.create_task(asyncio.to_thread(stopped.stop))
+            left = await observer.wait_for("user:status", index=2, timeout=PRESENCE_TTL)
+            await stopping
             doomed.kill()
             killed_at = time.monotonic()
-            offline = await observer.wait_for("user:status", index=1, timeout=2 * PRESENCE_TTL)
+            offline = await observer.wait_for("user:status", index=3, timeout=2 * PRESENCE_TTL)
             elapsed = time.monotonic() - killed_at
         finally:
             for client in world.made:
                 await client.close()
+    assert (left["user_id"], left["status"]) == (leaver.user_id, "offline")
     assert (offline["user_id"], offline["status"]) == (victim.user_id, "offline")
     assert offline["last_seen_at"] is not None
     logger.warning("SIGKILL → user:status offline in %.2fs (PRESENCE_TTL=%ss)", elapsed, PRESENCE_TTL)
