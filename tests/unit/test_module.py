@@ -100,7 +100,11 @@ async def test_the_asgi_app_serves_litestar_and_socketio(backend: Backend) -> No
     app = create_app(backend.settings())
     async with AsyncTestClient(app=app.asgi, base_url="http://parley.test") as client:
         assert (await client.get("/health")).status_code == 200
-        handshake = await client.get("/socket.io/", params={"EIO": "4", "transport": "polling"})
+        handshake = await client.get(
+            "/socket.io/",
+            params={"EIO": "4", "transport": "polling"},
+            headers={"Origin": "http://parley.test"},
+        )
         assert handshake.status_code == 200
         assert handshake.text.startswith("0{")
 
