@@ -11,8 +11,10 @@ EXAMPLE_CONVERSATION = "00000000-0000-4000-8000-0000000000c1"
 USER_STATUS = server_event(
     "user:status",
     UserStatus,
-    description="A user came online (first socket on any node) or went offline (last socket gone, after "
-    "a short grace period, or their node died). Subscribe with `presence:subscribe`.",
+    description="A user came online (first socket on any node) or went offline: their last socket closed "
+    "and none came back within the grace period (PRESENCE_TTL / 4, at most 2 s, so a page reload does "
+    "not flap), or their node stopped heartbeating (reported within about PRESENCE_TTL). "
+    "Several tabs count once. Subscribe with `presence:subscribe`.",
     category="presence",
     room="presence:{userId}",
     examples=[
@@ -24,7 +26,9 @@ CHAT_TYPING = server_event(
     "chat:typing",
     TypingOut,
     description="Someone in a conversation you are viewing started or stopped typing. `expires_in` is "
-    "how long to show it without news; the server also sends `typing: false` when it lapses.",
+    "how long to show it without news (TYPING_TTL); the server also sends `typing: false` when it lapses, "
+    "when the typist stops or disconnects. A typist's repeats are re-broadcast at most once per "
+    "TYPING_TTL / 2 (at most 3 s).",
     category="chat",
     room="active:{conversationId} (not the typist)",
     examples=[
