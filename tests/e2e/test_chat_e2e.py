@@ -174,6 +174,7 @@ async def test_concurrent_senders_on_every_node_get_seqs_one_to_hundred(world: W
     per_sender = await asyncio.gather(*(send_twenty(sock, n) for n, sock in enumerate(sockets)))
     acked = sorted(seq for seqs in per_sender for seq in seqs)
     assert acked == list(range(1, 101))
+    assert all(seqs == sorted(seqs) for seqs in per_sender), "each sender's messages keep their order"
     await observer.wait_for("chat:message", index=99, timeout=30)
     received = sorted(event["message"]["seq"] for event in observer.events["chat:message"])
     assert received == list(range(1, 101))
