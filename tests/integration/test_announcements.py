@@ -81,6 +81,15 @@ async def test_since_is_exclusive_and_newest_first(app_client: httpx.AsyncClient
     assert response.status_code == 200
     assert [item["id"] for item in response.json()["data"]["items"]] == [third["id"], second["id"]]
 
+    moment = dt.datetime.fromisoformat(str(first["created_at"]))
+    for spelling in (
+        moment.astimezone(dt.timezone(dt.timedelta(hours=9))).isoformat(),
+        moment.replace(tzinfo=None).isoformat(),
+    ):
+        same = await app_client.get("/api/announcements", params={"since": spelling}, headers=bearer(admin))
+        assert same.status_code == 200, same.text
+        assert [item["id"] for item in same.json()["data"]["items"]] == [third["id"], second["id"]]
+
     limited = await app_client.get(
         "/api/announcements", params={"since": str(first["created_at"]), "limit": 1}, headers=bearer(admin)
     )

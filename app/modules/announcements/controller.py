@@ -18,6 +18,7 @@ from app.modules.announcements.schemas import AnnouncementIn, AnnouncementList, 
 from app.modules.announcements.service import AnnouncementService, announcement_out
 
 logger = logging.getLogger(__name__)
+SINCE = "only those created after this moment (ISO 8601; UTC when it has no offset)"
 
 
 class AdminAnnouncementsController(Controller):
@@ -47,8 +48,10 @@ class AnnouncementsController(Controller):
         self,
         identity: Identity,  # noqa: ARG002 - signed-in users only
         announcement_service: AnnouncementService,
-        since: Annotated[dt.datetime | None, Parameter(description="created after (ISO 8601)")] = None,
+        since: Annotated[dt.datetime | None, Parameter(description=SINCE)] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
     ) -> Envelope[AnnouncementList]:
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=dt.UTC)
         rows = await announcement_service.since(since, limit)
         return ok(AnnouncementList([announcement_out(row) for row in rows]))
