@@ -9,7 +9,8 @@ from typing import Any
 
 import msgspec
 
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Record attributes that are not extras; uvicorn's `color_message` repeats the message with ANSI codes.
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -63,3 +63,17 @@ def test_non_json_values_in_extras_are_rendered_as_text(capsys: pytest.CaptureFi
     logging.getLogger("parley.test").info("odd", extra={"thing": object()})
     entry = json.loads(capsys.readouterr().err.strip())
     assert entry["thing"].startswith("<object object")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_uvicorn_color_message_is_not_repeated(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", fmt)
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]",
+        42,
+        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
+    )
+    line = capsys.readouterr().err.strip()
+    assert "Started server process [42]" in line
+    assert "color_message" not in line
+    assert "\x1b" not in line
