@@ -99,8 +99,9 @@ class Sent:
 
 @dataclass(frozen=True, slots=True)
 class ReadState:
+    """A read cursor that moved, with the reader's unread total across all conversations."""
+
     read: ReadOut
-    advanced: bool
     total: int
 
 
@@ -527,10 +528,12 @@ class ChatService(SQLAlchemyAsyncRepositoryService[Conversation]):
             .returning(Participant.last_read_seq)
             .execution_options(synchronize_session=False)
         )
-        now_read: int = (await self.session.execute(statement)).scalar_one()
+        now_read: int | None = (await self.session.execute(statement)).scalar_one_or_none()
+        if now_read is None:
+            raise forbidden("You are not a participant of this conversation")
         unread, total = await self._unread_totals(user_id, conversation_id)
         await self.session.commit()
-        state = ReadState(ReadOut(str(conversation_id), now_read, unread), advanced=True, total=total)
+        state = ReadState(ReadOut(str(conversation_id), now_read, unread), total=total)
         await events.read_advanced(str(user_id), state)
         return state.read
 
