@@ -121,6 +121,7 @@ async def test_non_admin_is_forbidden_and_anonymous_unauthorized(app_client: htt
         ({"title": "t", "body": "b", "url": "javascript:alert(1)"}, "url"),
         ({"title": "t", "body": "b", "metadata": ["not", "an", "object"]}, "metadata"),
         ({"title": "t", "body": "b", "colour": "red"}, "colour"),
+        ({"title": "t", "body": "b", "metadata": {"blob": "x" * 5000}}, "metadata"),
     ],
 )
 async def test_bad_announcement_is_422_naming_the_field(

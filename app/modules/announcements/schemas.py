@@ -9,6 +9,7 @@ import msgspec
 
 from app.modules.announcements.models import BODY_MAX, TITLE_MAX, URL_MAX
 
+METADATA_MAX_BYTES = 4096
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=URL_MAX, pattern=r"^https?://\S+$")]
 
 
@@ -18,6 +19,10 @@ class AnnouncementIn(msgspec.Struct, forbid_unknown_fields=True):
     url: Url | None = None
     image_url: Url | None = None
     metadata: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.metadata is not None and len(msgspec.json.encode(self.metadata)) > METADATA_MAX_BYTES:
+            raise ValueError(f"metadata: at most {METADATA_MAX_BYTES} bytes of JSON")
 
 
 class AnnouncementOut(msgspec.Struct):
