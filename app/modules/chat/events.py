@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from app.core.context import AppContext
@@ -28,6 +29,8 @@ from app.modules.chat.schemas import (
 
 if TYPE_CHECKING:
     from app.modules.chat.service import ReadState, Removal, Sent
+
+logger = logging.getLogger(__name__)
 
 
 def group_room(conversation_id: str) -> str:
@@ -86,6 +89,7 @@ class ChatEvents:
 
     async def conversation_deleted(self, conversation_id: str) -> None:
         """Tell the members, then empty the conversation's rooms everywhere."""
+        logger.info("conversation %s deleted", conversation_id)
         group = group_room(conversation_id)
         await self.hub.emit(CONVERSATION_DELETED, ConversationDeletedEvent(conversation_id), room=group)
         await self.hub.sockets_leave(active_room(conversation_id), active_room(conversation_id))
@@ -94,6 +98,8 @@ class ChatEvents:
     async def participants_added(self, conversation_id: str, user_ids: list[str], *, by: str) -> None:
         """The added users' sockets join the conversation first, so the event reaches them too."""
         group = group_room(conversation_id)
+        if user_ids:
+            logger.info("user %s added %s to conversation %s", by, ", ".join(user_ids), conversation_id)
         for user_id in user_ids:
             await self.hub.sockets_join(user_room(user_id), group)
             await self.hub.emit(
@@ -102,6 +108,9 @@ class ChatEvents:
 
     async def participant_removed(self, removal: Removal) -> None:
         """The room (the leaver's sockets still in it) hears of it; then the leaver's sockets leave."""
+        logger.info(
+            "user %s removed from conversation %s by %s", removal.user_id, removal.conversation_id, removal.by
+        )
         self.ctx.metrics.messages_stored.inc()
         group = group_room(removal.conversation_id)
         await self.hub.emit(CHAT_MESSAGE, ChatMessageEvent(removal.system_message), room=group)
