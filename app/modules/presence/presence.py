@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -91,6 +92,7 @@ class Presence:
         if self._local[user_id] == 1:
             await self.state.set_add(node_users_key(self.app.node_id), user_id)
         if await self.state.set_if_absent(online_key(user_id), b"1", ttl=self.app.settings.presence_ttl):
+            # The winner makes the key permanent: it goes when the user goes offline or is swept.
             await self.state.put(online_key(user_id), b"1")
             async with self.app.unit_of_work() as uow:
                 seen = await uow.service(LastSeenService).last_seen_of([user_id])
@@ -124,8 +126,13 @@ class Presence:
             logger.exception("could not settle the presence of %s", user_id, extra={"user_id": user_id})
 
     async def _mark_offline(self, user_ids: list[str]) -> None:
-        async with self.app.unit_of_work() as uow:
-            stamps = await uow.service(LastSeenService).touch(user_ids)
+        """Store `last_seen_at` and tell subscribers; they are told even if the database fails."""
+        stamps: dict[str, dt.datetime | None] = {}
+        try:
+            async with self.app.unit_of_work() as uow:
+                stamps = await uow.service(LastSeenService).touch(user_ids)
+        except Exception:
+            logger.exception("could not store last_seen_at of %d users", len(user_ids))
         for user_id in user_ids:
             await self._emit(UserStatus(user_id, "offline", stamps.get(user_id)))
 
