@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import msgspec
@@ -117,14 +118,14 @@ def test_server_event_without_docs_is_refused(overrides: dict[str, Any], problem
 
 
 def test_every_registered_gateway_method_is_a_documented_handler() -> None:
-    """The modules' gateways: each public coroutine is a handler with complete docs."""
+    """The modules' gateways: each public coroutine is a handler with complete docs, each server event too."""
     gateways = [gateway for module in MODULES for gateway in module.gateways]
     assert gateways
     for gateway in gateways:
         public = {
             name
             for name, value in vars(gateway).items()
-            if callable(value) and not name.startswith("_") and name not in {"emits", "handlers"}
+            if inspect.iscoroutinefunction(value) and not name.startswith("_")
         }
         assert public <= set(gateway.handlers), f"{gateway.__qualname__}: {public - set(gateway.handlers)}"
         for spec in gateway.handlers.values():
@@ -132,3 +133,7 @@ def test_every_registered_gateway_method_is_a_documented_handler() -> None:
             assert spec.category.strip()
             assert spec.payload is not None
             assert spec.examples
+        for event in gateway.emits:
+            assert event.description.strip()
+            assert event.room.strip()
+            assert event.examples
