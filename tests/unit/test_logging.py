@@ -68,7 +68,7 @@ def test_non_json_values_in_extras_are_rendered_as_text(capsys: pytest.CaptureFi
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_uvicorn_color_message_is_not_repeated(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("INFO", fmt)
-    logging.getLogger("uvicorn.error").info(
+    logging.getLogger("parley.test.uvicorn_like").info(
         "Started server process [%d]",
         42,
         extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
