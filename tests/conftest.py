@@ -56,8 +56,8 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start real server processes for this test; all are stopped afterwards."""
     started: list[ServerProcess] = []
 
-    def start(backend: Backend, **env: Any) -> ServerProcess:
-        server = ServerProcess(backend.env(**env), tmp_path / f"server-{len(started)}.log")
+    def start(backend: Backend, factory: str = "app.asgi:create_asgi", **env: Any) -> ServerProcess:
+        server = ServerProcess(backend.env(**env), tmp_path / f"server-{len(started)}.log", factory)
         started.append(server)
         return server.start()
 

@@ -24,7 +24,8 @@ def free_port() -> int:
 class ServerProcess:
     """One node. `start()` returns when `/health` answers; `stop()` is graceful, `kill()` is SIGKILL."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, factory: str = "app.asgi:create_asgi") -> None:
+        self.factory = factory
         self.port = free_port()
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
@@ -41,7 +42,7 @@ class ServerProcess:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "app.asgi:create_asgi",
+                self.factory,
                 "--factory",
                 "--host",
                 "127.0.0.1",

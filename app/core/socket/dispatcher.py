@@ -18,7 +18,7 @@ from app.core.errors import AppError, ErrorCode
 from app.core.socket.context import SocketContext
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import LocalSocket, SocketHub
-from app.core.socket.protocol import AckError, AckOk, ExceptionEvent
+from app.core.socket.protocol import EVENT_NAME_ECHO_MAX, AckError, AckOk, ExceptionEvent
 
 if TYPE_CHECKING:
     from app.core.context import AppContext
@@ -112,14 +112,13 @@ class Dispatcher:
         if answer is not None:
             await answer(AckError.of(error))
         elif sock.sid in self.hub.local:
-            await self.hub.emit_raw(
-                "exception", ExceptionEvent(event, error.code.value, error.message), room=sock.sid
-            )
+            await self.hub.emit_to_socket(sock.sid, "exception", ExceptionEvent.of(event, error))
 
     async def _run(self, sock: LocalSocket, event: str, args: list[Any]) -> Any:
         handler = self.handlers.get(event)
         if handler is None:
-            raise AppError(ErrorCode.NOT_FOUND, f"Unknown event {event[:100]!r}")
+            self._take_token(sock, "default")
+            raise AppError(ErrorCode.NOT_FOUND, f"Unknown event {event[:EVENT_NAME_ECHO_MAX]!r}")
         self._take_token(sock, handler.spec.rate_limit)
         payload = self._decode(handler, args)
         if sock.waiting >= self.max_concurrent * QUEUE_FACTOR:

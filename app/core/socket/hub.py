@@ -31,8 +31,9 @@ class LocalSocket:
     eio_sid: str
     identity: Identity
     connected_at: float
+    slots: asyncio.Semaphore
+    """Bounds the handlers running at once for this socket (SOCKET_MAX_CONCURRENT_HANDLERS)."""
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
-    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
     waiting: int = 0
     expiry: asyncio.TimerHandle | None = None
 
@@ -65,6 +66,14 @@ class SocketHub:
         """Emit a protocol-level event (`exception`, `force_logout`) that is not a domain event."""
         self.metrics.events_out.labels(name).inc()
         await self.server.emit(name, payload, to=room)
+
+    async def emit_to_socket(self, sid: str, name: str, payload: Any) -> None:
+        """Emit a protocol-level event to one socket of this node, without a round trip through Redis.
+
+        Answers to a socket's own traffic keep flowing while Redis is unreachable.
+        """
+        self.metrics.events_out.labels(name).inc()
+        await self.server.emit(name, payload, to=sid, ignore_queue=True)
 
     async def join(self, sid: str, room: str) -> None:
         await self.server.enter_room(sid, room)

@@ -18,6 +18,8 @@ import socketio
 logger = logging.getLogger(__name__)
 
 ROOM_OP = "parley:room_op"
+LISTEN_RETRY_MIN = 0.2
+LISTEN_RETRY_MAX = 2.0
 NAMESPACE = "/"
 
 
@@ -47,7 +49,63 @@ class LocalManager(RoomOpsMixin, socketio.AsyncManager):  # type: ignore[misc]
 
 
 class RedisManager(RoomOpsMixin, socketio.AsyncRedisManager):  # type: ignore[misc]
-    """Several nodes: python-socketio's Redis manager plus cross-node room operations."""
+    """Several nodes: python-socketio's Redis manager plus cross-node room operations.
+
+    It also changes how a Redis outage is lived through: python-socketio backs its listener off up
+    to 60 s and logs every failed publish; here the listener retries at least every
+    `LISTEN_RETRY_MAX` seconds, so fan-out resumes by itself soon after Redis returns, and each
+    outage is logged once when it starts and once when it ends.
+    """
+
+    connected: bool
+
+    def __init__(self, url: str, channel: str) -> None:
+        super().__init__(url, channel=channel)
+        self.outage = False
+
+    def _outage_started(self, where: str, exc: Exception) -> None:
+        if not self.outage:
+            self.outage = True
+            logger.warning("Redis fan-out unavailable (%s: %s); local sockets keep working", where, exc)
+
+    def _outage_ended(self) -> None:
+        if self.outage:
+            self.outage = False
+            logger.warning("Redis fan-out resumed")
+
+    async def _publish(self, data: Any) -> Any:
+        """Publish, reconnecting once (a connection may be stale after Redis restarted)."""
+        for attempt in range(2):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                result = await self.redis.publish(self.channel, self.json.dumps(data))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any Redis failure means "not delivered to other nodes"
+                self.connected = False
+                if attempt == 1:
+                    self._outage_started("publish", exc)
+            else:
+                return result
+        return None
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        retry = LISTEN_RETRY_MIN
+        while True:
+            try:
+                self._redis_connect()
+                await self.pubsub.subscribe(self.channel)
+                self._outage_ended()
+                retry = LISTEN_RETRY_MIN
+                async for message in self.pubsub.listen():
+                    yield message
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried below, logged once per outage
+                self._outage_started("subscribe", exc)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, LISTEN_RETRY_MAX)
 
     async def room_operation(self, op: dict[str, Any]) -> None:
         await self._apply_room_op(op)

@@ -49,12 +49,20 @@ class AckOk(msgspec.Struct):
     data: Any
 
 
+EVENT_NAME_ECHO_MAX = 100
+"""How much of a client-chosen event name is echoed back in an answer."""
+
+
 class ExceptionEvent(msgspec.Struct):
     """Sent instead of an ack when the client emitted without an ack callback."""
 
     event: str
     code: str
     message: str
+
+    @classmethod
+    def of(cls, event: str, error: AppError) -> ExceptionEvent:
+        return cls(event[:EVENT_NAME_ECHO_MAX], error.code.value, error.message)
 
 
 class ForceLogout(msgspec.Struct):

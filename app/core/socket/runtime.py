@@ -9,10 +9,11 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 import socketio
+import sqlalchemy.exc
 
 from app.core.errors import AppError, ErrorCode
 from app.core.module import Module
@@ -20,7 +21,7 @@ from app.core.security.identity import Authenticator, Identity
 from app.core.socket.dispatcher import Dispatcher
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import LocalSocket, SocketHub
-from app.core.socket.protocol import AckError, ExceptionEvent
+from app.core.socket.protocol import AckError, ExceptionEvent, ForceLogout
 from app.core.socket.rooms import RoomManager
 from app.core.socket.schemas import Limits, SessionReady, UserView
 from app.core.socket.server import ParleyServer
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from app.core.context import AppContext
 
 logger = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 5.0
+"""Seconds running handlers get to finish when the server stops."""
 
 
 def bearer_token(environ: dict[str, Any], auth: Any) -> str:
@@ -78,6 +82,7 @@ class SocketRuntime:
         self.dispatcher = Dispatcher(
             app, hub, handlers, app.settings.rate_limits, self.settings.max_concurrent_handlers
         )
+        self._tasks: set[asyncio.Task[None]] = set()
         server.attach_sink(self)
 
     @property
@@ -85,34 +90,60 @@ class SocketRuntime:
         return self.app.get(Authenticator)  # type: ignore[type-abstract]
 
     async def authenticate(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        """Admit a socket or refuse it with `connect_error {code, message}`; never leak a count."""
         try:
-            identity = await self._admit(environ, auth)
+            identity, rooms = await self._admit(environ, auth)
         except AppError as error:
             self.app.metrics.errors.labels(error.code.value).inc()
             raise refusal(error.code, error.message) from None
-        except (TimeoutError, OSError, ConnectionError) as exc:
-            logger.warning("refusing %s: state backend unavailable (%s)", sid, type(exc).__name__)
-            raise refusal(ErrorCode.UNAVAILABLE, "Service temporarily unavailable") from None
         except Exception as exc:
-            if type(exc).__module__.startswith("redis"):
-                logger.warning("refusing %s: Redis unavailable (%s)", sid, type(exc).__name__)
-                raise refusal(ErrorCode.UNAVAILABLE, "Service temporarily unavailable") from None
-            raise
+            if not is_unavailable(exc):
+                logger.exception("handshake of %s failed", sid, extra={"sid": sid})
+                raise refusal(ErrorCode.INTERNAL, "Internal server error") from None
+            logger.warning("refusing %s: a backing service is unavailable (%s)", sid, type(exc).__name__)
+            self.app.metrics.errors.labels(ErrorCode.UNAVAILABLE.value).inc()
+            raise refusal(ErrorCode.UNAVAILABLE, "Service temporarily unavailable") from None
         eio_sid = self.server.manager.eio_sid_from_sid(sid, "/")
-        sock = LocalSocket(sid=sid, eio_sid=eio_sid, identity=identity, connected_at=time.monotonic())
-        sock.slots = asyncio.Semaphore(self.settings.max_concurrent_handlers)
+        sock = LocalSocket(
+            sid=sid,
+            eio_sid=eio_sid,
+            identity=identity,
+            connected_at=time.monotonic(),
+            slots=asyncio.Semaphore(self.settings.max_concurrent_handlers),
+        )
         self.hub.local[sid] = sock
-        await self.tracker.add(identity.user_id)
         self.app.metrics.sockets_connected.inc()
-        for room in await self._connect_rooms(identity):
+        for room in rooms:
             await self.server.enter_room(sid, room)
         self._schedule_expiry(sock)
 
-    async def _admit(self, environ: dict[str, Any], auth: Any) -> Identity:
+    async def _admit(self, environ: dict[str, Any], auth: Any) -> tuple[Identity, list[str]]:
+        """Verify the token, count the socket against the user's limit, and gather its rooms.
+
+        The socket is counted before the limit is checked, so two simultaneous connects cannot both
+        slip under it; any refusal after counting uncounts it.
+        """
         identity = await self.authenticator.authenticate(bearer_token(environ, auth))
-        if await self.tracker.count(identity.user_id) >= self.settings.max_per_user:
-            raise AppError(ErrorCode.RATE_LIMITED, "Too many open connections for this user")
-        return identity
+        total = await self.tracker.add(identity.user_id)
+        try:
+            self._check_socket_count(total)
+            return identity, await self._connect_rooms(identity)
+        except BaseException:
+            await self._uncount(identity.user_id)
+            raise
+
+    def _check_socket_count(self, total: int) -> None:
+        if total > self.settings.max_per_user:
+            raise AppError(
+                ErrorCode.RATE_LIMITED,
+                f"Too many open connections for this user (at most {self.settings.max_per_user})",
+            )
+
+    async def _uncount(self, user_id: str) -> None:
+        try:
+            await self.tracker.remove(user_id)
+        except Exception:  # noqa: BLE001 - the count heals when this node's heartbeat lapses
+            logger.warning("could not uncount a socket of %s", user_id, extra={"user_id": user_id})
 
     async def _connect_rooms(self, identity: Identity) -> list[str]:
         rooms: list[str] = []
@@ -132,27 +163,48 @@ class SocketRuntime:
         return list(dict.fromkeys(rooms))
 
     async def connected(self, sid: str) -> None:
-        """After the CONNECT packet went out: tell modules, then send `session:ready`."""
+        """After the CONNECT packet went out: tell modules, then send `session:ready`.
+
+        A failing module hook is logged and skipped: it must not leave the socket without
+        `session:ready`, nor flood the server log from inside the transport.
+        """
         sock = self.hub.local.get(sid)
         if sock is None:
             return
+        identity = sock.identity
         for module in self.modules:
             for hook in module.on_connect:
-                await hook(self.app, sock.identity, sid)
+                await self._guarded(module, "connect hook", sock, hook(self.app, identity, sid))
         parts: dict[str, Any] = {}
         for module in self.modules:
             for key, part in module.session_ready.items():
-                parts[key] = await part(self.app, sock.identity)
+                parts[key] = await self._guarded(
+                    module, f"session:ready part {key}", sock, part(self.app, identity)
+                )
         ready = SessionReady(
-            user=UserView(sock.identity.user_id, sock.identity.username, sock.identity.display_name),
-            session_id=sock.identity.session_id,
+            user=UserView(identity.user_id, identity.username, identity.display_name),
+            session_id=identity.session_id,
             rooms=sorted(self.hub.rooms_of(sid)),
             server_time=dt.datetime.now(dt.UTC),
             unread=parts.get("unread"),
-            announcements=parts.get("announcements", []),
+            announcements=parts.get("announcements") or [],
             limits=Limits.from_settings(self.app.settings),
         )
-        await self.server.emit("session:ready", ready, to=sid)
+        await self.hub.emit_to_socket(sid, "session:ready", ready)
+
+    @staticmethod
+    async def _guarded(module: Module, what: str, sock: LocalSocket, work: Awaitable[Any]) -> Any:
+        try:
+            return await work
+        except Exception:
+            logger.exception(
+                "%s of module %s failed for %s",
+                what,
+                module.name,
+                sock.sid,
+                extra={"sid": sock.sid, "user_id": sock.identity.user_id},
+            )
+            return None
 
     async def disconnected(self, sid: str, reason: str) -> None:
         sock = self.hub.local.pop(sid, None)
@@ -160,18 +212,15 @@ class SocketRuntime:
             return
         if sock.expiry is not None:
             sock.expiry.cancel()
+        sock.buckets.clear()
         self.app.metrics.sockets_connected.dec()
-        try:
-            await self.tracker.remove(sock.identity.user_id)
-        except Exception:  # noqa: BLE001 - clean-up goes on; the count heals when the node's entry expires
-            logger.warning("could not uncount socket %s of %s", sid, sock.identity.user_id)
+        await self._uncount(sock.identity.user_id)
         for module in self.modules:
             for hook in module.on_disconnect:
-                try:
-                    await hook(self.app, sock.identity, sid)
-                except Exception:
-                    logger.exception("disconnect hook of %s failed", module.name, extra={"sid": sid})
-        logger.debug("socket %s of %s disconnected: %s", sid, sock.identity.user_id, reason)
+                await self._guarded(module, "disconnect hook", sock, hook(self.app, sock.identity, sid))
+        logger.debug(
+            "socket %s disconnected: %s", sid, reason, extra={"sid": sid, "user_id": sock.identity.user_id}
+        )
 
     async def event(self, sid: str, eio_sid: str, event: str, args: list[Any], ack_id: int | None) -> None:
         sock = self.hub.local.get(sid)
@@ -182,11 +231,7 @@ class SocketRuntime:
             assert ack_id is not None
             await self.server.send_ack(eio_sid, ack_id, data)
 
-        task = asyncio.create_task(
-            self.dispatcher.dispatch(sock, event, args, answer if ack_id is not None else None)
-        )
-        _running.add(task)
-        task.add_done_callback(_running.discard)
+        self._spawn(self.dispatcher.dispatch(sock, event, args, answer if ack_id is not None else None))
 
     async def oversized(self, sid: str, eio_sid: str, event: str, ack_id: int | None, size: int) -> None:
         error = AppError(
@@ -198,9 +243,7 @@ class SocketRuntime:
         if ack_id is not None:
             await self.server.send_ack(eio_sid, ack_id, AckError.of(error))
         else:
-            await self.hub.emit_raw(
-                "exception", ExceptionEvent(event, error.code.value, error.message), room=sid
-            )
+            await self.hub.emit_to_socket(sid, "exception", ExceptionEvent.of(event, error))
 
     def refresh(self, sid: str, identity: Identity) -> None:
         """`auth:refresh` accepted: the socket lives until the new token's expiry."""
@@ -215,31 +258,39 @@ class SocketRuntime:
             sock.expiry.cancel()
         delay = max(0.0, (sock.identity.expires_at - dt.datetime.now(dt.UTC)).total_seconds())
         loop = asyncio.get_running_loop()
-        sock.expiry = loop.call_later(delay, lambda: _spawn(self._expire(sock.sid)))
+        sock.expiry = loop.call_later(delay, lambda: self._spawn(self._expire(sock.sid)))
 
     async def _expire(self, sid: str) -> None:
         if sid not in self.hub.local:
             return
-        await self.hub.emit_raw(
-            "force_logout",
-            {"reason": "token_expired", "message": "Your token expired; log in again"},
-            room=sid,
+        await self.hub.emit_to_socket(
+            sid, "force_logout", ForceLogout("token_expired", "Your token expired; log in again")
         )
-        await self.server.disconnect(sid)
+        await self.server.disconnect(sid, ignore_queue=True)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in a task this runtime keeps until it ends (and waits for at shutdown)."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def shutdown(self) -> None:
-        """Tell every local socket the server is going away, then close them."""
+        """Close every local socket, then give running handlers a moment to finish."""
         for sid in list(self.hub.local):
             try:
-                await self.server.disconnect(sid)
+                await self.server.disconnect(sid, ignore_queue=True)
             except Exception:  # noqa: BLE001 - best effort while shutting down
                 logger.debug("socket %s already gone at shutdown", sid)
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_GRACE)
+            for task in pending:
+                task.cancel()
 
 
-_running: set[asyncio.Task[Any]] = set()
-
-
-def _spawn(coro: Any) -> None:
-    task = asyncio.ensure_future(coro)
-    _running.add(task)
-    task.add_done_callback(_running.discard)
+def is_unavailable(exc: BaseException) -> bool:
+    """A backing service (Redis, the database) is unreachable, as opposed to a bug."""
+    if isinstance(exc, TimeoutError | OSError | ConnectionError):
+        return True
+    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        return True
+    return type(exc).__module__.startswith("redis")

@@ -53,7 +53,9 @@ def origin_checker(allowed: tuple[str, ...]) -> Any:
     """
     allowed_set = {origin.rstrip("/") for origin in allowed}
 
-    def check(origin: str, environ: dict[str, Any]) -> bool:
+    def check(origin: str | None, environ: dict[str, Any]) -> bool:
+        if not origin:
+            return False  # no Origin header: not a browser; Engine.IO admits it and adds no CORS headers
         if allowed_set:
             return "*" in allowed_set or origin.rstrip("/") in allowed_set
         host = environ.get("HTTP_HOST", "")
@@ -61,6 +63,13 @@ def origin_checker(allowed: tuple[str, ...]) -> Any:
         return origin.rstrip("/") == f"{scheme}://{host}"
 
     return check
+
+
+def encoded_size(text: str, limit: int) -> int:
+    """The UTF-8 size of a text packet; encodes only when the character count cannot settle it."""
+    if len(text) > limit or len(text) * 4 <= limit:
+        return len(text)
+    return len(text.encode())
 
 
 class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
@@ -111,14 +120,34 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         self._join_deadlines.pop(eio_sid, None)
         if self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is None:
             logger.info("closing transport %s: it never joined the namespace", eio_sid)
-            self.start_background_task(self.eio.disconnect, eio_sid)
+            self._close_transport(eio_sid)
+
+    def _close_transport(self, eio_sid: str) -> None:
+        """Close an Engine.IO transport after its queued packets, without blocking the caller.
+
+        Closing waits until the client has read what is queued; run inline, that would hold a
+        polling POST (or a websocket's reader) until then.
+        """
+        self.start_background_task(self.eio.disconnect, eio_sid)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         deadline = self._join_deadlines.pop(eio_sid, None)
         if deadline is not None:
             deadline.cancel()
         self._malformed.pop(eio_sid, None)
+        self._wake_pending_poll(eio_sid)
         await super()._handle_eio_disconnect(eio_sid, reason)
+
+    def _wake_pending_poll(self, eio_sid: str) -> None:
+        """End a polling client's pending GET when its transport closes.
+
+        Engine.IO closes a polling socket on the client's CLOSE packet without waking the GET that
+        is waiting for packets, so that request (and a client that waits for it, such as
+        python-socketio's) hangs until the ping timeout.
+        """
+        transport = self.eio.sockets.get(eio_sid)
+        if transport is not None and not transport.upgraded:
+            transport.queue.put_nowait(None)
 
     async def _handle_connect(self, eio_sid: str, namespace: str, data: Any) -> None:
         namespace = namespace or NAMESPACE
@@ -127,19 +156,25 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
             return
         await super()._handle_connect(eio_sid, namespace, data)
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
-        if sid is not None and self.manager.is_connected(sid, namespace) and self.sink is not None:
-            deadline = self._join_deadlines.pop(eio_sid, None)
-            if deadline is not None:
-                deadline.cancel()
-            await self.sink.connected(sid)
+        if sid is None or not self.manager.is_connected(sid, namespace):
+            # Refused: `connect_error` is queued; closing the transport behind it ends a polling
+            # client's pending GET now instead of at the next ping.
+            self._close_transport(eio_sid)
+            return
+        deadline = self._join_deadlines.pop(eio_sid, None)
+        if deadline is not None:
+            deadline.cancel()
+        assert self.sink is not None
+        await self.sink.connected(sid)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """Decode one packet defensively and route it; never let a client raise out of here."""
         if isinstance(data, bytes):
             await self._malformed_packet(eio_sid, "binary packets are not part of this protocol")
             return
-        if len(data) > self.settings.max_payload_bytes:
-            await self._oversized(eio_sid, data)
+        size = encoded_size(data, self.settings.max_payload_bytes)
+        if size > self.settings.max_payload_bytes:
+            await self._oversized(eio_sid, data, size)
             return
         try:
             pkt = self.packet_class(encoded_packet=data)
@@ -176,7 +211,7 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
             return
         await self.manager.trigger_callback(sid, pkt.id, pkt.data)
 
-    async def _oversized(self, eio_sid: str, data: str) -> None:
+    async def _oversized(self, eio_sid: str, data: str, size: int) -> None:
         sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
         if sid is None or self.sink is None:
             await self._malformed_packet(eio_sid, "oversized packet before the handshake")
@@ -184,7 +219,7 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         match = _EVENT_HEAD.match(data[:200])
         ack_id = int(match.group(1)) if match and match.group(1) else None
         event = match.group(2) if match else "unknown"
-        await self.sink.oversized(sid, eio_sid, event, ack_id, len(data))
+        await self.sink.oversized(sid, eio_sid, event, ack_id, size)
 
     async def _malformed_packet(self, eio_sid: str, why: str) -> None:
         """Log the first offence of a transport; close it after a few."""
@@ -195,7 +230,7 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         if count >= MAX_MALFORMED_PACKETS:
             logger.warning("closing %s after %d malformed packets", eio_sid, count)
             self._malformed.pop(eio_sid, None)
-            await self.eio.disconnect(eio_sid)
+            self._close_transport(eio_sid)
 
     async def send_ack(self, eio_sid: str, ack_id: int, data: Any) -> None:
         await self._send_packet(
