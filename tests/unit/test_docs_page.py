@@ -41,8 +41,8 @@ def test_type_labels(schema: dict[str, Any], expected: list[tuple[str, str | Non
 def test_constraint_notes() -> None:
     assert constraint_notes({"format": "uuid", "minLength": 1, "maxLength": 50, "pattern": "^a$"}) == [
         "format uuid",
-        "at least 1 characters",
-        "at most 50 characters",
+        "length ≥ 1",
+        "length ≤ 50",
         'matches "^a$"',
     ]
 
@@ -58,7 +58,7 @@ def test_payload_view_follows_the_reference_to_the_struct_fields() -> None:
     ]
     text = view.fields[1]
     assert text.description == "What the note says"
-    assert text.notes == ["at least 1 characters", "at most 50 characters"]
+    assert text.notes == ["length ≥ 1", "length ≤ 50"]
     assert view.description == "A note to pin on a board."
 
 

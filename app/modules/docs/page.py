@@ -22,15 +22,15 @@ TEMPLATE = "ws_docs.html"
 DIRECTION_LABELS = {"client_to_server": "Client → server", "server_to_client": "Server → client"}
 CONSTRAINTS = (
     ("format", "format {}"),
-    ("minLength", "at least {} characters"),
-    ("maxLength", "at most {} characters"),
+    ("minLength", "length ≥ {}"),
+    ("maxLength", "length ≤ {}"),
     ("pattern", "matches {}"),
     ("minimum", "≥ {}"),
     ("maximum", "≤ {}"),
     ("exclusiveMinimum", "> {}"),
     ("exclusiveMaximum", "< {}"),
-    ("minItems", "at least {} items"),
-    ("maxItems", "at most {} items"),
+    ("minItems", "items ≥ {}"),
+    ("maxItems", "items ≤ {}"),
     ("default", "default {}"),
 )
 
@@ -126,7 +126,7 @@ def type_label(schema: dict[str, Any]) -> list[TypePart]:
 
 
 def constraint_notes(schema: dict[str, Any]) -> list[str]:
-    """`format uuid`, `at most 50 characters`, `matches "^[a-z]+$"` (values other than formats as JSON)."""
+    """`format uuid`, `length ≤ 50`, `matches "^[a-z]+$"` (values other than formats as JSON)."""
     return [
         template.format(schema[key] if key == "format" else json.dumps(schema[key], ensure_ascii=False))
         for key, template in CONSTRAINTS
