@@ -1,0 +1,217 @@
+"""Two server processes on one PostgreSQL and one Redis behave as one server.
+
+Room operations, fan-out and `force_logout` started on node A reach sockets on node B. Only the
+scaled-out backend has several nodes; the SQLite runs are skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from app.cli import _create_user
+from app.modules.accounts.schemas import RegisterIn
+from tests.support.backends import BACKENDS, Backend
+from tests.support.clients import PASSWORD, RecordingClient, login, register_and_login
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+GAME = "tests.support.game:create_asgi"
+ENV = {"LOGIN_POLICY": "single", "SOCKET_MAX_PER_USER": "3"}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
+    if request.param == "sqlite":
+        pytest.skip("one process holds every socket on the embedded backend")
+    return backend_factory(request.param)
+
+
+@pytest.fixture(scope="module")
+def nodes(
+    backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    logs = tmp_path_factory.mktemp("cluster")
+    a = ServerProcess(backend.env(**ENV), logs / "a.log", GAME)
+    b = ServerProcess(backend.env(**ENV), logs / "b.log", GAME)
+    try:
+        yield a.start(), b.start()
+    finally:
+        a.stop()
+        b.stop()
+
+
+@pytest.fixture
+async def http(nodes: tuple[ServerProcess, ServerProcess]) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=nodes[0].url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Callable[[], RecordingClient]]:
+    made: list[RecordingClient] = []
+
+    def make() -> RecordingClient:
+        made.append(RecordingClient())
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+async def connect(make: Callable[[], RecordingClient], node: ServerProcess, token: str) -> RecordingClient:
+    client = make()
+    await client.connect(node.url, token)
+    await client.wait_for("session:ready")
+    return client
+
+
+def external_token(node: ServerProcess, subject: str) -> str:
+    now = dt.datetime.now(dt.UTC)
+    claims = {"sub": subject, "iat": now, "exp": now + dt.timedelta(minutes=5)}
+    return jwt.encode(claims, node.env["JWT_SECRET"], algorithm="HS256")
+
+
+async def test_an_event_emitted_on_one_node_reaches_rooms_on_the_other(
+    nodes: tuple[ServerProcess, ServerProcess], http: httpx.AsyncClient, clients: Any
+) -> None:
+    a, b = nodes
+    alice, bob = await register_and_login(http), await register_and_login(http)
+    speaker = await connect(clients, a, alice.access_token)
+    listener = await connect(clients, b, bob.access_token)
+    assert (await listener.call("room:join", {"room": "game:fanout-open"}))["ok"]
+    assert (await speaker.call("game:shout", {"room": "game:fanout-open", "text": "across"}))["ok"]
+    assert await listener.wait_for("game:news") == {"text": "across", "by": alice.user_id}
+
+
+async def test_sockets_join_and_leave_reach_sockets_on_another_node(
+    nodes: tuple[ServerProcess, ServerProcess], http: httpx.AsyncClient, clients: Any
+) -> None:
+    a, b = nodes
+    alice, bob = await register_and_login(http), await register_and_login(http)
+    table = f"game:{uuid.uuid4().hex[:8]}-open"
+    director = await connect(clients, a, alice.access_token)
+    player = await connect(clients, b, bob.access_token)
+    bystander = await connect(clients, b, (await register_and_login(http)).access_token)
+    gathered = await director.call("game:gather", {"room": f"user:{bob.user_id}", "target": table})
+    assert gathered == {"ok": True, "data": {"done": True}}
+    assert (await director.call("game:shout", {"room": table, "text": "in"}))["ok"]
+    assert (await player.wait_for("game:news"))["text"] == "in"
+    assert (await director.call("game:scatter", {"room": f"user:{bob.user_id}", "target": table}))["ok"]
+    assert (await director.call("game:shout", {"room": table, "text": "out"}))["ok"]
+    assert (await director.call("game:shout", {"room": f"user:{bob.user_id}", "text": "marker"}))["ok"]
+    assert (await player.wait_for("game:news", index=1))["text"] == "marker", "`out` reached a left room"
+    assert not bystander.events.get("game:news"), "a socket outside the source room was moved"
+
+
+async def test_disconnect_sockets_emits_first_then_disconnects_on_every_node(
+    nodes: tuple[ServerProcess, ServerProcess], http: httpx.AsyncClient, clients: Any
+) -> None:
+    a, b = nodes
+    table = f"game:{uuid.uuid4().hex[:8]}-open"
+    director = await connect(clients, a, (await register_and_login(http)).access_token)
+    players = [
+        await connect(clients, node, (await register_and_login(http)).access_token) for node in (a, b, b)
+    ]
+    for player in players[:2]:
+        assert (await player.call("room:join", {"room": table}))["ok"]
+    assert (await director.call("game:end", {"room": table, "reason": "checkmate"}))["ok"]
+    for player in players[:2]:
+        assert await player.wait_for("game:over") == {"reason": "checkmate"}
+        await player.disconnected.wait()
+    assert players[2].sio.connected, "a socket outside the room stays"
+    assert (await players[2].call("room:join", {"room": table}))["ok"]
+
+
+async def test_admin_force_logout_on_one_node_disconnects_sockets_on_the_other(
+    backend: Backend, nodes: tuple[ServerProcess, ServerProcess], http: httpx.AsyncClient, clients: Any
+) -> None:
+    _a, b = nodes
+    admin_name = f"admin{uuid.uuid4().hex[:8]}"
+    await _create_user(
+        backend.settings(), RegisterIn(username=admin_name, password=PASSWORD, display_name=None), True
+    )
+    admin = await login(http, admin_name)
+    victim = await register_and_login(http)
+    on_b = await connect(clients, b, victim.access_token)
+    other = await connect(clients, b, (await register_and_login(http)).access_token)
+    response = await http.post(
+        f"/api/admin/users/{victim.user_id}/force-logout",
+        headers={"Authorization": f"Bearer {admin.access_token}"},
+    )
+    assert response.status_code == 200, response.text
+    assert (await on_b.wait_for("force_logout"))["reason"] == "admin"
+    await on_b.disconnected.wait()
+    assert other.sio.connected
+
+
+async def test_a_single_login_policy_login_on_one_node_logs_out_the_other(
+    nodes: tuple[ServerProcess, ServerProcess], http: httpx.AsyncClient, clients: Any
+) -> None:
+    _a, b = nodes
+    first = await register_and_login(http, device="phone")
+    on_b = await connect(clients, b, first.access_token)
+    await login(http, first.username, device="laptop")
+    assert (await on_b.wait_for("force_logout"))["reason"] == "duplicate_login"
+    await on_b.disconnected.wait()
+
+
+async def test_logout_on_one_node_logs_out_sockets_on_the_other(
+    nodes: tuple[ServerProcess, ServerProcess], http: httpx.AsyncClient, clients: Any
+) -> None:
+    a, b = nodes
+    account = await register_and_login(http)
+    on_a = await connect(clients, a, account.access_token)
+    on_b = await connect(clients, b, account.access_token)
+    response = await http.post(
+        "/api/auth/logout", headers={"Authorization": f"Bearer {account.access_token}"}
+    )
+    assert response.status_code == 200, response.text
+    for client in (on_a, on_b):
+        assert (await client.wait_for("force_logout"))["reason"] == "logout"
+        await client.disconnected.wait()
+
+
+async def test_sockets_per_user_are_counted_across_nodes(
+    nodes: tuple[ServerProcess, ServerProcess], clients: Any
+) -> None:
+    a, b = nodes
+    token = external_token(a, str(uuid.uuid4()))
+    held = [await connect(clients, node, token) for node in (a, b, b)]
+    refused = clients()
+    with pytest.raises(Exception, match="failed to connect"):
+        await refused.connect(a.url, token)
+    assert refused.connect_error["data"]["code"] == "RATE_LIMITED"
+    await held[1].close()
+    await connect(clients, a, token)
+
+
+async def test_redis_prefix_keeps_deployments_apart(
+    backend: Backend,
+    nodes: tuple[ServerProcess, ServerProcess],
+    start_server: Callable[..., ServerProcess],
+    clients: Any,
+) -> None:
+    a, b = nodes
+    stranger_node = start_server(backend, factory=GAME, REDIS_PREFIX=f"{backend.redis_prefix}other:")
+    listeners = {
+        node.url: await connect(clients, node, external_token(node, str(uuid.uuid4())))
+        for node in (b, stranger_node)
+    }
+    speaker = await connect(clients, a, external_token(a, str(uuid.uuid4())))
+    assert (await speaker.call("game:shout", {"room": "broadcast:all", "text": "ours"}))["ok"]
+    assert (await listeners[b.url].wait_for("game:news"))["text"] == "ours"
+    stranger = listeners[stranger_node.url]
+    own = await connect(clients, stranger_node, external_token(stranger_node, str(uuid.uuid4())))
+    assert (await own.call("game:shout", {"room": "broadcast:all", "text": "theirs"}))["ok"]
+    await stranger.wait_for("game:news")
+    assert [news["text"] for news in stranger.events["game:news"]] == ["theirs"]
+    assert [news["text"] for news in listeners[b.url].events["game:news"]] == ["ours"]
