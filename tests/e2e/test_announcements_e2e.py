@@ -108,3 +108,41 @@ async def test_rejected_announcement_is_not_broadcast(
         assert good.status_code == 201
     assert (await listener.wait_for("system:announcement"))["id"] == good.json()["data"]["id"]
     assert len(listener.events["system:announcement"]) == 1
+
+
+async def test_returning_user_gets_what_was_announced_while_away(
+    backend: Backend, nodes: list[ServerProcess], clients: Callable[[], RecordingClient]
+) -> None:
+    async with httpx.AsyncClient(base_url=nodes[0].url, timeout=10) as http:
+        headers = {"Authorization": f"Bearer {await admin_token(backend, http)}"}
+        watcher_account, returning = await register_and_login(http), await register_and_login(http)
+        made = await http.post(
+            "/api/conversations",
+            json={"kind": "direct", "participant_ids": [returning.user_id]},
+            headers={"Authorization": f"Bearer {watcher_account.access_token}"},
+        )
+        assert made.status_code == 201, made.text
+        watcher = clients()
+        await watcher.connect(nodes[0].url, watcher_account.access_token)
+        await watcher.wait_for("session:ready")
+        subscribed = await watcher.call("presence:subscribe", {"user_ids": [returning.user_id]})
+        assert subscribed["ok"] is True, subscribed
+
+        first_visit = clients()
+        await first_visit.connect(nodes[-1].url, returning.access_token)
+        await first_visit.wait_for("session:ready")
+        seen = await http.post(
+            "/api/admin/announcements", json={"title": "seen", "body": "live"}, headers=headers
+        )
+        assert (await first_visit.wait_for("system:announcement"))["id"] == seen.json()["data"]["id"]
+        await first_visit.close()
+        assert (await watcher.wait_for("user:status", index=1))["status"] == "offline"
+
+        missed = await http.post(
+            "/api/admin/announcements", json={"title": "missed", "body": "away"}, headers=headers
+        )
+        assert missed.status_code == 201
+    second_visit = clients()
+    await second_visit.connect(nodes[-1].url, returning.access_token)
+    ready = await second_visit.wait_for("session:ready")
+    assert [item["id"] for item in ready["announcements"]] == [missed.json()["data"]["id"]]
