@@ -135,15 +135,17 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         if deadline is not None:
             deadline.cancel()
         self._malformed.pop(eio_sid, None)
-        self._wake_pending_poll(eio_sid)
+        if reason == self.eio.reason.CLIENT_DISCONNECT:
+            self._wake_pending_poll(eio_sid)
         await super()._handle_eio_disconnect(eio_sid, reason)
 
     def _wake_pending_poll(self, eio_sid: str) -> None:
-        """End a polling client's pending GET when its transport closes.
+        """End a polling client's pending GET when the client closed its transport.
 
         Engine.IO closes a polling socket on the client's CLOSE packet without waking the GET that
         is waiting for packets, so that request (and a client that waits for it, such as
-        python-socketio's) hangs until the ping timeout.
+        python-socketio's) hangs until the ping timeout. (A close by the server queues a CLOSE
+        packet, which wakes it.)
         """
         transport = self.eio.sockets.get(eio_sid)
         if transport is not None and not transport.upgraded:

@@ -76,6 +76,7 @@ class RealtimeGateway(Gateway):
             raise AppError(
                 ErrorCode.RATE_LIMITED,
                 f"A socket may be in at most {self.app.settings.socket.max_rooms} rooms",
+                {"limit": self.app.settings.socket.max_rooms},
             )
         await ctx.join(payload.room)
         return RoomAck(room=payload.room)

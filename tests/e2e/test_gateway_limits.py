@@ -1,0 +1,301 @@
+"""Every socket limit, as a client sees it when it trips, and the server still serving afterwards.
+
+One server per backend with small limits serves the module; each test uses its own users and
+sockets (the rate buckets, the handler bound and the room count are per socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import websockets
+
+from tests.support.backends import BACKENDS, Backend
+from tests.support.clients import RecordingClient
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+GAME = "tests.support.game:create_asgi"
+TRANSPORTS = ("websocket", "polling")
+MAX_PAYLOAD = 4096
+ALLOWED_ORIGIN = "https://app.example"
+ENV = {
+    "SOCKET_MAX_PAYLOAD_BYTES": MAX_PAYLOAD,
+    "RATE_LIMIT_DEFAULT": "10/60",
+    "SOCKET_MAX_CONCURRENT_HANDLERS": 1,
+    "SOCKET_MAX_PER_USER": 2,
+    "SOCKET_MAX_ROOMS": 5,
+    "SOCKET_CORS_ORIGINS": ALLOWED_ORIGIN,
+    "SOCKET_CONNECT_TIMEOUT": 1,
+}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
+    return backend_factory(request.param)
+
+
+@pytest.fixture(scope="module")
+def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    node = ServerProcess(backend.env(**ENV), tmp_path_factory.mktemp("limits") / "server.log", GAME)
+    yield node.start()
+    node.stop()
+
+
+@pytest.fixture
+async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Callable[[], RecordingClient]]:
+    made: list[RecordingClient] = []
+
+    def make() -> RecordingClient:
+        made.append(RecordingClient())
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+def user_token(server: ServerProcess) -> str:
+    """A token of a new (external) user: no registration, so no password hashing."""
+    now = dt.datetime.now(dt.UTC)
+    claims = {"sub": str(uuid.uuid4()), "iat": now, "exp": now + dt.timedelta(minutes=5)}
+    return jwt.encode(claims, server.env["JWT_SECRET"], algorithm="HS256")
+
+
+async def connect(
+    make: Callable[[], RecordingClient], server: ServerProcess, token: str, transport: str = "websocket"
+) -> RecordingClient:
+    client = make()
+    await client.connect(server.url, token, transport)
+    await client.wait_for("session:ready")
+    return client
+
+
+async def still_serving(client: RecordingClient) -> None:
+    answer = await client.call("game:peek", {"key": "health"}, timeout=5)
+    assert answer["ok"] is True, answer
+
+
+# --- payload size -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_an_oversized_event_is_answered_payload_too_large_and_the_socket_goes_on(
+    server: ServerProcess, clients: Any, transport: str
+) -> None:
+    client = await connect(clients, server, user_token(server), transport)
+    answer = await client.call("game:shout", {"room": "broadcast:all", "text": "x" * (MAX_PAYLOAD + 10)})
+    assert answer["ok"] is False
+    assert answer["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert answer["error"]["details"] == {"limit": MAX_PAYLOAD}
+    await client.sio.emit("game:shout", {"room": "broadcast:all", "text": "y" * (MAX_PAYLOAD + 10)})
+    exception = await client.wait_for("exception")
+    assert (exception["event"], exception["code"]) == ("game:shout", "PAYLOAD_TOO_LARGE")
+    await still_serving(client)
+
+
+async def test_the_payload_limit_counts_bytes_not_characters(server: ServerProcess) -> None:
+    """Korean text sent as raw UTF-8: fewer characters than the limit, but three bytes each."""
+    async with raw_socket(server, user_token(server)) as ws:
+        table = f"game:{uuid.uuid4().hex[:8]}-open"
+        too_big = json.dumps(
+            ["game:shout", {"room": table, "text": "한" * (MAX_PAYLOAD // 2)}], ensure_ascii=False
+        )
+        assert len(too_big) < MAX_PAYLOAD < len(too_big.encode())
+        await ws.send(f"421{too_big}")
+        assert (await next_ack(ws, 1))["error"]["code"] == "PAYLOAD_TOO_LARGE"
+        fits = json.dumps(["game:shout", {"room": table, "text": "한" * 1000}], ensure_ascii=False)
+        await ws.send(f"422{fits}")
+        assert await next_ack(ws, 2) == {"ok": True, "data": {"done": True}}
+
+
+@contextlib.asynccontextmanager
+async def raw_socket(server: ServerProcess, token: str) -> AsyncIterator[Any]:
+    """A websocket speaking Engine.IO/Socket.IO frames by hand, past `session:ready`."""
+    ws_url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    async with websockets.connect(ws_url, max_size=None) as ws:
+        assert str(await ws.recv()).startswith("0{")
+        await ws.send("40" + json.dumps({"token": token}))
+        assert (await next_message(ws)).startswith("0{")
+        assert (await next_message(ws)).startswith('2["session:ready"')
+        yield ws
+
+
+async def next_ack(ws: Any, ack_id: int) -> Any:
+    frame = await next_message(ws)
+    assert frame.startswith(f"3{ack_id}["), frame
+    return json.loads(frame[1 + len(str(ack_id)) :])[0]
+
+
+async def next_message(ws: Any) -> str:
+    """The next Socket.IO packet (without Engine.IO's `4`), answering Engine.IO pings on the way."""
+    while True:
+        frame = str(await asyncio.wait_for(ws.recv(), 5))
+        if frame == "2":
+            await ws.send("3")
+            continue
+        assert frame.startswith("4"), frame
+        return frame[1:]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_far_too_large_upload_is_cut_off_without_harming_the_server(
+    server: ServerProcess, clients: Any, transport: str
+) -> None:
+    bystander = await connect(clients, server, user_token(server))
+    offender = await connect(clients, server, user_token(server), transport)
+    await offender.sio.emit("game:shout", {"room": "broadcast:all", "text": "z" * (MAX_PAYLOAD * 50)})
+    await asyncio.wait_for(offender.disconnected.wait(), 10)
+    await still_serving(bystander)
+    again = await connect(clients, server, user_token(server), transport)
+    await still_serving(again)
+
+
+# --- rates and concurrency ----------------------------------------------------------------------
+
+
+async def test_the_token_bucket_answers_rate_limited_per_socket(server: ServerProcess, clients: Any) -> None:
+    token = user_token(server)
+    busy, calm = await connect(clients, server, token), await connect(clients, server, token)
+    answers = [await busy.call("room:leave", {"room": "broadcast:none"}) for _ in range(11)]
+    assert [answer["ok"] for answer in answers] == [True] * 10 + [False]
+    limited = answers[-1]["error"]
+    assert limited["code"] == "RATE_LIMITED"
+    assert limited["details"]["limit"] == "10/60"
+    assert 0 < limited["details"]["retry_after"] <= 6
+    await busy.sio.emit("room:leave", {"room": "broadcast:none"})
+    assert (await busy.wait_for("exception"))["code"] == "RATE_LIMITED"
+    assert (await calm.call("room:leave", {"room": "broadcast:none"}))["ok"], "the bucket is per socket"
+
+
+async def test_handlers_of_one_socket_run_within_the_concurrency_bound(
+    server: ServerProcess, clients: Any
+) -> None:
+    key = uuid.uuid4().hex
+    worker = await connect(clients, server, user_token(server))
+    observer = await connect(clients, server, user_token(server))
+    holds: list[asyncio.Future[Any]] = []
+    for _ in range(5):
+        holds.append(asyncio.get_running_loop().create_future())
+        await worker.sio.emit("game:hold", {"key": key}, callback=holds[-1].set_result)
+    refused = await worker.call("game:hold", {"key": key})
+    assert refused["ok"] is False
+    assert refused["error"]["code"] == "RATE_LIMITED"
+    assert "in flight" in refused["error"]["message"]
+    assert (await observer.call("game:peek", {"key": key}))["data"] == {"running": 1, "peak": 1}
+    assert (await observer.call("game:release", {"key": key}))["ok"]
+    assert [answer["ok"] for answer in await asyncio.gather(*holds)] == [True] * 5
+    assert (await observer.call("game:peek", {"key": key}))["data"] == {"running": 0, "peak": 1}
+
+
+# --- sockets per user, rooms per socket ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_sockets_per_user_are_bounded_and_freed_on_disconnect(
+    server: ServerProcess, clients: Any, transport: str
+) -> None:
+    token = user_token(server)
+    first = await connect(clients, server, token, transport)
+    await connect(clients, server, token, transport)
+    for _ in range(2):
+        refused = clients()
+        with pytest.raises(Exception, match="failed to connect"):
+            await refused.connect(server.url, token, transport)
+        assert refused.connect_error["data"]["code"] == "RATE_LIMITED"
+    await first.close()
+    await connect(clients, server, token, transport)
+
+
+async def test_rooms_per_socket_are_bounded(server: ServerProcess, clients: Any) -> None:
+    client = await connect(clients, server, user_token(server))
+    assert len(client.events["session:ready"][0]["rooms"]) == 2
+    tables = [f"game:{uuid.uuid4().hex[:8]}-open" for _ in range(4)]
+    assert [(await client.call("room:join", {"room": t}))["ok"] for t in tables] == [True, True, True, False]
+    refused = (await client.call("room:join", {"room": tables[3]}))["error"]
+    assert refused["code"] == "RATE_LIMITED"
+    assert refused["details"] == {"limit": 5}
+    assert (await client.call("room:join", {"room": tables[0]}))["ok"], "a room already joined is no new room"
+    assert (await client.call("room:leave", {"room": tables[0]}))["ok"]
+    assert (await client.call("room:join", {"room": tables[3]}))["ok"]
+
+
+# --- origins and the namespace handshake --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({"Origin": ALLOWED_ORIGIN}, True),
+        ({}, True),
+        ({"Origin": "https://evil.example"}, False),
+        ({"Origin": "https://evil.example", "X-Forwarded-Host": "evil.example"}, False),
+        (
+            {
+                "Origin": "https://evil.example",
+                "X-Forwarded-Host": "app.example",
+                "Forwarded": "host=app.example",
+            },
+            False,
+        ),
+        ({"Origin": "null"}, False),
+    ],
+)
+async def test_only_allowlisted_origins_may_open_a_transport(
+    server: ServerProcess, headers: dict[str, str], allowed: bool
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        polling = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling"}, headers=headers)
+    assert (polling.status_code == 200) is allowed, polling.text
+    ws_url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    extra = {name: value for name, value in headers.items() if name != "Origin"}
+    origin = headers.get("Origin")
+    try:
+        async with websockets.connect(ws_url, origin=origin, additional_headers=extra) as ws:  # type: ignore[arg-type]
+            opened = await asyncio.wait_for(ws.recv(), 5)
+    except websockets.InvalidStatus:
+        opened = None
+    assert (opened is not None) is allowed
+    if opened is not None:
+        assert str(opened).startswith("0{")
+
+
+async def test_a_transport_that_never_joins_the_namespace_is_closed(server: ServerProcess) -> None:
+    ws_url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    async with websockets.connect(ws_url) as ws:
+        opened = json.loads(str(await ws.recv())[1:])
+        assert opened["sid"]
+        with contextlib.suppress(websockets.ConnectionClosed):
+            frame = await asyncio.wait_for(ws.recv(), 5)
+            assert frame == "1", "Engine.IO CLOSE"
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        handshake = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling"})
+        sid = json.loads(handshake.text[1:])["sid"]
+        poll = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling", "sid": sid})
+        assert poll.text.endswith("1"), "a CLOSE packet ends the session"
+        after = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling", "sid": sid})
+        assert after.status_code == 400
+
+
+async def test_limits_are_announced_in_session_ready(server: ServerProcess, clients: Any) -> None:
+    client = await connect(clients, server, user_token(server))
+    limits = client.events["session:ready"][0]["limits"]
+    assert limits["max_payload_bytes"] == MAX_PAYLOAD
+    assert limits["max_rooms"] == 5
+    assert limits["rate_limits"]["default"] == {"capacity": 10, "per_seconds": 60}
