@@ -1,8 +1,8 @@
-"""The query budget of the chat's socket handlers, counted on the engine of an in-process server.
+"""Chat socket handlers on an in-process server: the query budget, and a leave that fails half way.
 
 A real uvicorn server runs the app in this process, so a SQLAlchemy `before_cursor_execute` listener
-sees every statement a handler sends; a real Socket.IO client drives it. Transaction control
-(SQLite's `BEGIN IMMEDIATE`) is not a query and is not counted.
+sees every statement a handler sends, and a failure can be injected into the service; real Socket.IO
+clients drive it. Transaction control (SQLite's `BEGIN IMMEDIATE`) is not a query and is not counted.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import uvicorn
 from sqlalchemy import event
 
 from app.core.app_factory import ParleyApp, create_app
+from app.modules.chat.service import ChatService
 from tests.support.backends import Backend
 from tests.support.clients import Account, RecordingClient, register_and_login
 from tests.support.server import free_port
@@ -174,3 +175,37 @@ async def test_socket_handlers_stay_within_three_statements(live: LiveApp) -> No
         "connect (1 conversation)": counts["connect (1 conversation)"],
     }, counts
     assert max(count for name, count in counts.items() if not name.startswith("connect")) <= BUDGET
+
+
+async def test_a_leave_that_fails_half_way_changes_nothing(
+    live: LiveApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob = await register_and_login(live.http), await register_and_login(live.http)
+    cid = await make_group(live, alice, bob)
+    alice_sock, bob_sock = await connect(live, alice), await connect(live, bob)
+    try:
+        original = ChatService._insert_message
+
+        async def failing(self: ChatService, values: dict[str, Any]) -> Any:
+            if values["kind"] == "system":
+                raise RuntimeError("injected failure after the participant row was deleted")
+            return await original(self, values)
+
+        monkeypatch.setattr(ChatService, "_insert_message", failing)
+        ack = await bob_sock.call("conversation:leave", {"conversation_id": cid})
+        assert ack["ok"] is False
+        assert ack["error"]["code"] == "INTERNAL"
+        monkeypatch.setattr(ChatService, "_insert_message", original)
+
+        state = (await live.http.get(f"/api/conversations/{cid}", headers=auth(bob))).json()["data"]
+        assert {p["user_id"] for p in state["participants"]} == {alice.user_id, bob.user_id}
+        assert state["last_seq"] == 0, "no seq was taken"
+        sent = await alice_sock.call(
+            "chat:send", {"conversation_id": cid, "body": "still here", "client_msg_id": "a"}
+        )
+        assert sent["data"]["message"]["seq"] == 1
+        assert (await bob_sock.wait_for("chat:message"))["message"]["seq"] == 1, "bob's socket kept its room"
+        assert "conversation:participant_removed" not in alice_sock.events
+    finally:
+        for client in (alice_sock, bob_sock):
+            await client.close()
