@@ -55,7 +55,7 @@ async def live(backend: Backend) -> AsyncIterator[LiveApp]:
     parley = create_app(backend.settings(RATE_LIMIT_ENABLED="false"))
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(parley.asgi, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(parley.asgi, host="127.0.0.1", port=port, log_config=None, lifespan="on")
     )
     serving = asyncio.create_task(server.serve())
     while not server.started:
