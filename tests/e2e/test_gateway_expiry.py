@@ -1,0 +1,112 @@
+"""A token that expires while its socket is connected: `force_logout` (`token_expired`), unless
+`auth:refresh` brought a new token of the same user and session first.
+
+The server issues 3-second access tokens; tests wait on `force_logout`, never on the clock. The
+refreshed tokens are signed here, so that their expiry is surely later than the first one's (a token
+issued within the same second would expire with it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from tests.support.backends import BACKENDS, Backend
+from tests.support.clients import RecordingClient, register_and_login
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+TTL = 3
+TRANSPORTS = ("websocket", "polling")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
+    return backend_factory(request.param)
+
+
+@pytest.fixture(scope="module")
+def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    node = ServerProcess(backend.env(ACCESS_TOKEN_TTL=TTL), tmp_path_factory.mktemp("expiry") / "server.log")
+    yield node.start()
+    node.stop()
+
+
+@pytest.fixture
+async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Callable[[], RecordingClient]]:
+    made: list[RecordingClient] = []
+
+    def make() -> RecordingClient:
+        made.append(RecordingClient())
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+async def connect(
+    make: Callable[[], RecordingClient], server: ServerProcess, token: str, transport: str = "websocket"
+) -> RecordingClient:
+    client = make()
+    await client.connect(server.url, token, transport)
+    await client.wait_for("session:ready")
+    return client
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_an_expiring_token_ends_its_socket_with_force_logout(
+    server: ServerProcess, http: httpx.AsyncClient, clients: Any, transport: str
+) -> None:
+    account = await register_and_login(http)
+    client = await connect(clients, server, account.access_token, transport)
+    logout = await client.wait_for("force_logout", timeout=TTL + 5)
+    assert logout == {"reason": "token_expired", "message": logout["message"]}
+    await client.disconnected.wait()
+
+
+async def test_auth_refresh_before_expiry_keeps_the_socket(
+    server: ServerProcess, http: httpx.AsyncClient, clients: Any
+) -> None:
+    account = await register_and_login(http)
+    kept = await connect(clients, server, account.access_token)
+    control = await connect(clients, server, account.access_token, "polling")
+    first_expiry = jwt.decode(account.access_token, options={"verify_signature": False})["exp"]
+    later = {"sub": account.user_id, "sid": account.session_id, "exp": first_expiry + TTL}
+    answer = await kept.call("auth:refresh", {"token": jwt.encode(later, server.env["JWT_SECRET"])})
+    assert answer["ok"] is True, answer
+    assert answer["data"]["expires_at"].startswith(
+        dt.datetime.fromtimestamp(first_expiry + TTL, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    )
+    assert (await control.wait_for("force_logout", timeout=TTL + 5))["reason"] == "token_expired"
+    assert kept.sio.connected, "the refreshed socket outlived the first token"
+    assert (await kept.call("room:join", {"room": f"user:{account.user_id}"}))["ok"]
+    assert (await kept.wait_for("force_logout", timeout=TTL + 5))["reason"] == "token_expired", (
+        "the new token's expiry is enforced too"
+    )
+
+
+async def test_a_refused_refresh_changes_nothing(
+    server: ServerProcess, http: httpx.AsyncClient, clients: Any
+) -> None:
+    alice, bob = await register_and_login(http), await register_and_login(http)
+    client = await connect(clients, server, alice.access_token)
+    first_expiry = jwt.decode(alice.access_token, options={"verify_signature": False})["exp"]
+    later = {"sub": bob.user_id, "sid": bob.session_id, "exp": first_expiry + 60}
+    answer = await client.call("auth:refresh", {"token": jwt.encode(later, server.env["JWT_SECRET"])})
+    assert answer["error"]["code"] == "FORBIDDEN"
+    assert (await client.wait_for("force_logout", timeout=TTL + 5))["reason"] == "token_expired", (
+        "bob's later expiry was not adopted"
+    )
