@@ -245,6 +245,10 @@ class SocketRuntime:
         else:
             await self.hub.emit_to_socket(sid, "exception", ExceptionEvent.of(event, error))
 
+    def user_of(self, sid: str) -> str | None:
+        sock = self.hub.local.get(sid)
+        return sock.identity.user_id if sock is not None else None
+
     def refresh(self, sid: str, identity: Identity) -> None:
         """`auth:refresh` accepted: the socket lives until the new token's expiry."""
         sock = self.hub.local.get(sid)

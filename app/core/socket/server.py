@@ -45,6 +45,8 @@ class EventSink(Protocol):
         self, sid: str, eio_sid: str, event: str, ack_id: int | None, size: int
     ) -> Awaitable[None]: ...
 
+    def user_of(self, sid: str) -> str | None: ...
+
 
 def origin_checker(allowed: tuple[str, ...]) -> Any:
     """An explicit allowlist; with none configured, only the Host the request was sent to.
@@ -188,6 +190,7 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
             await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
         elif kind == packet.DISCONNECT:
             await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+            self._close_transport(eio_sid)  # `/` is the only namespace: the transport has no use left
         elif kind == packet.EVENT:
             await self._route_event(eio_sid, pkt)
         elif kind == packet.ACK:
@@ -228,11 +231,17 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         count = self._malformed.get(eio_sid, 0) + 1
         self._malformed[eio_sid] = count
         if count == 1:
-            logger.warning("dropped a packet from %s: %s", eio_sid, why)
+            logger.warning("dropped a packet from %s: %s", eio_sid, why, extra=self._who(eio_sid))
         if count >= MAX_MALFORMED_PACKETS:
-            logger.warning("closing %s after %d malformed packets", eio_sid, count)
+            logger.warning("closing %s after %d malformed packets", eio_sid, count, extra=self._who(eio_sid))
             self._malformed.pop(eio_sid, None)
             self._close_transport(eio_sid)
+
+    def _who(self, eio_sid: str) -> dict[str, str]:
+        """`sid` and `user_id` of a transport for log lines, where known."""
+        sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        user_id = self.sink.user_of(sid) if sid is not None and self.sink is not None else None
+        return {key: value for key, value in (("sid", sid), ("user_id", user_id)) if value is not None}
 
     async def send_ack(self, eio_sid: str, ack_id: int, data: Any) -> None:
         await self._send_packet(
