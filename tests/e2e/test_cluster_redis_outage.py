@@ -1,0 +1,162 @@
+"""Redis goes away and comes back (SPEC §9): new connections are answered UNAVAILABLE, sockets already
+connected keep working on their node, and fan-out between nodes resumes by itself.
+
+Two nodes reach Redis through a TCP proxy owned by the test, so the outage is real for them and
+invisible to everyone else using the same Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import jwt
+import pytest
+import socketio
+
+from tests.support.backends import BACKENDS, REDIS_HOST, REDIS_PORT, Backend
+from tests.support.clients import RecordingClient
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+GAME = "tests.support.game:create_asgi"
+
+
+class TcpProxy:
+    """Forwards connections to Redis until `cut()`: then drops them all and refuses new ones."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> TcpProxy:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.transport.abort()
+            return
+        up_reader, up_writer = await asyncio.open_connection(REDIS_HOST, REDIS_PORT)
+        self.writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while chunk := await reader.read(65536):
+                writer.write(chunk)
+                await writer.drain()
+        writer.transport.abort()
+        self.writers.discard(writer)
+
+    def cut(self) -> None:
+        self.down = True
+        for writer in list(self.writers):
+            writer.transport.abort()
+        self.writers.clear()
+
+    def restore(self) -> None:
+        self.down = False
+
+    async def close(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
+    if request.param == "sqlite":
+        pytest.skip("the embedded backend has no Redis to lose")
+    return backend_factory(request.param)
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[TcpProxy]:
+    running = await TcpProxy().start()
+    yield running
+    await running.close()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Callable[[], RecordingClient]]:
+    made: list[RecordingClient] = []
+
+    def make() -> RecordingClient:
+        made.append(RecordingClient())
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+def user_token(node: ServerProcess) -> str:
+    now = dt.datetime.now(dt.UTC)
+    claims = {"sub": str(uuid.uuid4()), "iat": now, "exp": now + dt.timedelta(minutes=5)}
+    return jwt.encode(claims, node.env["JWT_SECRET"], algorithm="HS256")
+
+
+async def connect(make: Callable[[], RecordingClient], node: ServerProcess) -> RecordingClient:
+    client = make()
+    await client.connect(node.url, user_token(node))
+    await client.wait_for("session:ready")
+    return client
+
+
+async def shout_until_heard(speaker: RecordingClient, listener: RecordingClient, text: str) -> None:
+    """Shout to `broadcast:all` until the listener on the other node hears it (Redis may still be
+    reconnecting); each round waits on the listener's event, not on the clock."""
+    deadline = asyncio.get_running_loop().time() + 15
+    heard = len(listener.events["game:news"])
+    while True:
+        assert (await speaker.call("game:shout", {"room": "broadcast:all", "text": text}))["ok"]
+        with contextlib.suppress(TimeoutError):
+            await listener.wait_for("game:news", timeout=0.5, index=heard)
+            if listener.events["game:news"][heard]["text"] == text:
+                return
+        assert asyncio.get_running_loop().time() < deadline, "fan-out did not resume"
+        heard = len(listener.events["game:news"])
+
+
+async def test_a_redis_outage_degrades_to_one_node_and_heals_by_itself(
+    backend: Backend, proxy: TcpProxy, start_server: Callable[..., ServerProcess], clients: Any
+) -> None:
+    via_proxy = {"REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
+    # Started from a thread: the proxy needs this event loop while the nodes start.
+    a = await asyncio.to_thread(start_server, backend, factory=GAME, **via_proxy)
+    b = await asyncio.to_thread(start_server, backend, factory=GAME, **via_proxy)
+    on_a, on_b = await connect(clients, a), await connect(clients, b)
+    await shout_until_heard(on_a, on_b, "before")
+
+    proxy.cut()
+    refused = clients()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await refused.connect(a.url, user_token(a))
+    assert refused.connect_error["data"] == {
+        "code": "UNAVAILABLE",
+        "message": "Service temporarily unavailable",
+    }
+    own_room = on_a.events["session:ready"][0]["rooms"][0]
+    heard = len(on_a.events["game:news"])
+    assert (await on_a.call("game:shout", {"room": own_room, "text": "local"}))["ok"]
+    assert (await on_a.wait_for("game:news", index=heard))["text"] == "local", (
+        "this node's sockets keep working"
+    )
+    assert (await on_a.call("room:join", {"room": "game:outage-open"}))["ok"]
+
+    proxy.restore()
+    await shout_until_heard(on_a, on_b, "after")
+    await connect(clients, a)
+    outage_lines = [line for line in a.log().splitlines() if "Redis fan-out" in line]
+    assert any("unavailable" in line for line in outage_lines)
+    assert "Traceback" not in b.log()
