@@ -68,7 +68,10 @@ def origin_checker(allowed: tuple[str, ...]) -> Any:
 
 
 def encoded_size(text: str, limit: int) -> int:
-    """The UTF-8 size of a text packet; encodes only when the character count cannot settle it."""
+    """The UTF-8 size of a text packet, exact whenever it could exceed `limit`.
+
+    Encodes only when the character count cannot settle the comparison with `limit`.
+    """
     if len(text) > limit or len(text) * 4 <= limit:
         return len(text)
     return len(text.encode())
