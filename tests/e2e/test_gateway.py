@@ -314,6 +314,21 @@ async def test_every_event_is_answered_by_ack_or_exception_event(
     assert len(client.events["exception"]) == 3, "a successful event without an ack sends nothing"
 
 
+async def test_failures_of_optimistic_events_ask_for_a_rollback(
+    server: ServerProcess, http: httpx.AsyncClient, clients: Any
+) -> None:
+    client = await connect(clients, server, (await register_and_login(http)).access_token)
+    assert await client.call("game:move", {"room": "game:a-open"}) == {
+        "ok": True,
+        "data": {"room": "game:a-open"},
+    }
+    refused = await client.call("game:move", {"room": "game:someone-else"})
+    assert (refused["error"]["code"], refused["action"]) == ("FORBIDDEN", "ROLLBACK")
+    invalid = await client.call("game:move", {"room": 1})
+    assert (invalid["error"]["code"], invalid["action"]) == ("VALIDATION_ERROR", "ROLLBACK")
+    assert "action" not in await client.call("room:join", {"room": "secret:x"}), "not optimistic: no rollback"
+
+
 async def test_validation_names_the_field_before_the_handler_runs(
     server: ServerProcess, http: httpx.AsyncClient, clients: Any
 ) -> None:

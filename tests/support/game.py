@@ -23,6 +23,7 @@ from app.core.module import Module
 from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_payload, ws_response
 from app.core.socket.hub import SocketHub
 from app.core.socket.protocol import RoomName
+from app.core.socket.rooms import RoomManager
 from app.modules import MODULES
 
 OPEN_SUFFIX = "-open"
@@ -50,6 +51,10 @@ class Shout(msgspec.Struct, forbid_unknown_fields=True):
 class End(msgspec.Struct, forbid_unknown_fields=True):
     room: RoomName
     reason: str
+
+
+class Table(msgspec.Struct, forbid_unknown_fields=True):
+    room: RoomName
 
 
 class Hold(msgspec.Struct, forbid_unknown_fields=True):
@@ -155,6 +160,20 @@ class GameGateway(Gateway):
     async def shout(self, ctx: SocketContext, payload: Shout) -> Done:
         await ctx.emit(GAME_NEWS, News(payload.text, ctx.user_id), room=payload.room)
         return Done()
+
+    @ws_event(
+        "game:move",
+        "Move to a table; clients show the move before the ack (optimistic), so a refusal rolls back.",
+        category="game",
+        examples=[{"room": "game:a-open"}],
+        errors=[ErrorCode.FORBIDDEN, ErrorCode.VALIDATION_ERROR],
+        optimistic=True,
+    )
+    @ws_payload(Table)
+    @ws_response("game:move", Table)
+    async def move(self, ctx: SocketContext, payload: Table, rooms: RoomManager) -> Table:
+        await rooms.authorize(ctx.user_id, payload.room)
+        return payload
 
     @ws_event(
         "game:hold", "Run until `game:release` with the same key.", category="game", examples=[{"key": "k"}]
