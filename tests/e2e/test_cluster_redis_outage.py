@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 import jwt
 import pytest
@@ -25,21 +26,32 @@ from tests.support.server import ServerProcess
 pytestmark = pytest.mark.e2e
 
 GAME = "tests.support.game:create_asgi"
+T = TypeVar("T")
 
 
 class TcpProxy:
-    """Forwards connections to Redis until `cut()`: then drops them all and refuses new ones."""
+    """Forwards connections to Redis until `cut()`: then drops them all and refuses new ones.
+
+    It runs its own event loop in a thread, so it keeps forwarding while the test's loop is
+    blocked (starting and stopping server processes is synchronous).
+    """
 
     def __init__(self) -> None:
         self.down = False
         self.writers: set[asyncio.StreamWriter] = set()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="redis-proxy", daemon=True)
         self.server: asyncio.Server | None = None
         self.port = 0
 
-    async def start(self) -> TcpProxy:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+    def start(self) -> TcpProxy:
+        self.thread.start()
+        self.server = self._run(asyncio.start_server(self._accept, "127.0.0.1", 0))
         self.port = self.server.sockets[0].getsockname()[1]
         return self
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(10)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.down:
@@ -57,20 +69,27 @@ class TcpProxy:
         writer.transport.abort()
         self.writers.discard(writer)
 
-    def cut(self) -> None:
+    async def _cut(self) -> None:
         self.down = True
         for writer in list(self.writers):
             writer.transport.abort()
         self.writers.clear()
 
-    def restore(self) -> None:
+    async def _restore(self) -> None:
         self.down = False
 
-    async def close(self) -> None:
+    def cut(self) -> None:
+        self._run(self._cut())
+
+    def restore(self) -> None:
+        self._run(self._restore())
+
+    def close(self) -> None:
         self.cut()
         if self.server is not None:
             self.server.close()
-            await self.server.wait_closed()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -81,10 +100,10 @@ def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Bac
 
 
 @pytest.fixture
-async def proxy() -> AsyncIterator[TcpProxy]:
-    running = await TcpProxy().start()
+def proxy() -> Iterator[TcpProxy]:
+    running = TcpProxy().start()
     yield running
-    await running.close()
+    running.close()
 
 
 @pytest.fixture
@@ -132,9 +151,8 @@ async def test_a_redis_outage_degrades_to_one_node_and_heals_by_itself(
     backend: Backend, proxy: TcpProxy, start_server: Callable[..., ServerProcess], clients: Any
 ) -> None:
     via_proxy = {"REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
-    # Started from a thread: the proxy needs this event loop while the nodes start.
-    a = await asyncio.to_thread(start_server, backend, factory=GAME, **via_proxy)
-    b = await asyncio.to_thread(start_server, backend, factory=GAME, **via_proxy)
+    a = start_server(backend, factory=GAME, **via_proxy)
+    b = start_server(backend, factory=GAME, **via_proxy)
     on_a, on_b = await connect(clients, a), await connect(clients, b)
     await shout_until_heard(on_a, on_b, "before")
 

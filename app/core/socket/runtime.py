@@ -140,10 +140,16 @@ class SocketRuntime:
             )
 
     async def _uncount(self, user_id: str) -> None:
-        try:
-            await self.tracker.remove(user_id)
-        except Exception:  # noqa: BLE001 - the count heals when this node's heartbeat lapses
-            logger.warning("could not uncount a socket of %s", user_id, extra={"user_id": user_id})
+        """Uncount a socket; tried twice, as the first command after a Redis blip may meet a dead
+        pooled connection, and a lost decrement would hold one of the user's slots for good."""
+        for attempt in range(2):
+            try:
+                await self.tracker.remove(user_id)
+            except Exception:  # noqa: BLE001 - logged below; the socket is gone either way
+                if attempt == 1:
+                    logger.warning("could not uncount a socket of %s", user_id, extra={"user_id": user_id})
+            else:
+                return
 
     async def _connect_rooms(self, identity: Identity) -> list[str]:
         rooms: list[str] = []
