@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import sqlalchemy.exc
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 
 from app.config.settings import RateLimitSettings
@@ -93,11 +94,20 @@ class Dispatcher:
             result = await self._run(sock, event, args)
         except AppError as error:
             await self._fail(sock, event, error, answer)
-        except Exception:
-            logger.exception(
-                "handler of %s failed", event, extra={"sid": sock.sid, "user_id": sock.identity.user_id}
-            )
-            await self._fail(sock, event, AppError(ErrorCode.INTERNAL, "Internal server error"), answer)
+        except Exception as exc:
+            who = {"sid": sock.sid, "user_id": sock.identity.user_id}
+            if is_unavailable(exc):
+                logger.warning(
+                    "handler of %s: a backing service is unavailable (%s)",
+                    event,
+                    type(exc).__name__,
+                    extra=who,
+                )
+                failure = AppError(ErrorCode.UNAVAILABLE, "Service temporarily unavailable; try again")
+            else:
+                logger.exception("handler of %s failed", event, extra=who)
+                failure = AppError(ErrorCode.INTERNAL, "Internal server error")
+            await self._fail(sock, event, failure, answer)
         else:
             if answer is not None:
                 await answer(AckOk(ok=True, data=result if result is not None else {}))
@@ -187,3 +197,15 @@ class Dispatcher:
                 return await handler.call(**kwargs)
             except msgspec.ValidationError as exc:
                 raise validation_failure(exc) from None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """A backing service (Redis, the database) is unreachable, as opposed to a bug."""
+    if isinstance(exc, TimeoutError | OSError | ConnectionError):
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        # Only a lost connection; OperationalError also means e.g. a missing table on SQLite.
+        return (
+            exc.connection_invalidated or isinstance(exc.orig, OSError) or isinstance(exc.__cause__, OSError)
+        )
+    return type(exc).__module__.startswith("redis")

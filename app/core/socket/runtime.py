@@ -13,12 +13,11 @@ from collections.abc import Awaitable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 import socketio
-import sqlalchemy.exc
 
 from app.core.errors import AppError, ErrorCode
 from app.core.module import Module
 from app.core.security.identity import Authenticator, Identity
-from app.core.socket.dispatcher import Dispatcher
+from app.core.socket.dispatcher import Dispatcher, is_unavailable
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import LocalSocket, SocketHub
 from app.core.socket.protocol import AckError, ExceptionEvent, ForceLogout
@@ -295,12 +294,3 @@ class SocketRuntime:
             _, pending = await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_GRACE)
             for task in pending:
                 task.cancel()
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """A backing service (Redis, the database) is unreachable, as opposed to a bug."""
-    if isinstance(exc, TimeoutError | OSError | ConnectionError):
-        return True
-    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
-        return True
-    return type(exc).__module__.startswith("redis")
