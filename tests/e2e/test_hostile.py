@@ -141,11 +141,14 @@ async def test_malformed_packets_are_dropped_quietly_and_repeated_garbage_closes
 
 async def test_a_few_bad_packets_leave_the_socket_working(server: ServerProcess) -> None:
     async with raw(server, user_token(server)) as sock:
-        await sock.send("4xyz")
         await sock.send(b"\x04binary attachment")
         await sock.send('451-["room:join",{"_placeholder":true,"num":0}]')
         await sock.send("4312[]")
+        await sock.send("430[]")
         assert (await sock.call("room:join", {"room": "broadcast:still-here"}))["ok"] is True
+        await sock.send("40/admin,{}")
+        assert (await sock.packet()).startswith("4/admin,"), "an unknown namespace is refused"
+        assert (await sock.call("room:join", {"room": "broadcast:still-here"}))["ok"] is True, "`/` stays"
     assert "Traceback" not in server.log()
 
 

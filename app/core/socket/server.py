@@ -164,9 +164,10 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         await super()._handle_connect(eio_sid, namespace, data)
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         if sid is None or not self.manager.is_connected(sid, namespace):
-            # Refused: `connect_error` is queued; closing the transport behind it ends a polling
-            # client's pending GET now instead of at the next ping.
-            self._close_transport(eio_sid)
+            # Refused: `connect_error` is queued. Unless `/` is connected on this transport, closing
+            # it behind that ends a polling client's pending GET now instead of at the next ping.
+            if self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is None:
+                self._close_transport(eio_sid)
             return
         deadline = self._join_deadlines.pop(eio_sid, None)
         if deadline is not None:
@@ -214,7 +215,9 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _route_ack(self, eio_sid: str, pkt: Any) -> None:
         sid = self.manager.sid_from_eio_sid(eio_sid, pkt.namespace or NAMESPACE)
-        if sid is None or pkt.id not in self.manager.callbacks.get(sid, {}):
+        # Id 0 of the manager's per-socket table is its id counter, not a callback.
+        asked = sid is not None and isinstance(pkt.id, int) and pkt.id > 0
+        if not asked or pkt.id not in self.manager.callbacks.get(sid, {}) or not isinstance(pkt.data, list):
             await self._malformed_packet(eio_sid, "ack for nothing that was asked")
             return
         await self.manager.trigger_callback(sid, pkt.id, pkt.data)
