@@ -9,6 +9,7 @@ issued within the same second would expire with it).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -66,47 +67,40 @@ async def connect(
     return client
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_an_expiring_token_ends_its_socket_with_force_logout(
-    server: ServerProcess, http: httpx.AsyncClient, clients: Any, transport: str
+async def test_an_expiring_token_ends_its_sockets_with_force_logout(
+    server: ServerProcess, http: httpx.AsyncClient, clients: Any
 ) -> None:
     account = await register_and_login(http)
-    client = await connect(clients, server, account.access_token, transport)
-    logout = await client.wait_for("force_logout", timeout=TTL + 5)
-    assert logout == {"reason": "token_expired", "message": logout["message"]}
-    await client.disconnected.wait()
+    sockets = [await connect(clients, server, account.access_token, transport) for transport in TRANSPORTS]
+    for client in sockets:
+        logout = await client.wait_for("force_logout", timeout=TTL + 5)
+        assert logout == {"reason": "token_expired", "message": logout["message"]}
+        await client.disconnected.wait()
 
 
-async def test_auth_refresh_before_expiry_keeps_the_socket(
+async def test_auth_refresh_before_expiry_keeps_the_socket_and_a_refused_one_changes_nothing(
     server: ServerProcess, http: httpx.AsyncClient, clients: Any
 ) -> None:
     account = await register_and_login(http)
     kept = await connect(clients, server, account.access_token)
     control = await connect(clients, server, account.access_token, "polling")
+    refused = await connect(clients, server, account.access_token)
     first_expiry = jwt.decode(account.access_token, options={"verify_signature": False})["exp"]
+    key = server.env["JWT_SECRET"]
+    stranger = jwt.encode({"sub": str(uuid.uuid4()), "exp": first_expiry + 60}, key)
+    assert (await refused.call("auth:refresh", {"token": stranger}))["error"]["code"] == "FORBIDDEN"
     later = {"sub": account.user_id, "sid": account.session_id, "exp": first_expiry + TTL}
-    answer = await kept.call("auth:refresh", {"token": jwt.encode(later, server.env["JWT_SECRET"])})
+    answer = await kept.call("auth:refresh", {"token": jwt.encode(later, key)})
     assert answer["ok"] is True, answer
     assert answer["data"]["expires_at"].startswith(
         dt.datetime.fromtimestamp(first_expiry + TTL, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     )
-    assert (await control.wait_for("force_logout", timeout=TTL + 5))["reason"] == "token_expired"
+    for expired in (control, refused):
+        assert (await expired.wait_for("force_logout", timeout=TTL + 5))["reason"] == "token_expired", (
+            "the other user's later expiry was not adopted"
+        )
     assert kept.sio.connected, "the refreshed socket outlived the first token"
     assert (await kept.call("room:join", {"room": f"user:{account.user_id}"}))["ok"]
     assert (await kept.wait_for("force_logout", timeout=TTL + 5))["reason"] == "token_expired", (
         "the new token's expiry is enforced too"
-    )
-
-
-async def test_a_refused_refresh_changes_nothing(
-    server: ServerProcess, http: httpx.AsyncClient, clients: Any
-) -> None:
-    alice, bob = await register_and_login(http), await register_and_login(http)
-    client = await connect(clients, server, alice.access_token)
-    first_expiry = jwt.decode(alice.access_token, options={"verify_signature": False})["exp"]
-    later = {"sub": bob.user_id, "sid": bob.session_id, "exp": first_expiry + 60}
-    answer = await client.call("auth:refresh", {"token": jwt.encode(later, server.env["JWT_SECRET"])})
-    assert answer["error"]["code"] == "FORBIDDEN"
-    assert (await client.wait_for("force_logout", timeout=TTL + 5))["reason"] == "token_expired", (
-        "bob's later expiry was not adopted"
     )
