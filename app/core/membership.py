@@ -6,6 +6,7 @@ Modules depend on this interface, not on the chat module, so either can change a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -15,3 +16,12 @@ class Membership(Protocol):
 
     async def contacts_among(self, user_id: str, candidates: Sequence[str]) -> set[str]:
         """The candidates who share at least one conversation with `user_id` (one query)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationBlurred:
+    """A socket stopped viewing a conversation (`conversation:blur`); its typing indicator ends."""
+
+    sid: str
+    user_id: str
+    conversation_id: str

@@ -256,6 +256,22 @@ async def test_typing_stops_on_request_and_on_disconnect(nodes: list[ServerProce
     assert (await viewer.wait_for("chat:typing", index=3, timeout=TYPING_TTL / 2))["typing"] is False
 
 
+async def test_blurring_the_conversation_stops_typing(nodes: list[ServerProcess], world: World) -> None:
+    typist_account, viewer_account = await world.user(), await world.user()
+    conversation = await world.group(typist_account, viewer_account)
+    viewer = await world.connect(nodes[-1], viewer_account)
+    ok(await viewer.call("conversation:focus", {"conversation_id": conversation}))
+    typist = await world.connect(nodes[0], typist_account)
+    ok(await typist.call("conversation:focus", {"conversation_id": conversation}))
+
+    ok(await typist.call("chat:typing", {"conversation_id": conversation, "typing": True}))
+    assert (await viewer.wait_for("chat:typing"))["typing"] is True
+    ok(await typist.call("conversation:blur", {"conversation_id": conversation}))
+    stopped = await viewer.wait_for("chat:typing", index=1, timeout=TYPING_TTL / 2)
+    assert stopped["typing"] is False
+    assert stopped["user_id"] == typist_account.user_id
+
+
 async def test_typing_outside_your_conversations_is_refused(nodes: list[ServerProcess], world: World) -> None:
     owner, member, stranger_account = await world.user(), await world.user(), await world.user()
     conversation = await world.group(owner, member)

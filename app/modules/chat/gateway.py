@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from app.core.errors import ErrorCode
+from app.core.membership import ConversationBlurred
 from app.core.socket import Gateway, SocketContext, ws_event, ws_payload, ws_response
 from app.modules.chat.declarations import (
     CHAT_MESSAGE,
@@ -129,7 +130,8 @@ class ChatGateway(Gateway):
 
     @ws_event(
         "conversation:blur",
-        "You stopped looking at this conversation: leave `active:{conversationId}`.",
+        "You stopped looking at this conversation: leave `active:{conversationId}`; your typing indicator "
+        "there ends (`chat:typing` false to the others).",
         category="conversations",
         examples=[{"conversation_id": CONVERSATION}],
         errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
@@ -137,8 +139,10 @@ class ChatGateway(Gateway):
     @ws_payload(ConversationRef)
     @ws_response("conversation:blur", ConversationRefOut)
     async def blur(self, ctx: SocketContext, payload: ConversationRef) -> ConversationRefOut:
-        await ctx.leave(active_room(str(payload.conversation_id)))
-        return ConversationRefOut(str(payload.conversation_id))
+        conversation_id = str(payload.conversation_id)
+        await ctx.leave(active_room(conversation_id))
+        await ctx.app.events.publish(ConversationBlurred(ctx.sid, ctx.user_id, conversation_id))
+        return ConversationRefOut(conversation_id)
 
     @ws_event(
         "conversation:leave",

@@ -9,6 +9,7 @@ from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.context import AppContext
+from app.core.membership import ConversationBlurred
 from app.core.module import Module
 from app.core.security.identity import Identity
 from app.modules.presence.controller import PresenceController
@@ -42,6 +43,12 @@ async def _disconnected(ctx: AppContext, identity: Identity, sid: str) -> None:
 
 
 async def _start(ctx: AppContext) -> None:
+    typing = ctx.get(TypingIndicators)
+
+    async def stop_typing(event: ConversationBlurred) -> None:
+        await typing.stop(event.sid, event.conversation_id, event.user_id)
+
+    ctx.events.subscribe(ConversationBlurred, stop_typing)
     await ctx.get(Presence).start()
 
 
