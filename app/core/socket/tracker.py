@@ -28,8 +28,11 @@ class ConnectionTracker:
         return f"sockets:{user_id}"
 
     async def start(self) -> None:
-        await self.beat()
-        await self.state.set_add("nodes", self.node_id)
+        """Announce this node; if the state backend is down, the heartbeat keeps trying."""
+        try:
+            await self.beat()
+        except Exception:  # noqa: BLE001 - a node may start during an outage; new sockets get UNAVAILABLE
+            logger.warning("state backend unreachable at start-up; the node heartbeat will retry")
         self._heartbeat = asyncio.create_task(self._beat_forever(), name="parley-node-heartbeat")
 
     async def stop(self) -> None:
@@ -42,7 +45,9 @@ class ConnectionTracker:
             await self.state.set_remove("nodes", self.node_id)
 
     async def beat(self) -> None:
+        """Refresh liveness, and re-list the node in case a survivor swept it during an outage."""
         await self.state.put(f"node:{self.node_id}", b"1", ttl=self.ttl)
+        await self.state.set_add("nodes", self.node_id)
 
     async def _beat_forever(self) -> None:
         while True:
