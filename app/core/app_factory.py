@@ -86,6 +86,10 @@ def create_app(settings: Settings, modules: Sequence[Module] | None = None) -> P
         from app.modules import MODULES
 
         modules = MODULES
+        if settings.bench_events_enabled:  # bench-only events, off by default (README "Benchmarks")
+            from app.modules.bench.module import bench_module
+
+            modules = (*MODULES, bench_module)
     configure_logging(settings.log_level, settings.log_format)
     db = Database(settings)
     ctx = AppContext(

@@ -1,0 +1,103 @@
+"""The bench-only events: off by default, and with BENCH_EVENTS_ENABLED they run through the real
+gateway (authenticated handshake, validation, acks) like every other event."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import jwt
+import pytest
+
+from app.core.app_factory import create_app
+from app.core.socket.registry import EventRegistry
+from tests.support.backends import Backend
+from tests.support.clients import RecordingClient
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+BENCH_EVENTS = {"bench:ping", "bench:join", "bench:bcast", "bench:msg"}
+
+
+def external_token(backend: Backend) -> str:
+    now = dt.datetime.now(dt.UTC)
+    claims = {"sub": str(uuid.uuid4()), "iat": now, "exp": now + dt.timedelta(minutes=5)}
+    return jwt.encode(claims, backend.settings().jwt.secret, algorithm="HS256")
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Callable[[], RecordingClient]]:
+    made: list[RecordingClient] = []
+
+    def make() -> RecordingClient:
+        made.append(RecordingClient())
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+def registered_events(backend: Backend, **env: Any) -> set[str]:
+    registry = create_app(backend.settings(**env)).context.get(EventRegistry)
+    return {spec.name for spec in registry.all_events()}
+
+
+def test_bench_events_are_registered_only_when_enabled(backend: Backend) -> None:
+    assert not BENCH_EVENTS & registered_events(backend)
+    assert registered_events(backend, BENCH_EVENTS_ENABLED="true") >= BENCH_EVENTS
+
+
+async def test_echo_join_and_broadcast_through_the_gateway(
+    backend: Backend,
+    start_server: Callable[..., ServerProcess],
+    clients: Callable[[], RecordingClient],
+) -> None:
+    server = start_server(backend, BENCH_EVENTS_ENABLED="true")
+    member, sender = clients(), clients()
+    await member.connect(server.url, external_token(backend))
+    await sender.connect(server.url, external_token(backend))
+
+    assert await member.call("bench:ping", {"s": 7, "m": "hi"}) == {"ok": True, "data": {"s": 7, "m": "hi"}}
+    assert await member.call("bench:join", {"room": "bench:r1"}) == {"ok": True, "data": {"room": "bench:r1"}}
+    sent = await sender.call("bench:bcast", {"room": "bench:r1", "data": {"s": 1, "m": "x"}})
+
+    assert sent == {"ok": True, "data": {"room": "bench:r1"}}
+    assert await member.wait_for("bench:msg") == {"s": 1, "m": "x"}
+    assert "bench:msg" not in sender.events
+
+
+async def test_bad_payloads_and_foreign_rooms_are_refused(
+    backend: Backend,
+    start_server: Callable[..., ServerProcess],
+    clients: Callable[[], RecordingClient],
+) -> None:
+    server = start_server(backend, BENCH_EVENTS_ENABLED="true")
+    client = clients()
+    await client.connect(server.url, external_token(backend))
+
+    bad = await client.call("bench:ping", {"s": "seven"})
+    foreign = await client.call("bench:join", {"room": "user:someone-else"})
+
+    assert bad["ok"] is False
+    assert bad["error"]["code"] == "VALIDATION_ERROR"
+    assert foreign["ok"] is False
+    assert foreign["error"]["code"] == "FORBIDDEN"
+
+
+async def test_without_the_setting_the_events_do_not_exist(
+    backend: Backend,
+    start_server: Callable[..., ServerProcess],
+    clients: Callable[[], RecordingClient],
+) -> None:
+    server = start_server(backend)
+    client = clients()
+    await client.connect(server.url, external_token(backend))
+
+    answer = await client.call("bench:ping", {"s": 1, "m": "x"})
+
+    assert answer["ok"] is False
+    assert answer["error"]["code"] == "NOT_FOUND"
