@@ -19,7 +19,7 @@ import jwt
 import pytest
 import socketio
 
-from tests.support.backends import BACKENDS, REDIS_HOST, REDIS_PORT, Backend
+from tests.support.backends import REDIS_HOST, REDIS_PORT, Backend
 from tests.support.clients import RecordingClient
 from tests.support.server import ServerProcess
 
@@ -92,10 +92,9 @@ class TcpProxy:
         self.thread.join(10)
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=["postgres"])
 def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
-    if request.param == "sqlite":
-        pytest.skip("the embedded backend has no Redis to lose")
+    """Only the scaled-out backend has a Redis to lose."""
     return backend_factory(request.param)
 
 

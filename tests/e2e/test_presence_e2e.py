@@ -288,11 +288,11 @@ async def test_typing_outside_your_conversations_is_refused(nodes: list[ServerPr
     failed(await stranger.call("chat:typing", {"conversation_id": conversation}), "VALIDATION_ERROR")
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_stopped_and_killed_nodes_users_go_offline_on_the_survivor(
     backend: Backend, tmp_path: Path
 ) -> None:
-    if backend.redis_url is None:
-        pytest.skip("one in-process node cannot outlive itself; node death needs PostgreSQL + Redis")
+    """Node death needs a second node, so this runs on PostgreSQL + Redis only."""
     with running_nodes(backend, tmp_path, 3) as (survivor, stopped, doomed):
         await stop_one_kill_one(survivor, stopped, doomed)
 
