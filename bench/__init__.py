@@ -1,0 +1,1 @@
+"""Parley beside Node socket.io: `python -m bench` (see run.py)."""

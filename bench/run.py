@@ -1,0 +1,493 @@
+"""Parley beside Node socket.io 4.8, same load, same run: `python -m bench [--reps N] [--quick]`.
+
+Each repetition starts a fresh Parley (`parley serve`: uvicorn + uvloop, its real settings, a
+temporary SQLite file or `--database-url`) and a fresh Node peer (`node_peer.js`, socket.io installed
+from the npm registry into a temporary folder), both pinned to core 0, and runs every case against
+one then the other (the order alternates between repetitions) with the C load generator (`cload.c`,
+compiled here with gcc) pinned to core 1. Parley runs with BENCH_EVENTS_ENABLED and rate limits set
+out of reach; every socket authenticates with a JWT signed with the server's secret (one user, so
+the handshake after the first never provisions). Idle memory is measured in the first repetition
+only (`--memory-reps`): 10k Parley handshakes take over a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import resource
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+SERVER_CORE, LOAD_CORE = "0", "1"
+SOCKET_IO_VERSION = "socket.io@~4.8.1"
+
+
+@dataclass(frozen=True)
+class Profile:
+    duration: float
+    warmup: float
+    echo_clients: tuple[int, ...]
+    fanout_members: tuple[int, ...]
+    latency_members: int
+    latency_rate: int
+    idle_steps: tuple[int, ...]
+    connect_clients: int
+
+
+FULL = Profile(2, 0.5, (1, 10, 100), (100, 1000), 1000, 5, (1000, 5000, 10000), 300)
+QUICK = Profile(1, 0.5, (1, 100), (100,), 100, 5, (500,), 100)
+
+
+@dataclass
+class Case:
+    """One measured figure: its unit, whether higher is better, and the target ratio Parley/Node."""
+
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    target: float | None = None
+    samples: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
+    server_cpu: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
+    client_cpu: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
+
+
+class Server:
+    """A server process pinned to the server core."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path, port: int) -> None:
+        self.name, self.port = name, port
+        self.log = (cwd / f"{name}-{port}.log").open("w")
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE, *argv], env=env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ready(self) -> None:
+        """Both servers listen only once their application has started."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log.name}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not start; see {self.log.name}")
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def cpu_ticks(self) -> int:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    def settle(self, quiet_pct: float = 5.0, limit: float = 60.0) -> None:
+        """Return once the server has used under `quiet_pct` of a core for half a second."""
+        hz = os.sysconf("SC_CLK_TCK")
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            before = self.cpu_ticks()
+            time.sleep(0.5)
+            if (self.cpu_ticks() - before) / hz / 0.5 * 100 < quiet_pct:
+                return
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def raise_fd_limit() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def build_load_generator(work: Path) -> Path:
+    binary = work / "cload"
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(HERE / "cload.c")], check=True)
+    return binary
+
+
+def install_node_peer(work: Path) -> Path:
+    prefix = work / "node"
+    prefix.mkdir()
+    (prefix / "package.json").write_text('{"name": "parley-bench-peer", "private": true}')
+    subprocess.run(
+        [
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--silent",
+            "--prefix",
+            str(prefix),
+            SOCKET_IO_VERSION,
+            "bufferutil@^4",
+            "utf-8-validate@^6",
+        ],
+        check=True,
+    )
+    return prefix / "node_modules"
+
+
+def parley_env(work: Path, database_url: str | None, secret: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "JWT_", "RATE_"))}
+    env.update(
+        APP_ENV="local",
+        DATABASE_URL=database_url or f"sqlite+aiosqlite:///{work}/parley-bench.db",
+        REDIS_URL="",
+        JWT_SECRET=secret,
+        BENCH_EVENTS_ENABLED="true",
+        RATE_LIMIT_DEFAULT="1000000/1",
+        SOCKET_MAX_PER_USER="100000",
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def start_parley(work: Path, database_url: str | None, secret: str) -> Server:
+    port = free_port()
+    parley = Path(sys.executable).parent / "parley"
+    server = Server(
+        "parley",
+        [str(parley), "serve", "--port", str(port)],
+        parley_env(work, database_url, secret),
+        work,
+        port,
+    )
+    server.wait_ready()
+    return server
+
+
+def start_node(work: Path, modules: Path) -> Server:
+    port = free_port()
+    argv = ["node", str(HERE / "node_peer.js"), str(port), str(modules)]
+    server = Server("node", argv, dict(os.environ), work, port)
+    server.wait_ready()
+    return server
+
+
+def bench_token(secret: str) -> str:
+    """An external-issuer token (no `sid`): Parley verifies it and provisions the user once."""
+    now = int(time.time())
+    claims = {"sub": str(uuid.uuid4()), "iat": now, "exp": now + 3600, "preferred_username": "bench"}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+class Runner:
+    def __init__(self, cload: Path, token: str, profile: Profile) -> None:
+        self.cload, self.token, self.profile = cload, token, profile
+
+    def argv(self, mode: str, server: Server, **params: Any) -> list[str]:
+        params = {"port": server.port, "token": self.token, **params}
+        return ["taskset", "-c", LOAD_CORE, str(self.cload), mode, *(f"{k}={v}" for k, v in params.items())]
+
+    def measure(self, mode: str, server: Server, **params: Any) -> dict[str, Any]:
+        timed = {"duration": self.profile.duration, "warmup": self.profile.warmup, "spids": server.pid}
+        done = subprocess.run(
+            self.argv(mode, server, **timed, **params),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        result: dict[str, Any] = json.loads(lines[-1]) if lines else {"error": done.stderr.strip()[-300:]}
+        if "error" in result:
+            raise RuntimeError(f"{server.name} {mode} {params}: {result['error']}")
+        return result
+
+    def connect_rate(self, server: Server) -> float:
+        done = subprocess.run(
+            self.argv("connect", server, clients=self.profile.connect_clients),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        return float(json.loads(done.stdout.splitlines()[-1])["conns_per_s"])
+
+    def idle_memory(self, server: Server) -> dict[int, float]:
+        """KiB of server RSS per idle connection at each step (RSS delta / connections)."""
+        server.settle()
+        base = server.rss_kib()
+        steps = ",".join(str(n) for n in self.profile.idle_steps)
+        per_conn: dict[int, float] = {}
+        with subprocess.Popen(
+            self.argv("idle", server, steps=steps), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        ) as proc:
+            assert proc.stdin is not None
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                step = json.loads(line)
+                if "error" in step:
+                    raise RuntimeError(f"{server.name} idle: {step['error']}")
+                server.settle()
+                per_conn[step["conns"]] = (server.rss_kib() - base) / step["conns"]
+                proc.stdin.write("next\n")
+                proc.stdin.flush()
+                if step["conns"] == self.profile.idle_steps[-1]:
+                    break
+            proc.stdin.close()
+        server.settle()
+        return per_conn
+
+
+def define_cases(profile: Profile) -> dict[str, Case]:
+    lat = f"{profile.latency_rate} bcast/s to {profile.latency_members}"
+    cases = [
+        Case("connect", "connection set-up (sequential)", "conn/s", higher_is_better=True),
+        *(
+            Case(
+                f"echo{n}",
+                f"echo with ack, {n} clients",
+                "rt/s",
+                higher_is_better=True,
+                target=0.6 if n == 100 else None,
+            )
+            for n in profile.echo_clients
+        ),
+        *(
+            Case(
+                f"fanout{n}",
+                f"fan-out to {n} members",
+                "deliv/s",
+                higher_is_better=True,
+                target=1.0 if n == 1000 else None,
+            )
+            for n in profile.fanout_members
+        ),
+        Case("lat_p50", f"latency p50, {lat}", "ms", higher_is_better=False),
+        Case("lat_p99", f"latency p99, {lat}", "ms", higher_is_better=False, target=1.0),
+        *(
+            Case(
+                f"idle{n}",
+                f"memory per idle conn, {n}",
+                "KiB",
+                higher_is_better=False,
+                target=1.0 if n == 10000 else None,
+            )
+            for n in profile.idle_steps
+        ),
+    ]
+    return {case.key: case for case in cases}
+
+
+def run_server(
+    runner: Runner, server: Server, cases: dict[str, Case], profile: Profile, *, memory: bool
+) -> None:
+    name = server.name
+
+    def record(key: str, value: float, result: dict[str, Any] | None = None) -> None:
+        cases[key].samples[name].append(value)
+        if result is not None:
+            cases[key].server_cpu[name].append(float(result.get("server_cpu_pct") or 0))
+            cases[key].client_cpu[name].append(float(result["client_cpu_pct"]))
+
+    if memory:
+        for conns, kib in runner.idle_memory(server).items():
+            record(f"idle{conns}", kib)
+    record("connect", runner.connect_rate(server))
+    server.settle()
+    for n in profile.echo_clients:
+        result = runner.measure("echo", server, clients=n)
+        record(f"echo{n}", result["rps"], result)
+    for n in profile.fanout_members:
+        result = runner.measure("fanout", server, members=n, window=8)
+        record(f"fanout{n}", result["deliveries_per_s"], result)
+        server.settle()
+    result = runner.measure("fanout", server, members=profile.latency_members, rate=profile.latency_rate)
+    if result["received"] < result["expected"]:
+        raise RuntimeError(f"{name} lost deliveries: {result}")
+    record("lat_p50", result["lat"]["p50_ms"], result)
+    record("lat_p99", result["lat"]["p99_ms"], result)
+
+
+def number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return " / ".join(number(v) for v in (min(values), statistics.median(values), max(values)))
+
+
+def ratio(case: Case) -> float | None:
+    parley, node = case.samples["parley"], case.samples["node"]
+    if not parley or not node or statistics.median(node) == 0:
+        return None
+    return statistics.median(parley) / statistics.median(node)
+
+
+def verdict(case: Case, value: float | None) -> str:
+    if case.target is None or value is None:
+        return ""
+    met = value >= case.target if case.higher_is_better else value <= case.target
+    return f"{'met' if met else 'MISSED'} ({'>=' if case.higher_is_better else '<='} {case.target})"
+
+
+def cpu(values: list[float]) -> str:
+    return f"{statistics.median(values):.0f}%" if values else "-"
+
+
+def table(cases: dict[str, Case]) -> str:
+    rows = [
+        (
+            "case",
+            "unit",
+            "Parley min/med/max",
+            "Node min/med/max",
+            "Parley/Node",
+            "target",
+            "CPU srv P/N",
+            "CPU load P/N",
+        )
+    ]
+    for case in cases.values():
+        value = ratio(case)
+        rows.append(
+            (
+                case.label,
+                case.unit,
+                spread(case.samples["parley"]),
+                spread(case.samples["node"]),
+                f"{value:.2f}x" if value is not None else "-",
+                verdict(case, value),
+                f"{cpu(case.server_cpu['parley'])}/{cpu(case.server_cpu['node'])}",
+                f"{cpu(case.client_cpu['parley'])}/{cpu(case.client_cpu['node'])}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
+    lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def servers(work: Path, modules: Path, database_url: str | None, secret: str) -> Iterator[dict[str, Server]]:
+    started: dict[str, Server] = {}
+    try:
+        started["parley"] = start_parley(work, database_url, secret)
+        started["node"] = start_node(work, modules)
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+def wait_for_quiet_machine(say: Callable[[str], None]) -> None:
+    """Other work shares this machine: do not measure while a test suite runs."""
+    while subprocess.run(["pgrep", "-f", "pytest"], capture_output=True, check=False).returncode == 0:
+        say("a pytest run is in progress; waiting")
+        time.sleep(10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3, --quick 1)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run with small sizes")
+    parser.add_argument(
+        "--memory-reps",
+        type=int,
+        default=1,
+        help="repetitions that measure idle memory (default 1: 10k handshakes cost Parley over a minute)",
+    )
+    parser.add_argument("--database-url", default=None, help="Parley's DATABASE_URL (default: a temp SQLite)")
+    args = parser.parse_args(argv)
+    profile = QUICK if args.quick else FULL
+    reps = args.reps or (1 if args.quick else 3)
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    raise_fd_limit()
+    cases = define_cases(profile)
+    work = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+    try:
+        cload = build_load_generator(work)
+        say("installing socket.io from the npm registry")
+        modules = install_node_peer(work)
+        secret = secrets.token_hex(32)
+        runner = Runner(cload, bench_token(secret), profile)
+        for rep in range(reps):
+            wait_for_quiet_machine(say)
+            with servers(work, modules, args.database_url, secret) as started:
+                order = ["parley", "node"] if rep % 2 == 0 else ["node", "parley"]
+                for name in order:
+                    say(f"repetition {rep + 1}/{reps}: {name}")
+                    run_server(runner, started[name], cases, profile, memory=rep < args.memory_reps)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(table(cases))
+    save(cases, profile, reps)
+    return 0
+
+
+def save(cases: dict[str, Case], profile: Profile, reps: int) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    document = {
+        "when": stamp,
+        "reps": reps,
+        "profile": profile.__dict__,
+        "cpus": {"server": SERVER_CORE, "load": LOAD_CORE},
+        "cases": {
+            key: {
+                "label": case.label,
+                "unit": case.unit,
+                "higher_is_better": case.higher_is_better,
+                "target": case.target,
+                "ratio": ratio(case),
+                "samples": case.samples,
+                "server_cpu_pct": case.server_cpu,
+                "client_cpu_pct": case.client_cpu,
+            }
+            for key, case in cases.items()
+        },
+    }
+    path = RESULTS / f"bench-{stamp}.json"
+    path.write_text(json.dumps(document, indent=2))
+    print(f"\nwritten: {path.relative_to(HERE.parent)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
