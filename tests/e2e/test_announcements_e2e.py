@@ -6,7 +6,7 @@ On PostgreSQL + Redis two server processes form one cluster; on SQLite + in proc
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -33,19 +33,6 @@ def nodes(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     yield started
     for node in started:
         node.stop()
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Callable[[], RecordingClient]]:
-    made: list[RecordingClient] = []
-
-    def make() -> RecordingClient:
-        made.append(RecordingClient())
-        return made[-1]
-
-    yield make
-    for client in made:
-        await client.close()
 
 
 async def admin_token(backend: Backend, http: httpx.AsyncClient) -> str:

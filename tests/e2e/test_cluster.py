@@ -6,19 +6,17 @@ scaled-out backend has several nodes; the SQLite runs are skipped.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 
 from app.cli import _create_user
 from app.modules.accounts.schemas import RegisterIn
 from tests.support.backends import Backend
-from tests.support.clients import PASSWORD, RecordingClient, login, register_and_login
+from tests.support.clients import PASSWORD, RecordingClient, external_token, login, register_and_login
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -53,30 +51,11 @@ async def http(nodes: tuple[ServerProcess, ServerProcess]) -> AsyncIterator[http
         yield client
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[Callable[[], RecordingClient]]:
-    made: list[RecordingClient] = []
-
-    def make() -> RecordingClient:
-        made.append(RecordingClient())
-        return made[-1]
-
-    yield make
-    for client in made:
-        await client.close()
-
-
 async def connect(make: Callable[[], RecordingClient], node: ServerProcess, token: str) -> RecordingClient:
     client = make()
     await client.connect(node.url, token)
     await client.wait_for("session:ready")
     return client
-
-
-def external_token(node: ServerProcess, subject: str) -> str:
-    now = dt.datetime.now(dt.UTC)
-    claims = {"sub": subject, "iat": now, "exp": now + dt.timedelta(minutes=5)}
-    return jwt.encode(claims, node.env["JWT_SECRET"], algorithm="HS256")
 
 
 async def test_an_event_emitted_on_one_node_reaches_rooms_on_the_other(
@@ -183,7 +162,7 @@ async def test_sockets_per_user_are_counted_across_nodes(
     nodes: tuple[ServerProcess, ServerProcess], clients: Any
 ) -> None:
     a, b = nodes
-    token = external_token(a, str(uuid.uuid4()))
+    token = external_token(a)
     held = [await connect(clients, node, token) for node in (a, b, b)]
     refused = clients()
     with pytest.raises(Exception, match="failed to connect"):
@@ -201,15 +180,12 @@ async def test_redis_prefix_keeps_deployments_apart(
 ) -> None:
     a, b = nodes
     stranger_node = start_server(backend, factory=GAME, REDIS_PREFIX=f"{backend.redis_prefix}other:")
-    listeners = {
-        node.url: await connect(clients, node, external_token(node, str(uuid.uuid4())))
-        for node in (b, stranger_node)
-    }
-    speaker = await connect(clients, a, external_token(a, str(uuid.uuid4())))
+    listeners = {node.url: await connect(clients, node, external_token(node)) for node in (b, stranger_node)}
+    speaker = await connect(clients, a, external_token(a))
     assert (await speaker.call("game:shout", {"room": "broadcast:all", "text": "ours"}))["ok"]
     assert (await listeners[b.url].wait_for("game:news"))["text"] == "ours"
     stranger = listeners[stranger_node.url]
-    own = await connect(clients, stranger_node, external_token(stranger_node, str(uuid.uuid4())))
+    own = await connect(clients, stranger_node, external_token(stranger_node))
     assert (await own.call("game:shout", {"room": "broadcast:all", "text": "theirs"}))["ok"]
     await stranger.wait_for("game:news")
     assert [news["text"] for news in stranger.events["game:news"]] == ["theirs"]

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import threading
-import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-import jwt
 import pytest
 import socketio
 
 from tests.support.backends import REDIS_HOST, REDIS_PORT, Backend
-from tests.support.clients import RecordingClient
+from tests.support.clients import RecordingClient, external_token
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -105,28 +102,9 @@ def proxy() -> Iterator[TcpProxy]:
     running.close()
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[Callable[[], RecordingClient]]:
-    made: list[RecordingClient] = []
-
-    def make() -> RecordingClient:
-        made.append(RecordingClient())
-        return made[-1]
-
-    yield make
-    for client in made:
-        await client.close()
-
-
-def user_token(node: ServerProcess) -> str:
-    now = dt.datetime.now(dt.UTC)
-    claims = {"sub": str(uuid.uuid4()), "iat": now, "exp": now + dt.timedelta(minutes=5)}
-    return jwt.encode(claims, node.env["JWT_SECRET"], algorithm="HS256")
-
-
 async def connect(make: Callable[[], RecordingClient], node: ServerProcess) -> RecordingClient:
     client = make()
-    await client.connect(node.url, user_token(node))
+    await client.connect(node.url, external_token(node))
     await client.wait_for("session:ready")
     return client
 
@@ -158,7 +136,7 @@ async def test_a_redis_outage_degrades_to_one_node_and_heals_by_itself(
     proxy.cut()
     refused = clients()
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await refused.connect(a.url, user_token(a))
+        await refused.connect(a.url, external_token(a))
     assert refused.connect_error["data"] == {
         "code": "UNAVAILABLE",
         "message": "Service temporarily unavailable",

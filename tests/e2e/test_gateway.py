@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 import socketio
 
 from tests.support.backends import BACKENDS, Backend
-from tests.support.clients import RecordingClient, login, register_and_login
+from tests.support.clients import RecordingClient, external_token, login, register_and_login, sign_token
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -45,32 +44,8 @@ async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[Callable[[], RecordingClient]]:
-    made: list[RecordingClient] = []
-
-    def make() -> RecordingClient:
-        made.append(RecordingClient())
-        return made[-1]
-
-    yield make
-    for client in made:
-        await client.close()
-
-
-def sign(claims: dict[str, Any], key: str, algorithm: str = "HS256") -> str:
-    now = dt.datetime.now(dt.UTC)
-    body = {"iat": now, "exp": now + dt.timedelta(minutes=5), **claims}
-    return jwt.encode(body, key, algorithm=algorithm)
-
-
 def secret(server: ServerProcess) -> str:
     return server.env["JWT_SECRET"]
-
-
-def external_token(server: ServerProcess) -> str:
-    """A token of a new user of an external issuer: no registration, so no password hashing."""
-    return sign({"sub": str(uuid.uuid4())}, secret(server))
 
 
 async def connect(
@@ -105,10 +80,10 @@ async def refusal(
 BAD_TOKENS: dict[str, Callable[[str, str], str | None]] = {
     "missing": lambda _user, _key: None,
     "malformed": lambda _user, _key: "not.a-jwt",
-    "bad-signature": lambda user, _key: sign({"sub": user}, "another-secret-another-secret-0123456789"),
-    "hs512": lambda user, key: sign({"sub": user}, key, "HS512"),
-    "alg-none": lambda user, _key: sign({"sub": user}, "", "none"),
-    "no-subject": lambda _user, key: sign({}, key),
+    "bad-signature": lambda user, _key: sign_token({"sub": user}, "another-secret-another-secret-0123456789"),
+    "hs512": lambda user, key: sign_token({"sub": user}, key, "HS512"),
+    "alg-none": lambda user, _key: sign_token({"sub": user}, "", "none"),
+    "no-subject": lambda _user, key: sign_token({}, key),
 }
 
 
@@ -127,7 +102,7 @@ async def test_an_expired_token_is_refused_token_expired(
     server: ServerProcess, clients: Any, transport: str
 ) -> None:
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    token = sign({"sub": str(uuid.uuid4()), "iat": long_ago, "exp": long_ago}, secret(server))
+    token = sign_token({"sub": str(uuid.uuid4()), "iat": long_ago, "exp": long_ago}, secret(server))
     assert (await refusal(clients, server, token, transport))["code"] == "TOKEN_EXPIRED"
 
 
@@ -161,7 +136,7 @@ async def test_an_authorization_header_is_accepted(
 async def test_an_external_token_provisions_its_unseen_subject(server: ServerProcess, clients: Any) -> None:
     subject = str(uuid.uuid4())
     name = f"ext{uuid.uuid4().hex[:8]}"
-    token = sign({"sub": subject, "preferred_username": name}, secret(server))
+    token = sign_token({"sub": subject, "preferred_username": name}, secret(server))
     first = await connect(clients, server, token)
     ready = first.events["session:ready"][0]
     assert ready["user"]["username"] == name
@@ -177,12 +152,12 @@ async def test_issuer_and_audience_are_enforced(
 ) -> None:
     node = start_server(backend, JWT_ISSUER="https://issuer.test", JWT_AUDIENCE="parley-test")
     key, subject = secret(node), str(uuid.uuid4())
-    wrong_issuer = sign({"sub": subject, "iss": "https://evil.test", "aud": "parley-test"}, key)
-    wrong_audience = sign({"sub": subject, "iss": "https://issuer.test", "aud": "other"}, key)
-    neither = sign({"sub": subject}, key)
+    wrong_issuer = sign_token({"sub": subject, "iss": "https://evil.test", "aud": "parley-test"}, key)
+    wrong_audience = sign_token({"sub": subject, "iss": "https://issuer.test", "aud": "other"}, key)
+    neither = sign_token({"sub": subject}, key)
     for token in (wrong_issuer, wrong_audience, neither):
         assert (await refusal(clients, node, token, "websocket"))["code"] == "UNAUTHORIZED"
-    right = sign({"sub": subject, "iss": "https://issuer.test", "aud": "parley-test"}, key)
+    right = sign_token({"sub": subject, "iss": "https://issuer.test", "aud": "parley-test"}, key)
     client = await connect(clients, node, right)
     assert client.sio.connected
 

@@ -45,19 +45,6 @@ async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[Callable[[], RecordingClient]]:
-    made: list[RecordingClient] = []
-
-    def make() -> RecordingClient:
-        made.append(RecordingClient())
-        return made[-1]
-
-    yield make
-    for client in made:
-        await client.close()
-
-
 async def connect(
     make: Callable[[], RecordingClient], server: ServerProcess, token: str, transport: str = "websocket"
 ) -> RecordingClient:

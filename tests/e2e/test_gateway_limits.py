@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 import websockets
 
 from tests.support.backends import BACKENDS, Backend
-from tests.support.clients import RecordingClient
+from tests.support.clients import RecordingClient, external_token
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -58,26 +56,6 @@ async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[Callable[[], RecordingClient]]:
-    made: list[RecordingClient] = []
-
-    def make() -> RecordingClient:
-        made.append(RecordingClient())
-        return made[-1]
-
-    yield make
-    for client in made:
-        await client.close()
-
-
-def user_token(server: ServerProcess) -> str:
-    """A token of a new (external) user: no registration, so no password hashing."""
-    now = dt.datetime.now(dt.UTC)
-    claims = {"sub": str(uuid.uuid4()), "iat": now, "exp": now + dt.timedelta(minutes=5)}
-    return jwt.encode(claims, server.env["JWT_SECRET"], algorithm="HS256")
-
-
 async def connect(
     make: Callable[[], RecordingClient], server: ServerProcess, token: str, transport: str = "websocket"
 ) -> RecordingClient:
@@ -99,7 +77,7 @@ async def still_serving(client: RecordingClient) -> None:
 async def test_an_oversized_event_is_answered_payload_too_large_and_the_socket_goes_on(
     server: ServerProcess, clients: Any, transport: str
 ) -> None:
-    client = await connect(clients, server, user_token(server), transport)
+    client = await connect(clients, server, external_token(server), transport)
     answer = await client.call("game:shout", {"room": "broadcast:all", "text": "x" * (MAX_PAYLOAD + 10)})
     assert answer["ok"] is False
     assert answer["error"]["code"] == "PAYLOAD_TOO_LARGE"
@@ -112,7 +90,7 @@ async def test_an_oversized_event_is_answered_payload_too_large_and_the_socket_g
 
 async def test_the_payload_limit_counts_bytes_not_characters(server: ServerProcess) -> None:
     """Korean text sent as raw UTF-8: fewer characters than the limit, but three bytes each."""
-    async with raw_socket(server, user_token(server)) as ws:
+    async with raw_socket(server, external_token(server)) as ws:
         table = f"game:{uuid.uuid4().hex[:8]}-open"
         too_big = json.dumps(
             ["game:shout", {"room": table, "text": "한" * (MAX_PAYLOAD // 2)}], ensure_ascii=False
@@ -158,12 +136,12 @@ async def next_message(ws: Any) -> str:
 async def test_a_far_too_large_upload_is_cut_off_without_harming_the_server(
     server: ServerProcess, clients: Any, transport: str
 ) -> None:
-    bystander = await connect(clients, server, user_token(server))
-    offender = await connect(clients, server, user_token(server), transport)
+    bystander = await connect(clients, server, external_token(server))
+    offender = await connect(clients, server, external_token(server), transport)
     await offender.sio.emit("game:shout", {"room": "broadcast:all", "text": "z" * (MAX_PAYLOAD * 50)})
     await asyncio.wait_for(offender.disconnected.wait(), 10)
     await still_serving(bystander)
-    again = await connect(clients, server, user_token(server), transport)
+    again = await connect(clients, server, external_token(server), transport)
     await still_serving(again)
 
 
@@ -171,7 +149,7 @@ async def test_a_far_too_large_upload_is_cut_off_without_harming_the_server(
 
 
 async def test_the_token_bucket_answers_rate_limited_per_socket(server: ServerProcess, clients: Any) -> None:
-    token = user_token(server)
+    token = external_token(server)
     busy, calm = await connect(clients, server, token), await connect(clients, server, token)
     answers = [await busy.call("room:leave", {"room": "broadcast:none"}) for _ in range(11)]
     assert [answer["ok"] for answer in answers] == [True] * 10 + [False]
@@ -188,8 +166,8 @@ async def test_handlers_of_one_socket_run_within_the_concurrency_bound(
     server: ServerProcess, clients: Any
 ) -> None:
     key = uuid.uuid4().hex
-    worker = await connect(clients, server, user_token(server))
-    observer = await connect(clients, server, user_token(server))
+    worker = await connect(clients, server, external_token(server))
+    observer = await connect(clients, server, external_token(server))
     holds: list[asyncio.Future[Any]] = []
     for _ in range(5):
         holds.append(asyncio.get_running_loop().create_future())
@@ -211,7 +189,7 @@ async def test_handlers_of_one_socket_run_within_the_concurrency_bound(
 async def test_sockets_per_user_are_bounded_and_freed_on_disconnect(
     server: ServerProcess, clients: Any, transport: str
 ) -> None:
-    token = user_token(server)
+    token = external_token(server)
     first = await connect(clients, server, token, transport)
     await connect(clients, server, token, transport)
     for _ in range(2):
@@ -224,7 +202,7 @@ async def test_sockets_per_user_are_bounded_and_freed_on_disconnect(
 
 
 async def test_rooms_per_socket_are_bounded(server: ServerProcess, clients: Any) -> None:
-    client = await connect(clients, server, user_token(server))
+    client = await connect(clients, server, external_token(server))
     assert len(client.events["session:ready"][0]["rooms"]) == 2
     tables = [f"game:{uuid.uuid4().hex[:8]}-open" for _ in range(4)]
     assert [(await client.call("room:join", {"room": t}))["ok"] for t in tables] == [True, True, True, False]
@@ -294,7 +272,7 @@ async def test_a_transport_that_never_joins_the_namespace_is_closed(server: Serv
 
 
 async def test_limits_are_announced_in_session_ready(server: ServerProcess, clients: Any) -> None:
-    client = await connect(clients, server, user_token(server))
+    client = await connect(clients, server, external_token(server))
     limits = client.events["session:ready"][0]["limits"]
     assert limits["max_payload_bytes"] == MAX_PAYLOAD
     assert limits["max_rooms"] == 5

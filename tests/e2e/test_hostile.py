@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 import socketio
 import websockets
 
 from tests.support.backends import BACKENDS, Backend
-from tests.support.clients import RecordingClient, register_and_login
+from tests.support.clients import RecordingClient, external_token, register_and_login
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -48,12 +46,6 @@ def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         yield client
-
-
-def user_token(server: ServerProcess, subject: str | None = None) -> str:
-    now = dt.datetime.now(dt.UTC)
-    claims = {"sub": subject or str(uuid.uuid4()), "iat": now, "exp": now + dt.timedelta(minutes=5)}
-    return jwt.encode(claims, server.env["JWT_SECRET"], algorithm="HS256")
 
 
 class RawSocket:
@@ -128,7 +120,7 @@ async def test_a_second_connect_cannot_change_identity(
 async def test_malformed_packets_are_dropped_quietly_and_repeated_garbage_closes(
     server: ServerProcess,
 ) -> None:
-    async with raw(server, user_token(server)) as sock:
+    async with raw(server, external_token(server)) as sock:
         for garbage in ("4garbage", '42["room:join"', "42{}", "42[1,2]", "4399[{}]"):
             await sock.send(garbage)
         await sock.closed()
@@ -140,7 +132,7 @@ async def test_malformed_packets_are_dropped_quietly_and_repeated_garbage_closes
 
 
 async def test_a_few_bad_packets_leave_the_socket_working(server: ServerProcess) -> None:
-    async with raw(server, user_token(server)) as sock:
+    async with raw(server, external_token(server)) as sock:
         await sock.send(b"\x04binary attachment")
         await sock.send('451-["room:join",{"_placeholder":true,"num":0}]')
         await sock.send("4312[]")
@@ -156,14 +148,14 @@ async def test_events_before_the_namespace_handshake_are_dropped(server: ServerP
     async with raw(server) as sock:
         await sock.send('420["room:join",{"room":"broadcast:all"}]')
         await sock.send('42["game:shout",{"room":"broadcast:all","text":"sneaky"}]')
-        await sock.send("40" + json.dumps({"token": user_token(server)}))
+        await sock.send("40" + json.dumps({"token": external_token(server)}))
         assert (await sock.packet()).startswith("0{")
         assert (await sock.packet()).startswith('2["session:ready"'), "nothing answered the early events"
         assert (await sock.call("room:join", {"room": "broadcast:x"}))["ok"] is True
 
 
 async def test_hostile_shapes_are_answered_not_crashed_on(server: ServerProcess) -> None:
-    async with raw(server, user_token(server)) as sock:
+    async with raw(server, external_token(server)) as sock:
         long_name = "x" * 3000
         answer = await sock.call(long_name, {})
         assert answer["error"]["code"] == "NOT_FOUND"
@@ -180,7 +172,7 @@ async def test_hostile_shapes_are_answered_not_crashed_on(server: ServerProcess)
 
 async def test_a_python_client_emitting_bytes_is_dropped_not_crashed(server: ServerProcess) -> None:
     client = RecordingClient()
-    await client.connect(server.url, user_token(server))
+    await client.connect(server.url, external_token(server))
     await client.wait_for("session:ready")
     try:
         await client.sio.emit("room:join", {"room": b"\x00\x01"})
@@ -191,7 +183,7 @@ async def test_a_python_client_emitting_bytes_is_dropped_not_crashed(server: Ser
 
 async def test_every_way_of_leaving_frees_the_users_socket_slots(server: ServerProcess) -> None:
     subject = str(uuid.uuid4())
-    token = user_token(server, subject)
+    token = external_token(server, subject)
     async with raw(server, token) as polite:
         await polite.send("41")
         await polite.closed()

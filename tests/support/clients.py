@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import jwt
 import socketio
+
+from tests.support.server import ServerProcess
 
 PASSWORD = "correct-horse-42"
 
@@ -42,6 +47,22 @@ async def login(http: httpx.AsyncClient, username: str, device: str | None = Non
     return Account(
         data["user"]["id"], username, data["access_token"], data["refresh_token"], data["session_id"]
     )
+
+
+def sign_token(claims: Mapping[str, Any], secret: str, algorithm: str = "HS256") -> str:
+    """A JWT of `claims`, issued now and valid for five minutes unless `claims` say otherwise."""
+    now = dt.datetime.now(dt.UTC)
+    return jwt.encode(
+        {"iat": now, "exp": now + dt.timedelta(minutes=5), **claims}, secret, algorithm=algorithm
+    )
+
+
+def external_token(server: ServerProcess, subject: str | None = None) -> str:
+    """A token of a user of an external issuer (no session), signed with the server's secret.
+
+    Such a user is provisioned on first use: no registration, so no password hashing.
+    """
+    return sign_token({"sub": subject or str(uuid.uuid4())}, server.env["JWT_SECRET"])
 
 
 class RecordingClient:
