@@ -212,3 +212,18 @@ async def test_docs_can_be_turned_off(disabled_client: httpx.AsyncClient) -> Non
         response = await disabled_client.get(path)
         assert response.status_code == 404, path
     assert (await disabled_client.get("/health")).status_code == 200
+
+
+async def test_timestamps_are_documented_as_date_time(app_client: httpx.AsyncClient) -> None:
+    """Generated clients see a timestamp, not a plain string (msgspec needs tz-aware fields for it)."""
+    spec = (await app_client.get("/ws-docs/spec")).json()
+    timestamps = {
+        f"{name}.{field}": schema.get("anyOf", [schema])[0]
+        for name, component in spec["components"]["schemas"].items()
+        for field, schema in component.get("properties", {}).items()
+        if field.endswith(("_at", "_time"))
+    }
+    assert "SessionReady.server_time" in timestamps
+    assert {where: schema.get("format") for where, schema in timestamps.items()} == dict.fromkeys(
+        timestamps, "date-time"
+    )

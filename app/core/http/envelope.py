@@ -7,6 +7,8 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from app.core.types import UtcDateTime
+
 T = TypeVar("T")
 
 
@@ -21,7 +23,7 @@ class Envelope(msgspec.Struct, Generic[T]):
     data: T | None
     message: str
     error: ErrorInfo | None
-    timestamp: dt.datetime
+    timestamp: UtcDateTime
 
 
 def ok(data: T, message: str = "OK") -> Envelope[T]:

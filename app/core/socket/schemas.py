@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import msgspec
 
 from app.config.settings import Settings
+from app.core.types import UtcDateTime
 
 
 class UserView(msgspec.Struct):
@@ -55,7 +55,7 @@ class SessionReady(msgspec.Struct):
     user: UserView
     session_id: str | None
     rooms: list[str]
-    server_time: dt.datetime
+    server_time: UtcDateTime
     unread: Any
     announcements: list[Any]
     limits: Limits
@@ -66,4 +66,4 @@ class RefreshPayload(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class RefreshAck(msgspec.Struct):
-    expires_at: dt.datetime
+    expires_at: UtcDateTime

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 import msgspec
 
+from app.core.types import UtcDateTime
 from app.modules.accounts.models import DISPLAY_NAME_MAX, USERNAME_MAX
 
 Username = Annotated[
@@ -53,8 +53,8 @@ class MeOut(msgspec.Struct):
     display_name: str
     is_admin: bool
     session_id: str | None
-    created_at: dt.datetime
-    last_seen_at: dt.datetime | None
+    created_at: UtcDateTime
+    last_seen_at: UtcDateTime | None
 
 
 class TokenPair(msgspec.Struct):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 import msgspec
 
+from app.core.types import UtcDateTime
 from app.modules.announcements.models import BODY_MAX, TITLE_MAX, URL_MAX
 
 METADATA_MAX_BYTES = 4096
@@ -32,7 +32,7 @@ class AnnouncementOut(msgspec.Struct):
     url: str | None
     image_url: str | None
     metadata: dict[str, Any]
-    created_at: dt.datetime
+    created_at: UtcDateTime
 
 
 class AnnouncementList(msgspec.Struct):

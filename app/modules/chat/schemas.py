@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
 
+from app.core.types import UtcDateTime
 from app.modules.chat.models import BODY_MAX, CLIENT_MSG_ID_MAX, TITLE_MAX
 
 MAX_SEQ = 2**53 - 1
@@ -55,7 +55,7 @@ class MessageOut(msgspec.Struct):
     kind: MessageKind
     body: str
     client_msg_id: str | None
-    created_at: dt.datetime
+    created_at: UtcDateTime
 
 
 class ParticipantOut(msgspec.Struct):
@@ -70,8 +70,8 @@ class ConversationOut(msgspec.Struct):
     title: str | None
     created_by: str | None
     last_seq: int
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
     participants: list[ParticipantOut]
 
 
@@ -114,7 +114,7 @@ class NotificationOut(msgspec.Struct):
     title: str
     body: str
     data: dict[str, Any]
-    created_at: dt.datetime
+    created_at: UtcDateTime
 
 
 class CreateConversationIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
 import msgspec
+
+from app.core.types import UtcDateTime
 
 MAX_PRESENCE_IDS = 100
 
@@ -22,7 +23,7 @@ class UserStatus(msgspec.Struct):
 
     user_id: str
     status: Status
-    last_seen_at: dt.datetime | None
+    last_seen_at: UtcDateTime | None
 
 
 class PresenceSubscribeIn(msgspec.Struct, forbid_unknown_fields=True):
