@@ -259,10 +259,15 @@ class Runner:
                     raise RuntimeError(f"{server.name} idle: {step['error']}")
                 server.settle()
                 per_conn[step["conns"]] = (server.rss_kib() - base) / step["conns"]
-                proc.stdin.write("next\n")
-                proc.stdin.flush()
                 if step["conns"] == self.profile.idle_steps[-1]:
                     break
+                try:
+                    proc.stdin.write("next\n")
+                    proc.stdin.flush()
+                except BrokenPipeError:
+                    raise RuntimeError(
+                        f"{server.name} idle: the load generator ended: {proc.stdout.read()}"
+                    ) from None
             proc.stdin.close()
         server.settle()
         return per_conn
