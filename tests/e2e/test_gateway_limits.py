@@ -214,6 +214,26 @@ async def test_rooms_per_socket_are_bounded(server: ServerProcess, clients: Any)
     assert (await client.call("room:join", {"room": tables[3]}))["ok"]
 
 
+async def test_focusing_a_conversation_counts_against_the_rooms_per_socket_bound(
+    server: ServerProcess, http: httpx.AsyncClient, clients: Any
+) -> None:
+    token = external_token(server)
+    headers = {"Authorization": f"Bearer {token}"}
+    conversations = []
+    for title in ("one", "two", "three"):
+        body = {"kind": "group", "title": title, "participant_ids": []}
+        response = await http.post("/api/conversations", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        conversations.append(response.json()["data"]["id"])
+    client = await connect(clients, server, token)
+    assert len(client.events["session:ready"][0]["rooms"]) == 5, "user, broadcast and three groups"
+    refused = await client.call("conversation:focus", {"conversation_id": conversations[0]})
+    assert refused["error"]["code"] == "RATE_LIMITED"
+    assert refused["error"]["details"] == {"limit": 5}
+    assert (await client.call("room:leave", {"room": "broadcast:all"}))["ok"]
+    assert (await client.call("conversation:focus", {"conversation_id": conversations[0]}))["ok"]
+
+
 # --- origins and the namespace handshake --------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from app.core.errors import AppError, ErrorCode
 from app.core.security.identity import Identity
 
 if TYPE_CHECKING:
@@ -36,8 +37,19 @@ class SocketContext:
         """Emit a declared server event to a room (default: this socket)."""
         await self.hub.emit(event, payload, room=room or self.sid, skip_sid=self.sid if skip_self else None)
 
-    async def join(self, room: str) -> None:
-        await self.hub.join(self.sid, room)
+    async def join(self, *rooms: str) -> None:
+        """Join `rooms`, all or none: a socket may be in at most SOCKET_MAX_ROOMS rooms.
+
+        Rooms the socket is already in do not count again. The bound applies to what a client asks
+        for; rooms the server puts a socket in (on connect, on joining a conversation) are not refused.
+        """
+        limit = self.app.settings.socket.max_rooms
+        if len(set(self.rooms()).union(rooms)) > limit:
+            raise AppError(
+                ErrorCode.RATE_LIMITED, f"A socket may be in at most {limit} rooms", {"limit": limit}
+            )
+        for room in rooms:
+            await self.hub.join(self.sid, room)
 
     async def leave(self, room: str) -> None:
         await self.hub.leave(self.sid, room)

@@ -35,13 +35,7 @@ class PresenceGateway(Gateway):
     ) -> PresenceStatuses:
         visible = await presence.visible_to(ctx.user_id, [str(user_id) for user_id in payload.user_ids])
         statuses = await presence.statuses(users, visible)
-        rooms = [f"presence:{status.user_id}" for status in statuses]
-        current = set(ctx.rooms())
-        limit = self.app.settings.socket.max_rooms
-        if len(current | set(rooms)) > limit:
-            raise AppError(ErrorCode.RATE_LIMITED, f"A socket may be in at most {limit} rooms")
-        for room in rooms:
-            await ctx.join(room)
+        await ctx.join(*(f"presence:{status.user_id}" for status in statuses))
         return PresenceStatuses(statuses)
 
     @ws_event(

@@ -71,13 +71,6 @@ class RealtimeGateway(Gateway):
     @ws_response("room:join", RoomAck)
     async def join(self, ctx: SocketContext, payload: RoomPayload, rooms: RoomManager) -> RoomAck:
         await rooms.authorize(ctx.user_id, payload.room)
-        current = ctx.rooms()
-        if payload.room not in current and len(current) >= self.app.settings.socket.max_rooms:
-            raise AppError(
-                ErrorCode.RATE_LIMITED,
-                f"A socket may be in at most {self.app.settings.socket.max_rooms} rooms",
-                {"limit": self.app.settings.socket.max_rooms},
-            )
         await ctx.join(payload.room)
         return RoomAck(room=payload.room)
 
