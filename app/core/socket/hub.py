@@ -28,9 +28,7 @@ class LocalSocket:
     """Per-socket state of this node (never stored on the namespace or server object)."""
 
     sid: str
-    eio_sid: str
     identity: Identity
-    connected_at: float
     slots: asyncio.Semaphore
     """Bounds the handlers running at once for this socket (SOCKET_MAX_CONCURRENT_HANDLERS)."""
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import time
 from collections.abc import Awaitable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -102,13 +101,8 @@ class SocketRuntime:
             logger.warning("refusing %s: a backing service is unavailable (%s)", sid, type(exc).__name__)
             self.app.metrics.errors.labels(ErrorCode.UNAVAILABLE.value).inc()
             raise refusal(ErrorCode.UNAVAILABLE, "Service temporarily unavailable") from None
-        eio_sid = self.server.manager.eio_sid_from_sid(sid, "/")
         sock = LocalSocket(
-            sid=sid,
-            eio_sid=eio_sid,
-            identity=identity,
-            connected_at=time.monotonic(),
-            slots=asyncio.Semaphore(self.settings.max_concurrent_handlers),
+            sid=sid, identity=identity, slots=asyncio.Semaphore(self.settings.max_concurrent_handlers)
         )
         self.hub.local[sid] = sock
         self.app.metrics.sockets_connected.inc()
