@@ -19,6 +19,7 @@ import websockets
 
 from tests.support.backends import BACKENDS, Backend
 from tests.support.clients import RecordingClient, external_token
+from tests.support.raw import raw
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -90,46 +91,17 @@ async def test_an_oversized_event_is_answered_payload_too_large_and_the_socket_g
 
 async def test_the_payload_limit_counts_bytes_not_characters(server: ServerProcess) -> None:
     """Korean text sent as raw UTF-8: fewer characters than the limit, but three bytes each."""
-    async with raw_socket(server, external_token(server)) as ws:
+    async with raw(server, external_token(server)) as sock:
         table = f"game:{uuid.uuid4().hex[:8]}-open"
         too_big = json.dumps(
             ["game:shout", {"room": table, "text": "한" * (MAX_PAYLOAD // 2)}], ensure_ascii=False
         )
         assert len(too_big) < MAX_PAYLOAD < len(too_big.encode())
-        await ws.send(f"421{too_big}")
-        assert (await next_ack(ws, 1))["error"]["code"] == "PAYLOAD_TOO_LARGE"
+        await sock.send(f"421{too_big}")
+        assert (await sock.ack(1))["error"]["code"] == "PAYLOAD_TOO_LARGE"
         fits = json.dumps(["game:shout", {"room": table, "text": "한" * 1000}], ensure_ascii=False)
-        await ws.send(f"422{fits}")
-        assert await next_ack(ws, 2) == {"ok": True, "data": {"done": True}}
-
-
-@contextlib.asynccontextmanager
-async def raw_socket(server: ServerProcess, token: str) -> AsyncIterator[Any]:
-    """A websocket speaking Engine.IO/Socket.IO frames by hand, past `session:ready`."""
-    ws_url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-    async with websockets.connect(ws_url, max_size=None) as ws:
-        assert str(await ws.recv()).startswith("0{")
-        await ws.send("40" + json.dumps({"token": token}))
-        assert (await next_message(ws)).startswith("0{")
-        assert (await next_message(ws)).startswith('2["session:ready"')
-        yield ws
-
-
-async def next_ack(ws: Any, ack_id: int) -> Any:
-    frame = await next_message(ws)
-    assert frame.startswith(f"3{ack_id}["), frame
-    return json.loads(frame[1 + len(str(ack_id)) :])[0]
-
-
-async def next_message(ws: Any) -> str:
-    """The next Socket.IO packet (without Engine.IO's `4`), answering Engine.IO pings on the way."""
-    while True:
-        frame = str(await asyncio.wait_for(ws.recv(), 5))
-        if frame == "2":
-            await ws.send("3")
-            continue
-        assert frame.startswith("4"), frame
-        return frame[1:]
+        await sock.send(f"422{fits}")
+        assert await sock.ack(2) == {"ok": True, "data": {"done": True}}
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -21,6 +21,7 @@ import websockets
 
 from tests.support.backends import BACKENDS, Backend
 from tests.support.clients import RecordingClient, external_token, register_and_login
+from tests.support.raw import raw
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -46,56 +47,6 @@ def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         yield client
-
-
-class RawSocket:
-    """One websocket transport, frames in and out by hand."""
-
-    def __init__(self, ws: Any, eio_sid: str) -> None:
-        self.ws = ws
-        self.eio_sid = eio_sid
-        self.acks = 0
-
-    async def send(self, frame: str | bytes) -> None:
-        await self.ws.send(frame)
-
-    async def packet(self) -> str:
-        """The next Socket.IO packet (Engine.IO `4` stripped), answering pings on the way."""
-        while True:
-            frame = await asyncio.wait_for(self.ws.recv(), 5)
-            if frame == "2":
-                await self.ws.send("3")
-                continue
-            assert isinstance(frame, str), frame
-            assert frame.startswith("4"), frame
-            return frame[1:]
-
-    async def call(self, event: str, data: Any) -> Any:
-        self.acks += 1
-        await self.send(f"42{self.acks}" + json.dumps([event, data]))
-        answer = await self.packet()
-        assert answer.startswith(f"3{self.acks}["), answer
-        return json.loads(answer[1 + len(str(self.acks)) :])[0]
-
-    async def closed(self) -> None:
-        """Wait until the server ends the transport (a CLOSE frame or the websocket closing)."""
-        with contextlib.suppress(websockets.ConnectionClosed):
-            while (frame := await asyncio.wait_for(self.ws.recv(), 5)) != "1":
-                assert frame == "2" or str(frame).startswith("4"), frame
-
-
-@contextlib.asynccontextmanager
-async def raw(server: ServerProcess, token: str | None = None) -> AsyncIterator[RawSocket]:
-    """A transport; with a token, joined to `/` and past `session:ready`."""
-    url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-    async with websockets.connect(url) as ws:
-        opened = str(await ws.recv())
-        sock = RawSocket(ws, json.loads(opened[1:])["sid"])
-        if token is not None:
-            await ws.send("40" + json.dumps({"token": token}))
-            assert (await sock.packet()).startswith("0{")
-            assert (await sock.packet()).startswith('2["session:ready"')
-        yield sock
 
 
 def log_lines(server: ServerProcess, needle: str) -> list[str]:
