@@ -112,6 +112,4 @@ class RecordingClient:
         return await self.sio.call(event, data, timeout=timeout)
 
     async def close(self) -> None:
-        if self.sio.connected:
-            await self.sio.disconnect()
-        await self.sio.shutdown() if hasattr(self.sio, "shutdown") else None
+        await self.sio.shutdown()
