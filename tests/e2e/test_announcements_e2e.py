@@ -5,16 +5,13 @@ On PostgreSQL + Redis two server processes form one cluster; on SQLite + in proc
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from app.core.db import Database, UnitOfWork
-from app.modules.accounts.service import UserService
 from tests.support.backends import BACKENDS, Backend
-from tests.support.clients import PASSWORD, RecordingClient, login, register_and_login
+from tests.support.clients import RecordingClient, register_admin, register_and_login
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -35,23 +32,12 @@ def nodes(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         node.stop()
 
 
-async def admin_token(backend: Backend, http: httpx.AsyncClient) -> str:
-    username = f"admin{uuid.uuid4().hex[:10]}"
-    db = Database(backend.settings())
-    try:
-        async with UnitOfWork(db) as uow:
-            await uow.service(UserService).register(username, PASSWORD, None, is_admin=True)
-    finally:
-        await db.dispose()
-    return (await login(http, username)).access_token
-
-
 async def test_announcement_reaches_every_node_and_later_logins(
     backend: Backend, nodes: list[ServerProcess], clients: Callable[[], RecordingClient]
 ) -> None:
     first, last = nodes[0], nodes[-1]
     async with httpx.AsyncClient(base_url=first.url, timeout=10) as http:
-        token = await admin_token(backend, http)
+        token = (await register_admin(http, backend.settings())).access_token
         listeners = []
         for node in nodes:
             account = await register_and_login(http)
@@ -82,7 +68,7 @@ async def test_rejected_announcement_is_not_broadcast(
     backend: Backend, nodes: list[ServerProcess], clients: Callable[[], RecordingClient]
 ) -> None:
     async with httpx.AsyncClient(base_url=nodes[0].url, timeout=10) as http:
-        token = await admin_token(backend, http)
+        token = (await register_admin(http, backend.settings())).access_token
         account = await register_and_login(http)
         listener = clients()
         await listener.connect(nodes[-1].url, account.access_token)
@@ -101,7 +87,7 @@ async def test_returning_user_gets_what_was_announced_while_away(
     backend: Backend, nodes: list[ServerProcess], clients: Callable[[], RecordingClient]
 ) -> None:
     async with httpx.AsyncClient(base_url=nodes[0].url, timeout=10) as http:
-        headers = {"Authorization": f"Bearer {await admin_token(backend, http)}"}
+        headers = {"Authorization": f"Bearer {(await register_admin(http, backend.settings())).access_token}"}
         watcher_account, returning = await register_and_login(http), await register_and_login(http)
         made = await http.post(
             "/api/conversations",

@@ -13,10 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
-from app.cli import _create_user
-from app.modules.accounts.schemas import RegisterIn
 from tests.support.backends import Backend
-from tests.support.clients import PASSWORD, RecordingClient, external_token, login, register_and_login
+from tests.support.clients import (
+    RecordingClient,
+    external_token,
+    login,
+    register_admin,
+    register_and_login,
+)
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -113,11 +117,7 @@ async def test_admin_force_logout_on_one_node_disconnects_sockets_on_the_other(
     backend: Backend, nodes: tuple[ServerProcess, ServerProcess], http: httpx.AsyncClient, clients: Any
 ) -> None:
     _a, b = nodes
-    admin_name = f"admin{uuid.uuid4().hex[:8]}"
-    await _create_user(
-        backend.settings(), RegisterIn(username=admin_name, password=PASSWORD, display_name=None), True
-    )
-    admin = await login(http, admin_name)
+    admin = await register_admin(http, backend.settings())
     victim = await register_and_login(http)
     on_b = await connect(clients, b, victim.access_token)
     other = await connect(clients, b, (await register_and_login(http)).access_token)

@@ -17,12 +17,11 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.exc import OperationalError
 
 from app.core.app_factory import ParleyApp, create_app
-from app.core.db import Database, UnitOfWork
 from app.core.security.events import SessionsRevoked
 from app.modules.accounts import service
 from app.modules.accounts.service import UserService
 from tests.support.backends import Backend
-from tests.support.clients import PASSWORD, Account, login, register_and_login
+from tests.support.clients import PASSWORD, Account, login, register_admin, register_and_login
 
 TEST_SECRET = "test-secret-test-secret-test-secret-0123"
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -339,22 +338,10 @@ async def test_a_login_does_not_touch_other_users(app_client: httpx.AsyncClient)
     assert await me_status(app_client, alice) == 200
 
 
-async def make_admin(client: httpx.AsyncClient, backend: Backend) -> Account:
-    """An administrator, created as `parley users create --admin` does (the app runs on another loop)."""
-    username = name()
-    db = Database(backend.settings())
-    try:
-        async with UnitOfWork(db) as uow:
-            await uow.service(UserService).register(username, PASSWORD, None, is_admin=True)
-    finally:
-        await db.dispose()
-    return await login(client, username)
-
-
 async def test_admin_force_logout_revokes_every_session(
     app_client: httpx.AsyncClient, backend: Backend
 ) -> None:
-    admin = await make_admin(app_client, backend)
+    admin = await register_admin(app_client, backend.settings())
     phone = await register_and_login(app_client, device="phone")
     laptop = await login(app_client, phone.username, device="laptop")
     revoked = record_revocations(app_client)
@@ -388,7 +375,7 @@ async def test_force_logout_is_for_admins_only(app_client: httpx.AsyncClient) ->
 async def test_force_logout_of_an_unknown_user_is_not_found(
     app_client: httpx.AsyncClient, backend: Backend
 ) -> None:
-    admin = await make_admin(app_client, backend)
+    admin = await register_admin(app_client, backend.settings())
     response = await app_client.post(
         f"/api/admin/users/{uuid.uuid4()}/force-logout", headers=bearer(admin.access_token)
     )

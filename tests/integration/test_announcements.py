@@ -13,7 +13,7 @@ from app.core.db import Database, UnitOfWork
 from app.modules.accounts.service import UserService
 from app.modules.announcements.service import AnnouncementService
 from tests.support.backends import Backend
-from tests.support.clients import PASSWORD, Account, login, register_and_login
+from tests.support.clients import Account, register_admin, register_and_login
 
 
 @pytest.fixture
@@ -22,13 +22,6 @@ async def db(backend: Backend) -> AsyncIterator[Database]:
     database = Database(backend.settings())
     yield database
     await database.dispose()
-
-
-async def make_admin(db: Database, http: httpx.AsyncClient) -> Account:
-    username = f"admin{uuid.uuid4().hex[:10]}"
-    async with UnitOfWork(db) as uow:
-        await uow.service(UserService).register(username, PASSWORD, None, is_admin=True)
-    return await login(http, username)
 
 
 async def missed(db: Database, account: Account) -> list[str]:
@@ -50,7 +43,7 @@ async def announce(http: httpx.AsyncClient, admin: Account, title: str, **extra:
 
 
 async def test_admin_announces_and_everyone_lists(app_client: httpx.AsyncClient, db: Database) -> None:
-    admin = await make_admin(db, app_client)
+    admin = await register_admin(app_client, db.settings)
     reader = await register_and_login(app_client)
     made = await announce(
         app_client,
@@ -70,7 +63,7 @@ async def test_admin_announces_and_everyone_lists(app_client: httpx.AsyncClient,
 
 
 async def test_since_is_exclusive_and_newest_first(app_client: httpx.AsyncClient, db: Database) -> None:
-    admin = await make_admin(db, app_client)
+    admin = await register_admin(app_client, db.settings)
     first = await announce(app_client, admin, "first")
     second = await announce(app_client, admin, "second")
     third = await announce(app_client, admin, "third")
@@ -125,7 +118,7 @@ BAD_BODIES: list[tuple[dict[str, object], str]] = [
 
 
 async def test_bad_announcement_is_422_naming_the_field(app_client: httpx.AsyncClient, db: Database) -> None:
-    admin = await make_admin(db, app_client)
+    admin = await register_admin(app_client, db.settings)
     before = (await app_client.get("/api/announcements", headers=bearer(admin))).json()["data"]
     for body, field in BAD_BODIES:
         response = await app_client.post("/api/admin/announcements", json=body, headers=bearer(admin))
@@ -146,7 +139,7 @@ async def test_bad_since_is_rejected(app_client: httpx.AsyncClient) -> None:
 
 
 async def test_missed_since_last_seen_or_for_a_week(app_client: httpx.AsyncClient, db: Database) -> None:
-    admin = await make_admin(db, app_client)
+    admin = await register_admin(app_client, db.settings)
     before = await announce(app_client, admin, "before you left")
     user = await register_and_login(app_client)
     assert str(before["id"]) in await missed(db, user)
@@ -169,7 +162,7 @@ async def test_missed_since_last_seen_or_for_a_week(app_client: httpx.AsyncClien
 
 
 async def test_missed_is_capped_newest_first(app_client: httpx.AsyncClient, db: Database) -> None:
-    admin = await make_admin(db, app_client)
+    admin = await register_admin(app_client, db.settings)
     made = [await announce(app_client, admin, f"burst {index}") for index in range(22)]
     user = await register_and_login(app_client)
     ids = await missed(db, user)

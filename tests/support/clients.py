@@ -14,6 +14,9 @@ import httpx
 import jwt
 import socketio
 
+from app.cli import _create_user
+from app.config.settings import Settings
+from app.modules.accounts.schemas import RegisterIn
 from tests.support.server import ServerProcess
 
 PASSWORD = "correct-horse-42"
@@ -47,6 +50,16 @@ async def login(http: httpx.AsyncClient, username: str, device: str | None = Non
     return Account(
         data["user"]["id"], username, data["access_token"], data["refresh_token"], data["session_id"]
     )
+
+
+async def register_admin(http: httpx.AsyncClient, settings: Settings) -> Account:
+    """A new administrator, created as `parley users create --admin` does, then logged in over `http`.
+
+    The user is written on an engine of its own: the app under test may run on another event loop.
+    """
+    username = f"admin{uuid.uuid4().hex[:10]}"
+    await _create_user(settings, RegisterIn(username=username, password=PASSWORD, display_name=None), True)
+    return await login(http, username)
 
 
 def sign_token(claims: Mapping[str, Any], secret: str, algorithm: str = "HS256") -> str:
