@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
+import httpx
 import pytest
 
 from tests.support.clients import RecordingClient
+from tests.support.server import ServerProcess
+
+
+@pytest.fixture
+async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+    """REST against the test module's `server` fixture (the one server process it shares)."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        yield client
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -36,12 +36,6 @@ def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     node = ServerProcess(backend.env(**ENV), tmp_path_factory.mktemp("gateway") / "server.log", GAME)
     yield node.start()
     node.stop()
-
-
-@pytest.fixture
-async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        yield client
 
 
 def secret(server: ServerProcess) -> str:

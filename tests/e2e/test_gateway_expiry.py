@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -37,12 +37,6 @@ def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     node = ServerProcess(backend.env(ACCESS_TOKEN_TTL=TTL), tmp_path_factory.mktemp("expiry") / "server.log")
     yield node.start()
     node.stop()
-
-
-@pytest.fixture
-async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        yield client
 
 
 async def connect(

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -41,12 +41,6 @@ def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     node = ServerProcess(env, tmp_path_factory.mktemp("hostile") / "server.log", GAME)
     yield node.start()
     node.stop()
-
-
-@pytest.fixture
-async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        yield client
 
 
 def log_lines(server: ServerProcess, needle: str) -> list[str]:
