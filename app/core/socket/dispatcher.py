@@ -89,11 +89,12 @@ class Dispatcher:
 
     async def dispatch(self, sock: LocalSocket, event: str, args: list[Any], answer: Answer | None) -> None:
         started = time.perf_counter()
-        self.hub.metrics.events_in.labels(event if event in self.handlers else "unknown").inc()
+        handler = self.handlers.get(event)
+        self.hub.metrics.events_in.labels(event if handler is not None else "unknown").inc()
         try:
-            result = await self._run(sock, event, args)
+            result = await self._run(sock, event, handler, args)
         except AppError as error:
-            await self._fail(sock, event, error, answer)
+            await self._fail(sock, event, handler, error, answer)
         except Exception as exc:
             who = {"sid": sock.sid, "user_id": sock.identity.user_id}
             if is_unavailable(exc):
@@ -107,16 +108,22 @@ class Dispatcher:
             else:
                 logger.exception("handler of %s failed", event, extra=who)
                 failure = AppError(ErrorCode.INTERNAL, "Internal server error")
-            await self._fail(sock, event, failure, answer)
+            await self._fail(sock, event, handler, failure, answer)
         else:
             if answer is not None:
                 await answer(AckOk(ok=True, data=result if result is not None else {}))
         finally:
-            if event in self.handlers:
+            if handler is not None:
                 self.hub.metrics.handler_latency.labels(event).observe(time.perf_counter() - started)
 
-    async def _fail(self, sock: LocalSocket, event: str, error: AppError, answer: Answer | None) -> None:
-        handler = self.handlers.get(event)
+    async def _fail(
+        self,
+        sock: LocalSocket,
+        event: str,
+        handler: BoundHandler | None,
+        error: AppError,
+        answer: Answer | None,
+    ) -> None:
         error.rollback = error.rollback or (handler is not None and handler.spec.optimistic)
         self.hub.metrics.errors.labels(error.code.value).inc()
         if answer is not None:
@@ -124,8 +131,7 @@ class Dispatcher:
         elif sock.sid in self.hub.local:
             await self.hub.emit_to_socket(sock.sid, "exception", ExceptionEvent.of(event, error))
 
-    async def _run(self, sock: LocalSocket, event: str, args: list[Any]) -> Any:
-        handler = self.handlers.get(event)
+    async def _run(self, sock: LocalSocket, event: str, handler: BoundHandler | None, args: list[Any]) -> Any:
         if handler is None:
             self._take_token(sock, "default")
             raise AppError(ErrorCode.NOT_FOUND, f"Unknown event {event[:EVENT_NAME_ECHO_MAX]!r}")
