@@ -211,7 +211,6 @@ class SocketRuntime:
             return
         if sock.expiry is not None:
             sock.expiry.cancel()
-        sock.buckets.clear()
         self.app.metrics.sockets_connected.dec()
         await self._uncount(sock.identity.user_id)
         for module in self.modules:
