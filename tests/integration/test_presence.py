@@ -11,12 +11,10 @@ import asyncio
 import datetime as dt
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 import pytest
 
 from app.core.context import AppContext
@@ -24,7 +22,6 @@ from app.core.db import Database, UnitOfWork
 from app.core.membership import Membership
 from app.core.security.identity import Identity
 from app.core.security.tokens import TokenCodec
-from app.core.socket.decorators import ServerEvent
 from app.core.socket.tracker import ConnectionTracker
 from app.core.state import StateBackend, create_state_backend
 from app.modules.accounts.service import UserService
@@ -34,27 +31,9 @@ from app.modules.presence.schemas import UserStatus
 from app.modules.presence.service import LastSeenService
 from tests.support.backends import Backend
 from tests.support.clients import PASSWORD
+from tests.support.hubs import RecordingHub
 
 TTL = 3.0
-
-
-class RecordingHub:
-    """Stands in for SocketHub: keeps what would have been emitted, per room."""
-
-    def __init__(self) -> None:
-        self.sent: defaultdict[str, list[Any]] = defaultdict(list)
-        self._arrived = asyncio.Condition()
-
-    async def emit(self, event: ServerEvent, payload: msgspec.Struct, *, room: str, **_: Any) -> None:
-        assert isinstance(payload, event.payload)
-        async with self._arrived:
-            self.sent[room].append(payload)
-            self._arrived.notify_all()
-
-    async def wait_for(self, room: str, count: int, timeout: float = 5.0) -> list[Any]:
-        async with self._arrived:
-            await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.sent[room]) >= count), timeout)
-        return self.sent[room]
 
 
 @dataclass

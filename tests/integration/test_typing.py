@@ -19,8 +19,8 @@ from app.core.db import Database
 from app.core.security.tokens import TokenCodec
 from app.core.state import StateBackend, create_state_backend
 from app.modules.presence.typing import TypingIndicators
-from tests.integration.test_presence import RecordingHub
 from tests.support.backends import Backend
+from tests.support.hubs import RecordingHub
 
 TTL = 0.6
 
