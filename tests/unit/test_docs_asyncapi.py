@@ -15,7 +15,7 @@ from app.core.socket.registry import EventRegistry
 from app.modules.docs.asyncapi import generate
 from app.modules.docs.description import COMMON_ERRORS, describe
 from app.modules.docs.schemas import REF_PREFIX, SchemaNameConflictError, build_catalog, referenced_names
-from tests.unit.test_docs_description import settings, synthetic_description
+from tests.support.docs_protocol import settings, synthetic_description
 
 COMMON = [code.value for code in COMMON_ERRORS]
 

@@ -8,7 +8,7 @@ import pytest
 
 from app.modules.docs.page import categories, console_events, constraint_notes, schema_view, type_label
 from app.modules.docs.schemas import build_catalog
-from tests.unit.test_docs_description import synthetic_description
+from tests.support.docs_protocol import synthetic_description
 
 
 def label(schema: dict[str, Any]) -> list[tuple[str, str | None]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from app.modules.docs.service import DocsService
-from tests.unit.test_docs_description import settings, synthetic_registry
+from tests.support.docs_protocol import settings, synthetic_registry
 
 
 def service() -> DocsService:

@@ -6,7 +6,7 @@ import pytest
 
 from app.modules.docs.schemas import build_catalog
 from app.modules.docs.typescript import client_types, declaration, ts_type
-from tests.unit.test_docs_description import synthetic_description
+from tests.support.docs_protocol import synthetic_description
 
 
 def types_of() -> str:
