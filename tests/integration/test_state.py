@@ -137,6 +137,14 @@ async def test_set_if_absent(state: StateBackend) -> None:
     assert await state.set_if_absent("lock", b"third", ttl=5) is True
 
 
+async def test_set_if_absent_without_ttl_keeps_the_key(state: StateBackend) -> None:
+    assert await state.set_if_absent("kept", b"first", ttl=None) is True
+    await state.put("probe", b"", ttl=0.05)
+    await eventually(lambda: _is_none(state.get("probe")))
+    assert await state.get("kept") == b"first"
+    assert await state.set_if_absent("kept", b"second", ttl=None) is False
+
+
 async def test_set_if_absent_is_atomic_across_concurrent_nodes(store: Store) -> None:
     nodes = [store.node() for _ in range(8)]
     results = await asyncio.gather(

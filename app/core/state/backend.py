@@ -24,8 +24,11 @@ class StateBackend(abc.ABC):
     async def put(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
 
     @abc.abstractmethod
-    async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
-        """Set only if the key does not exist; True if this call set it (atomic on every node)."""
+    async def set_if_absent(self, key: str, value: bytes, ttl: float | None) -> bool:
+        """Set only if the key does not exist; True if this call set it (atomic on every node).
+
+        With `ttl` None the key stays until deleted.
+        """
 
     @abc.abstractmethod
     async def delete(self, *keys: str) -> int:

@@ -39,7 +39,7 @@ class MemoryStateBackend(StateBackend):
         self._data[key] = value
         self._touch(key, ttl)
 
-    async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
+    async def set_if_absent(self, key: str, value: bytes, ttl: float | None) -> bool:
         if self._alive(key):
             return False
         await self.put(key, value, ttl)

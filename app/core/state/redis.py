@@ -68,8 +68,9 @@ class RedisStateBackend(StateBackend):
     async def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
         await self.redis.set(self._k(key), value, px=int(ttl * 1000) if ttl is not None else None)
 
-    async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
-        return bool(await self.redis.set(self._k(key), value, px=int(ttl * 1000), nx=True))
+    async def set_if_absent(self, key: str, value: bytes, ttl: float | None) -> bool:
+        px = int(ttl * 1000) if ttl is not None else None
+        return bool(await self.redis.set(self._k(key), value, px=px, nx=True))
 
     async def delete(self, *keys: str) -> int:
         if not keys:

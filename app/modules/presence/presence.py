@@ -91,9 +91,8 @@ class Presence:
         self._local[user_id] += 1
         if self._local[user_id] == 1:
             await self.state.set_add(node_users_key(self.app.node_id), user_id)
-        if await self.state.set_if_absent(online_key(user_id), b"1", ttl=self.app.settings.presence_ttl):
-            # The winner makes the key permanent: it goes when the user goes offline or is swept.
-            await self.state.put(online_key(user_id), b"1")
+        # No TTL: the key goes when the user goes offline or their node is swept.
+        if await self.state.set_if_absent(online_key(user_id), b"1", ttl=None):
             async with self.app.unit_of_work() as uow:
                 seen = await uow.service(LastSeenService).last_seen_of([user_id])
             await self._emit(UserStatus(user_id, "online", seen.get(user_id)))
