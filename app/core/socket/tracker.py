@@ -62,9 +62,9 @@ class ConnectionTracker:
         await self.state.hash_incr(self._user_key(user_id), self.node_id, 1)
         return await self.count(user_id)
 
-    async def remove(self, user_id: str) -> int:
+    async def remove(self, user_id: str) -> None:
+        """Uncount a socket of `user_id` on this node."""
         await self.state.hash_incr(self._user_key(user_id), self.node_id, -1)
-        return await self.count(user_id)
 
     async def count(self, user_id: str) -> int:
         per_node = await self.state.hash_get_all(self._user_key(user_id))
