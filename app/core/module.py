@@ -23,7 +23,8 @@ LifecycleHook = Callable[["AppContext"], Awaitable[None]]
 RoomHookFactory = Callable[["AppContext"], "RoomHook"]
 ConnectRooms = Callable[["AppContext", "Identity"], Awaitable[Sequence[str]]]
 SessionReadyPart = Callable[["AppContext", "Identity"], Awaitable[Any]]
-DisconnectHook = Callable[["AppContext", "Identity", str], Awaitable[None]]
+SocketHook = Callable[["AppContext", "Identity", str], Awaitable[None]]
+"""Called with the socket's identity and sid when a socket connects or disconnects."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,7 @@ class Module:
     room_hooks: Mapping[str, RoomHookFactory] = field(default_factory=dict)
     connect_rooms: Sequence[ConnectRooms] = ()
     session_ready: Mapping[str, SessionReadyPart] = field(default_factory=dict)
-    on_connect: Sequence[DisconnectHook] = ()
-    on_disconnect: Sequence[DisconnectHook] = ()
+    on_connect: Sequence[SocketHook] = ()
+    on_disconnect: Sequence[SocketHook] = ()
     on_startup: Sequence[LifecycleHook] = ()
     on_shutdown: Sequence[LifecycleHook] = ()
