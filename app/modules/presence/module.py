@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator
 
 from litestar.di import Provide
@@ -19,22 +18,14 @@ from app.modules.presence.presence import Presence
 from app.modules.presence.service import LastSeenService
 from app.modules.presence.typing import TypingIndicators
 
-logger = logging.getLogger(__name__)
-
 
 async def provide_last_seen_service(db_session: AsyncSession) -> AsyncGenerator[LastSeenService, None]:
     async with LastSeenService.new(session=db_session) as service:
         yield service
 
 
-async def _connected(ctx: AppContext, identity: Identity, sid: str) -> None:
-    """A presence failure must not keep the socket from its `session:ready`."""
-    try:
-        await ctx.get(Presence).connected(identity)
-    except Exception:
-        logger.exception(
-            "could not mark %s online", identity.user_id, extra={"sid": sid, "user_id": identity.user_id}
-        )
+async def _connected(ctx: AppContext, identity: Identity, _sid: str) -> None:
+    await ctx.get(Presence).connected(identity)
 
 
 async def _disconnected(ctx: AppContext, identity: Identity, sid: str) -> None:
