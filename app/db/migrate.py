@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -27,8 +26,3 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
 
 def downgrade(settings: Settings, revision: str) -> None:
     command.downgrade(alembic_config(settings), revision)
-
-
-async def upgrade_async(settings: Settings, revision: str = "head") -> None:
-    """Run from inside an event loop (env.py starts its own loop, so use a thread)."""
-    await asyncio.to_thread(upgrade, settings, revision)

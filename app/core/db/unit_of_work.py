@@ -11,16 +11,11 @@ Services are built on one session; nothing is written unless the caller commits:
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db.engine import Database
-
-
-class SessionBound(Protocol):
-    def __init__(self, session: AsyncSession, /, **kwargs: Any) -> None: ...
-
 
 S = TypeVar("S")
 

@@ -18,9 +18,6 @@ class Identity:
     display_name: str
     is_admin: bool = False
 
-    def user_view(self) -> dict[str, str]:
-        return {"id": self.user_id, "username": self.username, "display_name": self.display_name}
-
 
 class Authenticator(Protocol):
     """Turns a bearer token into an Identity, or raises AppError.

@@ -60,11 +60,6 @@ class SocketHub:
         self.metrics.events_out.labels(event.name).inc()
         await self.server.emit(event.name, payload, to=room, skip_sid=skip_sid)
 
-    async def emit_raw(self, name: str, payload: Any, *, room: str) -> None:
-        """Emit a protocol-level event (`exception`, `force_logout`) that is not a domain event."""
-        self.metrics.events_out.labels(name).inc()
-        await self.server.emit(name, payload, to=room)
-
     async def emit_to_socket(self, sid: str, name: str, payload: Any) -> None:
         """Emit a protocol-level event to one socket of this node, without a round trip through Redis.
 

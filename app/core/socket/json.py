@@ -23,7 +23,3 @@ def dumps(obj: Any, **_kwargs: Any) -> str:
 
 def loads(data: str | bytes, **_kwargs: Any) -> Any:
     return _decoder.decode(data)
-
-
-def encode(obj: Any) -> bytes:
-    return _encoder.encode(obj)

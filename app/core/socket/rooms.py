@@ -55,10 +55,6 @@ class RoomManager:
             raise ValueError(f"room prefix {prefix!r} already has a hook")
         self._hooks[prefix] = hook
 
-    @property
-    def prefixes(self) -> list[str]:
-        return sorted(self._hooks)
-
     async def authorize(self, user_id: str, room: str) -> None:
         """Raise VALIDATION_ERROR for a malformed name, FORBIDDEN if no hook admits the user."""
         prefix = room_prefix(room)
