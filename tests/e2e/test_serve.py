@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -39,27 +39,12 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_live(process, url, log_path)
+        wait_until_healthy(process, url, log_path, timeout=60.0)
         yield process, url, log_path
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-def wait_until_live(
-    process: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float = 60.0
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"parley serve exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    pytest.fail(f"parley serve did not answer /health within {timeout}s:\n{log_path.read_text()}")
 
 
 async def test_serve_register_login_me_then_sigterm(

@@ -21,6 +21,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def wait_until_healthy(process: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float) -> None:
+    """Return once `url`/health answers 200; fail with the server's log if it exits or never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not answer /health within {timeout}s:\n{log_path.read_text()}")
+
+
 class ServerProcess:
     """One node. `start()` returns when `/health` answers; `stop()` is graceful, `kill()` is SIGKILL."""
 
@@ -61,16 +75,8 @@ class ServerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError(f"server did not become healthy in {timeout}s; see {self.log_path}")
+        wait_until_healthy(self.process, self.url, self.log_path, timeout)
+        return self
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
