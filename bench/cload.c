@@ -157,15 +157,23 @@ static int connect_rate(void) {
   return 0;
 }
 
-// answer the server's pings on every open connection for up to ms milliseconds; 1 if stdin has a line
+// answer the server's pings on every open connection for up to ms milliseconds; 1 if stdin has a line.
+// A connection the server closes is dropped and counted in `closed`.
+static int closed = 0;
 static int serve_pings(int ep, conn_t **cs, int ms) {
   struct epoll_event evs[256];
   int ne = epoll_wait(ep, evs, 256, ms), line = 0;
+  int more = ne == 256 ? serve_pings(ep, cs, 0) : 0;  // more are ready: drain them all
   for (int k = 0; k < ne; k++) {
     if (evs[k].data.u32 == UINT32_MAX) { char b[256]; if (read(0, b, sizeof b) <= 0) exit(0); line = 1; continue; }
     conn_t *c = cs[evs[k].data.u32];
     ssize_t r = recv(c->fd, c->buf + c->len, BUFSZ - c->len, MSG_DONTWAIT);
-    if (r <= 0) { if (r < 0 && errno == EAGAIN) continue; printf("{\"error\":\"idle connection closed\"}\n"); exit(1); }
+    if (r <= 0) {
+      if (r < 0 && errno == EAGAIN) continue;
+      fprintf(stderr, "idle connection %u closed: %s\n", evs[k].data.u32, r ? strerror(errno) : "EOF");
+      epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL); close(c->fd); closed++;
+      continue;
+    }
     c->len += r;
     char *p; size_t n; int op; size_t used;
     while ((used = ws_frame(c, &p, &n, &op))) {
@@ -174,7 +182,7 @@ static int serve_pings(int ep, conn_t **cs, int ms) {
       if (ping) ws_sends(c, "3");
     }
   }
-  return line;
+  return line || more;
 }
 
 // open idle connections in steps; after each step print a line and wait for one on stdin
@@ -190,9 +198,11 @@ static int idle(void) {
     for (int target = atoi(p); open_n < target; open_n++) {
       cs[open_n] = connect_client();
       struct epoll_event e = {.events = EPOLLIN, .data.u32 = open_n}; epoll_ctl(ep, EPOLL_CTL_ADD, cs[open_n]->fd, &e);
-      if (open_n % 200 == 199) serve_pings(ep, cs, 0);
+      if (open_n % 50 == 49) serve_pings(ep, cs, 0);
     }
-    printf("{\"mode\":\"idle\",\"conns\":%d,\"seconds\":%.2f}\n", open_n, now() - t0); fflush(stdout);
+    serve_pings(ep, cs, 0);
+    printf("{\"mode\":\"idle\",\"conns\":%d,\"open\":%d,\"seconds\":%.2f}\n", open_n, open_n - closed, now() - t0);
+    fflush(stdout);
     while (!serve_pings(ep, cs, 100)) {}
   }
   return 0;

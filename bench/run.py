@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -115,6 +116,10 @@ class Server:
             if (self.cpu_ticks() - before) / hz / 0.5 * 100 < quiet_pct:
                 return
 
+    def log_tail(self, lines: int = 15) -> str:
+        self.log.flush()
+        return "\n".join(Path(self.log.name).read_text(errors="replace").splitlines()[-lines:])
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -175,7 +180,7 @@ def parley_env(work: Path, database_url: str | None, secret: str) -> dict[str, s
         BENCH_EVENTS_ENABLED="true",
         RATE_LIMIT_DEFAULT="1000000/1",
         SOCKET_MAX_PER_USER="100000",
-        LOG_LEVEL="WARNING",
+        LOG_LEVEL=os.environ.get("BENCH_PARLEY_LOG_LEVEL", "WARNING"),
     )
     return env
 
@@ -248,27 +253,27 @@ class Runner:
         base = server.rss_kib()
         steps = ",".join(str(n) for n in self.profile.idle_steps)
         per_conn: dict[int, float] = {}
-        with subprocess.Popen(
+        proc = subprocess.Popen(
             self.argv("idle", server, steps=steps), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        ) as proc:
-            assert proc.stdin is not None
-            assert proc.stdout is not None
+        )
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        try:
             for line in proc.stdout:
                 step = json.loads(line)
-                if "error" in step:
-                    raise RuntimeError(f"{server.name} idle: {step['error']}")
                 server.settle()
-                per_conn[step["conns"]] = (server.rss_kib() - base) / step["conns"]
+                per_conn[step["conns"]] = (server.rss_kib() - base) / step["open"]
+                if step["open"] < step["conns"]:
+                    print(
+                        f"{server.name} closed idle connections: {step}\n{server.log_tail()}", file=sys.stderr
+                    )
                 if step["conns"] == self.profile.idle_steps[-1]:
                     break
-                try:
-                    proc.stdin.write("next\n")
-                    proc.stdin.flush()
-                except BrokenPipeError:
-                    raise RuntimeError(
-                        f"{server.name} idle: the load generator ended: {proc.stdout.read()}"
-                    ) from None
-            proc.stdin.close()
+                proc.stdin.write("next\n")
+                proc.stdin.flush()
+        finally:
+            proc.kill()
+            proc.wait()
         server.settle()
         return per_conn
 
@@ -436,9 +441,12 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="repetitions that measure idle memory (default 1: 10k handshakes cost Parley over a minute)",
     )
+    parser.add_argument("--idle-steps", default=None, help="idle connection counts, e.g. 1000,5000,10000")
     parser.add_argument("--database-url", default=None, help="Parley's DATABASE_URL (default: a temp SQLite)")
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
+    if args.idle_steps:
+        profile = dataclasses.replace(profile, idle_steps=tuple(int(n) for n in args.idle_steps.split(",")))
     reps = args.reps or (1 if args.quick else 3)
 
     def say(text: str) -> None:
@@ -459,7 +467,11 @@ def main(argv: list[str] | None = None) -> int:
                 order = ["parley", "node"] if rep % 2 == 0 else ["node", "parley"]
                 for name in order:
                     say(f"repetition {rep + 1}/{reps}: {name}")
-                    run_server(runner, started[name], cases, profile, memory=rep < args.memory_reps)
+                    try:
+                        run_server(runner, started[name], cases, profile, memory=rep < args.memory_reps)
+                    except RuntimeError:
+                        say(f"{name} log:\n{started[name].log_tail()}")
+                        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(table(cases))
