@@ -77,6 +77,7 @@ class SocketRuntime:
         self.tracker = tracker
         self.modules = modules
         self.settings = app.settings.socket
+        self.limits = Limits.from_settings(app.settings)
         self.dispatcher = Dispatcher(
             app, hub, handlers, app.settings.rate_limits, self.settings.max_concurrent_handlers
         )
@@ -187,7 +188,7 @@ class SocketRuntime:
             server_time=dt.datetime.now(dt.UTC),
             unread=parts.get("unread"),
             announcements=parts.get("announcements") or [],
-            limits=Limits.from_settings(self.app.settings),
+            limits=self.limits,
         )
         await self.hub.emit_to_socket(sid, "session:ready", ready)
 
