@@ -162,27 +162,29 @@ static int connect_rate(void) {
 static int closed = 0;
 static int serve_pings(int ep, conn_t **cs, int ms) {
   struct epoll_event evs[256];
-  int ne = epoll_wait(ep, evs, 256, ms), line = 0;
-  int more = ne == 256 ? serve_pings(ep, cs, 0) : 0;  // more are ready: drain them all
-  for (int k = 0; k < ne; k++) {
-    if (evs[k].data.u32 == UINT32_MAX) { char b[256]; if (read(0, b, sizeof b) <= 0) exit(0); line = 1; continue; }
-    conn_t *c = cs[evs[k].data.u32];
-    ssize_t r = recv(c->fd, c->buf + c->len, BUFSZ - c->len, MSG_DONTWAIT);
-    if (r <= 0) {
-      if (r < 0 && errno == EAGAIN) continue;
-      fprintf(stderr, "idle connection %u closed: %s\n", evs[k].data.u32, r ? strerror(errno) : "EOF");
-      epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL); close(c->fd); closed++;
-      continue;
+  int ne, line = 0;
+  do {  // drain every ready connection: a full batch means more may be waiting
+    ne = epoll_wait(ep, evs, 256, ms); ms = 0;
+    for (int k = 0; k < ne; k++) {
+      if (evs[k].data.u32 == UINT32_MAX) { char b[256]; if (read(0, b, sizeof b) <= 0) exit(0); line = 1; continue; }
+      conn_t *c = cs[evs[k].data.u32];
+      ssize_t r = recv(c->fd, c->buf + c->len, BUFSZ - c->len, MSG_DONTWAIT);
+      if (r <= 0) {
+        if (r < 0 && errno == EAGAIN) continue;
+        fprintf(stderr, "idle connection %u closed: %s\n", evs[k].data.u32, r ? strerror(errno) : "EOF");
+        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL); close(c->fd); closed++;
+        continue;
+      }
+      c->len += r;
+      char *p; size_t n; int op; size_t used;
+      while ((used = ws_frame(c, &p, &n, &op))) {
+        int ping = n == 1 && p[0] == '2';
+        memmove(c->buf, c->buf + used, c->len - used); c->len -= used;
+        if (ping) ws_sends(c, "3");
+      }
     }
-    c->len += r;
-    char *p; size_t n; int op; size_t used;
-    while ((used = ws_frame(c, &p, &n, &op))) {
-      int ping = n == 1 && p[0] == '2';
-      memmove(c->buf, c->buf + used, c->len - used); c->len -= used;
-      if (ping) ws_sends(c, "3");
-    }
-  }
-  return line || more;
+  } while (ne == 256);
+  return line;
 }
 
 // open idle connections in steps; after each step print a line and wait for one on stdin
