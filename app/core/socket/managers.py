@@ -4,6 +4,9 @@ python-socketio moves one socket between rooms across nodes, but not "every sock
 these managers add that (Node's `socketsJoin`, `socketsLeave`, `disconnectSockets`). The in-process
 manager applies an operation locally; the Redis manager applies it locally and publishes it on
 python-socketio's own channel, where every other node applies it to its sockets.
+
+Both deliver an emit without a callback through `FanOutManager`: the packet is encoded once and
+queued on each recipient's Engine.IO socket, with no task per recipient and a bounded queue.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +26,8 @@ ROOM_OP = "parley:room_op"
 LISTEN_RETRY_MIN = 0.2
 LISTEN_RETRY_MAX = 2.0
 NAMESPACE = "/"
+MAX_QUEUED_PACKETS = 1024
+"""Packets a socket may have waiting to be written; a consumer that falls further behind is cut off."""
 
 
 class RoomOpsMixin:
@@ -44,11 +51,87 @@ class RoomOpsMixin:
         await self._apply_room_op(op)
 
 
-class LocalManager(RoomOpsMixin, socketio.AsyncManager):  # type: ignore[misc]
+class _EncodedPacket(eio_packet.Packet):  # type: ignore[misc]
+    """An Engine.IO message encoded once and written as is to every recipient."""
+
+    def __init__(self, encoded: str) -> None:
+        super().__init__(eio_packet.MESSAGE, encoded)
+        self._encoded = super().encode()
+
+    def encode(self, b64: bool = False) -> Any:  # noqa: ARG002 - Engine.IO's signature
+        return self._encoded
+
+
+class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
+    """Local delivery of an emit without a callback: encoded once, queued on each recipient's socket.
+
+    python-socketio creates one task per recipient for this; here each packet goes straight into
+    the Engine.IO socket's outgoing queue (whose writer drains it in order), so per-socket order
+    is the order of the emits. A socket with `MAX_QUEUED_PACKETS` already waiting is disconnected
+    instead of being given more. Emits with a callback take python-socketio's own path.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slow: set[str] = set()
+        self._slow_tasks: set[asyncio.Task[None]] = set()
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: str | None = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if callback is not None or namespace not in self.rooms:
+            await super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
+            return
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        encoded = self.server.packet_class(
+            sio_packet.EVENT, namespace=namespace, data=[event, *args]
+        ).encode()
+        if not isinstance(encoded, str):  # binary attachments: Engine.IO encodes them per transport
+            await super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
+            return
+        self._enqueue(_EncodedPacket(encoded), namespace, to or room, skip_sid)
+
+    def _enqueue(self, pkt: _EncodedPacket, namespace: str, room: str | None, skip_sid: Any) -> None:
+        skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        sockets = self.server.eio.sockets
+        for sid, eio_sid in list(self.get_participants(namespace, room)):
+            socket = sockets.get(eio_sid)
+            if sid in skipped or socket is None or socket.closed:
+                continue
+            if socket.queue.qsize() >= MAX_QUEUED_PACKETS:
+                self._cut_off(sid, namespace)
+            else:
+                socket.queue.put_nowait(pkt)
+
+    def _cut_off(self, sid: str, namespace: str) -> None:
+        if sid in self._slow:
+            return
+        self._slow.add(sid)
+        logger.warning("socket %s fell %d packets behind; disconnecting it", sid, MAX_QUEUED_PACKETS)
+        task = asyncio.create_task(self._disconnect_slow(sid, namespace))
+        self._slow_tasks.add(task)
+        task.add_done_callback(self._slow_tasks.discard)
+
+    async def _disconnect_slow(self, sid: str, namespace: str) -> None:
+        try:
+            await self.server.disconnect(sid, namespace=namespace, ignore_queue=True)
+        finally:
+            self._slow.discard(sid)
+
+
+class LocalManager(RoomOpsMixin, FanOutManager):
     """One node: everything stays in process."""
 
 
-class RedisManager(RoomOpsMixin, socketio.AsyncRedisManager):  # type: ignore[misc]
+class RedisManager(RoomOpsMixin, socketio.AsyncRedisManager, FanOutManager):  # type: ignore[misc]
     """Several nodes: python-socketio's Redis manager plus cross-node room operations.
 
     It also changes how a Redis outage is lived through: python-socketio backs its listener off up

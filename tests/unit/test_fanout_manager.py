@@ -1,0 +1,119 @@
+"""The fan-out layer of the client managers: one encoding, straight into each socket's outgoing
+queue, in emit order, and a consumer that falls `MAX_QUEUED_PACKETS` behind is disconnected."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import socketio
+
+from app.core.socket import managers
+from app.core.socket.managers import LocalManager
+
+ROOM = "bench:r"
+
+
+@dataclass
+class FakeEioSocket:
+    """What the managers touch of an Engine.IO socket: the outgoing queue (the fan-out layer), whether
+    it is closed, and `send` (python-socketio's own path)."""
+
+    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    closed: bool = False
+    sent: list[str] = field(default_factory=list)
+
+    async def send(self, pkt: Any) -> None:
+        self.sent.append(pkt.encode())
+
+    def written(self) -> list[str]:
+        return [self.queue.get_nowait().encode() for _ in range(self.queue.qsize())]
+
+
+class Room:
+    def __init__(self) -> None:
+        self.manager = LocalManager()
+        self.server = socketio.AsyncServer(client_manager=self.manager, async_mode="asgi")
+        self.disconnected: list[str] = []
+        self.server.disconnect = self._record_disconnect  # type: ignore[method-assign]
+        self.sockets: dict[str, FakeEioSocket] = {}
+
+    async def join(self, count: int) -> list[str]:
+        sids = []
+        for index in range(len(self.sockets), len(self.sockets) + count):
+            eio_sid = f"eio-{index}"
+            self.sockets[eio_sid] = self.server.eio.sockets[eio_sid] = FakeEioSocket()
+            sid = await self.manager.connect(eio_sid, "/")
+            await self.manager.enter_room(sid, "/", ROOM)
+            sids.append(sid)
+        return sids
+
+    def socket_of(self, sid: str) -> FakeEioSocket:
+        return self.sockets[self.manager.eio_sid_from_sid(sid, "/")]
+
+    async def _record_disconnect(self, sid: str, namespace: str | None = None, **_kwargs: Any) -> None:
+        self.disconnected.append(sid)
+
+
+@pytest.fixture
+async def room() -> Room:
+    return Room()
+
+
+async def test_each_member_gets_every_emit_once_in_order(room: Room) -> None:
+    members = await room.join(3)
+
+    for seq in range(50):
+        await room.server.emit("bench:msg", {"s": seq}, to=ROOM)
+
+    expected = [f'42["bench:msg",{{"s":{seq}}}]' for seq in range(50)]
+    assert [room.socket_of(sid).written() for sid in members] == [expected] * 3
+
+
+async def test_skipped_closed_and_foreign_sockets_get_nothing(room: Room) -> None:
+    sender, closed, member = await room.join(3)
+    room.socket_of(closed).closed = True
+    (outsider,) = await room.join(1)
+    await room.manager.leave_room(outsider, "/", ROOM)
+
+    await room.server.emit("bench:msg", {"s": 1}, to=ROOM, skip_sid=sender)
+
+    assert room.socket_of(member).written() == ['42["bench:msg",{"s":1}]']
+    assert room.socket_of(sender).written() == []
+    assert room.socket_of(closed).written() == []
+    assert room.socket_of(outsider).written() == []
+
+
+async def test_a_slow_consumer_is_disconnected_once_and_the_others_keep_receiving(
+    room: Room, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(managers, "MAX_QUEUED_PACKETS", 4)
+    slow, fast = await room.join(2)
+
+    for seq in range(6):
+        await room.server.emit("bench:msg", {"s": seq}, to=ROOM)
+        room.socket_of(fast).written()
+    await asyncio.sleep(0)
+
+    assert room.socket_of(slow).queue.qsize() == 4
+    assert room.disconnected == [slow]
+
+
+async def test_an_emit_with_a_callback_takes_python_socketio_s_path(room: Room) -> None:
+    (member,) = await room.join(1)
+
+    await room.server.emit("bench:msg", {"s": 1}, to=member, callback=lambda *_: None)
+
+    assert room.socket_of(member).sent == ['421["bench:msg",{"s":1}]']
+    assert room.socket_of(member).written() == []
+
+
+async def test_binary_attachments_take_python_socketio_s_path(room: Room) -> None:
+    (member,) = await room.join(1)
+
+    await room.server.emit("bench:msg", b"\x01\x02", to=ROOM)
+
+    assert room.socket_of(member).sent == ['451-["bench:msg",{"_placeholder":true,"num":0}]', b"\x01\x02"]
+    assert room.socket_of(member).written() == []
