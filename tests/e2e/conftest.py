@@ -7,8 +7,15 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
+from tests.support.backends import BACKENDS, Backend
 from tests.support.clients import RecordingClient
 from tests.support.server import ServerProcess
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
+    """Per test module, so a module's server processes serve all its tests on one backend."""
+    return backend_factory(request.param)
 
 
 @pytest.fixture

@@ -10,16 +10,11 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.support.backends import BACKENDS, Backend
+from tests.support.backends import Backend
 from tests.support.clients import RecordingClient, register_admin, register_and_login
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
-    return backend_factory(request.param)
 
 
 @pytest.fixture(scope="module")

@@ -3,42 +3,20 @@ gateway (authenticated handshake, validation, acks) like every other event."""
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import jwt
 import pytest
 
 from app.core.app_factory import create_app
 from app.core.socket.registry import EventRegistry
 from tests.support.backends import Backend
-from tests.support.clients import RecordingClient
+from tests.support.clients import RecordingClient, external_token
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
 BENCH_EVENTS = {"bench:ping", "bench:join", "bench:bcast", "bench:msg"}
-
-
-def external_token(backend: Backend) -> str:
-    now = dt.datetime.now(dt.UTC)
-    claims = {"sub": str(uuid.uuid4()), "iat": now, "exp": now + dt.timedelta(minutes=5)}
-    return jwt.encode(claims, backend.settings().jwt.secret, algorithm="HS256")
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Callable[[], RecordingClient]]:
-    made: list[RecordingClient] = []
-
-    def make() -> RecordingClient:
-        made.append(RecordingClient())
-        return made[-1]
-
-    yield make
-    for client in made:
-        await client.close()
 
 
 def registered_events(backend: Backend, **env: Any) -> set[str]:
@@ -58,8 +36,8 @@ async def test_echo_join_and_broadcast_through_the_gateway(
 ) -> None:
     server = start_server(backend, BENCH_EVENTS_ENABLED="true")
     member, sender = clients(), clients()
-    await member.connect(server.url, external_token(backend))
-    await sender.connect(server.url, external_token(backend))
+    await member.connect(server.url, external_token(server))
+    await sender.connect(server.url, external_token(server))
 
     assert await member.call("bench:ping", {"s": 7, "m": "hi"}) == {"ok": True, "data": {"s": 7, "m": "hi"}}
     assert await member.call("bench:join", {"room": "bench:r1"}) == {"ok": True, "data": {"room": "bench:r1"}}
@@ -77,7 +55,7 @@ async def test_bad_payloads_and_foreign_rooms_are_refused(
 ) -> None:
     server = start_server(backend, BENCH_EVENTS_ENABLED="true")
     client = clients()
-    await client.connect(server.url, external_token(backend))
+    await client.connect(server.url, external_token(server))
 
     bad = await client.call("bench:ping", {"s": "seven"})
     foreign = await client.call("bench:join", {"room": "user:someone-else"})
@@ -95,7 +73,7 @@ async def test_without_the_setting_the_events_do_not_exist(
 ) -> None:
     server = start_server(backend)
     client = clients()
-    await client.connect(server.url, external_token(backend))
+    await client.connect(server.url, external_token(server))
 
     answer = await client.call("bench:ping", {"s": 1, "m": "x"})
 

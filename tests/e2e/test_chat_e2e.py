@@ -10,7 +10,7 @@ import asyncio
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,18 +18,13 @@ import httpx
 import jwt
 import pytest
 
-from tests.support.backends import BACKENDS, Backend
+from tests.support.backends import Backend
 from tests.support.clients import Account, RecordingClient, register_and_login
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
 logger = logging.getLogger(__name__)
 HOUR = dt.timedelta(hours=1)
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
-    return backend_factory(request.param)
 
 
 @pytest.fixture(scope="module")

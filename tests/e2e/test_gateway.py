@@ -15,7 +15,7 @@ import httpx
 import pytest
 import socketio
 
-from tests.support.backends import BACKENDS, Backend
+from tests.support.backends import Backend
 from tests.support.clients import RecordingClient, external_token, login, register_and_login, sign_token
 from tests.support.server import ServerProcess
 
@@ -24,11 +24,6 @@ pytestmark = pytest.mark.e2e
 GAME = "tests.support.game:create_asgi"
 TRANSPORTS = ("websocket", "polling")
 ENV = {"SOCKET_DEFAULT_ROOMS": "user:{userId},broadcast:all,device:{sessionId}", "LOG_LEVEL": "INFO"}
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
-    return backend_factory(request.param)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.support.backends import BACKENDS, Backend
+from tests.support.backends import Backend
 from tests.support.clients import RecordingClient, register_and_login
 from tests.support.server import ServerProcess
 
@@ -25,11 +25,6 @@ pytestmark = pytest.mark.e2e
 
 TTL = 3
 TRANSPORTS = ("websocket", "polling")
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
-    return backend_factory(request.param)
 
 
 @pytest.fixture(scope="module")

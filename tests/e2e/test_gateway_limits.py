@@ -17,7 +17,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.support.backends import BACKENDS, Backend
+from tests.support.backends import Backend
 from tests.support.clients import RecordingClient, external_token
 from tests.support.raw import raw
 from tests.support.server import ServerProcess
@@ -37,11 +37,6 @@ ENV = {
     "SOCKET_CORS_ORIGINS": ALLOWED_ORIGIN,
     "SOCKET_CONNECT_TIMEOUT": 1,
 }
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
-    return backend_factory(request.param)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,7 +19,7 @@ import pytest
 import socketio
 import websockets
 
-from tests.support.backends import BACKENDS, Backend
+from tests.support.backends import Backend
 from tests.support.clients import RecordingClient, external_token, register_and_login
 from tests.support.raw import raw
 from tests.support.server import ServerProcess
@@ -28,11 +28,6 @@ pytestmark = pytest.mark.e2e
 
 GAME = "tests.support.game:create_asgi"
 MAX_PER_USER = 2
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
-    return backend_factory(request.param)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.backends import BACKENDS, Backend
+from tests.support.backends import Backend
 from tests.support.clients import Account, RecordingClient, register_and_login
 from tests.support.server import ServerProcess
 
@@ -32,11 +32,6 @@ logger = logging.getLogger(__name__)
 PRESENCE_TTL = 3.0
 TYPING_TTL = 1.5
 ENV = {"PRESENCE_TTL": PRESENCE_TTL, "TYPING_TTL": TYPING_TTL}
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
-    return backend_factory(request.param)
 
 
 @contextlib.contextmanager
