@@ -54,10 +54,10 @@ class RawSocket:
 
 
 @contextlib.asynccontextmanager
-async def raw(server: ServerProcess, token: str | None = None) -> AsyncIterator[RawSocket]:
-    """A transport; with a token, joined to `/` and past `session:ready`."""
+async def raw(server: ServerProcess, token: str | None = None, **options: Any) -> AsyncIterator[RawSocket]:
+    """A transport; with a token, joined to `/` and past `session:ready`. `options` go to `connect`."""
     url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-    async with websockets.connect(url) as ws:
+    async with websockets.connect(url, **options) as ws:
         opened = str(await ws.recv())
         sock = RawSocket(ws, json.loads(opened[1:])["sid"])
         if token is not None:

@@ -6,7 +6,7 @@ manager applies an operation locally; the Redis manager applies it locally and p
 python-socketio's own channel, where every other node applies it to its sockets.
 
 Both deliver an emit without a callback through `FanOutManager`: the packet is encoded once and
-queued on each recipient's Engine.IO socket, with no task per recipient and a bounded queue.
+handed to each recipient's Engine.IO socket, with no task per recipient and a bounded backlog.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
+
+from app.core.socket.transport import OutgoingQueue
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class _EncodedPacket(eio_packet.Packet):  # type: ignore[misc]
     def __init__(self, encoded: str) -> None:
         super().__init__(eio_packet.MESSAGE, encoded)
         self._encoded = super().encode()
+        self.asgi_message = {"type": "websocket.send", "text": self._encoded}
 
     def encode(self, b64: bool = False) -> Any:  # noqa: ARG002 - Engine.IO's signature
         return self._encoded
@@ -66,9 +69,10 @@ class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
     """Local delivery of an emit without a callback: encoded once, queued on each recipient's socket.
 
     python-socketio creates one task per recipient for this; here each packet goes straight into
-    the Engine.IO socket's outgoing queue (whose writer drains it in order), so per-socket order
-    is the order of the emits. A socket with `MAX_QUEUED_PACKETS` already waiting is disconnected
-    instead of being given more. Emits with a callback take python-socketio's own path.
+    the Engine.IO socket's outgoing queue, which on a websocket writes it at once (see
+    `transport.py`), so per-socket order is the order of the emits. A socket with
+    `MAX_QUEUED_PACKETS` already waiting loses them and is disconnected instead of being given
+    more. Emits with a callback take python-socketio's own path.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -107,14 +111,16 @@ class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
             if sid in skipped or socket is None or socket.closed:
                 continue
             if socket.queue.qsize() >= MAX_QUEUED_PACKETS:
-                self._cut_off(sid, namespace)
+                self._cut_off(sid, namespace, socket.queue)
             else:
                 socket.queue.put_nowait(pkt)
 
-    def _cut_off(self, sid: str, namespace: str) -> None:
+    def _cut_off(self, sid: str, namespace: str, queue: Any) -> None:
         if sid in self._slow:
             return
         self._slow.add(sid)
+        if isinstance(queue, OutgoingQueue):
+            queue.cut_off()
         logger.warning("socket %s fell %d packets behind; disconnecting it", sid, MAX_QUEUED_PACKETS)
         task = asyncio.create_task(self._disconnect_slow(sid, namespace))
         self._slow_tasks.add(task)

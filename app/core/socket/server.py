@@ -19,6 +19,7 @@ from socketio import packet
 
 from app.config.settings import SocketSettings
 from app.core.socket import json as socket_json
+from app.core.socket.transport import ParleyEngine
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,9 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         self._join_deadlines: dict[str, asyncio.TimerHandle] = {}
         self.on("connect", self._on_connect)
         self.on("disconnect", self._on_disconnect)
+
+    def _engineio_server_class(self) -> type[ParleyEngine]:
+        return ParleyEngine
 
     def attach_sink(self, sink: EventSink) -> None:
         self.sink = sink
