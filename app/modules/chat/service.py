@@ -23,6 +23,7 @@ from sqlalchemy import (
     JSON,
     String,
     and_,
+    bindparam,
     case,
     column,
     delete,
@@ -207,6 +208,37 @@ MESSAGE_COLUMNS = (
     Message.created_at,
 )
 
+# The two statements of every send, built once on the tables (not the mapped classes): an ORM
+# statement is rebuilt, keyed and routed through the ORM's bulk path on every call, which cost
+# more than the database round trips themselves.
+CONVERSATIONS = Conversation.__table__
+PARTICIPANTS = Participant.__table__
+MESSAGES = Message.__table__
+TAKE_SEQ = (
+    update(CONVERSATIONS)
+    .where(CONVERSATIONS.c.id == bindparam("conversation_id"))
+    .values(last_seq=CONVERSATIONS.c.last_seq + 1, updated_at=utc_now())
+    .returning(CONVERSATIONS.c.last_seq)
+)
+TAKE_SEQ_AS_MEMBER = TAKE_SEQ.where(
+    exists().where(
+        PARTICIPANTS.c.conversation_id == bindparam("conversation_id"),
+        PARTICIPANTS.c.user_id == bindparam("member"),
+    )
+)
+
+
+def _message_upsert(insert_into: Any) -> Any:
+    """Insert a message (values given at execution); on a repeated client id, return the stored one."""
+    statement = insert_into(MESSAGES)
+    return statement.on_conflict_do_update(
+        index_elements=["conversation_id", "sender_id", "client_msg_id"],
+        set_={"client_msg_id": statement.excluded.client_msg_id},
+    ).returning(*(MESSAGES.c[column.key] for column in MESSAGE_COLUMNS))
+
+
+UPSERT_MESSAGE = {"postgresql": _message_upsert(pg_insert), "sqlite": _message_upsert(sqlite_insert)}
+
 
 class ChatService(SQLAlchemyAsyncRepositoryService[Conversation]):
     class Repo(SQLAlchemyAsyncRepository[Conversation]):
@@ -283,27 +315,19 @@ class ChatService(SQLAlchemyAsyncRepositoryService[Conversation]):
 
     async def _next_seq(self, conversation_id: uuid.UUID, member: uuid.UUID | None) -> int | None:
         """Take the conversation's next seq (row-locked until commit); None if `member` is not one."""
-        statement = update(Conversation).where(Conversation.id == conversation_id)
-        if member is not None:
-            statement = statement.where(
-                exists().where(Participant.conversation_id == conversation_id, Participant.user_id == member)
-            )
-        statement = (
-            statement.values(last_seq=Conversation.last_seq + 1, updated_at=utc_now())
-            .returning(Conversation.last_seq)
-            .execution_options(synchronize_session=False)
-        )
-        seq: int | None = (await self.session.execute(statement)).scalar_one_or_none()
+        if member is None:
+            result = await self.session.execute(TAKE_SEQ, {"conversation_id": conversation_id})
+        else:
+            params = {"conversation_id": conversation_id, "member": member}
+            result = await self.session.execute(TAKE_SEQ_AS_MEMBER, params)
+        seq: int | None = result.scalar_one_or_none()
         return seq
 
     async def _insert_message(self, values: dict[str, Any]) -> Any:
         """Insert a message, or return the one already stored under its (conversation, sender, client id)."""
-        statement = self._insert(Message).values(**values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["conversation_id", "sender_id", "client_msg_id"],
-            set_={"client_msg_id": statement.excluded.client_msg_id},
-        ).returning(*MESSAGE_COLUMNS)
-        return (await self.session.execute(statement)).one()
+        bind = self.session.bind
+        dialect = bind.dialect.name if bind is not None else "sqlite"
+        return (await self.session.execute(UPSERT_MESSAGE[dialect], values)).one()
 
     async def send(
         self,
