@@ -9,6 +9,8 @@
 //   payload=64 rate=N (open loop: p50/p99) spids=PID (the server's CPU% over the measured window)
 //   steps=1000,5000 (idle: open that many connections in total, print a line, wait for a line
 //   on stdin, go on; the pings the server sends meanwhile are answered)
+//   chats=UUID,UUID (echo: send Parley's real `chat:send` instead of bench:ping, client i to
+//   conversation i % count, each with a client_msg_id unique across runs)
 // Events: bench:ping (acked echo), bench:join (acked), bench:bcast -> bench:msg to the room.
 // Prints one JSON line per measurement.
 #define _GNU_SOURCE
@@ -34,11 +36,13 @@ typedef struct {
   int next_id;       // SIO ack id
   double t_sent;     // echo: send time of the in-flight request (depth 1)
   double ring[1024]; // open-loop echo: send time by ack id % 1024
+  const char *chat;  // chats=: this client's conversation id
 } conn_t;
 
 static int PORT = 3001, SIO = 1, NCLI = 1, NMEM = 100, WINDOW = 8, PAYLOAD = 64;
 static double DURATION = 5, WARMUP = 1, RATE = 0;  // RATE>0: open loop, RATE sends/s in total
-static char SPIDS[256] = "", TOKEN[4096] = "", STEPS[256] = "";
+static char SPIDS[256] = "", TOKEN[4096] = "", STEPS[256] = "", CHATS[4096] = "";
+static char *CHAT_IDS[64]; static int NCHATS = 0; static long NONCE = 0;
 static char PAY[4096];
 
 static double now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + ts.tv_nsec * 1e-9; }
@@ -225,14 +229,17 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "rate")) RATE = atof(v);
     else if (!strcmp(k, "token")) snprintf(TOKEN, sizeof TOKEN, "%s", v);
     else if (!strcmp(k, "steps")) snprintf(STEPS, sizeof STEPS, "%s", v);
+    else if (!strcmp(k, "chats")) snprintf(CHATS, sizeof CHATS, "%s", v);
   }
+  for (char *p = strtok(CHATS, ","); p && NCHATS < 64; p = strtok(NULL, ",")) CHAT_IDS[NCHATS++] = p;
+  NONCE = (long)getpid() ^ (long)(now() * 1e6);
   memset(PAY, 'x', PAYLOAD); PAY[PAYLOAD] = 0;
   if (!strcmp(mode, "connect")) return connect_rate();
   if (!strcmp(mode, "idle")) return idle();
   int fanout = !strcmp(mode, "fanout");
   int n = fanout ? NMEM + 1 : NCLI;  // fanout: conns[0] is the sender
   conn_t **cs = calloc(n, sizeof *cs);
-  for (int i = 0; i < n; i++) cs[i] = connect_client();
+  for (int i = 0; i < n; i++) { cs[i] = connect_client(); cs[i]->chat = NCHATS ? CHAT_IDS[i % NCHATS] : NULL; }
   if (fanout) {
     for (int i = 1; i < n; i++) { if (SIO) { ws_sends(cs[i], "421[\"bench:join\",{\"room\":\"bench:room1\"}]"); wait_for(cs[i], "431"); } else ws_sends(cs[i], "J"); }
     if (!SIO) usleep(200000);
@@ -250,9 +257,11 @@ int main(int argc, char **argv) {
   size_t latcap = 4000000, nlat = 0; double *lat = malloc(latcap * sizeof(double));
 
 #define SEND_ECHO(c) do { (c)->ring[(c)->next_id & 1023] = (c)->t_sent = now(); \
-                          int _l = SIO ? snprintf(msg, sizeof msg, "42%d[\"bench:ping\",{\"s\":0,\"m\":\"%s\"}]", (c)->next_id++, PAY) \
-                                       : snprintf(msg, sizeof msg, "{\"m\":\"%s\"}", PAY); \
-                          ws_send((c), msg, _l); } while (0)
+                          int _l = (c)->chat ? snprintf(msg, sizeof msg, "42%d[\"chat:send\",{\"conversation_id\":\"%s\",\"body\":\"%s\",\"client_msg_id\":\"%lx-%d-%d\"}]", \
+                                                        (c)->next_id, (c)->chat, PAY, NONCE, (c)->fd, (c)->next_id) \
+                                     : SIO ? snprintf(msg, sizeof msg, "42%d[\"bench:ping\",{\"s\":0,\"m\":\"%s\"}]", (c)->next_id, PAY) \
+                                           : snprintf(msg, sizeof msg, "{\"m\":\"%s\"}", PAY); \
+                          (c)->next_id++; ws_send((c), msg, _l); } while (0)
 #define FIRE() do { int _l = SIO ? snprintf(msg, sizeof msg, "42[\"bench:bcast\",{\"room\":\"bench:room1\",\"data\":{\"s\":%ld,\"m\":\"%s\"}}]", seq, PAY) \
                                  : snprintf(msg, sizeof msg, "B{\"s\":%ld,\"m\":\"%s\"}", seq, PAY); \
                     rcnt[seq & (RING - 1)] = 0; tsend[seq & (RING - 1)] = now(); seq++; ws_send(cs[0], msg, _l); } while (0)

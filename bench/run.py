@@ -8,11 +8,18 @@ compiled here with gcc) pinned to core 1. Parley runs with BENCH_EVENTS_ENABLED 
 out of reach; every socket authenticates with a JWT signed with the server's secret (one user, so
 the handshake after the first never provisions). Idle memory is measured in the first repetition
 only (`--memory-reps`): 10k Parley handshakes take over a minute.
+
+Parley's own `chat:send` has no Node counterpart: it runs against a second Parley on a fresh
+PostgreSQL database (created on `--postgres-url` and dropped afterwards), with `chat_clients`
+sockets of one participant sending to `chat_conversations` group conversations: first closed loop
+(messages/s), then open loop at half the median of that rate (ack latency p50/p99). Every message
+is validated, committed with its seq, acked, and fanned out as `chat:message` to the room.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
@@ -27,12 +34,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import jwt
 
 HERE = Path(__file__).resolve().parent
@@ -51,21 +60,26 @@ class Profile:
     latency_rate: int
     idle_steps: tuple[int, ...]
     connect_clients: int
+    chat_clients: int = 20
+    chat_conversations: int = 10
 
 
 FULL = Profile(2, 0.5, (1, 10, 100), (100, 1000), 1000, 5, (1000, 5000, 10000), 300)
 QUICK = Profile(1, 0.5, (1, 100), (100,), 100, 5, (500,), 100)
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass
 class Case:
-    """One measured figure: its unit, whether higher is better, and the target ratio Parley/Node."""
+    """One measured figure: its unit, whether higher is better, and its target: a ratio Parley/Node,
+    or with `absolute`, a value of Parley's own."""
 
     key: str
     label: str
     unit: str
     higher_is_better: bool
     target: float | None = None
+    absolute: bool = False
     samples: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
     server_cpu: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
     client_cpu: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
@@ -185,11 +199,11 @@ def parley_env(work: Path, database_url: str | None, secret: str) -> dict[str, s
     return env
 
 
-def start_parley(work: Path, database_url: str | None, secret: str) -> Server:
+def start_parley(work: Path, database_url: str | None, secret: str, name: str = "parley") -> Server:
     port = free_port()
     parley = Path(sys.executable).parent / "parley"
     server = Server(
-        "parley",
+        name,
         [str(parley), "serve", "--port", str(port)],
         parley_env(work, database_url, secret),
         work,
@@ -197,6 +211,41 @@ def start_parley(work: Path, database_url: str | None, secret: str) -> Server:
     )
     server.wait_ready()
     return server
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh database on the PostgreSQL server of `admin_url`, as Parley's DATABASE_URL; dropped after."""
+    name = f"parley_bench_{secrets.token_hex(4)}"
+
+    async def execute(sql: str) -> None:
+        connection = await asyncpg.connect(admin_url)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    try:
+        server_url = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        yield f"{server_url}/{name}"
+    finally:
+        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def create_conversations(server: Server, token: str, count: int) -> list[str]:
+    """`count` group conversations of the bench user, through the REST API."""
+    ids = []
+    for index in range(count):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{server.port}/api/conversations",
+            data=json.dumps({"kind": "group", "participant_ids": [], "title": f"bench {index}"}).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            ids.append(json.loads(response.read())["data"]["id"])
+    return ids
 
 
 def start_node(work: Path, modules: Path) -> Server:
@@ -236,6 +285,18 @@ class Runner:
         if "error" in result:
             raise RuntimeError(f"{server.name} {mode} {params}: {result['error']}")
         return result
+
+    def chat(self, server: Server, conversations: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """`chat:send` closed loop, then open loop at half its rate: (throughput, latency) results."""
+        chats = ",".join(conversations)
+        clients = self.profile.chat_clients
+        throughput = self.measure("echo", server, clients=clients, chats=chats)
+        server.settle()
+        rate = max(1, round(throughput["rps"] / 2))
+        latency = self.measure("echo", server, clients=clients, chats=chats, rate=rate)
+        if latency["received"] < latency["expected"]:
+            raise RuntimeError(f"{server.name} lost acks: {latency}")
+        return throughput, latency
 
     def connect_rate(self, server: Server) -> float:
         done = subprocess.run(
@@ -315,6 +376,26 @@ def define_cases(profile: Profile) -> dict[str, Case]:
             for n in profile.idle_steps
         ),
     ]
+    chat = f"{profile.chat_clients} sockets, {profile.chat_conversations} conversations"
+    cases += [
+        Case(
+            "chat_send",
+            f"chat:send on PostgreSQL, {chat}",
+            "msg/s",
+            higher_is_better=True,
+            target=5000,
+            absolute=True,
+        ),
+        Case("chat_p50", "chat:send ack p50 at half that rate", "ms", higher_is_better=False),
+        Case(
+            "chat_p99",
+            "chat:send ack p99 at half that rate",
+            "ms",
+            higher_is_better=False,
+            target=20,
+            absolute=True,
+        ),
+    ]
     return {case.key: case for case in cases}
 
 
@@ -348,6 +429,28 @@ def run_server(
     record("lat_p99", result["lat"]["p99_ms"], result)
 
 
+def run_chat(runner: Runner, cases: dict[str, Case], work: Path, postgres_url: str, secret: str) -> None:
+    """Parley's `chat:send` on a fresh PostgreSQL database (Node has no counterpart)."""
+    with postgres_database(postgres_url) as database_url:
+        server = start_parley(work, database_url, secret, name="parley-postgres")
+        try:
+            conversations = create_conversations(server, runner.token, runner.profile.chat_conversations)
+            throughput, latency = runner.chat(server, conversations)
+        except RuntimeError:
+            print(f"{server.name} log:\n{server.log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            server.stop()
+    for key, value, result in (
+        ("chat_send", throughput["rps"], throughput),
+        ("chat_p50", latency["lat"]["p50_ms"], latency),
+        ("chat_p99", latency["lat"]["p99_ms"], latency),
+    ):
+        cases[key].samples["parley"].append(float(value))
+        cases[key].server_cpu["parley"].append(float(result.get("server_cpu_pct") or 0))
+        cases[key].client_cpu["parley"].append(float(result["client_cpu_pct"]))
+
+
 def number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
@@ -366,10 +469,13 @@ def ratio(case: Case) -> float | None:
 
 
 def verdict(case: Case, value: float | None) -> str:
+    if case.absolute and case.samples["parley"]:
+        value = statistics.median(case.samples["parley"])
     if case.target is None or value is None:
         return ""
     met = value >= case.target if case.higher_is_better else value <= case.target
-    return f"{'met' if met else 'MISSED'} ({'>=' if case.higher_is_better else '<='} {case.target})"
+    bound = f"{number(case.target)} {case.unit}" if case.absolute else f"{case.target}x"
+    return f"{'met' if met else 'MISSED'} ({'>=' if case.higher_is_better else '<='} {bound})"
 
 
 def cpu(values: list[float]) -> str:
@@ -443,6 +549,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--idle-steps", default=None, help="idle connection counts, e.g. 1000,5000,10000")
     parser.add_argument("--database-url", default=None, help="Parley's DATABASE_URL (default: a temp SQLite)")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        help="a PostgreSQL server where the chat:send case creates (and drops) its database",
+    )
+    parser.add_argument("--no-chat", action="store_true", help="skip the chat:send case on PostgreSQL")
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
     if args.idle_steps:
@@ -472,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
                     except RuntimeError:
                         say(f"{name} log:\n{started[name].log_tail()}")
                         raise
+            if not args.no_chat:
+                say(f"repetition {rep + 1}/{reps}: parley chat:send on PostgreSQL")
+                run_chat(runner, cases, work, args.postgres_url, secret)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(table(cases))
