@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -22,6 +22,7 @@ from advanced_alchemy.types import GUID
 from sqlalchemy import (
     JSON,
     String,
+    Table,
     and_,
     bindparam,
     case,
@@ -211,9 +212,9 @@ MESSAGE_COLUMNS = (
 # The two statements of every send, built once on the tables (not the mapped classes): an ORM
 # statement is rebuilt, keyed and routed through the ORM's bulk path on every call, which cost
 # more than the database round trips themselves.
-CONVERSATIONS = Conversation.__table__
-PARTICIPANTS = Participant.__table__
-MESSAGES = Message.__table__
+CONVERSATIONS = cast("Table", Conversation.__table__)
+PARTICIPANTS = cast("Table", Participant.__table__)
+MESSAGES = cast("Table", Message.__table__)
 TAKE_SEQ = (
     update(CONVERSATIONS)
     .where(CONVERSATIONS.c.id == bindparam("conversation_id"))
