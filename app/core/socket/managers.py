@@ -17,10 +17,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
-from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
-from app.core.socket.transport import OutgoingQueue
+from app.core.socket.transport import EncodedMessage, OutgoingQueue
 
 logger = logging.getLogger(__name__)
 
@@ -51,18 +50,6 @@ class RoomOpsMixin:
 
     async def room_operation(self, op: dict[str, Any]) -> None:
         await self._apply_room_op(op)
-
-
-class _EncodedPacket(eio_packet.Packet):  # type: ignore[misc]
-    """An Engine.IO message encoded once and written as is to every recipient."""
-
-    def __init__(self, encoded: str) -> None:
-        super().__init__(eio_packet.MESSAGE, encoded)
-        self._encoded = super().encode()
-        self.asgi_message = {"type": "websocket.send", "text": self._encoded}
-
-    def encode(self, b64: bool = False) -> Any:  # noqa: ARG002 - Engine.IO's signature
-        return self._encoded
 
 
 class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
@@ -101,9 +88,9 @@ class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
         if not isinstance(encoded, str):  # binary attachments: Engine.IO encodes them per transport
             await super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
             return
-        self._enqueue(_EncodedPacket(encoded), namespace, to or room, skip_sid)
+        self._enqueue(EncodedMessage(encoded), namespace, to or room, skip_sid)
 
-    def _enqueue(self, pkt: _EncodedPacket, namespace: str, room: str | None, skip_sid: Any) -> None:
+    def _enqueue(self, pkt: EncodedMessage, namespace: str, room: str | None, skip_sid: Any) -> None:
         skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         sockets = self.server.eio.sockets
         for sid, eio_sid in list(self.get_participants(namespace, room)):

@@ -19,7 +19,7 @@ from socketio import packet
 
 from app.config.settings import SocketSettings
 from app.core.socket import json as socket_json
-from app.core.socket.transport import ParleyEngine
+from app.core.socket.transport import EncodedMessage, ParleyEngine
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +254,7 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         return {key: value for key, value in (("sid", sid), ("user_id", user_id)) if value is not None}
 
     async def send_ack(self, eio_sid: str, ack_id: int, data: Any) -> None:
-        await self._send_packet(
-            eio_sid, self.packet_class(packet.ACK, namespace=NAMESPACE, id=ack_id, data=[data])
-        )
+        """Encode the ack of an event (`3<id>[data]` on `/`) and hand it straight to the transport."""
+        transport = self.eio.sockets.get(eio_sid)
+        if transport is not None and not transport.closed:
+            transport.queue.put_nowait(EncodedMessage(f"{packet.ACK}{ack_id}{socket_json.dumps([data])}"))

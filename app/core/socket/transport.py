@@ -44,6 +44,18 @@ def asgi_message(pkt: Any) -> dict[str, Any]:
     return {"type": "websocket.send", "text": encoded}
 
 
+class EncodedMessage(eio_packet.Packet):  # type: ignore[misc]
+    """An Engine.IO message around Socket.IO text encoded once, written as is to every recipient."""
+
+    def __init__(self, encoded: str) -> None:
+        super().__init__(eio_packet.MESSAGE, encoded)
+        self._encoded = f"{eio_packet.MESSAGE}{encoded}"
+        self.asgi_message = {"type": "websocket.send", "text": self._encoded}
+
+    def encode(self, b64: bool = False) -> str:  # noqa: ARG002 - Engine.IO's signature
+        return self._encoded
+
+
 class OutgoingQueue(asyncio.Queue[Any]):
     """An Engine.IO socket's outgoing queue that, once a websocket is attached, writes through.
 
