@@ -72,6 +72,10 @@ def serve(host: str | None, port: int | None, workers: int, migrate: bool) -> No
         http="httptools",
         ws="websockets-sansio",
         ws_max_size=settings.socket.max_payload_bytes * 2 + 1024,
+        # Engine.IO's ping/pong already finds dead clients; a second heartbeat in the websocket
+        # layer would cost every idle connection a timer and a frame each way every 20 s.
+        ws_ping_interval=None,
+        ws_ping_timeout=None,
         log_config=None,
         lifespan="on",
         timeout_graceful_shutdown=10,

@@ -65,10 +65,10 @@ static long srv_ticks(void) {
   return tot;
 }
 
-// send one masked text frame (mask key 0 => payload unchanged, still RFC-valid)
-static void ws_send(conn_t *c, const char *p, size_t n) {
+// send one masked frame (mask key 0 => payload unchanged, still RFC-valid)
+static void ws_send_op(conn_t *c, int opcode, const char *p, size_t n) {
   unsigned char h[14]; size_t hl;
-  h[0] = 0x81;
+  h[0] = 0x80 | opcode;
   if (n < 126) { h[1] = 0x80 | n; hl = 2; }
   else if (n < 65536) { h[1] = 0x80 | 126; h[2] = n >> 8; h[3] = n & 255; hl = 4; }
   else { h[1] = 0x80 | 127; for (int i = 0; i < 8; i++) h[2 + i] = (uint64_t)n >> (56 - 8 * i); hl = 10; }
@@ -82,7 +82,10 @@ static void ws_send(conn_t *c, const char *p, size_t n) {
     off += w;
   }
 }
+static void ws_send(conn_t *c, const char *p, size_t n) { ws_send_op(c, 1, p, n); }
 static void ws_sends(conn_t *c, const char *s) { ws_send(c, s, strlen(s)); }
+// a websocket-level ping (opcode 9) is answered with a pong carrying its payload, as RFC 6455 asks
+static void ws_pong(conn_t *c, const char *p, size_t n) { char b[126]; memcpy(b, p, n > 125 ? 125 : n); ws_send_op(c, 10, b, n > 125 ? 125 : n); }
 
 // extract one complete frame from c->buf; returns payload ptr/len via args, consumed bytes, 0 if incomplete
 static size_t ws_frame(conn_t *c, char **pl, size_t *plen, int *op) {
@@ -129,6 +132,7 @@ static void wait_for(conn_t *c, const char *prefix) {
     while ((used = ws_frame(c, &p, &n, &op))) {
       int hit = n >= pl && !memcmp(p, prefix, pl);
       int ping = SIO && n == 1 && p[0] == '2';
+      if (op == 9) ws_pong(c, p, n);
       memmove(c->buf, c->buf + used, c->len - used); c->len -= used;
       if (ping) ws_sends(c, "3");
       if (hit) return;
@@ -183,6 +187,7 @@ static int serve_pings(int ep, conn_t **cs, int ms) {
       char *p; size_t n; int op; size_t used;
       while ((used = ws_frame(c, &p, &n, &op))) {
         int ping = n == 1 && p[0] == '2';
+        if (op == 9) ws_pong(c, p, n);
         memmove(c->buf, c->buf + used, c->len - used); c->len -= used;
         if (ping) ws_sends(c, "3");
       }
@@ -303,6 +308,7 @@ int main(int argc, char **argv) {
         conn_t tmp = *c; tmp.buf = c->buf + off; tmp.len = c->len - off;
         used = ws_frame(&tmp, &p, &pn, &op); if (!used) break; off += used;
         if (op == 8) { printf("{\"error\":\"close frame on %d\"}\n", i); return 1; }
+        if (op == 9) { ws_pong(c, p, pn); continue; }
         if (op != 1) continue;
         if (SIO && pn == 1 && p[0] == '2') { ws_sends(c, "3"); continue; }
         if (!fanout) {

@@ -66,6 +66,8 @@ class ServerProcess:
                 "uvloop",
                 "--ws",
                 "websockets-sansio",
+                "--ws-ping-interval",
+                "0",
                 "--no-access-log",
                 "--timeout-graceful-shutdown",
                 "5",

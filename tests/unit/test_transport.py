@@ -50,6 +50,34 @@ async def test_before_attach_it_is_a_plain_queue() -> None:
     assert [queue.get_nowait().data for _ in range(2)] == ["a", "b"]
 
 
+async def test_a_polling_read_waits_for_the_next_packet_and_join_for_its_reading() -> None:
+    queue = OutgoingQueue()
+    read = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    assert not read.done()
+
+    queue.put_nowait(message("a"))
+    assert (await asyncio.wait_for(read, 1)).data == "a"
+    joined = asyncio.ensure_future(queue.join())
+    await asyncio.sleep(0)
+    assert not joined.done()
+    queue.task_done()
+    await asyncio.wait_for(joined, 1)
+
+
+async def test_an_upgrade_writes_what_the_polling_transport_left_unread(ws: FakeWebSocket) -> None:
+    queue = OutgoingQueue()
+    queue.put_nowait(message("read by a poll"))
+    queue.get_nowait()
+    queue.task_done()
+    queue.put_nowait(message("left"))
+
+    queue.attach(ws.send)
+
+    assert ws.texts() == ["4left"]
+    await asyncio.wait_for(queue.join(), 1)
+
+
 async def test_attach_writes_what_waited_then_writes_through_without_yielding(ws: FakeWebSocket) -> None:
     queue = OutgoingQueue()
     queue.put_nowait(message("early"))

@@ -117,7 +117,12 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         await self.sink.disconnected(sid, str(reason))
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
-        """A transport must join the namespace within the connect timeout, or it is closed."""
+        """A transport must join the namespace within the connect timeout, or it is closed.
+
+        The connect request is a GET: its body reader (an object of a class Engine.IO defines per
+        request, over 2 KiB) is never read, yet the environ lives as long as the connection.
+        """
+        environ.pop("wsgi.input", None)
         result = await super()._handle_eio_connect(eio_sid, environ)
         loop = asyncio.get_running_loop()
         self._join_deadlines[eio_sid] = loop.call_later(
@@ -176,8 +181,17 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         deadline = self._join_deadlines.pop(eio_sid, None)
         if deadline is not None:
             deadline.cancel()
+        self._forget_request_headers(eio_sid)
         assert self.sink is not None
         await self.sink.connected(sid)
+
+    def _forget_request_headers(self, eio_sid: str) -> None:
+        """Drop the handshake's headers once the socket is admitted: nothing reads them again, and
+        a browser's (cookies, user agent) would otherwise stay in memory as long as the connection."""
+        environ = self.environ.get(eio_sid)
+        if environ is not None:
+            for key in [key for key in environ if key.startswith("HTTP_")]:
+                del environ[key]
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """Decode one packet defensively and route it; never let a client raise out of here."""

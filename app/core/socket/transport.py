@@ -56,18 +56,21 @@ class EncodedMessage(eio_packet.Packet):  # type: ignore[misc]
         return self._encoded
 
 
-class OutgoingQueue(asyncio.Queue[Any]):
+class OutgoingQueue:
     """An Engine.IO socket's outgoing queue that, once a websocket is attached, writes through.
 
-    Before `attach` (long polling, or a websocket still upgrading) it is a plain `asyncio.Queue`.
-    After it, `put_nowait` writes the packet at once when no earlier packet is still waiting;
-    `qsize` is the number waiting and `join` waits until they are written.
+    It offers what Engine.IO uses of an `asyncio.Queue`. Packets queued before `attach` wait in a
+    list; a long-polling transport's first read turns that into an `asyncio.Queue`. A websocket
+    connection never needs one (nor the deques and event it carries): after `attach`, `put_nowait`
+    writes the packet at once when no earlier packet is still waiting, `qsize` is the number
+    waiting and `join` waits until they are written.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self._send: ASGISend | None = None
-        self._backlog: deque[dict[str, Any]] = deque()
+        self._early: list[Any] = []
+        self._polling: asyncio.Queue[Any] | None = None
+        self._backlog: deque[dict[str, Any]] | None = None
         self._drainer: asyncio.Task[None] | None = None
         self._websocket_closed = False
 
@@ -77,17 +80,17 @@ class OutgoingQueue(asyncio.Queue[Any]):
 
     def attach(self, send: ASGISend) -> None:
         """Write through `send` from now on, starting with what was queued before."""
-        waiting: list[Any] = []
-        while not super().empty():
-            waiting.append(super().get_nowait())
-            super().task_done()
+        waiting = self._take_waiting()
         self._send = send
         for item in waiting:
             self.put_nowait(item)
 
     def put_nowait(self, item: Any) -> None:
         if self._send is None:
-            super().put_nowait(item)
+            if self._polling is not None:
+                self._polling.put_nowait(item)
+            else:
+                self._early.append(item)
         elif item is None:
             self.close_websocket()
         elif not self._websocket_closed:
@@ -98,12 +101,26 @@ class OutgoingQueue(asyncio.Queue[Any]):
     async def put(self, item: Any) -> None:
         self.put_nowait(item)
 
+    async def get(self) -> Any:
+        return await self._poll_queue().get()
+
+    def get_nowait(self) -> Any:
+        return self._poll_queue().get_nowait()
+
+    def task_done(self) -> None:
+        self._poll_queue().task_done()
+
     def qsize(self) -> int:
-        return len(self._backlog) if self._send is not None else super().qsize()
+        if self._send is not None:
+            return len(self._backlog) if self._backlog is not None else 0
+        return self._polling.qsize() if self._polling is not None else len(self._early)
+
+    def empty(self) -> bool:
+        return self.qsize() == 0
 
     async def join(self) -> None:
         if self._send is None:
-            await super().join()
+            await self._poll_queue().join()
         elif self._drainer is not None:
             await asyncio.shield(self._drainer)
 
@@ -113,21 +130,39 @@ class OutgoingQueue(asyncio.Queue[Any]):
             self._write(CLOSE_WEBSOCKET)
             self._websocket_closed = True
 
+    def _poll_queue(self) -> asyncio.Queue[Any]:
+        if self._polling is None:
+            self._polling = asyncio.Queue()
+            for item in self._early:
+                self._polling.put_nowait(item)
+            self._early = []
+        return self._polling
+
+    def _take_waiting(self) -> list[Any]:
+        """Everything queued and not yet read, in order, marked done for any `join`."""
+        waiting, self._early = self._early, []
+        if self._polling is not None:
+            while not self._polling.empty():
+                waiting.append(self._polling.get_nowait())
+                self._polling.task_done()
+        return waiting
+
     def cut_off(self) -> None:
         """Drop every packet still waiting; on a websocket, close it behind the one being written.
 
         What a consumer too far behind costs is then one packet, however long it stays connected.
         """
         if self._send is None:
-            while not super().empty():
-                super().get_nowait()
-                super().task_done()
+            self._take_waiting()
             return
-        self._backlog.clear()
+        if self._backlog is not None:
+            self._backlog.clear()
         self.close_websocket()
 
     def _write(self, message: dict[str, Any]) -> None:
         if self._drainer is not None:
+            if self._backlog is None:
+                self._backlog = deque()
             self._backlog.append(message)
             return
         assert self._send is not None
@@ -147,13 +182,14 @@ class OutgoingQueue(asyncio.Queue[Any]):
             await finish(send, blocker)
             while self._backlog:
                 await self._send(self._backlog.popleft())  # type: ignore[misc]
+            self._backlog = None
         except Exception:  # noqa: BLE001 - as in `_write`
             self._abandon()
         finally:
             self._drainer = None
 
     def _abandon(self) -> None:
-        self._backlog.clear()
+        self._backlog = None
         self._websocket_closed = True
 
 
@@ -276,5 +312,5 @@ class ParleyEngine(engineio.AsyncServer):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self._async = {**self._async, "websocket": DirectWebSocket}
 
-    def create_queue(self, *args: Any, **kwargs: Any) -> OutgoingQueue:
-        return OutgoingQueue(*args, **kwargs)
+    def create_queue(self, *_args: Any, **_kwargs: Any) -> OutgoingQueue:
+        return OutgoingQueue()
