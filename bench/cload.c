@@ -313,7 +313,10 @@ int main(int argc, char **argv) {
         if (SIO && pn == 1 && p[0] == '2') { ws_sends(c, "3"); continue; }
         if (!fanout) {
           if (SIO && !(pn > 2 && p[0] == '4' && p[1] == '3')) continue;
-          if (SIO && memmem(p, pn, "\"ok\":false", 10)) { printf("{\"error\":\"refused: %.*s\"}\n", (int)(pn > 300 ? 300 : pn), p); return 1; }
+          if (SIO && memmem(p, pn, "\"ok\":false", 10)) {  // quotes become ' so that the line stays JSON
+            int k = pn > 300 ? 300 : (int)pn; for (int j = 0; j < k; j++) if (p[j] == '"' || p[j] == '\\') p[j] = '\'';
+            printf("{\"error\":\"refused: %.*s\"}\n", k, p); return 1;
+          }
           if (RATE > 0) {
             int id = SIO ? atoi(p + 2) : 0;
             double ts = SIO ? c->ring[id & 1023] : c->t_sent;

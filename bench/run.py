@@ -193,6 +193,7 @@ def parley_env(work: Path, database_url: str | None, secret: str) -> dict[str, s
         JWT_SECRET=secret,
         BENCH_EVENTS_ENABLED="true",
         RATE_LIMIT_DEFAULT="1000000/1",
+        RATE_LIMIT_CHAT="1000000/1",
         SOCKET_MAX_PER_USER="100000",
         LOG_LEVEL=os.environ.get("BENCH_PARLEY_LOG_LEVEL", "WARNING"),
     )
