@@ -71,6 +71,19 @@ async def test_malformed_packets_are_dropped_quietly_and_repeated_garbage_closes
     assert "Traceback" not in server.log()
 
 
+@pytest.mark.parametrize("frame", ["", "x", "\u00e9"])
+async def test_a_frame_that_is_no_engine_io_packet_closes_the_transport_without_a_traceback(
+    server: ServerProcess, frame: str
+) -> None:
+    async with raw(server, external_token(server)) as sock:
+        await sock.send(frame)
+        await sock.closed()
+    lines = log_lines(server, sock.eio_sid)
+    assert len(lines) == 1, lines
+    assert "no Engine.IO packet" in lines[0]
+    assert "Traceback" not in server.log()
+
+
 async def test_a_few_bad_packets_leave_the_socket_working(server: ServerProcess) -> None:
     async with raw(server, external_token(server)) as sock:
         await sock.send(b"\x04binary attachment")

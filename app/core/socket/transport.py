@@ -255,7 +255,13 @@ async def serve_websocket(socket: Any, server: Any, receive: ASGIReceive, send: 
 
 
 async def read_packets(socket: Any, server: Any, receive: ASGIReceive) -> None:
+    """Hand each packet on; a message goes to Socket.IO's handler in this reader, not in a task.
+
+    Engine.IO would start a task for every message; what a message leads to that takes time
+    (an event's handler) already runs in a task of its own.
+    """
     limit = server.max_http_buffer_size
+    on_message = server.handlers["message"]
     while True:
         message = await receive()
         if message["type"] != "websocket.receive":
@@ -266,7 +272,15 @@ async def read_packets(socket: Any, server: Any, receive: ASGIReceive) -> None:
         if data is None or len(data) > limit:
             return
         try:
-            await socket.receive(eio_packet.Packet(encoded_packet=data))
+            pkt = eio_packet.Packet(encoded_packet=data)
+        except (ValueError, IndexError):
+            logger.warning("closing %s: a frame that is no Engine.IO packet", socket.sid)
+            return
+        try:
+            if pkt.packet_type == eio_packet.MESSAGE:
+                await on_message(socket.sid, pkt.data)
+            else:
+                await socket.receive(pkt)
         except eio_exceptions.UnknownPacketError:
             continue
         except eio_exceptions.SocketIsClosedError:
