@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.backends import Backend
 from tests.support.clients import (
-    RecordingClient,
+    connect_ready,
     external_token,
     login,
     register_admin,
@@ -55,20 +55,13 @@ async def http(nodes: tuple[ServerProcess, ServerProcess]) -> AsyncIterator[http
         yield client
 
 
-async def connect(make: Callable[[], RecordingClient], node: ServerProcess, token: str) -> RecordingClient:
-    client = make()
-    await client.connect(node.url, token)
-    await client.wait_for("session:ready")
-    return client
-
-
 async def test_an_event_emitted_on_one_node_reaches_rooms_on_the_other(
     nodes: tuple[ServerProcess, ServerProcess], http: httpx.AsyncClient, clients: Any
 ) -> None:
     a, b = nodes
     alice, bob = await register_and_login(http), await register_and_login(http)
-    speaker = await connect(clients, a, alice.access_token)
-    listener = await connect(clients, b, bob.access_token)
+    speaker = await connect_ready(clients, a, alice.access_token)
+    listener = await connect_ready(clients, b, bob.access_token)
     assert (await listener.call("room:join", {"room": "game:fanout-open"}))["ok"]
     assert (await speaker.call("game:shout", {"room": "game:fanout-open", "text": "across"}))["ok"]
     assert await listener.wait_for("game:news") == {"text": "across", "by": alice.user_id}
@@ -80,9 +73,9 @@ async def test_sockets_join_and_leave_reach_sockets_on_another_node(
     a, b = nodes
     alice, bob = await register_and_login(http), await register_and_login(http)
     table = f"game:{uuid.uuid4().hex[:8]}-open"
-    director = await connect(clients, a, alice.access_token)
-    player = await connect(clients, b, bob.access_token)
-    bystander = await connect(clients, b, (await register_and_login(http)).access_token)
+    director = await connect_ready(clients, a, alice.access_token)
+    player = await connect_ready(clients, b, bob.access_token)
+    bystander = await connect_ready(clients, b, (await register_and_login(http)).access_token)
     gathered = await director.call("game:gather", {"room": f"user:{bob.user_id}", "target": table})
     assert gathered == {"ok": True, "data": {"done": True}}
     assert (await director.call("game:shout", {"room": table, "text": "in"}))["ok"]
@@ -99,9 +92,10 @@ async def test_disconnect_sockets_emits_first_then_disconnects_on_every_node(
 ) -> None:
     a, b = nodes
     table = f"game:{uuid.uuid4().hex[:8]}-open"
-    director = await connect(clients, a, (await register_and_login(http)).access_token)
+    director = await connect_ready(clients, a, (await register_and_login(http)).access_token)
     players = [
-        await connect(clients, node, (await register_and_login(http)).access_token) for node in (a, b, b)
+        await connect_ready(clients, node, (await register_and_login(http)).access_token)
+        for node in (a, b, b)
     ]
     for player in players[:2]:
         assert (await player.call("room:join", {"room": table}))["ok"]
@@ -119,8 +113,8 @@ async def test_admin_force_logout_on_one_node_disconnects_sockets_on_the_other(
     _a, b = nodes
     admin = await register_admin(http, backend.settings())
     victim = await register_and_login(http)
-    on_b = await connect(clients, b, victim.access_token)
-    other = await connect(clients, b, (await register_and_login(http)).access_token)
+    on_b = await connect_ready(clients, b, victim.access_token)
+    other = await connect_ready(clients, b, (await register_and_login(http)).access_token)
     response = await http.post(
         f"/api/admin/users/{victim.user_id}/force-logout",
         headers={"Authorization": f"Bearer {admin.access_token}"},
@@ -136,7 +130,7 @@ async def test_a_single_login_policy_login_on_one_node_logs_out_the_other(
 ) -> None:
     _a, b = nodes
     first = await register_and_login(http, device="phone")
-    on_b = await connect(clients, b, first.access_token)
+    on_b = await connect_ready(clients, b, first.access_token)
     await login(http, first.username, device="laptop")
     assert (await on_b.wait_for("force_logout"))["reason"] == "duplicate_login"
     await on_b.disconnected.wait()
@@ -147,8 +141,8 @@ async def test_logout_on_one_node_logs_out_sockets_on_the_other(
 ) -> None:
     a, b = nodes
     account = await register_and_login(http)
-    on_a = await connect(clients, a, account.access_token)
-    on_b = await connect(clients, b, account.access_token)
+    on_a = await connect_ready(clients, a, account.access_token)
+    on_b = await connect_ready(clients, b, account.access_token)
     response = await http.post(
         "/api/auth/logout", headers={"Authorization": f"Bearer {account.access_token}"}
     )
@@ -163,13 +157,13 @@ async def test_sockets_per_user_are_counted_across_nodes(
 ) -> None:
     a, b = nodes
     token = external_token(a)
-    held = [await connect(clients, node, token) for node in (a, b, b)]
+    held = [await connect_ready(clients, node, token) for node in (a, b, b)]
     refused = clients()
     with pytest.raises(Exception, match="failed to connect"):
         await refused.connect(a.url, token)
     assert refused.connect_error["data"]["code"] == "RATE_LIMITED"
     await held[1].close()
-    await connect(clients, a, token)
+    await connect_ready(clients, a, token)
 
 
 async def test_redis_prefix_keeps_deployments_apart(
@@ -180,12 +174,14 @@ async def test_redis_prefix_keeps_deployments_apart(
 ) -> None:
     a, b = nodes
     stranger_node = start_server(backend, factory=GAME, REDIS_PREFIX=f"{backend.redis_prefix}other:")
-    listeners = {node.url: await connect(clients, node, external_token(node)) for node in (b, stranger_node)}
-    speaker = await connect(clients, a, external_token(a))
+    listeners = {
+        node.url: await connect_ready(clients, node, external_token(node)) for node in (b, stranger_node)
+    }
+    speaker = await connect_ready(clients, a, external_token(a))
     assert (await speaker.call("game:shout", {"room": "broadcast:all", "text": "ours"}))["ok"]
     assert (await listeners[b.url].wait_for("game:news"))["text"] == "ours"
     stranger = listeners[stranger_node.url]
-    own = await connect(clients, stranger_node, external_token(stranger_node))
+    own = await connect_ready(clients, stranger_node, external_token(stranger_node))
     assert (await own.call("game:shout", {"room": "broadcast:all", "text": "theirs"}))["ok"]
     await stranger.wait_for("game:news")
     assert [news["text"] for news in stranger.events["game:news"]] == ["theirs"]

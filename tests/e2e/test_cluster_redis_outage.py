@@ -17,7 +17,7 @@ import pytest
 import socketio
 
 from tests.support.backends import REDIS_HOST, REDIS_PORT, Backend
-from tests.support.clients import RecordingClient, external_token
+from tests.support.clients import RecordingClient, connect_ready, external_token
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -102,13 +102,6 @@ def proxy() -> Iterator[TcpProxy]:
     running.close()
 
 
-async def connect(make: Callable[[], RecordingClient], node: ServerProcess) -> RecordingClient:
-    client = make()
-    await client.connect(node.url, external_token(node))
-    await client.wait_for("session:ready")
-    return client
-
-
 async def shout_until_heard(speaker: RecordingClient, listener: RecordingClient, text: str) -> None:
     """Shout to `broadcast:all` until the listener on the other node hears it (Redis may still be
     reconnecting); each round waits on the listener's event, not on the clock."""
@@ -130,7 +123,10 @@ async def test_a_redis_outage_degrades_to_one_node_and_heals_by_itself(
     via_proxy = {"REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
     a = start_server(backend, factory=GAME, **via_proxy)
     b = start_server(backend, factory=GAME, **via_proxy)
-    on_a, on_b = await connect(clients, a), await connect(clients, b)
+    on_a, on_b = (
+        await connect_ready(clients, a, external_token(a)),
+        await connect_ready(clients, b, external_token(b)),
+    )
     await shout_until_heard(on_a, on_b, "before")
 
     proxy.cut()
@@ -151,7 +147,7 @@ async def test_a_redis_outage_degrades_to_one_node_and_heals_by_itself(
 
     proxy.restore()
     await shout_until_heard(on_a, on_b, "after")
-    await connect(clients, a)
+    await connect_ready(clients, a, external_token(a))
     outage_lines = [line for line in a.log().splitlines() if "Redis fan-out" in line]
     assert any("unavailable" in line for line in outage_lines)
     assert "Traceback" not in b.log()

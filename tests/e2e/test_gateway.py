@@ -16,7 +16,14 @@ import pytest
 import socketio
 
 from tests.support.backends import Backend
-from tests.support.clients import RecordingClient, external_token, login, register_and_login, sign_token
+from tests.support.clients import (
+    RecordingClient,
+    connect_ready,
+    external_token,
+    login,
+    register_and_login,
+    sign_token,
+)
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -35,15 +42,6 @@ def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def secret(server: ServerProcess) -> str:
     return server.env["JWT_SECRET"]
-
-
-async def connect(
-    make: Callable[[], RecordingClient], server: ServerProcess, token: str, transport: str = "websocket"
-) -> RecordingClient:
-    client = make()
-    await client.connect(server.url, token, transport)
-    await client.wait_for("session:ready")
-    return client
 
 
 async def refusal(
@@ -126,13 +124,13 @@ async def test_an_external_token_provisions_its_unseen_subject(server: ServerPro
     subject = str(uuid.uuid4())
     name = f"ext{uuid.uuid4().hex[:8]}"
     token = sign_token({"sub": subject, "preferred_username": name}, secret(server))
-    first = await connect(clients, server, token)
+    first = await connect_ready(clients, server, token)
     ready = first.events["session:ready"][0]
     assert ready["user"]["username"] == name
     assert ready["session_id"] is None
     assert f"user:{ready['user']['id']}" in ready["rooms"]
     assert not any(room.startswith(("session:", "device:")) for room in ready["rooms"])
-    second = await connect(clients, server, token)
+    second = await connect_ready(clients, server, token)
     assert second.events["session:ready"][0]["user"] == ready["user"], "provisioned once, then found"
 
 
@@ -147,7 +145,7 @@ async def test_issuer_and_audience_are_enforced(
     for token in (wrong_issuer, wrong_audience, neither):
         assert (await refusal(clients, node, token, "websocket"))["code"] == "UNAUTHORIZED"
     right = sign_token({"sub": subject, "iss": "https://issuer.test", "aud": "parley-test"}, key)
-    client = await connect(clients, node, right)
+    client = await connect_ready(clients, node, right)
     assert client.sio.connected
 
 
@@ -159,7 +157,7 @@ async def test_session_ready_lists_default_and_session_rooms(
     server: ServerProcess, http: httpx.AsyncClient, clients: Any, transport: str
 ) -> None:
     account = await register_and_login(http)
-    client = await connect(clients, server, account.access_token, transport)
+    client = await connect_ready(clients, server, account.access_token, transport)
     ready = client.events["session:ready"][0]
     assert sorted(ready["rooms"]) == sorted(
         [
@@ -187,7 +185,7 @@ async def test_room_hooks_admit_owners_and_refuse_others(
 ) -> None:
     alice, bob = await register_and_login(http), await register_and_login(http)
     nobody = f"session:{uuid.uuid4()}"
-    client = await connect(clients, server, alice.access_token)
+    client = await connect_ready(clients, server, alice.access_token)
     answers = {
         room: await client.call("room:join", {"room": room})
         for room in (
@@ -227,8 +225,8 @@ async def test_joined_rooms_receive_and_left_rooms_do_not(
     server: ServerProcess, http: httpx.AsyncClient, clients: Any
 ) -> None:
     alice, bob = await register_and_login(http), await register_and_login(http)
-    speaker = await connect(clients, server, alice.access_token)
-    listener = await connect(clients, server, bob.access_token, "polling")
+    speaker = await connect_ready(clients, server, alice.access_token)
+    listener = await connect_ready(clients, server, bob.access_token, "polling")
     assert (await listener.call("room:join", {"room": "game:table-open"}))["ok"]
     assert (await speaker.call("game:shout", {"room": "game:table-open", "text": "one"}))["ok"]
     assert (await listener.wait_for("game:news"))["text"] == "one"
@@ -248,7 +246,7 @@ async def test_joined_rooms_receive_and_left_rooms_do_not(
 async def test_malformed_room_names_are_validation_errors(
     server: ServerProcess, http: httpx.AsyncClient, clients: Any, room: Any
 ) -> None:
-    client = await connect(clients, server, external_token(server))
+    client = await connect_ready(clients, server, external_token(server))
     for event in ("room:join", "room:leave"):
         answer = await client.call(event, {"room": room})
         assert answer["ok"] is False
@@ -263,7 +261,7 @@ async def test_malformed_room_names_are_validation_errors(
 async def test_every_event_is_answered_by_ack_or_exception_event(
     server: ServerProcess, http: httpx.AsyncClient, clients: Any, transport: str
 ) -> None:
-    client = await connect(clients, server, external_token(server), transport)
+    client = await connect_ready(clients, server, external_token(server), transport)
     unknown = await client.call("no:such_event", {"x": 1})
     assert unknown["ok"] is False
     assert unknown["error"]["code"] == "NOT_FOUND"
@@ -286,7 +284,7 @@ async def test_every_event_is_answered_by_ack_or_exception_event(
 async def test_failures_of_optimistic_events_ask_for_a_rollback(
     server: ServerProcess, http: httpx.AsyncClient, clients: Any
 ) -> None:
-    client = await connect(clients, server, external_token(server))
+    client = await connect_ready(clients, server, external_token(server))
     assert await client.call("game:move", {"room": "game:a-open"}) == {
         "ok": True,
         "data": {"room": "game:a-open"},
@@ -301,7 +299,7 @@ async def test_failures_of_optimistic_events_ask_for_a_rollback(
 async def test_validation_names_the_field_before_the_handler_runs(
     server: ServerProcess, http: httpx.AsyncClient, clients: Any
 ) -> None:
-    client = await connect(clients, server, external_token(server))
+    client = await connect_ready(clients, server, external_token(server))
     cases: list[tuple[Any, str]] = [
         ({"room": 5}, "room"),
         ({}, "room"),
@@ -329,7 +327,7 @@ async def test_an_unexpected_error_is_internal_and_logged_once(
     server: ServerProcess, http: httpx.AsyncClient, clients: Any
 ) -> None:
     account = await register_and_login(http)
-    client = await connect(clients, server, account.access_token)
+    client = await connect_ready(clients, server, account.access_token)
     answer = await client.call("game:boom", {})
     assert answer == {"ok": False, "error": {"code": "INTERNAL", "message": "Internal server error"}}
     await client.sio.emit("game:boom", {})
@@ -349,7 +347,7 @@ async def test_an_unexpected_error_is_internal_and_logged_once(
 async def test_no_error_answer_carries_internals(
     server: ServerProcess, http: httpx.AsyncClient, clients: Any
 ) -> None:
-    client = await connect(clients, server, external_token(server))
+    client = await connect_ready(clients, server, external_token(server))
     answers = [
         await client.call("game:boom", {}),
         await client.call("room:join", {"room": 5}),
@@ -367,7 +365,7 @@ async def test_auth_refresh_rejects_a_token_of_another_user(
     server: ServerProcess, http: httpx.AsyncClient, clients: Any
 ) -> None:
     alice, bob = await register_and_login(http), await register_and_login(http)
-    client = await connect(clients, server, alice.access_token)
+    client = await connect_ready(clients, server, alice.access_token)
     answer = await client.call("auth:refresh", {"token": bob.access_token})
     assert answer["ok"] is False
     assert answer["error"]["code"] == "FORBIDDEN"
@@ -385,7 +383,7 @@ async def test_auth_refresh_with_a_fresh_token_of_the_same_session_is_accepted(
     server: ServerProcess, http: httpx.AsyncClient, clients: Any
 ) -> None:
     account = await register_and_login(http)
-    client = await connect(clients, server, account.access_token)
+    client = await connect_ready(clients, server, account.access_token)
     refreshed = await http.post("/api/auth/refresh", json={"refresh_token": account.refresh_token})
     assert refreshed.status_code == 200, refreshed.text
     answer = await client.call("auth:refresh", {"token": refreshed.json()["data"]["access_token"]})

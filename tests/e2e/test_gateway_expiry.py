@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,7 +18,7 @@ import jwt
 import pytest
 
 from tests.support.backends import Backend
-from tests.support.clients import RecordingClient, register_and_login
+from tests.support.clients import connect_ready, register_and_login
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -34,20 +34,13 @@ def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     node.stop()
 
 
-async def connect(
-    make: Callable[[], RecordingClient], server: ServerProcess, token: str, transport: str = "websocket"
-) -> RecordingClient:
-    client = make()
-    await client.connect(server.url, token, transport)
-    await client.wait_for("session:ready")
-    return client
-
-
 async def test_an_expiring_token_ends_its_sockets_with_force_logout(
     server: ServerProcess, http: httpx.AsyncClient, clients: Any
 ) -> None:
     account = await register_and_login(http)
-    sockets = [await connect(clients, server, account.access_token, transport) for transport in TRANSPORTS]
+    sockets = [
+        await connect_ready(clients, server, account.access_token, transport) for transport in TRANSPORTS
+    ]
     for client in sockets:
         logout = await client.wait_for("force_logout", timeout=TTL + 5)
         assert logout == {"reason": "token_expired", "message": logout["message"]}
@@ -58,9 +51,9 @@ async def test_auth_refresh_before_expiry_keeps_the_socket_and_a_refused_one_cha
     server: ServerProcess, http: httpx.AsyncClient, clients: Any
 ) -> None:
     account = await register_and_login(http)
-    kept = await connect(clients, server, account.access_token)
-    control = await connect(clients, server, account.access_token, "polling")
-    refused = await connect(clients, server, account.access_token)
+    kept = await connect_ready(clients, server, account.access_token)
+    control = await connect_ready(clients, server, account.access_token, "polling")
+    refused = await connect_ready(clients, server, account.access_token)
     first_expiry = jwt.decode(account.access_token, options={"verify_signature": False})["exp"]
     key = server.env["JWT_SECRET"]
     stranger = jwt.encode({"sub": str(uuid.uuid4()), "exp": first_expiry + 60}, key)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,7 +18,7 @@ import pytest
 import websockets
 
 from tests.support.backends import Backend
-from tests.support.clients import RecordingClient, external_token
+from tests.support.clients import RecordingClient, connect_ready, external_token
 from tests.support.raw import raw
 from tests.support.server import ServerProcess
 
@@ -46,15 +46,6 @@ def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     node.stop()
 
 
-async def connect(
-    make: Callable[[], RecordingClient], server: ServerProcess, token: str, transport: str = "websocket"
-) -> RecordingClient:
-    client = make()
-    await client.connect(server.url, token, transport)
-    await client.wait_for("session:ready")
-    return client
-
-
 async def still_serving(client: RecordingClient) -> None:
     answer = await client.call("game:peek", {"key": "health"}, timeout=5)
     assert answer["ok"] is True, answer
@@ -67,7 +58,7 @@ async def still_serving(client: RecordingClient) -> None:
 async def test_an_oversized_event_is_answered_payload_too_large_and_the_socket_goes_on(
     server: ServerProcess, clients: Any, transport: str
 ) -> None:
-    client = await connect(clients, server, external_token(server), transport)
+    client = await connect_ready(clients, server, external_token(server), transport)
     answer = await client.call("game:shout", {"room": "broadcast:all", "text": "x" * (MAX_PAYLOAD + 10)})
     assert answer["ok"] is False
     assert answer["error"]["code"] == "PAYLOAD_TOO_LARGE"
@@ -97,12 +88,12 @@ async def test_the_payload_limit_counts_bytes_not_characters(server: ServerProce
 async def test_a_far_too_large_upload_is_cut_off_without_harming_the_server(
     server: ServerProcess, clients: Any, transport: str
 ) -> None:
-    bystander = await connect(clients, server, external_token(server))
-    offender = await connect(clients, server, external_token(server), transport)
+    bystander = await connect_ready(clients, server, external_token(server))
+    offender = await connect_ready(clients, server, external_token(server), transport)
     await offender.sio.emit("game:shout", {"room": "broadcast:all", "text": "z" * (MAX_PAYLOAD * 50)})
     await asyncio.wait_for(offender.disconnected.wait(), 10)
     await still_serving(bystander)
-    again = await connect(clients, server, external_token(server), transport)
+    again = await connect_ready(clients, server, external_token(server), transport)
     await still_serving(again)
 
 
@@ -111,7 +102,7 @@ async def test_a_far_too_large_upload_is_cut_off_without_harming_the_server(
 
 async def test_the_token_bucket_answers_rate_limited_per_socket(server: ServerProcess, clients: Any) -> None:
     token = external_token(server)
-    busy, calm = await connect(clients, server, token), await connect(clients, server, token)
+    busy, calm = await connect_ready(clients, server, token), await connect_ready(clients, server, token)
     answers = [await busy.call("room:leave", {"room": "broadcast:none"}) for _ in range(11)]
     assert [answer["ok"] for answer in answers] == [True] * 10 + [False]
     limited = answers[-1]["error"]
@@ -127,8 +118,8 @@ async def test_handlers_of_one_socket_run_within_the_concurrency_bound(
     server: ServerProcess, clients: Any
 ) -> None:
     key = uuid.uuid4().hex
-    worker = await connect(clients, server, external_token(server))
-    observer = await connect(clients, server, external_token(server))
+    worker = await connect_ready(clients, server, external_token(server))
+    observer = await connect_ready(clients, server, external_token(server))
     holds: list[asyncio.Future[Any]] = []
     for _ in range(5):
         holds.append(asyncio.get_running_loop().create_future())
@@ -151,19 +142,19 @@ async def test_sockets_per_user_are_bounded_and_freed_on_disconnect(
     server: ServerProcess, clients: Any, transport: str
 ) -> None:
     token = external_token(server)
-    first = await connect(clients, server, token, transport)
-    await connect(clients, server, token, transport)
+    first = await connect_ready(clients, server, token, transport)
+    await connect_ready(clients, server, token, transport)
     for _ in range(2):
         refused = clients()
         with pytest.raises(Exception, match="failed to connect"):
             await refused.connect(server.url, token, transport)
         assert refused.connect_error["data"]["code"] == "RATE_LIMITED"
     await first.close()
-    await connect(clients, server, token, transport)
+    await connect_ready(clients, server, token, transport)
 
 
 async def test_rooms_per_socket_are_bounded(server: ServerProcess, clients: Any) -> None:
-    client = await connect(clients, server, external_token(server))
+    client = await connect_ready(clients, server, external_token(server))
     assert len(client.events["session:ready"][0]["rooms"]) == 2
     tables = [f"game:{uuid.uuid4().hex[:8]}-open" for _ in range(4)]
     assert [(await client.call("room:join", {"room": t}))["ok"] for t in tables] == [True, True, True, False]
@@ -186,7 +177,7 @@ async def test_focusing_a_conversation_counts_against_the_rooms_per_socket_bound
         response = await http.post("/api/conversations", json=body, headers=headers)
         assert response.status_code == 201, response.text
         conversations.append(response.json()["data"]["id"])
-    client = await connect(clients, server, token)
+    client = await connect_ready(clients, server, token)
     assert len(client.events["session:ready"][0]["rooms"]) == 5, "user, broadcast and three groups"
     refused = await client.call("conversation:focus", {"conversation_id": conversations[0]})
     assert refused["error"]["code"] == "RATE_LIMITED"
@@ -253,7 +244,7 @@ async def test_a_transport_that_never_joins_the_namespace_is_closed(server: Serv
 
 
 async def test_limits_are_announced_in_session_ready(server: ServerProcess, clients: Any) -> None:
-    client = await connect(clients, server, external_token(server))
+    client = await connect_ready(clients, server, external_token(server))
     limits = client.events["session:ready"][0]["limits"]
     assert limits["max_payload_bytes"] == MAX_PAYLOAD
     assert limits["max_rooms"] == 5

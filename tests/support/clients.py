@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,3 +126,13 @@ class RecordingClient:
 
     async def close(self) -> None:
         await self.sio.shutdown()
+
+
+async def connect_ready(
+    make: Callable[[], RecordingClient], server: ServerProcess, token: str, transport: str = "websocket"
+) -> RecordingClient:
+    """A client from `make`, connected to `server` with `token` and past `session:ready`."""
+    client = make()
+    await client.connect(server.url, token, transport)
+    await client.wait_for("session:ready")
+    return client
