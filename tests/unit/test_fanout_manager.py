@@ -12,6 +12,7 @@ import socketio
 
 from app.core.socket import managers
 from app.core.socket.managers import LocalManager
+from app.core.socket.transport import OutgoingQueue
 
 ROOM = "bench:r"
 
@@ -21,7 +22,7 @@ class FakeEioSocket:
     """What the managers touch of an Engine.IO socket: the outgoing queue (the fan-out layer), whether
     it is closed, and `send` (python-socketio's own path)."""
 
-    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    queue: OutgoingQueue = field(default_factory=OutgoingQueue)
     closed: bool = False
     sent: list[str] = field(default_factory=list)
 
@@ -86,19 +87,21 @@ async def test_skipped_closed_and_foreign_sockets_get_nothing(room: Room) -> Non
     assert room.socket_of(outsider).written() == []
 
 
-async def test_a_slow_consumer_is_disconnected_once_and_the_others_keep_receiving(
+async def test_a_slow_consumer_loses_its_backlog_is_disconnected_once_and_the_others_keep_receiving(
     room: Room, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(managers, "MAX_QUEUED_PACKETS", 4)
     slow, fast = await room.join(2)
+    received = []
 
     for seq in range(6):
         await room.server.emit("bench:msg", {"s": seq}, to=ROOM)
-        room.socket_of(fast).written()
+        received += room.socket_of(fast).written()
     await asyncio.sleep(0)
 
-    assert room.socket_of(slow).queue.qsize() == 4
+    assert room.socket_of(slow).written() == ['42["bench:msg",{"s":5}]']  # 0-3 waited, 4 cut it off
     assert room.disconnected == [slow]
+    assert received == [f'42["bench:msg",{{"s":{seq}}}]' for seq in range(6)]
 
 
 async def test_an_emit_with_a_callback_takes_python_socketio_s_path(room: Room) -> None:

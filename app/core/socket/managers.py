@@ -102,12 +102,11 @@ class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
             else:
                 socket.queue.put_nowait(pkt)
 
-    def _cut_off(self, sid: str, namespace: str, queue: Any) -> None:
+    def _cut_off(self, sid: str, namespace: str, queue: OutgoingQueue) -> None:
         if sid in self._slow:
             return
         self._slow.add(sid)
-        if isinstance(queue, OutgoingQueue):
-            queue.cut_off()
+        queue.cut_off()
         logger.warning("socket %s fell %d packets behind; disconnecting it", sid, MAX_QUEUED_PACKETS)
         task = asyncio.create_task(self._disconnect_slow(sid, namespace))
         self._slow_tasks.add(task)

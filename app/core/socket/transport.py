@@ -74,10 +74,6 @@ class OutgoingQueue:
         self._drainer: asyncio.Task[None] | None = None
         self._websocket_closed = False
 
-    @property
-    def attached(self) -> bool:
-        return self._send is not None
-
     def attach(self, send: ASGISend) -> None:
         """Write through `send` from now on, starting with what was queued before."""
         waiting = self._take_waiting()
