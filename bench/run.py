@@ -84,6 +84,13 @@ class Case:
     server_cpu: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
     client_cpu: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
 
+    def record(self, server: str, value: float, result: dict[str, Any] | None = None) -> None:
+        """One sample of `server`, with both CPU shares when the load generator measured them."""
+        self.samples[server].append(float(value))
+        if result is not None:
+            self.server_cpu[server].append(float(result.get("server_cpu_pct") or 0))
+            self.client_cpu[server].append(float(result["client_cpu_pct"]))
+
 
 class Server:
     """A server process pinned to the server core."""
@@ -406,10 +413,7 @@ def run_server(
     name = server.name
 
     def record(key: str, value: float, result: dict[str, Any] | None = None) -> None:
-        cases[key].samples[name].append(value)
-        if result is not None:
-            cases[key].server_cpu[name].append(float(result.get("server_cpu_pct") or 0))
-            cases[key].client_cpu[name].append(float(result["client_cpu_pct"]))
+        cases[key].record(name, value, result)
 
     if memory:
         for conns, kib in runner.idle_memory(server).items():
@@ -447,9 +451,7 @@ def run_chat(runner: Runner, cases: dict[str, Case], work: Path, postgres_url: s
         ("chat_p50", latency["lat"]["p50_ms"], latency),
         ("chat_p99", latency["lat"]["p99_ms"], latency),
     ):
-        cases[key].samples["parley"].append(float(value))
-        cases[key].server_cpu["parley"].append(float(result.get("server_cpu_pct") or 0))
-        cases[key].client_cpu["parley"].append(float(result["client_cpu_pct"]))
+        cases[key].record("parley", value, result)
 
 
 def number(value: float) -> str:
