@@ -198,7 +198,8 @@ export class Outbox {
       status: "queued",
       attempts: 0,
     };
-    const handle = this.adopt(record);
+    // Stored before the first attempt: a reload from here on finds it.
+    const handle = this.adopt(record, false);
     void this.persist(record, "queued").then(() => {
       if (this.relay !== undefined) this.relay.add(record);
       else this.kick(conversationId);
@@ -215,14 +216,14 @@ export class Outbox {
   }
 
   /** Take an entry known elsewhere (loaded, or added by another tab); returns its handle. */
-  adopt(record: OutboxRecord): OutboxHandle {
+  adopt(record: OutboxRecord, startSending = true): OutboxHandle {
     const known = this.handles.get(record.clientMsgId);
     if (known !== undefined) return known;
     const status = record.status === "sending" ? "queued" : record.status;
     const handle = new OutboxHandle({ ...record, status }, (id, command) => this.command(id, command), this.deps.onListenerError);
     this.handles.set(record.clientMsgId, handle);
     this.nextOrder = Math.max(this.nextOrder, record.order + 1);
-    if (this.relay === undefined) this.kick(record.conversationId);
+    if (startSending && this.relay === undefined) this.kick(record.conversationId);
     return handle;
   }
 
