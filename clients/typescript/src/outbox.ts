@@ -311,7 +311,8 @@ export class Outbox {
     }
     this.update(handle, "queued", {});
     if (failure.code === "DISCONNECTED") return;
-    this.deps.events.emit("error", failure);
+    // RATE_LIMITED is flow control, not a fault: it only waits.
+    if (failure.code !== "RATE_LIMITED") this.deps.events.emit("error", failure);
     const wait = failure.retryAfter !== undefined ? failure.retryAfter * 1000 : fullJitter(lane.failures++, RETRY_BACKOFF, this.deps.random);
     lane.timer = setTimeout(() => {
       lane.timer = undefined;

@@ -1,5 +1,5 @@
 /** The REST calls the tests make as a user would: register, log in, refresh, create conversations. */
-import { randomUUID } from "node:crypto";
+import { createHmac, randomUUID } from "node:crypto";
 
 import type { MessageOut } from "../../src/protocol.js";
 
@@ -76,4 +76,15 @@ export async function history(base: string, session: Session, conversationId: st
 /** A message sent over REST (as another device of the user would). */
 export async function postMessage(base: string, session: Session, conversationId: string, body: string): Promise<MessageOut> {
   return call<MessageOut>(`${base}/api/conversations/${conversationId}/messages`, "POST", { body }, session.accessToken);
+}
+
+/**
+ * An HS256 access token without a session (`sid`), as an external issuer would mint it: the
+ * server accepts it on its signature and expiry alone, so it outlives a restart of the server.
+ */
+export function externalToken(secret: string, userId: string, ttlSeconds = 3600): string {
+  const encode = (value: object): string => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const unsigned = `${encode({ alg: "HS256", typ: "JWT" })}.${encode({ sub: userId, iat: now, exp: now + ttlSeconds })}`;
+  return `${unsigned}.${createHmac("sha256", secret).update(unsigned).digest("base64url")}`;
 }
