@@ -118,6 +118,11 @@ export class Recovery {
       // First seen through live traffic (a new conversation, or one just joined): start at it.
       timeline.start(message.seq - 1);
     }
+    if (this.syncing.has(id)) {
+      // Held until the sync's answer is merged, so nothing jumps ahead of what it brings.
+      timeline.hold(message, "live");
+      return;
+    }
     this.deliver(timeline.accept(message, "live"));
     if (timeline.hole() !== undefined) void this.sync([id]);
   }
@@ -226,7 +231,7 @@ export class Recovery {
     if (epoch !== this.epoch) return;
     const failure = error instanceof ParleyError ? error : new ParleyError("INTERNAL", String(error));
     if (failure.code === "DISCONNECTED" || !this.isConnected()) {
-      for (const cursor of cursors) this.syncing.delete(cursor.conversation_id);
+      for (const cursor of cursors) this.release(cursor.conversation_id);
       return;
     }
     if (["FORBIDDEN", "NOT_FOUND", "VALIDATION_ERROR"].includes(failure.code)) {
@@ -244,7 +249,7 @@ export class Recovery {
     await sleep(delay);
     if (epoch !== this.epoch) return;
     if (!this.isConnected()) {
-      for (const cursor of cursors) this.syncing.delete(cursor.conversation_id);
+      for (const cursor of cursors) this.release(cursor.conversation_id);
       return;
     }
     await retry(cursors, attempt + 1);
@@ -280,7 +285,7 @@ export class Recovery {
     if (!synced.recovered || synced.has_more) {
       const paged = await this.page(timeline, epoch);
       if (paged === undefined) {
-        this.syncing.delete(timeline.conversationId);
+        this.release(timeline.conversationId);
         return;
       }
       serverLast = Math.max(serverLast, paged);
@@ -322,6 +327,7 @@ export class Recovery {
   private finish(timeline: Timeline, serverLast: number): void {
     const id = timeline.conversationId;
     this.syncing.delete(id);
+    this.deliver(timeline.flush());
     const hole = timeline.hole();
     if (hole !== undefined && hole.from <= serverLast) {
       void this.reportGap({ conversationId: id, from: hole.from, to: Math.min(hole.to, serverLast), reason: "missing" }).then(() =>
@@ -330,6 +336,12 @@ export class Recovery {
       return;
     }
     if (hole !== undefined || this.again.delete(id)) void this.sync([id]);
+  }
+
+  /** A sync given up (connection lost, REST failing): deliver what is in line; the next sync does the rest. */
+  private release(conversationId: string): void {
+    this.syncing.delete(conversationId);
+    this.deliver(this.timeline(conversationId).flush());
   }
 
   private async reportGap(gap: Gap): Promise<void> {

@@ -50,10 +50,20 @@ export class Timeline {
 
   /** Take a message; returns the messages delivered because of it, in seq order (often none or one). */
   accept(message: MessageOut, source: MessageSource): DeliveredMessage[] {
-    if (message.conversation_id !== this.conversationId) return [];
-    if (this.ids.has(message.id) || this.held.has(message.seq)) return [];
-    if (this.floor !== undefined && message.seq <= this.cursor) return [];
+    return this.hold(message, source) && this.floor !== undefined ? this.drain() : [];
+  }
+
+  /** Keep a message without delivering anything yet (a sync is on its way); false if it is a duplicate. */
+  hold(message: MessageOut, source: MessageSource): boolean {
+    if (message.conversation_id !== this.conversationId) return false;
+    if (this.ids.has(message.id) || this.held.has(message.seq)) return false;
+    if (this.floor !== undefined && message.seq <= this.cursor) return false;
     this.held.set(message.seq, { ...message, source });
+    return true;
+  }
+
+  /** Deliver whatever is next in line. */
+  flush(): DeliveredMessage[] {
     return this.floor === undefined ? [] : this.drain();
   }
 
