@@ -170,7 +170,7 @@ async def test_client_types_are_served(app_client: httpx.AsyncClient) -> None:
     response = await app_client.get("/ws-docs/types.d.ts")
     assert response.status_code == 200
     for name in registry_of(app_client).client_events:
-        assert f'"{name}": (payload: ' in response.text
+        assert f'"{name}": ParleyEmit<' in response.text
     assert "export interface ServerToClientEvents {" in response.text
 
 
@@ -185,6 +185,7 @@ async def test_page_lists_every_event_and_works_offline(app_client: httpx.AsyncC
     for category in {e.category for e in registry.client_events.values()}:
         assert f'id="category-{category}"' in page
     assert 'href="/ws-docs/spec"' in page
+    assert "<code>@parley/client</code>" in page
     assert 'id="search"' in page
     assert 'id="token"' in page
     assert 'id="emit"' in page

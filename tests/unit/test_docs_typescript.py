@@ -80,10 +80,10 @@ def test_event_maps_for_socket_io_generics() -> None:
     assert '"note:read": (payload: ReadState) => void;' in server_map
     client_map = text.split("export interface ClientToServerEvents {")[1]
     assert (
-        '"note:add": (payload: NotePayload, ack: (response: ParleyAck<NoteAck, "FORBIDDEN" | "NOT_FOUND" | '
-        '"VALIDATION_ERROR" | "RATE_LIMITED" | "PAYLOAD_TOO_LARGE" | "INTERNAL">) => void) => void;'
+        '"note:add": ParleyEmit<NotePayload, ParleyAck<NoteAck, "FORBIDDEN" | "NOT_FOUND" | '
+        '"VALIDATION_ERROR" | "RATE_LIMITED" | "PAYLOAD_TOO_LARGE" | "INTERNAL">>;'
     ) in client_map
-    assert '"note:read": (payload: ReadPayload, ack: (response: ParleyAck<ReadPayload, ' in client_map
+    assert '"note:read": ParleyEmit<ReadPayload, ParleyAck<ReadPayload, ' in client_map
     assert '"note:added":' not in client_map
 
 
@@ -92,3 +92,10 @@ def test_ack_envelope_types() -> None:
     assert "export interface ParleyAckError<Code extends string = string> {" in text
     assert 'action?: "ROLLBACK";' in text
     assert "export type ParleyAck<Data, Code extends string = string> = { ok: true; data: Data }" in text
+
+
+def test_ack_callback_is_optional() -> None:
+    """An emit may leave the ack out (its failure then comes as `exception`); with one, it is typed."""
+    text = types_of()
+    assert "export type ParleyEmit<Payload, Response> = (\n" in text
+    assert "...args: [payload: Payload] | [payload: Payload, ack: (response: Response) => void]" in text

@@ -26,6 +26,14 @@ export interface ParleyAckError<Code extends string = string> {
 
 /** The ack of a client event: its data, or the error envelope. */
 export type ParleyAck<Data, Code extends string = string> = { ok: true; data: Data } | ParleyAckError<Code>;
+
+/**
+ * A client event: the payload, then an optional ack callback. Without a callback a failure
+ * arrives as an `exception` event instead.
+ */
+export type ParleyEmit<Payload, Response> = (
+  ...args: [payload: Payload] | [payload: Payload, ack: (response: Response) => void]
+) => void;
 """
 
 
@@ -121,9 +129,8 @@ def _event_maps(description: ProtocolDescription, catalog: SchemaCatalog) -> str
         data = ts_type(catalog.components[catalog.acks[event.key] + "Ok"]["properties"]["data"], "  ")
         codes = _union([_literal(code.value) for code in event.error_codes])
         client_lines.append(
-            f"{_doc(event.description, '  ')}  {json.dumps(event.name)}: (payload: "
-            f"{ts_type(catalog.payloads[event.key], '  ')}, ack: (response: ParleyAck<{data}, {codes}>) "
-            "=> void) => void;"
+            f"{_doc(event.description, '  ')}  {json.dumps(event.name)}: ParleyEmit<"
+            f"{ts_type(catalog.payloads[event.key], '  ')}, ParleyAck<{data}, {codes}>>;"
         )
     server_lines = [
         f"{_doc(f'{event.description} (to {event.room})', '  ')}  {json.dumps(event.name)}: "
@@ -133,7 +140,7 @@ def _event_maps(description: ProtocolDescription, catalog: SchemaCatalog) -> str
     return (
         "/** Events the server emits; the first generic of socket.io-client's `Socket`. */\n"
         "export interface ServerToClientEvents {\n" + "\n".join(server_lines) + "\n}\n\n"
-        "/** Events a client emits, each with its typed ack callback; the second generic. */\n"
+        "/** Events a client emits, each with an optional typed ack callback; the second generic. */\n"
         "export interface ClientToServerEvents {\n" + "\n".join(client_lines) + "\n}\n"
     )
 

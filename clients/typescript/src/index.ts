@@ -1,0 +1,16 @@
+export { ParleyClient, ListenerError, type ParleyClientOptions, type ClientEvents, type Role } from "./client.js";
+export { Conversation } from "./conversation.js";
+export type { ConnectionState, StateChange, GetToken, TokenRequest } from "./connection.js";
+export { ParleyError, type ErrorCode, type LocalCode } from "./errors.js";
+export { OutboxHandle, type OutboxStatus, type OutboxUpdate } from "./outbox.js";
+export { memoryOutboxStore, type OutboxRecord, type OutboxStore, type OutboxStoreFactory } from "./outbox-store.js";
+export { indexedDbOutboxStore } from "./indexeddb-store.js";
+export type { Gap } from "./recovery.js";
+export type { DeliveredMessage, MessageSource } from "./timeline.js";
+export type { UnreadChange } from "./reads.js";
+export type { TypingChange } from "./typing.js";
+export type { Environment, WakeReason } from "./environment.js";
+export { socketIoFactory, type SocketFactory, type SocketIoOptions, type SocketLike } from "./socket.js";
+export type { FetchLike } from "./rest.js";
+export type { BackoffOptions } from "./backoff.js";
+export type * from "./protocol.js";
