@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from app.core.errors import validation_error
 from app.core.http.envelope import Envelope, ok
 from app.core.security.identity import Identity
+from app.core.text import SINGLE_LINE
 from app.modules.chat.events import ChatEvents
 from app.modules.chat.schemas import (
     MAX_SEQ,
@@ -186,7 +187,7 @@ class ConversationController(Controller):
         conversation_id: uuid.UUID,
         identity: Identity,
         chat_service: ChatService,
-        q: Annotated[str, Parameter(min_length=1, max_length=SEARCH_QUERY_MAX)],
+        q: Annotated[str, Parameter(min_length=1, max_length=SEARCH_QUERY_MAX, pattern=SINGLE_LINE)],
         limit: Annotated[int, Parameter(ge=1, le=SEARCH_LIMIT_MAX)] = SEARCH_LIMIT_DEFAULT,
     ) -> Envelope[MessagePage]:
         """Messages containing `q` (any script, case-insensitive; `%` and `_` are literal), newest first."""

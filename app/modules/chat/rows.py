@@ -16,8 +16,10 @@ from sqlalchemy import String, Table, bindparam, column, exists, table, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from app.core import text
 from app.core.db import utc_now
 from app.core.errors import validation_error
+from app.core.types import utc_moment
 from app.modules.chat.models import BODY_MAX, Conversation, Message, Participant
 from app.modules.chat.schemas import (
     ConversationOut,
@@ -80,11 +82,8 @@ class Created:
 
 
 def check_body(body: str) -> None:
-    """What msgspec's length check cannot say: no NUL byte, not only whitespace."""
-    if "\x00" in body:
-        raise validation_error("body", "must not contain a NUL character")
-    if not body.strip():
-        raise validation_error("body", "must not be empty or only whitespace")
+    """The `Body` rules, for a body that did not come through a payload schema."""
+    text.check(body, text.MULTI_LINE, "body")
     if len(body) > BODY_MAX:
         raise validation_error("body", f"must be at most {BODY_MAX} characters")
 
@@ -153,7 +152,7 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
         updated_at = None
     if updated_at is None or updated_at.tzinfo is None:
         raise validation_error("cursor", "is not a cursor this server gave out")
-    return updated_at, conversation_id
+    return utc_moment(updated_at, "cursor"), conversation_id
 
 
 MESSAGE_COLUMNS = (

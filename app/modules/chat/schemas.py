@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from app.core.text import MULTI_LINE, TRIMMED, text
 from app.core.types import UtcDateTime
 from app.modules.chat.models import BODY_MAX, CLIENT_MSG_ID_MAX, TITLE_MAX
 
@@ -24,24 +25,17 @@ ConversationKind = Literal["direct", "group"]
 Role = Literal["owner", "admin", "member"]
 MessageKind = Literal["text", "system"]
 
-Body = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1,
-        max_length=BODY_MAX,
-        description=f"1–{BODY_MAX} characters, not only whitespace, no NUL; `@username` mentions",
-    ),
-]
+Body = Annotated[str, text(MULTI_LINE, max_length=BODY_MAX, description="`@username` mentions")]
 ClientMsgId = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
         max_length=CLIENT_MSG_ID_MAX,
-        pattern=r"^[A-Za-z0-9_.:-]+$",
+        pattern=r"^[A-Za-z0-9_.:-]+(?![\s\S])",
         description="chosen by the client (e.g. a UUID); a re-send with the same id is not stored twice",
     ),
 ]
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=TITLE_MAX)]
+Title = Annotated[str, text(TRIMMED, max_length=TITLE_MAX)]
 Cursor = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ, description="a seq the client already has (0: none)")]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 UserIds = Annotated[list[uuid.UUID], msgspec.Meta(max_length=PARTICIPANTS_PER_CALL_MAX)]
