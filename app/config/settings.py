@@ -187,6 +187,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("RATE_LIMIT_TYPING", "5/1", _parse_rate, "chat:typing per socket"),
     Variable("RATE_LIMIT_AUTH", "20/60", _parse_rate, "login/register attempts per client address"),
     Variable(
+        "RATE_LIMIT_REST", "30/10", _parse_rate, "REST writes per user (per client address without a token)"
+    ),
+    Variable(
+        "SESSION_READY_CONVERSATIONS",
+        "100",
+        _parse_positive_int,
+        "conversations a socket joins on connect and session:ready lists: the most recently active",
+    ),
+    Variable(
         "WS_DOCS_ENABLED",
         "",
         _parse_optional,
@@ -226,6 +235,7 @@ class SocketSettings:
     max_per_user: int
     max_rooms: int
     max_concurrent_handlers: int
+    ready_conversations: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +245,7 @@ class RateLimitSettings:
     chat: RateLimit
     typing: RateLimit
     auth: RateLimit
+    rest: RateLimit
 
     def for_class(self, name: str) -> RateLimit:
         """The bucket of an event class; unknown classes share the default bucket size."""
@@ -320,6 +331,7 @@ class Settings:
                 max_per_user=v["SOCKET_MAX_PER_USER"],
                 max_rooms=v["SOCKET_MAX_ROOMS"],
                 max_concurrent_handlers=v["SOCKET_MAX_CONCURRENT_HANDLERS"],
+                ready_conversations=v["SESSION_READY_CONVERSATIONS"],
             ),
             presence_ttl=v["PRESENCE_TTL"],
             typing_ttl=v["TYPING_TTL"],
@@ -329,6 +341,7 @@ class Settings:
                 chat=v["RATE_LIMIT_CHAT"],
                 typing=v["RATE_LIMIT_TYPING"],
                 auth=v["RATE_LIMIT_AUTH"],
+                rest=v["RATE_LIMIT_REST"],
             ),
             ws_docs_enabled=docs_enabled,
             bench_events_enabled=v["BENCH_EVENTS_ENABLED"],

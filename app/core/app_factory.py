@@ -20,6 +20,7 @@ from app.core.context import AppContext
 from app.core.db import Database
 from app.core.http.auth import AUTH_DEPENDENCIES
 from app.core.http.exceptions import EXCEPTION_HANDLERS
+from app.core.http.rate_limit import rest_rate_limit
 from app.core.http.request import ParleyRequest
 from app.core.logging import configure_logging
 from app.core.module import Module
@@ -128,6 +129,7 @@ def create_app(settings: Settings, modules: Sequence[Module] | None = None) -> P
         dependencies=_dependencies(modules),
         plugins=[SQLAlchemyPlugin(config=db.plugin_config())],
         exception_handlers=EXCEPTION_HANDLERS,
+        guards=[rest_rate_limit],
         request_class=ParleyRequest,
         on_startup=[startup],
         on_shutdown=[shutdown],

@@ -13,6 +13,7 @@ from litestar.types import ExceptionHandlersMap
 
 from app.core.errors import HTTP_STATUS, AppError, ErrorCode
 from app.core.http.envelope import failure
+from app.core.http.rate_limit import retry_after_header
 from app.core.text import explain
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ STATUS_CODES: dict[int, ErrorCode] = {
 def _respond(
     status: int, code: ErrorCode, message: str, details: dict[str, Any] | None = None
 ) -> Response[Any]:
-    return Response(content=failure(code.value, message, details), status_code=status)
+    headers = retry_after_header(details) if code is ErrorCode.RATE_LIMITED else {}
+    return Response(content=failure(code.value, message, details), status_code=status, headers=headers)
 
 
 def app_error_handler(_request: Request[Any, Any, Any], exc: AppError) -> Response[Any]:
