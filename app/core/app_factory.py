@@ -63,7 +63,7 @@ def _socket_layer(ctx: AppContext, modules: Sequence[Module]) -> tuple[ParleySer
         else LocalManager()
     )
     server = ParleyServer(settings.socket, manager)
-    hub = SocketHub(server, ctx.metrics)
+    hub = SocketHub(server, ctx.metrics, settings.socket.max_rooms)
     ctx.attach_hub(hub)
     rooms = RoomManager()
     for module in modules:

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, case, delete, or_, select, update
+from sqlalchemy.orm import aliased
 
 from app.core.db import utc_now
 from app.core.errors import AppError, ErrorCode, forbidden, not_found, validation_error
 from app.modules.chat.models import Conversation, Message, Participant, direct_key
+from app.modules.chat.read_state import ReadStates
 from app.modules.chat.rows import (
     MANAGERS,
     MESSAGE_COLUMNS,
@@ -23,19 +25,24 @@ from app.modules.chat.rows import (
     encode_cursor,
     message_out,
 )
-from app.modules.chat.schemas import ConversationOut, ConversationPage, ConversationSummaryOut
-from app.modules.chat.store import ChatStore
+from app.modules.chat.schemas import (
+    ConversationOut,
+    ConversationPage,
+    ConversationSummaryOut,
+    MuteOut,
+    UnreadUpdate,
+)
 
 if TYPE_CHECKING:
     from app.core.security.identity import Identity
     from app.modules.chat.events import ChatEvents
 
 
-class Conversations(ChatStore):
+class Conversations(ReadStates):
     async def list_for(self, user_id: uuid.UUID, limit: int, cursor: str | None) -> ConversationPage:
         """The user's conversations, most recently active first, each with last message and unread."""
         statement = (
-            select(Conversation, Participant.last_read_seq, *MESSAGE_COLUMNS)
+            select(Conversation, Participant.last_read_seq, Participant.muted_at, *MESSAGE_COLUMNS)
             .join(
                 Participant,
                 and_(Participant.conversation_id == Conversation.id, Participant.user_id == user_id),
@@ -63,6 +70,7 @@ class Conversations(ChatStore):
                 **msgspec.structs.asdict(conversation_out(row[0], participants[row[0].id])),
                 last_message=message_out(row) if row.id is not None else None,
                 unread=row[0].last_seq - row[1],
+                muted=row[2] is not None,
             )
             for row in page
         ]
@@ -238,16 +246,18 @@ class Conversations(ChatStore):
         events: ChatEvents,
     ) -> Removal:
         group_only = select(Conversation.id).where(Conversation.kind == "group")
-        removed = await self.session.execute(
-            delete(Participant)
-            .where(
-                Participant.conversation_id == conversation_id,
-                Participant.user_id == user_id,
-                Participant.conversation_id.in_(group_only),
+        removed = (
+            await self.session.execute(
+                delete(Participant)
+                .where(
+                    Participant.conversation_id == conversation_id,
+                    Participant.user_id == user_id,
+                    Participant.conversation_id.in_(group_only),
+                )
+                .returning(Participant.role, _successor(conversation_id, user_id))
             )
-            .returning(Participant.id)
-        )
-        if removed.scalar_one_or_none() is None:
+        ).one_or_none()
+        if removed is None:
             conversation = await self._recheck_access(conversation_id, user_id)
             if conversation.kind == "direct":
                 raise forbidden("A direct conversation cannot be left")
@@ -267,6 +277,44 @@ class Conversations(ChatStore):
             }
         )
         await self.session.commit()
-        removal = Removal(str(conversation_id), str(user_id), str(actor), message_out(row))
+        new_owner = str(removed[1]) if removed[0] == "owner" and removed[1] is not None else None
+        removal = Removal(str(conversation_id), str(user_id), str(actor), message_out(row), new_owner)
         await events.participant_removed(removal)
         return removal
+
+    async def set_muted(
+        self, user_id: uuid.UUID, conversation_id: uuid.UUID, muted: bool, *, events: ChatEvents
+    ) -> MuteOut:
+        """Mute or unmute a conversation for the caller; two statements (three if refused)."""
+        statement = (
+            update(Participant)
+            .where(Participant.conversation_id == conversation_id, Participant.user_id == user_id)
+            .values(muted_at=utc_now() if muted else None)
+            .returning(Participant.id)
+            .execution_options(synchronize_session=False)
+        )
+        if (await self.session.execute(statement)).scalar_one_or_none() is None:
+            await self._recheck_access(conversation_id, user_id)
+            raise AppError(ErrorCode.CONFLICT, "Your membership changed meanwhile; try again")
+        unread, total = await self._unread_totals(user_id, conversation_id)
+        await self.session.commit()
+        mute = MuteOut(str(conversation_id), muted)
+        await events.mute_changed(str(user_id), mute, UnreadUpdate(mute.conversation_id, unread, total))
+        return mute
+
+
+def _successor(conversation_id: uuid.UUID, leaver: uuid.UUID) -> Any:
+    """Who owns the group once `leaver` goes, if `leaver` was the owner: the rule of the database
+    trigger of migration 0005 (longest-standing admin, else member), seen from the DELETE's RETURNING.
+
+    An owner sorts first, so the answer is the same whether the trigger already ran or not.
+    """
+    other = aliased(Participant)
+    rank = case((other.role == "owner", 0), (other.role == "admin", 1), else_=2)
+    return (
+        select(other.user_id)
+        .where(other.conversation_id == conversation_id, other.user_id != leaver)
+        .order_by(rank, other.joined_at, other.id)
+        .limit(1)
+        .scalar_subquery()
+    )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from advanced_alchemy.types import GUID
 from sqlalchemy import JSON, String, and_, case, func, literal, or_, select
 
-from app.core.errors import AppError, ErrorCode, validation_error
+from app.core.errors import AppError, ErrorCode
 from app.modules.chat.models import Conversation, Message, Notification, Participant
 from app.modules.chat.rows import (
     LIKE_ESCAPE,
@@ -23,7 +23,14 @@ from app.modules.chat.rows import (
     mentioned_names,
     message_out,
 )
-from app.modules.chat.schemas import MessageOut, MessagePage, NotificationOut, SyncCursor, SyncedConversation
+from app.modules.chat.schemas import (
+    MessageOut,
+    MessagePage,
+    NotificationOut,
+    SyncCursor,
+    SyncedConversation,
+    SyncError,
+)
 from app.modules.chat.store import ChatStore
 
 if TYPE_CHECKING:
@@ -78,7 +85,8 @@ class Messaging(ChatStore):
     async def _notify_mentions(
         self, sender: Identity, message: MessageOut, names: list[str]
     ) -> list[Mention]:
-        """One INSERT … SELECT: a notification for each mentioned participant other than the sender."""
+        """One INSERT … SELECT: a notification for each mentioned participant other than the sender
+        who has not muted the conversation."""
         username = func.lower(USERS.c.username)
         notification_id = case(
             {name: literal(uuid.uuid4(), GUID(length=16)) for name in names}, value=username
@@ -101,6 +109,7 @@ class Messaging(ChatStore):
             .where(
                 Participant.conversation_id == uuid.UUID(message.conversation_id),
                 Participant.user_id != uuid.UUID(sender.user_id),
+                Participant.muted_at.is_(None),
                 username.in_(names),
             )
         )
@@ -132,41 +141,36 @@ class Messaging(ChatStore):
     ) -> list[SyncedConversation]:
         """Messages after each cursor, at most `limit` per conversation: two statements in all.
 
-        Seqs have no gaps, so the window after a cursor is exactly `after_seq+1 … after_seq+limit`.
+        A conversation that cannot be synced (missing, not the caller's, a cursor past its last
+        seq) is answered with an `error` in its entry; the others are synced all the same. Seqs
+        have no gaps, so the window after a cursor is exactly `after_seq+1 … after_seq+limit`.
         """
         wanted = {cursor.conversation_id: cursor.after_seq for cursor in cursors}
         statement = (
-            select(Participant.conversation_id, Conversation.last_seq)
-            .join(Conversation, Conversation.id == Participant.conversation_id)
-            .where(Participant.user_id == user_id, Participant.conversation_id.in_(list(wanted)))
+            select(Conversation.id, Conversation.last_seq, Participant.id)
+            .outerjoin(
+                Participant,
+                and_(Participant.conversation_id == Conversation.id, Participant.user_id == user_id),
+            )
+            .where(Conversation.id.in_(list(wanted)))
         )
-        last_seqs: dict[uuid.UUID, int] = {row[0]: row[1] for row in await self.session.execute(statement)}
-        await self._check_cursors(user_id, cursors, last_seqs)
+        found = {row[0]: (row[1], row[2] is not None) for row in await self.session.execute(statement)}
+        errors = {
+            cid: error for cid, after in wanted.items() if (error := _sync_error(found.get(cid), after))
+        }
+        last_seqs = {cid: found[cid][0] for cid in wanted if cid not in errors}
         windows = {
             cid: (after + 1, min(last_seqs[cid], after + limit))
             for cid, after in wanted.items()
-            if after < last_seqs[cid]
+            if cid in last_seqs and after < last_seqs[cid]
         }
-        by_conversation: dict[uuid.UUID, list[MessageOut]] = {cid: [] for cid in wanted}
-        if windows:
-            rows = await self.session.execute(
-                select(*MESSAGE_COLUMNS)
-                .where(
-                    or_(
-                        *(
-                            and_(Message.conversation_id == cid, Message.seq.between(low, high))
-                            for cid, (low, high) in windows.items()
-                        )
-                    )
-                )
-                .order_by(Message.conversation_id, Message.seq)
-            )
-            for row in rows:
-                by_conversation[row.conversation_id].append(message_out(row))
+        by_conversation = await self._messages_in(windows)
         return [
-            SyncedConversation(
+            SyncedConversation(str(cid), [], 0, recovered=False, has_more=False, error=errors[cid])
+            if cid in errors
+            else SyncedConversation(
                 conversation_id=str(cid),
-                messages=by_conversation[cid],
+                messages=by_conversation.get(cid, []),
                 last_seq=last_seqs[cid],
                 recovered=last_seqs[cid] <= after + limit,
                 has_more=last_seqs[cid] > after + limit,
@@ -174,17 +178,28 @@ class Messaging(ChatStore):
             for cid, after in wanted.items()
         ]
 
-    async def _check_cursors(
-        self, user_id: uuid.UUID, cursors: Sequence[SyncCursor], last_seqs: dict[uuid.UUID, int]
-    ) -> None:
-        for index, cursor in enumerate(cursors):
-            if cursor.conversation_id not in last_seqs:
-                await self._access(cursor.conversation_id, user_id)
-            if cursor.after_seq > last_seqs[cursor.conversation_id]:
-                raise validation_error(
-                    f"conversations.{index}.after_seq",
-                    f"is beyond the conversation's last seq {last_seqs[cursor.conversation_id]}",
+    async def _messages_in(
+        self, windows: dict[uuid.UUID, tuple[int, int]]
+    ) -> dict[uuid.UUID, list[MessageOut]]:
+        """The messages of each conversation's seq window (inclusive), in one statement."""
+        by_conversation: dict[uuid.UUID, list[MessageOut]] = {cid: [] for cid in windows}
+        if not windows:
+            return by_conversation
+        rows = await self.session.execute(
+            select(*MESSAGE_COLUMNS)
+            .where(
+                or_(
+                    *(
+                        and_(Message.conversation_id == cid, Message.seq.between(low, high))
+                        for cid, (low, high) in windows.items()
+                    )
                 )
+            )
+            .order_by(Message.conversation_id, Message.seq)
+        )
+        for row in rows:
+            by_conversation[row.conversation_id].append(message_out(row))
+        return by_conversation
 
     async def messages(
         self,
@@ -212,16 +227,32 @@ class Messaging(ChatStore):
     async def search(
         self, user_id: uuid.UUID, conversation_id: uuid.UUID, query: str, limit: int
     ) -> MessagePage:
-        """Case-insensitive substring search, newest first (a trigram index serves it on PostgreSQL)."""
+        """Case-insensitive substring search in any script, newest first (a trigram index serves it on
+        PostgreSQL; SQLite folds case with `unicode_lower`, see `app/core/db/engine.py`)."""
         await self._access(conversation_id, user_id)
+        pattern = like_pattern(query)
+        found = (
+            func.unicode_lower(Message.body).like(pattern.lower(), escape=LIKE_ESCAPE)
+            if self._dialect == "sqlite"
+            else Message.body.ilike(pattern, escape=LIKE_ESCAPE)
+        )
         statement = (
             select(*MESSAGE_COLUMNS)
-            .where(
-                Message.conversation_id == conversation_id,
-                Message.body.ilike(like_pattern(query), escape=LIKE_ESCAPE),
-            )
+            .where(Message.conversation_id == conversation_id, found)
             .order_by(Message.seq.desc())
             .limit(limit + 1)
         )
         rows = list(await self.session.execute(statement))
         return MessagePage(items=[message_out(row) for row in rows[:limit]], has_more=len(rows) > limit)
+
+
+def _sync_error(found: tuple[int, bool] | None, after_seq: int) -> SyncError | None:
+    """Why one conversation of a sync cannot be synced, from its (last_seq, is the caller in it)."""
+    if found is None:
+        return SyncError("NOT_FOUND", "Conversation not found")
+    last_seq, participant = found
+    if not participant:
+        return SyncError("FORBIDDEN", "You are not a participant of this conversation")
+    if after_seq > last_seq:
+        return SyncError("VALIDATION_ERROR", f"after_seq: is beyond the conversation's last seq {last_seq}")
+    return None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, func, select, update
 
 from app.core.errors import forbidden, validation_error
 from app.modules.chat.models import Conversation, Message, Notification, Participant
-from app.modules.chat.rows import MESSAGE_COLUMNS, ReadState, message_out
+from app.modules.chat.rows import MESSAGE_COLUMNS, ReadState, encode_cursor, message_out
 from app.modules.chat.schemas import ReadOut, UnreadConversation, UnreadSummary
 from app.modules.chat.store import ChatStore
 
@@ -55,14 +55,15 @@ class ReadStates(ChatStore):
         return state.read
 
     async def _unread_totals(self, user_id: uuid.UUID, conversation_id: uuid.UUID) -> tuple[int, int]:
-        """(unread of one conversation, unread of all the user's conversations) in one statement."""
+        """(unread of one conversation, unread of all the user's unmuted conversations) in one statement."""
         unread = Conversation.last_seq - Participant.last_read_seq
+        counted = and_(Participant.muted_at.is_(None), Conversation.last_seq > Participant.last_read_seq)
         statement = (
             select(
                 func.coalesce(
                     func.sum(case((Participant.conversation_id == conversation_id, unread), else_=0)), 0
                 ),
-                func.coalesce(func.sum(unread), 0),
+                func.coalesce(func.sum(case((counted, unread), else_=0)), 0),
             )
             .select_from(Participant)
             .join(Conversation, Conversation.id == Participant.conversation_id)
@@ -71,54 +72,75 @@ class ReadStates(ChatStore):
         row = (await self.session.execute(statement)).one()
         return int(row[0]), int(row[1])
 
-    async def unread_summary(self, user_id: uuid.UUID) -> UnreadSummary:
-        """Each conversation with unread messages, its last message and unread mentions: two statements."""
-        statement = (
-            select(
-                Participant.conversation_id,
-                Conversation.last_seq,
-                Participant.last_read_seq,
-                *MESSAGE_COLUMNS,
-            )
-            .join(Conversation, Conversation.id == Participant.conversation_id)
-            .outerjoin(
-                Message,
-                and_(Message.conversation_id == Conversation.id, Message.seq == Conversation.last_seq),
-            )
-            .where(Participant.user_id == user_id, Conversation.last_seq > Participant.last_read_seq)
-            .order_by(Conversation.updated_at.desc())
-        )
-        rows = list(await self.session.execute(statement))
-        mentions = await self._unread_mentions(user_id) if rows else {}
+    async def unread_summary(self, user_id: uuid.UUID, window: int) -> UnreadSummary:
+        """The unread state of the `window` most recently active unmuted conversations, with the total
+        of all of them and the unread notifications: two statements, whatever the numbers."""
+        rows = list(await self.session.execute(_window_statement(user_id, window)))
         conversations = [
             UnreadConversation(
-                conversation_id=str(row[0]),
-                unread=row[1] - row[2],
-                last_seq=row[1],
-                last_read_seq=row[2],
-                mentions=mentions.get(row[0], 0),
+                conversation_id=str(row.conversation_id),
+                unread=row.last_seq - row.last_read_seq,
+                last_seq=row.last_seq,
+                last_read_seq=row.last_read_seq,
+                mentions=row.mentions,
                 last_message=message_out(row) if row.id is not None else None,
             )
             for row in rows
+            if row.last_seq > row.last_read_seq
         ]
-        return UnreadSummary(conversations=conversations, total=sum(c.unread for c in conversations))
-
-    async def _unread_mentions(self, user_id: uuid.UUID) -> dict[uuid.UUID, int]:
-        statement = (
-            select(Notification.conversation_id, func.count())
-            .join(Message, Message.id == Notification.message_id)
-            .join(
-                Participant,
-                and_(
-                    Participant.conversation_id == Notification.conversation_id,
-                    Participant.user_id == Notification.user_id,
-                ),
-            )
-            .where(
-                Notification.user_id == user_id,
-                Notification.kind == "mention",
-                Message.seq > Participant.last_read_seq,
-            )
-            .group_by(Notification.conversation_id)
+        more = bool(rows) and rows[0].conversations > window
+        return UnreadSummary(
+            conversations=conversations,
+            total=int(rows[0].total) if rows else 0,
+            notifications=await self.unread_notifications(user_id),
+            more=more,
+            next_cursor=encode_cursor(rows[-1].active_at, rows[-1].conversation_id) if more else None,
         )
-        return {row[0]: int(row[1]) for row in await self.session.execute(statement) if row[0] is not None}
+
+    async def unread_notifications(self, user_id: uuid.UUID) -> int:
+        statement = select(func.count()).where(
+            Notification.user_id == user_id, Notification.read_at.is_(None)
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+
+def _window_statement(user_id: uuid.UUID, window: int) -> Any:
+    """The `window` most recently active unmuted conversations of a user, newest first, each with its
+    unread state (the last message and the unread mentions only when it has unread messages); window
+    functions add, on every row, the unread total and the count of all of them."""
+    has_unread = Conversation.last_seq > Participant.last_read_seq
+    unread = case((has_unread, Conversation.last_seq - Participant.last_read_seq), else_=0)
+    mentions = (
+        select(func.count())
+        .select_from(Notification)
+        .join(Message, Message.id == Notification.message_id)
+        .where(
+            Notification.user_id == user_id,
+            Notification.conversation_id == Participant.conversation_id,
+            Notification.kind == "mention",
+            Message.seq > Participant.last_read_seq,
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(
+            Participant.conversation_id,
+            Conversation.last_seq,
+            Participant.last_read_seq,
+            Conversation.updated_at.label("active_at"),
+            case((has_unread, mentions), else_=0).label("mentions"),
+            func.sum(unread).over().label("total"),
+            func.count().over().label("conversations"),
+            *MESSAGE_COLUMNS,
+        )
+        .join(Conversation, Conversation.id == Participant.conversation_id)
+        .outerjoin(
+            Message,
+            and_(
+                Message.conversation_id == Conversation.id, Message.seq == Conversation.last_seq, has_unread
+            ),
+        )
+        .where(Participant.user_id == user_id, Participant.muted_at.is_(None))
+        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+        .limit(window)
+    )

@@ -73,6 +73,7 @@ class Removal:
     user_id: str
     by: str
     system_message: MessageOut
+    new_owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from app.modules.chat.conversations import Conversations
 from app.modules.chat.messaging import Messaging
-from app.modules.chat.read_state import ReadStates
+from app.modules.chat.notifications import Notifications
 from app.modules.chat.rows import Created, Mention, ReadState, Removal, Sent
 
 __all__ = ["ChatService", "Created", "Mention", "ReadState", "Removal", "Sent"]
 
 
-class ChatService(Messaging, ReadStates, Conversations):
+class ChatService(Messaging, Notifications, Conversations):
     """Every chat operation on one session: the one service handlers and controllers inject."""

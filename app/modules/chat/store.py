@@ -30,13 +30,13 @@ class ChatStore(SQLAlchemyAsyncRepositoryService[Conversation]):
         session: AsyncSession = self.repository.session
         return session
 
-    def _insert(self, model: type[Any]) -> Any:
+    @property
+    def _dialect(self) -> str:
         bind = self.session.bind
-        return (
-            pg_insert(model)
-            if bind is not None and bind.dialect.name == "postgresql"
-            else sqlite_insert(model)
-        )
+        return bind.dialect.name if bind is not None else "sqlite"
+
+    def _insert(self, model: type[Any]) -> Any:
+        return pg_insert(model) if self._dialect == "postgresql" else sqlite_insert(model)
 
     # -- access ---------------------------------------------------------------------------------
 
@@ -77,8 +77,15 @@ class ChatStore(SQLAlchemyAsyncRepositoryService[Conversation]):
     async def require_participant(self, conversation_id: uuid.UUID, user_id: uuid.UUID) -> None:
         await self._access(conversation_id, user_id)
 
-    async def conversation_ids_of(self, user_id: uuid.UUID) -> list[uuid.UUID]:
-        statement = select(Participant.conversation_id).where(Participant.user_id == user_id)
+    async def recent_conversation_ids(self, user_id: uuid.UUID, window: int) -> list[uuid.UUID]:
+        """The `window` most recently active conversations of the user that are not muted."""
+        statement = (
+            select(Participant.conversation_id)
+            .join(Conversation, Conversation.id == Participant.conversation_id)
+            .where(Participant.user_id == user_id, Participant.muted_at.is_(None))
+            .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+            .limit(window)
+        )
         return list((await self.session.execute(statement)).scalars())
 
     async def contacts_among(self, user_id: uuid.UUID, candidates: Sequence[uuid.UUID]) -> set[str]:
@@ -102,9 +109,7 @@ class ChatStore(SQLAlchemyAsyncRepositoryService[Conversation]):
 
     async def _insert_message(self, values: dict[str, Any]) -> Any:
         """Insert a message, or return the one already stored under its (conversation, sender, client id)."""
-        bind = self.session.bind
-        dialect = bind.dialect.name if bind is not None else "sqlite"
-        return (await self.session.execute(UPSERT_MESSAGE[dialect], values)).one()
+        return (await self.session.execute(UPSERT_MESSAGE[self._dialect], values)).one()
 
     async def _participants(
         self, conversation_ids: Sequence[uuid.UUID]
