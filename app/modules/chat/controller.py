@@ -145,7 +145,8 @@ class ConversationController(Controller):
         removal = await chat_service.remove_participant(
             me(identity), conversation_id, user_id, events=chat_events
         )
-        return ok(ParticipantChange(removal.conversation_id, removal.user_id, removal.by), "Removed")
+        change = ParticipantChange(removal.conversation_id, removal.user_id, removal.by, removal.new_owner)
+        return ok(change, "Removed")
 
     @put("/{conversation_id:uuid}/mute")
     async def mute(
