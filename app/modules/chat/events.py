@@ -79,9 +79,15 @@ class ChatEvents:
         )
 
     async def conversation_created(self, conversation: ConversationOut) -> None:
-        for participant in conversation.participants:
-            await self.hub.sockets_join(user_room(participant.user_id), group_room(conversation.id))
-        await self.conversation_updated(conversation)
+        """The participants' sockets join the room; all hear of it, through their user rooms too (a
+        socket at its room limit did not join)."""
+        group = group_room(conversation.id)
+        members = [user_room(participant.user_id) for participant in conversation.participants]
+        for member in members:
+            await self.hub.sockets_join(member, group)
+        await self.hub.emit(
+            CONVERSATION_UPDATED, ConversationUpdatedEvent(conversation), room=[group, *members]
+        )
 
     async def conversation_updated(self, conversation: ConversationOut) -> None:
         await self.hub.emit(
