@@ -181,7 +181,7 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("PRESENCE_TTL", "30", _parse_positive_float, "seconds before a silent node's users go offline"),
     Variable("TYPING_TTL", "6", _parse_positive_float, "seconds a typing indicator lives without refresh"),
-    Variable("RATE_LIMIT_ENABLED", "true", _parse_bool, "turn socket and login rate limits on or off"),
+    Variable("RATE_LIMIT_ENABLED", "true", _parse_bool, "turn socket, login and REST rate limits on or off"),
     Variable("RATE_LIMIT_DEFAULT", "30/1", _parse_rate, "socket events per socket: CAPACITY/SECONDS"),
     Variable("RATE_LIMIT_CHAT", "20/1", _parse_rate, "chat:send per socket"),
     Variable("RATE_LIMIT_TYPING", "5/1", _parse_rate, "chat:typing per socket"),

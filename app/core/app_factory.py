@@ -22,6 +22,7 @@ from app.core.http.auth import AUTH_DEPENDENCIES
 from app.core.http.exceptions import EXCEPTION_HANDLERS
 from app.core.http.rate_limit import rest_rate_limit
 from app.core.http.request import ParleyRequest
+from app.core.http.security_headers import add_security_headers
 from app.core.logging import configure_logging
 from app.core.module import Module
 from app.core.security.tokens import TokenCodec
@@ -130,6 +131,7 @@ def create_app(settings: Settings, modules: Sequence[Module] | None = None) -> P
         plugins=[SQLAlchemyPlugin(config=db.plugin_config())],
         exception_handlers=EXCEPTION_HANDLERS,
         guards=[rest_rate_limit],
+        before_send=[add_security_headers],
         request_class=ParleyRequest,
         on_startup=[startup],
         on_shutdown=[shutdown],
