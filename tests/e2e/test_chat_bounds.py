@@ -214,8 +214,17 @@ async def test_chat_sync_answers_what_it_cannot_sync_in_its_own_entry(world: Wor
             0,
             False,
         )
-    beyond = await sock.call("chat:sync", {"conversations": [{"conversation_id": mine, "after_seq": 9}]})
-    assert beyond["data"]["conversations"][0]["error"]["code"] == "VALIDATION_ERROR"
+    beyond = await sock.call(
+        "chat:sync",
+        {
+            "conversations": [
+                {"conversation_id": theirs, "after_seq": 0},
+                {"conversation_id": mine, "after_seq": 9},
+            ]
+        },
+    )
+    assert beyond["error"]["code"] == "VALIDATION_ERROR", "a cursor past the last seq is a bad request"
+    assert beyond["error"]["details"]["field"] == "conversations.1.after_seq"
 
 
 async def test_hostile_payloads_get_validation_errors_naming_the_field(world: World) -> None:

@@ -84,8 +84,9 @@ class ChatGateway(Gateway):
         "Catch up after a reconnect or a seq jump: send the last seq you hold for each conversation, "
         "get what came after (at most `limit` each). `recovered: false` with `has_more: true` means "
         "page the rest over REST (`GET /api/conversations/{id}/messages?after_seq=`). A conversation "
-        "that cannot be synced (gone, not yours, a cursor past its last seq) gets an `error` "
-        "(`NOT_FOUND`, `FORBIDDEN`, `VALIDATION_ERROR`) in its own entry; the others are synced.",
+        "you may not sync (gone, or not yours) gets an `error` (`NOT_FOUND`, `FORBIDDEN`) in its own "
+        "entry and the others are synced; a cursor past a conversation's last seq fails the call "
+        "(`VALIDATION_ERROR` naming it).",
         category="chat",
         examples=[{"conversations": [{"conversation_id": CONVERSATION, "after_seq": 40}], "limit": 50}],
         errors=list(ACCESS_ERRORS),

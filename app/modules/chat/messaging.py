@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from advanced_alchemy.types import GUID
 from sqlalchemy import JSON, String, and_, case, func, literal, or_, select
 
-from app.core.errors import AppError, ErrorCode
+from app.core.errors import AppError, ErrorCode, validation_error
 from app.modules.chat.models import Conversation, Message, Notification, Participant
 from app.modules.chat.rows import (
     LIKE_ESCAPE,
@@ -141,9 +141,10 @@ class Messaging(ChatStore):
     ) -> list[SyncedConversation]:
         """Messages after each cursor, at most `limit` per conversation: two statements in all.
 
-        A conversation that cannot be synced (missing, not the caller's, a cursor past its last
-        seq) is answered with an `error` in its entry; the others are synced all the same. Seqs
-        have no gaps, so the window after a cursor is exactly `after_seq+1 … after_seq+limit`.
+        A conversation the caller may not sync (missing, not theirs) is answered with an `error` in
+        its entry; the others are synced all the same. A cursor past a conversation's last seq is a
+        bad request: VALIDATION_ERROR naming it. Seqs have no gaps, so the window after a cursor is
+        exactly `after_seq+1 … after_seq+limit`.
         """
         wanted = {cursor.conversation_id: cursor.after_seq for cursor in cursors}
         statement = (
@@ -155,10 +156,9 @@ class Messaging(ChatStore):
             .where(Conversation.id.in_(list(wanted)))
         )
         found = {row[0]: (row[1], row[2] is not None) for row in await self.session.execute(statement)}
-        errors = {
-            cid: error for cid, after in wanted.items() if (error := _sync_error(found.get(cid), after))
-        }
+        errors = {cid: error for cid in wanted if (error := _sync_error(found.get(cid))) is not None}
         last_seqs = {cid: found[cid][0] for cid in wanted if cid not in errors}
+        _check_cursors(cursors, last_seqs)
         windows = {
             cid: (after + 1, min(last_seqs[cid], after + limit))
             for cid, after in wanted.items()
@@ -246,13 +246,19 @@ class Messaging(ChatStore):
         return MessagePage(items=[message_out(row) for row in rows[:limit]], has_more=len(rows) > limit)
 
 
-def _sync_error(found: tuple[int, bool] | None, after_seq: int) -> SyncError | None:
-    """Why one conversation of a sync cannot be synced, from its (last_seq, is the caller in it)."""
+def _sync_error(found: tuple[int, bool] | None) -> SyncError | None:
+    """Why the caller may not sync a conversation, from its (last_seq, is the caller in it)."""
     if found is None:
         return SyncError("NOT_FOUND", "Conversation not found")
-    last_seq, participant = found
-    if not participant:
+    if not found[1]:
         return SyncError("FORBIDDEN", "You are not a participant of this conversation")
-    if after_seq > last_seq:
-        return SyncError("VALIDATION_ERROR", f"after_seq: is beyond the conversation's last seq {last_seq}")
     return None
+
+
+def _check_cursors(cursors: Sequence[SyncCursor], last_seqs: dict[uuid.UUID, int]) -> None:
+    for index, cursor in enumerate(cursors):
+        last_seq = last_seqs.get(cursor.conversation_id)
+        if last_seq is not None and cursor.after_seq > last_seq:
+            raise validation_error(
+                f"conversations.{index}.after_seq", f"is beyond the conversation's last seq {last_seq}"
+            )

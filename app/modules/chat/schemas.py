@@ -193,13 +193,13 @@ class SyncPayload(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SyncError(msgspec.Struct):
-    code: Literal["NOT_FOUND", "FORBIDDEN", "VALIDATION_ERROR"]
+    code: Literal["NOT_FOUND", "FORBIDDEN"]
     message: str
 
 
 class SyncedConversation(msgspec.Struct):
-    """One conversation of a sync. With `error` set, that conversation could not be synced (no such
-    conversation, not yours, or a cursor past its last seq): `messages` is empty, the rest zero."""
+    """One conversation of a sync. With `error` set, you may not sync that conversation (there is no
+    such conversation, or it is not yours): `messages` is empty, the rest zero or false."""
 
     conversation_id: str
     messages: list[MessageOut]
@@ -264,7 +264,7 @@ class ConversationDeletedEvent(msgspec.Struct):
     conversation_id: str
 
 
-class ParticipantChange(msgspec.Struct):
+class ParticipantChange(msgspec.Struct, omit_defaults=True):
     conversation_id: str
     user_id: str
     by: str
