@@ -181,11 +181,20 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("PRESENCE_TTL", "30", _parse_positive_float, "seconds before a silent node's users go offline"),
     Variable("TYPING_TTL", "6", _parse_positive_float, "seconds a typing indicator lives without refresh"),
-    Variable("RATE_LIMIT_ENABLED", "true", _parse_bool, "turn socket and login rate limits on or off"),
+    Variable("RATE_LIMIT_ENABLED", "true", _parse_bool, "turn socket, login and REST rate limits on or off"),
     Variable("RATE_LIMIT_DEFAULT", "30/1", _parse_rate, "socket events per socket: CAPACITY/SECONDS"),
     Variable("RATE_LIMIT_CHAT", "20/1", _parse_rate, "chat:send per socket"),
     Variable("RATE_LIMIT_TYPING", "5/1", _parse_rate, "chat:typing per socket"),
     Variable("RATE_LIMIT_AUTH", "20/60", _parse_rate, "login/register attempts per client address"),
+    Variable(
+        "RATE_LIMIT_REST", "30/10", _parse_rate, "REST writes per user (per client address without a token)"
+    ),
+    Variable(
+        "SESSION_READY_CONVERSATIONS",
+        "100",
+        _parse_positive_int,
+        "conversations a socket joins on connect and session:ready lists: the most recently active",
+    ),
     Variable(
         "WS_DOCS_ENABLED",
         "",
@@ -226,6 +235,7 @@ class SocketSettings:
     max_per_user: int
     max_rooms: int
     max_concurrent_handlers: int
+    ready_conversations: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +245,7 @@ class RateLimitSettings:
     chat: RateLimit
     typing: RateLimit
     auth: RateLimit
+    rest: RateLimit
 
     def for_class(self, name: str) -> RateLimit:
         """The bucket of an event class; unknown classes share the default bucket size."""
@@ -320,6 +331,7 @@ class Settings:
                 max_per_user=v["SOCKET_MAX_PER_USER"],
                 max_rooms=v["SOCKET_MAX_ROOMS"],
                 max_concurrent_handlers=v["SOCKET_MAX_CONCURRENT_HANDLERS"],
+                ready_conversations=v["SESSION_READY_CONVERSATIONS"],
             ),
             presence_ttl=v["PRESENCE_TTL"],
             typing_ttl=v["TYPING_TTL"],
@@ -329,6 +341,7 @@ class Settings:
                 chat=v["RATE_LIMIT_CHAT"],
                 typing=v["RATE_LIMIT_TYPING"],
                 auth=v["RATE_LIMIT_AUTH"],
+                rest=v["RATE_LIMIT_REST"],
             ),
             ws_docs_enabled=docs_enabled,
             bench_events_enabled=v["BENCH_EVENTS_ENABLED"],

@@ -20,6 +20,9 @@ from app.core.context import AppContext
 from app.core.db import Database
 from app.core.http.auth import AUTH_DEPENDENCIES
 from app.core.http.exceptions import EXCEPTION_HANDLERS
+from app.core.http.rate_limit import rest_rate_limit
+from app.core.http.request import ParleyRequest
+from app.core.http.security_headers import add_security_headers
 from app.core.logging import configure_logging
 from app.core.module import Module
 from app.core.security.tokens import TokenCodec
@@ -61,7 +64,7 @@ def _socket_layer(ctx: AppContext, modules: Sequence[Module]) -> tuple[ParleySer
         else LocalManager()
     )
     server = ParleyServer(settings.socket, manager)
-    hub = SocketHub(server, ctx.metrics)
+    hub = SocketHub(server, ctx.metrics, settings.socket.max_rooms)
     ctx.attach_hub(hub)
     rooms = RoomManager()
     for module in modules:
@@ -127,6 +130,9 @@ def create_app(settings: Settings, modules: Sequence[Module] | None = None) -> P
         dependencies=_dependencies(modules),
         plugins=[SQLAlchemyPlugin(config=db.plugin_config())],
         exception_handlers=EXCEPTION_HANDLERS,
+        guards=[rest_rate_limit],
+        before_send=[add_security_headers],
+        request_class=ParleyRequest,
         on_startup=[startup],
         on_shutdown=[shutdown],
         openapi_config=OpenAPIConfig(

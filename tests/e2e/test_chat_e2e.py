@@ -255,7 +255,8 @@ async def test_sync_after_a_real_disconnect(world: World) -> None:
         assert field.rsplit(".", 1)[-1] in ack["error"]["message"] or "after_seq" in ack["error"]["message"]
     eve_sock = await world.connect(eve, 0)
     denied = await eve_sock.call("chat:sync", {"conversations": [{"conversation_id": cid, "after_seq": 0}]})
-    assert denied["error"]["code"] == "FORBIDDEN"
+    assert denied["data"]["conversations"][0]["error"]["code"] == "FORBIDDEN", "in its entry, not the call"
+    assert denied["data"]["conversations"][0]["messages"] == []
 
 
 async def test_read_state_follows_across_tabs(world: World) -> None:

@@ -115,6 +115,13 @@ class Page:
         return result["result"].get("value")
 
     async def goto(self, url: str) -> None:
+        """Open `url`, recording every Content-Security-Policy violation in `window.cspViolations`."""
+        await self.devtools.send(
+            "Page.addScriptToEvaluateOnNewDocument",
+            self.session,
+            source="window.cspViolations = []; document.addEventListener('securitypolicyviolation',"
+            " (e) => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));",
+        )
         loaded = self.devtools.expect("Page.loadEventFired")
         await self.devtools.send("Page.navigate", self.session, url=url)
         await asyncio.wait_for(loaded, 30)
@@ -213,9 +220,14 @@ async def test_console_connects_emits_and_shows_the_ack(
     server = start_server(backend)
     async with httpx.AsyncClient(base_url=server.url) as http:
         account = await register_and_login(http)
+        policy = (await http.get("/ws-docs")).headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
     async with chromium(tmp_path / "profile") as page:
         await page.goto(f"{server.url}/ws-docs")
         assert (await page.evaluate("document.title")).startswith("Parley socket protocol")
+        header = "getComputedStyle(document.querySelector('header')).backgroundColor"
+        assert await page.evaluate(header) == "rgb(29, 35, 48)", "the stylesheet loaded under the policy"
 
         await page.type_into("token", "not-a-token")
         await page.click("connect")
@@ -247,3 +259,4 @@ async def test_console_connects_emits_and_shows_the_ack(
         assert refused_join["ok"] == "false"
         assert refused_join["body"]["ok"] is False
         assert refused_join["body"]["error"]["code"] == "FORBIDDEN"
+        assert await page.evaluate("window.cspViolations") == [], "the page needs nothing its policy refuses"

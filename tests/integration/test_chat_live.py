@@ -142,6 +142,10 @@ async def test_socket_handlers_stay_within_three_statements(live: LiveApp) -> No
             bob_sock.call("conversation:blur", {"conversation_id": cid})
         )
         assert ack["ok"] is True
+        ack, counts["conversation:mute"] = await live.counter.count(
+            bob_sock.call("conversation:mute", {"conversation_id": conversations[2], "muted": True})
+        )
+        assert ack["data"] == {"conversation_id": conversations[2], "muted": True}, ack
         ack, counts["room:join group:"] = await live.counter.count(
             bob_sock.call("room:join", {"room": f"group:{conversations[1]}"})
         )
@@ -154,6 +158,7 @@ async def test_socket_handlers_stay_within_three_statements(live: LiveApp) -> No
         clients.append(again)
         carol = await register_and_login(live.http)
         await make_group(live, alice, carol)
+        clients.append(await connect(live, carol))  # online already, as bob is: no first-connect work
         fresh, counts["connect (1 conversation)"] = await live.counter.count(connect(live, carol))
         clients.append(fresh)
     finally:
@@ -169,6 +174,7 @@ async def test_socket_handlers_stay_within_three_statements(live: LiveApp) -> No
         "conversation:focus": 1,
         "chat:read": 3,
         "conversation:blur": 0,
+        "conversation:mute": 2,
         "room:join group:": 1,
         "conversation:leave": 3,
         "connect (6 conversations, 5 unread)": counts["connect (1 conversation)"],

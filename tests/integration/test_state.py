@@ -208,6 +208,13 @@ async def test_token_bucket_does_not_refill_early(state: StateBackend) -> None:
     assert [await state.take_token("slow", 2, 0.01, ttl=60) for _ in range(5)] == [False] * 5
 
 
+async def test_an_empty_bucket_tells_how_long_until_its_next_token(state: StateBackend) -> None:
+    assert [await state.take_token_or_wait("waits", 2, 0.5, ttl=60) for _ in range(2)] == [0.0, 0.0]
+    wait = await state.take_token_or_wait("waits", 2, 0.5, ttl=60)
+    assert 1.9 < wait <= 2.0, "one token at 0.5/s is two seconds away"
+    assert await state.take_token("waits", 2, 0.5, ttl=60) is False
+
+
 async def test_token_bucket_is_shared_by_nodes(store: Store) -> None:
     nodes = [store.node() for _ in range(3)]
     results = await asyncio.gather(*(node.take_token("shared", 5, 0.01, ttl=60) for node in nodes * 4))

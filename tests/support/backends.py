@@ -70,6 +70,7 @@ class Backend:
             "LOG_LEVEL": "WARNING",
             "JWT_SECRET": "test-secret-test-secret-test-secret-0123",
             "RATE_LIMIT_AUTH": "1000/1",
+            "RATE_LIMIT_REST": "1000/1",
         }
         values.update({key: str(value) for key, value in overrides.items()})
         return values

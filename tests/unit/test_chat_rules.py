@@ -9,7 +9,7 @@ import pytest
 
 from app.core.errors import AppError
 from app.modules.chat.models import BODY_MAX, direct_key
-from app.modules.chat.service import (
+from app.modules.chat.rows import (
     MENTIONS_PER_MESSAGE_MAX,
     check_body,
     decode_cursor,

@@ -26,10 +26,17 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # is the one that counts; BEGIN IMMEDIATE takes the write lock up front, so concurrent
     # writers queue on busy_timeout instead of failing a lock upgrade.
     dbapi_connection.isolation_level = None
+    # SQLite's lower() and LIKE fold ASCII letters only; `unicode_lower` folds every script, as
+    # PostgreSQL's lower() and ILIKE do (a case-insensitive search uses it on SQLite).
+    dbapi_connection.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(pragma)
     cursor.close()
+
+
+def _unicode_lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _sqlite_on_begin(connection: Any) -> None:

@@ -13,6 +13,8 @@ from litestar.types import ExceptionHandlersMap
 
 from app.core.errors import HTTP_STATUS, AppError, ErrorCode
 from app.core.http.envelope import failure
+from app.core.http.rate_limit import retry_after_header
+from app.core.text import explain
 
 logger = logging.getLogger(__name__)
 
@@ -33,27 +35,33 @@ STATUS_CODES: dict[int, ErrorCode] = {
 def _respond(
     status: int, code: ErrorCode, message: str, details: dict[str, Any] | None = None
 ) -> Response[Any]:
-    return Response(content=failure(code.value, message, details), status_code=status)
+    headers = retry_after_header(details) if code is ErrorCode.RATE_LIMITED else {}
+    return Response(content=failure(code.value, message, details), status_code=status, headers=headers)
 
 
 def app_error_handler(_request: Request[Any, Any, Any], exc: AppError) -> Response[Any]:
     return _respond(exc.status_code, exc.code, exc.message, exc.details)
 
 
-_NAMED_FIELD = re.compile(r"field `([^`]+)`")
+_NAMED_FIELD = re.compile(r"field `([^`]+)`|^([A-Za-z_][\w.]*): ")
 
 
 def _field_of(problem: dict[str, Any]) -> str | None:
-    """The field a problem is about; a whole-body problem ("missing required field `x`") names it too."""
+    """The field a problem is about; a whole-body problem names it too, as msgspec does ("missing
+    required field `x`") or as a schema's own check does ("metadata.note: must not …")."""
     key = problem.get("key")
     named = _NAMED_FIELD.search(str(problem.get("message", "")))
     if key in (None, "", "data") and named:
-        return named.group(1)
+        return named.group(1) or named.group(2)
     return str(key) if key else None
 
 
 def validation_handler(_request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    problems = [p for p in exc.extra if isinstance(p, dict)] if isinstance(exc.extra, list) else []
+    problems = [
+        {**p, "message": explain(str(p.get("message", "")))}
+        for p in (exc.extra if isinstance(exc.extra, list) else [])
+        if isinstance(p, dict)
+    ]
     if not problems:
         return _respond(400, ErrorCode.VALIDATION_ERROR, str(exc.detail), {"field": None, "errors": []})
     field = _field_of(problems[0])

@@ -20,6 +20,7 @@ from app.core.socket.context import SocketContext
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import LocalSocket, SocketHub
 from app.core.socket.protocol import EVENT_NAME_ECHO_MAX, AckError, AckOk, ExceptionEvent
+from app.core.text import explain
 
 if TYPE_CHECKING:
     from app.core.context import AppContext
@@ -33,7 +34,7 @@ QUEUE_FACTOR = 4
 
 def validation_failure(exc: msgspec.ValidationError) -> AppError:
     """VALIDATION_ERROR naming the offending field, from msgspec's message."""
-    text = str(exc)
+    text = explain(str(exc))
     found = _FIELD.findall(text)
     path = next((a or b for a, b in reversed(found) if a or b), "payload")
     field = path.replace("[", ".").replace("]", "").strip(".") or "payload"
@@ -119,6 +120,14 @@ class Dispatcher:
         finally:
             if handler is not None:
                 self.timed[event].observe(time.perf_counter() - started)
+
+    async def reject(self, sock: LocalSocket, event: str, error: AppError, answer: Answer | None) -> None:
+        """Answer an event refused before its payload could be decoded, after its rate-limit token."""
+        try:
+            self._take_token(sock, "default")
+        except AppError as limited:
+            error = limited
+        await self._fail(sock, event, self.handlers.get(event), error, answer)
 
     async def _fail(
         self,

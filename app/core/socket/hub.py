@@ -37,9 +37,10 @@ class LocalSocket:
 
 
 class SocketHub:
-    def __init__(self, server: ParleyServer, metrics: Metrics) -> None:
+    def __init__(self, server: ParleyServer, metrics: Metrics, max_rooms: int) -> None:
         self.server = server
         self.metrics = metrics
+        self.max_rooms = max_rooms
         self.local: dict[str, LocalSocket] = {}
 
     @property
@@ -51,10 +52,11 @@ class SocketHub:
         event: ServerEvent,
         payload: msgspec.Struct,
         *,
-        room: str,
+        room: str | list[str],
         skip_sid: str | list[str] | None = None,
     ) -> None:
-        """Emit a declared event to a room (or a sid) on every node."""
+        """Emit a declared event to a room (or a sid), or once to each socket in any of several rooms,
+        on every node."""
         if not isinstance(payload, event.payload):
             raise TypeError(f"{event.name} carries {event.payload.__name__}, not {type(payload).__name__}")
         self.metrics.events_out.labels(event.name).inc()
@@ -78,8 +80,10 @@ class SocketHub:
         return [room for room in self.server.rooms(sid) if room != sid]
 
     async def sockets_join(self, room: str, target: str) -> None:
-        """Every socket in `room`, on any node, joins `target`."""
-        await self.manager.room_operation({"op": "join", "room": room, "target": target})
+        """Every socket in `room`, on any node, joins `target`; a socket already in SOCKET_MAX_ROOMS
+        rooms does not (its client can leave one and `room:join` the target)."""
+        op = {"op": "join", "room": room, "target": target, "max_rooms": self.max_rooms}
+        await self.manager.room_operation(op)
 
     async def sockets_leave(self, room: str, target: str) -> None:
         """Every socket in `room`, on any node, leaves `target`."""

@@ -40,6 +40,8 @@ class RoomOpsMixin:
         kind = op["op"]
         for sid in members:
             if kind == "join":
+                if self._room_limit_reached(sid, op):
+                    continue
                 manager.basic_enter_room(sid, NAMESPACE, op["target"])
             elif kind == "leave":
                 manager.basic_leave_room(sid, NAMESPACE, op["target"])
@@ -50,6 +52,18 @@ class RoomOpsMixin:
 
     async def room_operation(self, op: dict[str, Any]) -> None:
         await self._apply_room_op(op)
+
+    def _room_limit_reached(self, sid: str, op: dict[str, Any]) -> bool:
+        """A join that would take a socket past `max_rooms` (its own sid room not counted) is skipped."""
+        manager: Any = self
+        limit = op.get("max_rooms")
+        rooms = [room for room in manager.get_rooms(sid, NAMESPACE) if room != sid]
+        if limit is None or op["target"] in rooms or len(rooms) < limit:
+            return False
+        logger.info(
+            "socket %s is in %d rooms; not joining %s", sid, len(rooms), op["target"], extra={"sid": sid}
+        )
+        return True
 
 
 class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]

@@ -14,7 +14,7 @@ RoomName = Annotated[
     msgspec.Meta(
         min_length=3,
         max_length=ROOM_NAME_MAX,
-        pattern=r"^[a-z][a-z0-9_-]*:[A-Za-z0-9_.:@-]+$",
+        pattern=r"^[a-z][a-z0-9_-]*:[A-Za-z0-9_.:@-]+(?![\s\S])",
         description="`prefix:id`, e.g. `user:…`, `group:…`, `game:42`",
     ),
 ]

@@ -34,7 +34,7 @@ class AnyoneHook:
 
 def room_prefix(room: str) -> str:
     """The `prefix:` of a well-formed room name; VALIDATION_ERROR otherwise."""
-    match = ROOM_PATTERN.match(room) if len(room) <= ROOM_NAME_MAX else None
+    match = ROOM_PATTERN.fullmatch(room) if len(room) <= ROOM_NAME_MAX else None
     if match is None:
         raise AppError(
             ErrorCode.VALIDATION_ERROR,

@@ -16,7 +16,7 @@ import socketio
 from app.core.errors import AppError, ErrorCode
 from app.core.module import Module
 from app.core.security.identity import Authenticator, Identity
-from app.core.socket.dispatcher import Dispatcher, is_unavailable
+from app.core.socket.dispatcher import Answer, Dispatcher, is_unavailable
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import LocalSocket, SocketHub
 from app.core.socket.protocol import AckError, ExceptionEvent, ForceLogout
@@ -225,12 +225,17 @@ class SocketRuntime:
         sock = self.hub.local.get(sid)
         if sock is None:
             return
+        self._spawn(self.dispatcher.dispatch(sock, event, args, self._answerer(eio_sid, ack_id)))
+
+    def _answerer(self, eio_sid: str, ack_id: int | None) -> Answer | None:
+        """Sends the ack of event `ack_id`; None when the client asked for no ack."""
+        if ack_id is None:
+            return None
 
         async def answer(data: Any) -> None:
-            assert ack_id is not None
             await self.server.send_ack(eio_sid, ack_id, data)
 
-        self._spawn(self.dispatcher.dispatch(sock, event, args, answer if ack_id is not None else None))
+        return answer
 
     async def oversized(self, sid: str, eio_sid: str, event: str, ack_id: int | None, size: int) -> None:
         error = AppError(
@@ -243,6 +248,17 @@ class SocketRuntime:
             await self.server.send_ack(eio_sid, ack_id, AckError.of(error))
         else:
             await self.hub.emit_to_socket(sid, "exception", ExceptionEvent.of(event, error))
+
+    async def undecodable(self, sid: str, eio_sid: str, event: str, ack_id: int | None) -> None:
+        sock = self.hub.local.get(sid)
+        if sock is None:
+            return
+        error = AppError(
+            ErrorCode.VALIDATION_ERROR,
+            "payload: cannot be decoded (JSON nested too deeply or malformed)",
+            {"field": "payload"},
+        )
+        self._spawn(self.dispatcher.reject(sock, event, error, self._answerer(eio_sid, ack_id)))
 
     def user_of(self, sid: str) -> str | None:
         sock = self.hub.local.get(sid)

@@ -46,6 +46,8 @@ class EventSink(Protocol):
         self, sid: str, eio_sid: str, event: str, ack_id: int | None, size: int
     ) -> Awaitable[None]: ...
 
+    def undecodable(self, sid: str, eio_sid: str, event: str, ack_id: int | None) -> Awaitable[None]: ...
+
     def user_of(self, sid: str) -> str | None: ...
 
 
@@ -205,6 +207,7 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         try:
             pkt = self.packet_class(encoded_packet=data)
         except Exception:  # noqa: BLE001 - any decode failure is the client's fault
+            await self._answer_undecodable(eio_sid, data)
             await self._malformed_packet(eio_sid, "undecodable packet")
             return
         kind = pkt.packet_type
@@ -249,6 +252,15 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         ack_id = int(match.group(1)) if match and match.group(1) else None
         event = match.group(2) if match else "unknown"
         await self.sink.oversized(sid, eio_sid, event, ack_id, size)
+
+    async def _answer_undecodable(self, eio_sid: str, data: str) -> None:
+        """An event of a connected socket whose name can be read but whose arguments cannot (JSON
+        nested too deeply, say) is answered like any invalid payload; it still counts as malformed."""
+        sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        match = _EVENT_HEAD.match(data[:200])
+        if sid is not None and self.sink is not None and match is not None:
+            ack_id = int(match.group(1)) if match.group(1) else None
+            await self.sink.undecodable(sid, eio_sid, match.group(2), ack_id)
 
     async def _malformed_packet(self, eio_sid: str, why: str) -> None:
         """Log the first offence of a transport; close it after a few."""

@@ -59,9 +59,15 @@ class StateBackend(abc.ABC):
     @abc.abstractmethod
     async def hash_delete(self, key: str, *fields: str) -> None: ...
 
-    @abc.abstractmethod
     async def take_token(self, key: str, capacity: int, refill_per_second: float, ttl: float) -> bool:
         """Take one token from a bucket refilled continuously; False when it is empty."""
+        return await self.take_token_or_wait(key, capacity, refill_per_second, ttl) == 0.0
+
+    @abc.abstractmethod
+    async def take_token_or_wait(
+        self, key: str, capacity: int, refill_per_second: float, ttl: float
+    ) -> float:
+        """Take one token (0.0); when the bucket is empty, the seconds until its next token instead."""
 
     @abc.abstractmethod
     async def keys(self, pattern: str) -> list[str]:

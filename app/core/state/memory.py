@@ -100,14 +100,16 @@ class MemoryStateBackend(StateBackend):
             if not self._data[key]:
                 await self.delete(key)
 
-    async def take_token(self, key: str, capacity: int, refill_per_second: float, ttl: float) -> bool:
+    async def take_token_or_wait(
+        self, key: str, capacity: int, refill_per_second: float, ttl: float
+    ) -> float:
         now = time.monotonic()
         tokens, stamp = self._data[key] if self._alive(key) else (float(capacity), now)
         tokens = min(float(capacity), tokens + (now - stamp) * refill_per_second)
         allowed = tokens >= 1.0
         self._data[key] = (tokens - 1.0 if allowed else tokens, now)
         self._touch(key, ttl)
-        return allowed
+        return 0.0 if allowed else (1.0 - tokens) / refill_per_second
 
     async def keys(self, pattern: str) -> list[str]:
         return [key for key in list(self._data) if fnmatch.fnmatchcase(key, pattern) and self._alive(key)]

@@ -24,14 +24,15 @@ local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
 local tokens = tonumber(state[1]) or capacity
 local stamp = tonumber(state[2]) or now
 tokens = math.min(capacity, tokens + (now - stamp) * rate)
-local allowed = 0
+local wait = 0
 if tokens >= 1 then
   tokens = tokens - 1
-  allowed = 1
+else
+  wait = (1 - tokens) / rate
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return allowed
+return tostring(wait)
 """
 
 HASH_INCR = """
@@ -111,11 +112,13 @@ class RedisStateBackend(StateBackend):
         if fields:
             await self.redis.hdel(self._k(key), *fields)
 
-    async def take_token(self, key: str, capacity: int, refill_per_second: float, ttl: float) -> bool:
-        allowed = await self._token_bucket(
+    async def take_token_or_wait(
+        self, key: str, capacity: int, refill_per_second: float, ttl: float
+    ) -> float:
+        wait = await self._token_bucket(
             keys=[self._k(key)], args=[capacity, refill_per_second, max(1, int(ttl * 1000))]
         )
-        return bool(allowed)
+        return float(wait)
 
     async def keys(self, pattern: str) -> list[str]:
         found = [_text(key) async for key in self.redis.scan_iter(match=self._k(pattern), count=500)]

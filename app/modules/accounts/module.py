@@ -10,6 +10,7 @@ from app.modules.accounts.controller import AdminUsersController, AuthController
 from app.modules.accounts.deps import DEPENDENCIES
 from app.modules.accounts.guards import session_hook
 from app.modules.accounts.sessions import SessionStore
+from app.modules.accounts.users import UsersController
 
 
 def _sessions(ctx: AppContext) -> SessionStore:
@@ -26,7 +27,7 @@ def _flows(ctx: AppContext) -> AuthFlows:
 
 accounts_module = Module(
     name="accounts",
-    controllers=[AuthController, AdminUsersController],
+    controllers=[AuthController, AdminUsersController, UsersController],
     dependencies=DEPENDENCIES,
     providers={SessionStore: _sessions, Authenticator: _authenticator, AuthFlows: _flows},
     room_hooks={"session:": session_hook},

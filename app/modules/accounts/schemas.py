@@ -6,23 +6,32 @@ from typing import Annotated
 
 import msgspec
 
+from app.core.text import SINGLE_LINE, TRIMMED, USERNAME, text
 from app.core.types import UtcDateTime
 from app.modules.accounts.models import DISPLAY_NAME_MAX, USERNAME_MAX
 
+PASSWORD_MIN = 8
+PASSWORD_MAX = 128
 Username = Annotated[
     str,
-    msgspec.Meta(
+    text(
+        USERNAME,
         min_length=3,
         max_length=USERNAME_MAX,
-        pattern=r"^[A-Za-z0-9_.-]+$",
-        description="3–32 letters, digits, `_`, `.` or `-`; unique regardless of case",
+        description="unique regardless of case, and must not look like another user's name",
     ),
 ]
-Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
-DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=DISPLAY_NAME_MAX)]
-Device = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, description="names the device for LOGIN_POLICY")
+Password = Annotated[
+    str,
+    text(
+        SINGLE_LINE,
+        min_length=PASSWORD_MIN,
+        max_length=PASSWORD_MAX,
+        description="not a common password, nor the username",
+    ),
 ]
+DisplayName = Annotated[str, text(TRIMMED, max_length=DISPLAY_NAME_MAX)]
+Device = Annotated[str, text(TRIMMED, max_length=64, description="names the device for LOGIN_POLICY")]
 
 
 class RegisterIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -32,8 +41,8 @@ class RegisterIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
-    username: Annotated[str, msgspec.Meta(min_length=1, max_length=USERNAME_MAX)]
-    password: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    username: Annotated[str, text(USERNAME, max_length=USERNAME_MAX)]
+    password: Annotated[str, text(SINGLE_LINE, max_length=PASSWORD_MAX)]
     device: Device | None = None
 
 

@@ -10,7 +10,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from app.core.db import utc_now
 from app.core.errors import AppError, ErrorCode
 from app.modules.accounts.models import USERNAME_MAX, User
+from app.modules.accounts.policy import check_password, username_skeleton
 
 EXTERNAL_NAMESPACE = uuid.UUID("5b3c2f7e-2d7a-4d55-9a53-7f0f0e5b7c11")
 _hasher = PasswordHasher()
@@ -58,13 +59,32 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         user: User | None = await self.repository.session.get(User, key)
         return user
 
+    async def _check_name_free(self, username: str, skeleton: str) -> None:
+        """CONFLICT on `username` if it is taken, in any case, or looks like a name that is."""
+        statement = select(User.username).where(
+            or_(func.lower(User.username) == username.lower(), User.username_skeleton == skeleton)
+        )
+        existing = (await self.repository.session.execute(statement.limit(1))).scalar_one_or_none()
+        if existing is None:
+            return
+        if existing.lower() == username.lower():
+            raise AppError(ErrorCode.CONFLICT, "That username is taken", {"field": "username"})
+        raise AppError(
+            ErrorCode.CONFLICT,
+            "That username looks like another user's; choose another",
+            {"field": "username"},
+        )
+
     async def register(
         self, username: str, password: str, display_name: str | None, *, is_admin: bool = False
     ) -> User:
-        if await self.by_username(username) is not None:
-            raise AppError(ErrorCode.CONFLICT, "That username is taken", {"field": "username"})
+        """A new account; the password policy and the look-alike rule apply (one query before the insert)."""
+        check_password(password, username)
+        skeleton = username_skeleton(username)
+        await self._check_name_free(username, skeleton)
         user = User(
             username=username,
+            username_skeleton=skeleton,
             display_name=display_name or username,
             password_hash=await hash_password(password),
             is_admin=is_admin,
@@ -119,6 +139,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         values = {
             "id": user_id,
             "username": username,
+            "username_skeleton": username_skeleton(username),
             "display_name": display,
             "external_subject": subject,
             "is_admin": False,

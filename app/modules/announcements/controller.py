@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_201_CREATED
 from app.core.context import AppContext
 from app.core.http.envelope import Envelope, ok
 from app.core.security.identity import Identity
+from app.core.types import utc_moment
 from app.modules.announcements.events import SYSTEM_ANNOUNCEMENT
 from app.modules.announcements.schemas import AnnouncementIn, AnnouncementList, AnnouncementOut
 from app.modules.announcements.service import AnnouncementService, announcement_out
@@ -51,7 +52,6 @@ class AnnouncementsController(Controller):
         since: Annotated[dt.datetime | None, Parameter(description=SINCE)] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
     ) -> Envelope[AnnouncementList]:
-        if since is not None and since.tzinfo is None:
-            since = since.replace(tzinfo=dt.UTC)
-        rows = await announcement_service.since(since, limit)
+        moment = utc_moment(since, "since") if since is not None else None
+        rows = await announcement_service.since(moment, limit)
         return ok(AnnouncementList([announcement_out(row) for row in rows]))

@@ -9,9 +9,11 @@ from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from app.core.context import AppContext
 from app.core.errors import validation_error
 from app.core.http.envelope import Envelope, ok
 from app.core.security.identity import Identity
+from app.core.text import SINGLE_LINE
 from app.modules.chat.events import ChatEvents
 from app.modules.chat.schemas import (
     MAX_SEQ,
@@ -27,6 +29,8 @@ from app.modules.chat.schemas import (
     CreateConversationIn,
     MessageOut,
     MessagePage,
+    MuteIn,
+    MuteOut,
     ParticipantChange,
     PostMessageIn,
     ReadIn,
@@ -79,8 +83,12 @@ class ConversationController(Controller):
         return ok(await chat_service.list_for(me(identity), limit, cursor))
 
     @get("/unread-count")
-    async def unread_count(self, identity: Identity, chat_service: ChatService) -> Envelope[UnreadSummary]:
-        return ok(await chat_service.unread_summary(me(identity)))
+    async def unread_count(
+        self, identity: Identity, chat_service: ChatService, app_ctx: AppContext
+    ) -> Envelope[UnreadSummary]:
+        """As in `session:ready`: the most recently active conversations, the total of all."""
+        window = app_ctx.settings.socket.ready_conversations
+        return ok(await chat_service.unread_summary(me(identity), window))
 
     @get("/{conversation_id:uuid}")
     async def get_conversation(
@@ -137,7 +145,21 @@ class ConversationController(Controller):
         removal = await chat_service.remove_participant(
             me(identity), conversation_id, user_id, events=chat_events
         )
-        return ok(ParticipantChange(removal.conversation_id, removal.user_id, removal.by), "Removed")
+        change = ParticipantChange(removal.conversation_id, removal.user_id, removal.by, removal.new_owner)
+        return ok(change, "Removed")
+
+    @put("/{conversation_id:uuid}/mute")
+    async def mute(
+        self,
+        conversation_id: uuid.UUID,
+        data: MuteIn,
+        identity: Identity,
+        chat_service: ChatService,
+        chat_events: ChatEvents,
+    ) -> Envelope[MuteOut]:
+        """Mute (`true`) or unmute a conversation for yourself; see `conversation:mute` for what it means."""
+        muted = await chat_service.set_muted(me(identity), conversation_id, data.muted, events=chat_events)
+        return ok(muted)
 
     @post("/{conversation_id:uuid}/leave", status_code=HTTP_200_OK)
     async def leave(
@@ -186,7 +208,7 @@ class ConversationController(Controller):
         conversation_id: uuid.UUID,
         identity: Identity,
         chat_service: ChatService,
-        q: Annotated[str, Parameter(min_length=1, max_length=SEARCH_QUERY_MAX)],
+        q: Annotated[str, Parameter(min_length=1, max_length=SEARCH_QUERY_MAX, pattern=SINGLE_LINE)],
         limit: Annotated[int, Parameter(ge=1, le=SEARCH_LIMIT_MAX)] = SEARCH_LIMIT_DEFAULT,
     ) -> Envelope[MessagePage]:
         """Messages containing `q` (any script, case-insensitive; `%` and `_` are literal), newest first."""

@@ -86,7 +86,8 @@ PARTICIPANT_ADDED = server_event(
     "conversation:participant_added",
     ParticipantChange,
     description="Someone was added (`by` added them). The added user's sockets have already joined "
-    "the conversation's room, so they receive this too.",
+    "the conversation's room, so they receive this too (through `user:{userId}` when a socket is "
+    "at its room limit and could not join; it may leave a room and `room:join` this one).",
     category="conversations",
     room="group:{conversationId} (the added user included)",
     examples=[{"conversation_id": CONVERSATION, "user_id": BOB, "by": ALICE}],
@@ -95,7 +96,8 @@ PARTICIPANT_REMOVED = server_event(
     "conversation:participant_removed",
     ParticipantChange,
     description="Someone left (`by` is themselves) or was removed; the user's sockets leave the "
-    "conversation's rooms right after.",
+    "conversation's rooms right after. When the owner left, `new_owner` names who owns the group now "
+    "(the longest-standing admin, else member).",
     category="conversations",
     room="group:{conversationId} (the removed user included)",
     examples=[{"conversation_id": CONVERSATION, "user_id": BOB, "by": BOB}],

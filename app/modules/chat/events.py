@@ -23,6 +23,7 @@ from app.modules.chat.schemas import (
     ConversationDeletedEvent,
     ConversationOut,
     ConversationUpdatedEvent,
+    MuteOut,
     ParticipantChange,
     UnreadUpdate,
 )
@@ -78,9 +79,15 @@ class ChatEvents:
         )
 
     async def conversation_created(self, conversation: ConversationOut) -> None:
-        for participant in conversation.participants:
-            await self.hub.sockets_join(user_room(participant.user_id), group_room(conversation.id))
-        await self.conversation_updated(conversation)
+        """The participants' sockets join the room; all hear of it, through their user rooms too (a
+        socket at its room limit did not join)."""
+        group = group_room(conversation.id)
+        members = [user_room(participant.user_id) for participant in conversation.participants]
+        for member in members:
+            await self.hub.sockets_join(member, group)
+        await self.hub.emit(
+            CONVERSATION_UPDATED, ConversationUpdatedEvent(conversation), room=[group, *members]
+        )
 
     async def conversation_updated(self, conversation: ConversationOut) -> None:
         await self.hub.emit(
@@ -102,9 +109,23 @@ class ChatEvents:
             logger.info("user %s added %s to conversation %s", by, ", ".join(user_ids), conversation_id)
         for user_id in user_ids:
             await self.hub.sockets_join(user_room(user_id), group)
+            # To the user's room too: a socket at its room limit did not join the group.
             await self.hub.emit(
-                PARTICIPANT_ADDED, ParticipantChange(conversation_id, user_id, by), room=group
+                PARTICIPANT_ADDED,
+                ParticipantChange(conversation_id, user_id, by),
+                room=[group, user_room(user_id)],
             )
+
+    async def mute_changed(self, user_id: str, mute: MuteOut, unread: UnreadUpdate) -> None:
+        """A muted conversation stops reaching the user's sockets live; unmuted, it does again. The
+        user's sockets get the unread total that now leaves (or counts) the conversation."""
+        member, group = user_room(user_id), group_room(mute.conversation_id)
+        logger.info("user %s %s conversation %s", user_id, "muted" if mute.muted else "unmuted", group)
+        if mute.muted:
+            await self.hub.sockets_leave(member, group)
+        else:
+            await self.hub.sockets_join(member, group)
+        await self.hub.emit(UNREAD_UPDATE, unread, room=member)
 
     async def participant_removed(self, removal: Removal) -> None:
         """The room (the leaver's sockets still in it) hears of it; then the leaver's sockets leave."""
@@ -116,7 +137,7 @@ class ChatEvents:
         await self.hub.emit(CHAT_MESSAGE, ChatMessageEvent(removal.system_message), room=group)
         await self.hub.emit(
             PARTICIPANT_REMOVED,
-            ParticipantChange(removal.conversation_id, removal.user_id, removal.by),
+            ParticipantChange(removal.conversation_id, removal.user_id, removal.by, removal.new_owner),
             room=group,
         )
         leaver = user_room(removal.user_id)

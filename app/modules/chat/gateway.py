@@ -22,6 +22,8 @@ from app.modules.chat.events import ChatEvents, active_room
 from app.modules.chat.schemas import (
     ConversationRef,
     ConversationRefOut,
+    MuteOut,
+    MutePayload,
     ReadOut,
     ReadPayload,
     SendAck,
@@ -81,7 +83,10 @@ class ChatGateway(Gateway):
         "chat:sync",
         "Catch up after a reconnect or a seq jump: send the last seq you hold for each conversation, "
         "get what came after (at most `limit` each). `recovered: false` with `has_more: true` means "
-        "page the rest over REST (`GET /api/conversations/{id}/messages?after_seq=`).",
+        "page the rest over REST (`GET /api/conversations/{id}/messages?after_seq=`). A conversation "
+        "you may not sync (gone, or not yours) gets an `error` (`NOT_FOUND`, `FORBIDDEN`) in its own "
+        "entry and the others are synced; a cursor past a conversation's last seq fails the call "
+        "(`VALIDATION_ERROR` naming it).",
         category="chat",
         examples=[{"conversations": [{"conversation_id": CONVERSATION, "after_seq": 40}], "limit": 50}],
         errors=list(ACCESS_ERRORS),
@@ -143,6 +148,25 @@ class ChatGateway(Gateway):
         await ctx.leave(active_room(conversation_id))
         await ctx.app.events.publish(ConversationBlurred(ctx.sid, ctx.user_id, conversation_id))
         return ConversationRefOut(conversation_id)
+
+    @ws_event(
+        "conversation:mute",
+        "Mute (`muted: true`) or unmute a conversation for yourself, a group you were added to or a "
+        "direct one. While muted: your sockets leave its `group:` room and do not join it on connect, "
+        "so its messages no longer arrive live (`chat:sync`, REST and `room:join group:{id}` still "
+        "work, e.g. while you look at it); a mention of you makes no notification; its unread "
+        "messages leave your totals (`unread:update`, `session:ready`). Your sockets get "
+        "`unread:update` with the new total. `GET /api/conversations` shows `muted`.",
+        category="conversations",
+        examples=[{"conversation_id": CONVERSATION, "muted": True}],
+        errors=[*ACCESS_ERRORS, ErrorCode.CONFLICT],
+    )
+    @ws_payload(MutePayload)
+    @ws_response("conversation:mute", MuteOut)
+    async def mute(
+        self, ctx: SocketContext, payload: MutePayload, chat: ChatService, events: ChatEvents
+    ) -> MuteOut:
+        return await chat.set_muted(caller(ctx), payload.conversation_id, payload.muted, events=events)
 
     @ws_event(
         "conversation:leave",

@@ -3,7 +3,9 @@
 Every message of a conversation has a `seq` (1, 2, 3 …) taken from `conversations.last_seq` in the
 transaction that stores it. A database trigger (migration 0002) advances the sender's
 `last_read_seq` to the seq of each message it inserts, so a sender never has unread messages of
-their own, whatever path stored the message.
+their own, whatever path stored the message. Another (migration 0005) hands a group on when its
+owner's participant row goes, whatever path removed it: the longest-standing admin, else the
+longest-standing member, becomes the owner.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class Participant(Base):
     joined_at: Mapped[dt.datetime] = mapped_column(
         DateTimeUTC(timezone=True), server_default=utc_now(), nullable=False
     )
+    muted_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    """Set while the participant has muted the conversation (see `conversation:mute`)."""
 
 
 class Message(Base):
@@ -100,6 +104,7 @@ class Notification(Base):
     __table_args__ = (
         Index("ix_notifications_user_conversation", "user_id", "conversation_id"),
         Index("ix_notifications_message_id", "message_id"),
+        Index("ix_notifications_user_created", "user_id", "created_at", "id"),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(

@@ -14,6 +14,7 @@ from app.modules.chat.deps import DEPENDENCIES
 from app.modules.chat.events import ChatEvents, group_room
 from app.modules.chat.gateway import ChatGateway
 from app.modules.chat.guards import ChatMembership, ParticipantRoomHook
+from app.modules.chat.notifications_controller import NotificationController
 from app.modules.chat.schemas import UnreadSummary
 from app.modules.chat.service import ChatService
 
@@ -26,20 +27,23 @@ def _participants_only(prefix: str) -> Callable[[AppContext], ParticipantRoomHoo
 
 
 async def _conversation_rooms(ctx: AppContext, identity: Identity) -> Sequence[str]:
-    """`group:{id}` of every conversation of the connecting user (one query)."""
+    """`group:{id}` of the connecting user's most recently active unmuted conversations (one query),
+    at most SESSION_READY_CONVERSATIONS of them, whatever others add the user to."""
+    window = ctx.settings.socket.ready_conversations
     async with ctx.unit_of_work() as uow:
-        ids = await uow.service(ChatService).conversation_ids_of(uuid.UUID(identity.user_id))
+        ids = await uow.service(ChatService).recent_conversation_ids(uuid.UUID(identity.user_id), window)
     return [group_room(str(cid)) for cid in ids]
 
 
 async def _unread(ctx: AppContext, identity: Identity) -> UnreadSummary:
+    window = ctx.settings.socket.ready_conversations
     async with ctx.unit_of_work() as uow:
-        return await uow.service(ChatService).unread_summary(uuid.UUID(identity.user_id))
+        return await uow.service(ChatService).unread_summary(uuid.UUID(identity.user_id), window)
 
 
 chat_module = Module(
     name="chat",
-    controllers=[ConversationController],
+    controllers=[ConversationController, NotificationController],
     gateways=[ChatGateway],
     dependencies=DEPENDENCIES,
     providers={Membership: ChatMembership, ChatEvents: ChatEvents},

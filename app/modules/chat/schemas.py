@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from app.core.text import MULTI_LINE, TRIMMED, text
 from app.core.types import UtcDateTime
 from app.modules.chat.models import BODY_MAX, CLIENT_MSG_ID_MAX, TITLE_MAX
 
@@ -24,24 +25,17 @@ ConversationKind = Literal["direct", "group"]
 Role = Literal["owner", "admin", "member"]
 MessageKind = Literal["text", "system"]
 
-Body = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1,
-        max_length=BODY_MAX,
-        description=f"1–{BODY_MAX} characters, not only whitespace, no NUL; `@username` mentions",
-    ),
-]
+Body = Annotated[str, text(MULTI_LINE, max_length=BODY_MAX, description="`@username` mentions")]
 ClientMsgId = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
         max_length=CLIENT_MSG_ID_MAX,
-        pattern=r"^[A-Za-z0-9_.:-]+$",
+        pattern=r"^[A-Za-z0-9_.:-]+(?![\s\S])",
         description="chosen by the client (e.g. a UUID); a re-send with the same id is not stored twice",
     ),
 ]
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=TITLE_MAX)]
+Title = Annotated[str, text(TRIMMED, max_length=TITLE_MAX)]
 Cursor = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ, description="a seq the client already has (0: none)")]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 UserIds = Annotated[list[uuid.UUID], msgspec.Meta(max_length=PARTICIPANTS_PER_CALL_MAX)]
@@ -76,10 +70,11 @@ class ConversationOut(msgspec.Struct):
 
 
 class ConversationSummaryOut(ConversationOut):
-    """A conversation as listed: with its latest message and the caller's unread count."""
+    """A conversation as listed: with its latest message, the caller's unread count and mute."""
 
     last_message: MessageOut | None
     unread: int
+    muted: bool
 
 
 class ConversationPage(msgspec.Struct):
@@ -102,10 +97,21 @@ class UnreadConversation(msgspec.Struct):
 
 
 class UnreadSummary(msgspec.Struct):
-    """Conversations with unread messages (`session:ready.unread`, `GET /conversations/unread-count`)."""
+    """`session:ready.unread` and `GET /conversations/unread-count`.
+
+    `conversations` lists those with unread messages among the SESSION_READY_CONVERSATIONS most
+    recently active ones (muted ones aside): the conversations whose `group:` rooms a socket joins on
+    connect. `total` counts the unread messages of every conversation that is not muted.
+    `more: true` says there are older conversations: page them with `GET /api/conversations?cursor=`
+    `next_cursor`, and follow one live with `room:join group:{id}`. `notifications` counts the
+    unread notifications (`GET /api/notifications`).
+    """
 
     conversations: list[UnreadConversation]
     total: int
+    notifications: int
+    more: bool
+    next_cursor: str | None
 
 
 class NotificationOut(msgspec.Struct):
@@ -115,6 +121,22 @@ class NotificationOut(msgspec.Struct):
     body: str
     data: dict[str, Any]
     created_at: UtcDateTime
+    read_at: UtcDateTime | None = None
+
+
+class NotificationPage(msgspec.Struct):
+    items: list[NotificationOut]
+    next_cursor: str | None
+
+
+class MarkNotificationsReadIn(msgspec.Struct, forbid_unknown_fields=True):
+    up_to_id: uuid.UUID = msgspec.field()
+    """This notification and every older one of yours are marked read."""
+
+
+class NotificationsRead(msgspec.Struct):
+    marked: int
+    unread: int
 
 
 class CreateConversationIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -170,12 +192,21 @@ class SyncPayload(msgspec.Struct, forbid_unknown_fields=True):
     limit: Annotated[int, msgspec.Meta(ge=1, le=MESSAGES_LIMIT_MAX)] = MESSAGES_LIMIT_DEFAULT
 
 
+class SyncError(msgspec.Struct):
+    code: Literal["NOT_FOUND", "FORBIDDEN"]
+    message: str
+
+
 class SyncedConversation(msgspec.Struct):
+    """One conversation of a sync. With `error` set, you may not sync that conversation (there is no
+    such conversation, or it is not yours): `messages` is empty, the rest zero or false."""
+
     conversation_id: str
     messages: list[MessageOut]
     last_seq: int
     recovered: bool
     has_more: bool
+    error: SyncError | None = None
 
 
 class SyncAck(msgspec.Struct):
@@ -193,6 +224,20 @@ class ConversationRef(msgspec.Struct, forbid_unknown_fields=True):
 
 class ConversationRefOut(msgspec.Struct):
     conversation_id: str
+
+
+class MuteIn(msgspec.Struct, forbid_unknown_fields=True):
+    muted: bool
+
+
+class MutePayload(msgspec.Struct, forbid_unknown_fields=True):
+    conversation_id: uuid.UUID
+    muted: bool
+
+
+class MuteOut(msgspec.Struct):
+    conversation_id: str
+    muted: bool
 
 
 class ChatMessageEvent(msgspec.Struct):
@@ -219,7 +264,9 @@ class ConversationDeletedEvent(msgspec.Struct):
     conversation_id: str
 
 
-class ParticipantChange(msgspec.Struct):
+class ParticipantChange(msgspec.Struct, omit_defaults=True):
     conversation_id: str
     user_id: str
     by: str
+    new_owner: str | None = None
+    """Set when the owner left: the participant who owns the group now."""

@@ -9,16 +9,21 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from litestar import Controller, get
+from litestar import Controller, Response, get
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotFoundException
 from litestar.handlers.base import BaseRouteHandler
 
 from app.core.context import AppContext
+from app.core.http.security_headers import page_policy
 from app.modules.docs.service import BASE_PATH, DocsService, EventView
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
-STATIC_FILES = ("parley-socket.js", "ws-docs.js")
+STATIC_FILES = {
+    "parley-socket.js": "text/javascript; charset=utf-8",
+    "ws-docs.js": "text/javascript; charset=utf-8",
+    "ws-docs.css": "text/css; charset=utf-8",
+}
 JSON = "application/json"
 
 
@@ -49,8 +54,10 @@ class DocsController(Controller):
     include_in_schema = False
 
     @get("/", media_type="text/html; charset=utf-8")
-    async def page(self, app_ctx: AppContext) -> str:
-        return _service(app_ctx).page_html
+    async def page(self, app_ctx: AppContext) -> Response[str]:
+        """The page, with a Content-Security-Policy for its own scripts and the socket's origin."""
+        policy = page_policy(app_ctx.settings.public_url)
+        return Response(_service(app_ctx).page_html, headers={"Content-Security-Policy": policy})
 
     @get("/spec", media_type=JSON)
     async def spec(self, app_ctx: AppContext) -> bytes:
@@ -74,8 +81,8 @@ class DocsController(Controller):
         """Both directions of the event (`chat:read` is a client and a server event)."""
         return _found(_service(app_ctx).event(name), f"event {name!r}")
 
-    @get("/static/{file_name:str}", media_type="text/javascript; charset=utf-8")
-    async def static(self, file_name: str) -> bytes:
+    @get("/static/{file_name:str}")
+    async def static(self, file_name: str) -> Response[bytes]:
         if file_name not in STATIC_FILES:
             raise NotFoundException(f"No file {file_name!r}")
-        return static_file(file_name)
+        return Response(static_file(file_name), media_type=STATIC_FILES[file_name])

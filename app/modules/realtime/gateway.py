@@ -25,7 +25,13 @@ SESSION_READY = server_event(
             "session_id": "2f9c1d7e-6a4b-4c1e-9b0a-3e5d7c9a1b2c",
             "rooms": [f"user:{_USER}", "broadcast:all"],
             "server_time": "2026-11-22T09:00:00Z",
-            "unread": {"conversations": [], "total": 0},
+            "unread": {
+                "conversations": [],
+                "total": 0,
+                "notifications": 0,
+                "more": False,
+                "next_cursor": None,
+            },
             "announcements": [],
             "limits": {
                 "max_payload_bytes": 65536,

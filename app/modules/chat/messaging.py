@@ -1,0 +1,264 @@
+"""Sending, mentions, sync, history and search."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from advanced_alchemy.types import GUID
+from sqlalchemy import JSON, String, and_, case, func, literal, or_, select
+
+from app.core.errors import AppError, ErrorCode, validation_error
+from app.modules.chat.models import Conversation, Message, Notification, Participant
+from app.modules.chat.rows import (
+    LIKE_ESCAPE,
+    MESSAGE_COLUMNS,
+    NOTIFICATION_BODY_MAX,
+    USERS,
+    Mention,
+    Sent,
+    check_body,
+    like_pattern,
+    mentioned_names,
+    message_out,
+)
+from app.modules.chat.schemas import (
+    MessageOut,
+    MessagePage,
+    NotificationOut,
+    SyncCursor,
+    SyncedConversation,
+    SyncError,
+)
+from app.modules.chat.store import ChatStore
+
+if TYPE_CHECKING:
+    from app.core.security.identity import Identity
+    from app.modules.chat.events import ChatEvents
+
+
+class Messaging(ChatStore):
+    async def send(
+        self,
+        sender: Identity,
+        conversation_id: uuid.UUID,
+        body: str,
+        client_msg_id: str,
+        *,
+        events: ChatEvents,
+        skip_sid: str | None = None,
+    ) -> Sent:
+        """Store a text message with the next seq; a re-send returns the stored one and changes nothing.
+
+        Three statements at most: take the seq, insert, notify the mentioned (only if any).
+        """
+        check_body(body)
+        sender_id = uuid.UUID(sender.user_id)
+        seq = await self._next_seq(conversation_id, sender_id)
+        if seq is None:
+            await self._recheck_access(conversation_id, sender_id)
+            raise AppError(ErrorCode.CONFLICT, "Your membership changed meanwhile; send again")
+        message_id = uuid.uuid4()
+        row = await self._insert_message(
+            {
+                "id": message_id,
+                "conversation_id": conversation_id,
+                "seq": seq,
+                "sender_id": sender_id,
+                "kind": "text",
+                "body": body,
+                "client_msg_id": client_msg_id,
+            }
+        )
+        if row.id != message_id:
+            await self.session.rollback()
+            return Sent(message_out(row), stored=False)
+        message = message_out(row)
+        names = mentioned_names(body)
+        mentions = await self._notify_mentions(sender, message, names) if names else []
+        await self.session.commit()
+        sent = Sent(message, stored=True, mentions=mentions)
+        await events.message_sent(sent, skip_sid=skip_sid)
+        return sent
+
+    async def _notify_mentions(
+        self, sender: Identity, message: MessageOut, names: list[str]
+    ) -> list[Mention]:
+        """One INSERT … SELECT: a notification for each mentioned participant other than the sender
+        who has not muted the conversation."""
+        username = func.lower(USERS.c.username)
+        notification_id = case(
+            {name: literal(uuid.uuid4(), GUID(length=16)) for name in names}, value=username
+        )
+        data = {"conversation_id": message.conversation_id, "message_id": message.id, "seq": message.seq}
+        title = f"{sender.display_name} mentioned you"[:200]
+        body = message.body[:NOTIFICATION_BODY_MAX]
+        source = (
+            select(
+                notification_id,
+                Participant.user_id,
+                literal("mention", String()),
+                literal(title, String()),
+                literal(body, String()),
+                literal(data, JSON()),
+                literal(uuid.UUID(message.conversation_id), GUID(length=16)),
+                literal(uuid.UUID(message.id), GUID(length=16)),
+            )
+            .join_from(Participant, USERS, USERS.c.id == Participant.user_id)
+            .where(
+                Participant.conversation_id == uuid.UUID(message.conversation_id),
+                Participant.user_id != uuid.UUID(sender.user_id),
+                Participant.muted_at.is_(None),
+                username.in_(names),
+            )
+        )
+        statement = (
+            self._insert(Notification)
+            .from_select(
+                ["id", "user_id", "kind", "title", "body", "data", "conversation_id", "message_id"], source
+            )
+            .returning(Notification.id, Notification.user_id, Notification.created_at)
+        )
+        rows = (await self.session.execute(statement)).all()
+        return [
+            Mention(
+                user_id=str(row.user_id),
+                notification=NotificationOut(
+                    id=str(row.id),
+                    kind="mention",
+                    title=title,
+                    body=body,
+                    data=data,
+                    created_at=row.created_at,
+                ),
+            )
+            for row in rows
+        ]
+
+    async def sync(
+        self, user_id: uuid.UUID, cursors: Sequence[SyncCursor], limit: int
+    ) -> list[SyncedConversation]:
+        """Messages after each cursor, at most `limit` per conversation: two statements in all.
+
+        A conversation the caller may not sync (missing, not theirs) is answered with an `error` in
+        its entry; the others are synced all the same. A cursor past a conversation's last seq is a
+        bad request: VALIDATION_ERROR naming it. Seqs have no gaps, so the window after a cursor is
+        exactly `after_seq+1 … after_seq+limit`.
+        """
+        wanted = {cursor.conversation_id: cursor.after_seq for cursor in cursors}
+        statement = (
+            select(Conversation.id, Conversation.last_seq, Participant.id)
+            .outerjoin(
+                Participant,
+                and_(Participant.conversation_id == Conversation.id, Participant.user_id == user_id),
+            )
+            .where(Conversation.id.in_(list(wanted)))
+        )
+        found = {row[0]: (row[1], row[2] is not None) for row in await self.session.execute(statement)}
+        errors = {cid: error for cid in wanted if (error := _sync_error(found.get(cid))) is not None}
+        last_seqs = {cid: found[cid][0] for cid in wanted if cid not in errors}
+        _check_cursors(cursors, last_seqs)
+        windows = {
+            cid: (after + 1, min(last_seqs[cid], after + limit))
+            for cid, after in wanted.items()
+            if cid in last_seqs and after < last_seqs[cid]
+        }
+        by_conversation = await self._messages_in(windows)
+        return [
+            SyncedConversation(str(cid), [], 0, recovered=False, has_more=False, error=errors[cid])
+            if cid in errors
+            else SyncedConversation(
+                conversation_id=str(cid),
+                messages=by_conversation.get(cid, []),
+                last_seq=last_seqs[cid],
+                recovered=last_seqs[cid] <= after + limit,
+                has_more=last_seqs[cid] > after + limit,
+            )
+            for cid, after in wanted.items()
+        ]
+
+    async def _messages_in(
+        self, windows: dict[uuid.UUID, tuple[int, int]]
+    ) -> dict[uuid.UUID, list[MessageOut]]:
+        """The messages of each conversation's seq window (inclusive), in one statement."""
+        by_conversation: dict[uuid.UUID, list[MessageOut]] = {cid: [] for cid in windows}
+        if not windows:
+            return by_conversation
+        rows = await self.session.execute(
+            select(*MESSAGE_COLUMNS)
+            .where(
+                or_(
+                    *(
+                        and_(Message.conversation_id == cid, Message.seq.between(low, high))
+                        for cid, (low, high) in windows.items()
+                    )
+                )
+            )
+            .order_by(Message.conversation_id, Message.seq)
+        )
+        for row in rows:
+            by_conversation[row.conversation_id].append(message_out(row))
+        return by_conversation
+
+    async def messages(
+        self,
+        user_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        limit: int,
+        before_seq: int | None,
+        after_seq: int | None,
+    ) -> MessagePage:
+        """A page of history in ascending seq: after a cursor, before one, or the latest."""
+        await self._access(conversation_id, user_id)
+        statement = select(*MESSAGE_COLUMNS).where(Message.conversation_id == conversation_id)
+        if before_seq is not None:
+            statement = statement.where(Message.seq < before_seq)
+        if after_seq is not None:
+            statement = statement.where(Message.seq > after_seq).order_by(Message.seq)
+        else:
+            statement = statement.order_by(Message.seq.desc())
+        rows = list(await self.session.execute(statement.limit(limit + 1)))
+        items = [message_out(row) for row in rows[:limit]]
+        if after_seq is None:
+            items.reverse()
+        return MessagePage(items=items, has_more=len(rows) > limit)
+
+    async def search(
+        self, user_id: uuid.UUID, conversation_id: uuid.UUID, query: str, limit: int
+    ) -> MessagePage:
+        """Case-insensitive substring search in any script, newest first (a trigram index serves it on
+        PostgreSQL; SQLite folds case with `unicode_lower`, see `app/core/db/engine.py`)."""
+        await self._access(conversation_id, user_id)
+        pattern = like_pattern(query)
+        found = (
+            func.unicode_lower(Message.body).like(pattern.lower(), escape=LIKE_ESCAPE)
+            if self._dialect == "sqlite"
+            else Message.body.ilike(pattern, escape=LIKE_ESCAPE)
+        )
+        statement = (
+            select(*MESSAGE_COLUMNS)
+            .where(Message.conversation_id == conversation_id, found)
+            .order_by(Message.seq.desc())
+            .limit(limit + 1)
+        )
+        rows = list(await self.session.execute(statement))
+        return MessagePage(items=[message_out(row) for row in rows[:limit]], has_more=len(rows) > limit)
+
+
+def _sync_error(found: tuple[int, bool] | None) -> SyncError | None:
+    """Why the caller may not sync a conversation, from its (last_seq, is the caller in it)."""
+    if found is None:
+        return SyncError("NOT_FOUND", "Conversation not found")
+    if not found[1]:
+        return SyncError("FORBIDDEN", "You are not a participant of this conversation")
+    return None
+
+
+def _check_cursors(cursors: Sequence[SyncCursor], last_seqs: dict[uuid.UUID, int]) -> None:
+    for index, cursor in enumerate(cursors):
+        last_seq = last_seqs.get(cursor.conversation_id)
+        if last_seq is not None and cursor.after_seq > last_seq:
+            raise validation_error(
+                f"conversations.{index}.after_seq", f"is beyond the conversation's last seq {last_seq}"
+            )
