@@ -13,7 +13,7 @@ from app.modules.accounts.sessions import SessionStore
 
 
 def _sessions(ctx: AppContext) -> SessionStore:
-    return SessionStore(ctx.state, ctx.settings.jwt.refresh_ttl)
+    return SessionStore(ctx.settings.jwt)
 
 
 def _authenticator(ctx: AppContext) -> AccountsAuthenticator:
