@@ -81,8 +81,8 @@ def external_token(server: ServerProcess, subject: str | None = None) -> str:
 class RecordingClient:
     """A python-socketio AsyncClient whose incoming events can be awaited (never slept on)."""
 
-    def __init__(self) -> None:
-        self.sio = socketio.AsyncClient(reconnection=False)
+    def __init__(self, *, reconnection: bool = False) -> None:
+        self.sio = socketio.AsyncClient(reconnection=reconnection, reconnection_delay=0.2)
         self.events: defaultdict[str, list[Any]] = defaultdict(list)
         self._waiters: defaultdict[str, list[asyncio.Future[Any]]] = defaultdict(list)
         self.connect_error: Any = None
