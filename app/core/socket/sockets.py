@@ -71,9 +71,6 @@ class LocalSockets:
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._sockets))
 
-    def __len__(self) -> int:
-        return len(self._sockets)
-
     def of_user(self, user_id: str) -> list[str]:
         return sorted(self._by_user.get(user_id, ()))
 
