@@ -26,8 +26,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.accounts import fast_password_hashing  # noqa: F401 - an autouse fixture
 from tests.support.backends import Backend
-from tests.support.clients import Account, RecordingClient, login, register_admin, register_and_login
+from tests.support.clients import Account, RecordingClient, login, register_admin, register_directly
 from tests.support.server import ServerProcess, running
 
 pytestmark = pytest.mark.e2e
@@ -65,6 +66,10 @@ class World:
     @property
     def far(self) -> ServerProcess:
         return self.nodes[-1]
+
+    async def user(self, device: str | None = None) -> Account:
+        """A new user whose password is cheap to check (see `register_directly`), logged in."""
+        return await register_directly(self.http, self.backend.settings(), device=device)
 
     async def connect(self, account: Account | str, node: ServerProcess | None = None) -> RecordingClient:
         client = RecordingClient()
@@ -131,7 +136,7 @@ async def escape(world: World, sock: RecordingClient, account: Account) -> None:
         refused = await sock.call("room:leave", {"room": room})
         assert refused["ok"] is False, refused
         assert refused["error"]["code"] == "FORBIDDEN"
-    mover = await world.connect(await register_and_login(world.http), world.near)
+    mover = await world.connect(await world.user(), world.near)
     for room in rooms:
         ok(await mover.call("game:scatter", {"room": room, "target": room}))
     table = f"game:{uuid.uuid4().hex[:8]}-open"
@@ -146,7 +151,7 @@ async def escape(world: World, sock: RecordingClient, account: Account) -> None:
 
 
 async def test_identity_rooms_cannot_be_left(world: World) -> None:
-    account, other = await register_and_login(world.http), await register_and_login(world.http)
+    account, other = await world.user(), await world.user()
     sock = await world.connect(account)
     for room in (f"user:{account.user_id}", f"session:{account.session_id}"):
         refused = await sock.call("room:leave", {"room": room})
@@ -187,7 +192,7 @@ async def revoke(world: World, account: Account, how: str) -> str:
 
 @pytest.mark.parametrize("how", ["logout", "admin", "login_policy", "refresh_reuse"])
 async def test_revocation_reaches_a_socket_out_of_its_identity_rooms(world: World, how: str) -> None:
-    account = await register_and_login(world.http)
+    account = await world.user()
     sock = await world.connect(account)
     await escape(world, sock, account)
     reason = await revoke(world, account, how)
@@ -196,7 +201,7 @@ async def test_revocation_reaches_a_socket_out_of_its_identity_rooms(world: Worl
 
 
 async def test_auth_refresh_with_a_token_of_a_revoked_session_fails(world: World) -> None:
-    phone = await register_and_login(world.http, device="phone")
+    phone = await world.user(device="phone")
     laptop = await login(world.http, phone.username, device="laptop")
     sock = await world.connect(laptop)
     assert (await world.post("/api/auth/logout", phone)).status_code == 200
@@ -207,7 +212,7 @@ async def test_auth_refresh_with_a_token_of_a_revoked_session_fails(world: World
 
 async def test_revocation_disconnects_within_a_second(world: World) -> None:
     """From the logout request on one node to the disconnect of a socket on the other."""
-    account = await register_and_login(world.http)
+    account = await world.user()
     timings = []
     for index in range(TIMING_TRIALS):
         session = await login(world.http, account.username, device=f"timing-{index}")
@@ -246,7 +251,7 @@ async def remove(world: World, owner: Account, member: Account, conversation_id:
 
 @pytest.mark.parametrize("how", ["removed", "left", "deleted"])
 async def test_removal_reaches_a_socket_out_of_its_user_room(world: World, how: str) -> None:
-    owner, member = await register_and_login(world.http), await register_and_login(world.http)
+    owner, member = await world.user(), await world.user()
     conversation_id = await world.group(owner, member)
     sock = await world.connect(member)
     assert f"group:{conversation_id}" in sock.events["session:ready"][0]["rooms"]
@@ -269,7 +274,7 @@ async def test_removal_reaches_a_socket_out_of_its_user_room(world: World, how: 
 async def test_a_presence_follow_ends_with_the_last_shared_conversation(
     world: World, follower_is: str
 ) -> None:
-    owner, member, observer = [await register_and_login(world.http) for _ in range(3)]
+    owner, member, observer = [await world.user() for _ in range(3)]
     conversation_id = await world.group(owner, member)
     await world.group(observer, owner)
     await world.group(observer, member)
