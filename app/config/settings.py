@@ -76,6 +76,13 @@ def _parse_positive_float(raw: str) -> float:
     return value
 
 
+def _parse_non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:
+        raise ValueError("must be zero or more")
+    return value
+
+
 def _parse_bool(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -153,6 +160,12 @@ VARIABLES: tuple[Variable, ...] = (
         "REFRESH_TOKEN_TTL", "2592000", _parse_positive_int, "refresh token and session lifetime, seconds"
     ),
     Variable(
+        "REFRESH_REUSE_GRACE",
+        "2",
+        _parse_non_negative_float,
+        "seconds a just-replaced refresh token is refused without revoking its session (racing refreshes)",
+    ),
+    Variable(
         "LOGIN_POLICY",
         "single_per_device",
         _choice("single", "single_per_device", "multi"),
@@ -222,6 +235,7 @@ class JwtSettings:
     audience: str | None
     access_ttl: int
     refresh_ttl: int
+    refresh_reuse_grace: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +333,7 @@ class Settings:
                 audience=v["JWT_AUDIENCE"],
                 access_ttl=v["ACCESS_TOKEN_TTL"],
                 refresh_ttl=v["REFRESH_TOKEN_TTL"],
+                refresh_reuse_grace=v["REFRESH_REUSE_GRACE"],
             ),
             login_policy=v["LOGIN_POLICY"],
             socket=SocketSettings(

@@ -25,3 +25,12 @@ class ConversationBlurred:
     sid: str
     user_id: str
     conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipEnded:
+    """These users are no longer participants of a conversation (they left, were removed, or it was
+    deleted): what being in it allowed, such as following each other's presence, may end with it."""
+
+    conversation_id: str
+    user_ids: tuple[str, ...]

@@ -6,6 +6,7 @@ scaled-out backend has several nodes; the SQLite runs are skipped.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -134,6 +135,22 @@ async def test_a_single_login_policy_login_on_one_node_logs_out_the_other(
     await login(http, first.username, device="laptop")
     assert (await on_b.wait_for("force_logout"))["reason"] == "duplicate_login"
     await on_b.disconnected.wait()
+
+
+async def test_logins_at_the_same_instant_on_both_nodes_leave_one_session(
+    nodes: tuple[ServerProcess, ServerProcess], http: httpx.AsyncClient
+) -> None:
+    """LOGIN_POLICY=single: of logins on several devices at once, spread over both nodes, one stays."""
+    first = await register_and_login(http, device="phone")
+    async with httpx.AsyncClient(base_url=nodes[1].url, timeout=30) as other:
+        racing = await asyncio.gather(
+            *(login(http if i % 2 else other, first.username, device=f"d{i}") for i in range(8))
+        )
+    statuses = [
+        (await http.get("/api/auth/me", headers={"Authorization": f"Bearer {a.access_token}"})).status_code
+        for a in [first, *racing]
+    ]
+    assert sorted(statuses) == [200] + [401] * 8, statuses
 
 
 async def test_logout_on_one_node_logs_out_sockets_on_the_other(

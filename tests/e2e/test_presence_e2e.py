@@ -14,7 +14,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import pytest
 
 from tests.support.backends import Backend
 from tests.support.clients import Account, RecordingClient, register_and_login
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, running
 
 pytestmark = pytest.mark.e2e
 logger = logging.getLogger(__name__)
@@ -37,14 +36,8 @@ ENV = {"PRESENCE_TTL": PRESENCE_TTL, "TYPING_TTL": TYPING_TTL}
 @contextlib.contextmanager
 def running_nodes(backend: Backend, logs: Path, count: int) -> Iterator[list[ServerProcess]]:
     """`count` server processes, started side by side, stopped afterwards."""
-    made = [ServerProcess(backend.env(**ENV), logs / f"node-{index}.log") for index in range(count)]
-    try:
-        with ThreadPoolExecutor(count) as pool:
-            list(pool.map(ServerProcess.start, made))
+    with running([ServerProcess(backend.env(**ENV), logs / f"node-{i}.log") for i in range(count)]) as made:
         yield made
-    finally:
-        for node in made:
-            node.stop()
 
 
 @pytest.fixture(scope="module")

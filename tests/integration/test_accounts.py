@@ -3,60 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-from argon2 import PasswordHasher
-from litestar.testing import AsyncTestClient
 from sqlalchemy.exc import OperationalError
 
-from app.core.app_factory import ParleyApp, create_app
-from app.core.security.events import SessionsRevoked
-from app.modules.accounts import service
 from app.modules.accounts.service import UserService
+from tests.support.accounts import (
+    client_for,
+    fast_password_hashing,  # noqa: F401 - an autouse fixture
+    parley,
+    record_revocations,
+)
 from tests.support.backends import Backend
 from tests.support.clients import PASSWORD, Account, login, register_admin, register_and_login
 
 TEST_SECRET = "test-secret-test-secret-test-secret-0123"
-FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cheap argon2 parameters for the in-process apps here: the flows are under test, not the cost."""
-    monkeypatch.setattr(service, "_hasher", FAST_HASHER)
-    monkeypatch.setattr(service, "_DUMMY_HASH", FAST_HASHER.hash("parley-no-such-user"))
-
-
-@contextlib.asynccontextmanager
-async def client_for(backend: Backend, **env: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process app with settings of its own; Redis keys under a prefix of their own."""
-    env.setdefault("REDIS_PREFIX", f"{backend.redis_prefix}{uuid.uuid4().hex[:8]}:")
-    app = create_app(backend.settings(**env))
-    async with AsyncTestClient(app=app.litestar, base_url="http://parley.test") as client:
-        client.parley = app  # type: ignore[attr-defined]
-        yield client
-
-
-def parley(client: httpx.AsyncClient) -> ParleyApp:
-    app: ParleyApp = client.parley  # type: ignore[attr-defined]
-    return app
-
-
-def record_revocations(client: httpx.AsyncClient) -> list[SessionsRevoked]:
-    revoked: list[SessionsRevoked] = []
-
-    async def collect(event: SessionsRevoked) -> None:
-        revoked.append(event)
-
-    parley(client).context.events.subscribe(SessionsRevoked, collect)
-    return revoked
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -52,14 +52,23 @@ async def login(http: httpx.AsyncClient, username: str, device: str | None = Non
     )
 
 
-async def register_admin(http: httpx.AsyncClient, settings: Settings) -> Account:
-    """A new administrator, created as `parley users create --admin` does, then logged in over `http`.
+async def register_directly(
+    http: httpx.AsyncClient, settings: Settings, *, admin: bool = False, device: str | None = None
+) -> Account:
+    """A new user, created as `parley users create` does, then logged in over `http`.
 
-    The user is written on an engine of its own: the app under test may run on another event loop.
+    The user is written on an engine of its own (the app under test may run on another event loop),
+    with this process's password hasher: a test that makes it cheap (`tests/support/accounts.py`)
+    gets users whose logins are cheap on any server, as argon2 verifies with the hash's own cost.
     """
-    username = f"admin{uuid.uuid4().hex[:10]}"
-    await _create_user(settings, RegisterIn(username=username, password=PASSWORD, display_name=None), True)
-    return await login(http, username)
+    username = f"{'admin' if admin else 'u'}{uuid.uuid4().hex[:10]}"
+    await _create_user(settings, RegisterIn(username=username, password=PASSWORD, display_name=None), admin)
+    return await login(http, username, device)
+
+
+async def register_admin(http: httpx.AsyncClient, settings: Settings) -> Account:
+    """A new administrator, created as `parley users create --admin` does, then logged in over `http`."""
+    return await register_directly(http, settings, admin=True)
 
 
 def sign_token(claims: Mapping[str, Any], secret: str, algorithm: str = "HS256") -> str:
@@ -81,8 +90,8 @@ def external_token(server: ServerProcess, subject: str | None = None) -> str:
 class RecordingClient:
     """A python-socketio AsyncClient whose incoming events can be awaited (never slept on)."""
 
-    def __init__(self) -> None:
-        self.sio = socketio.AsyncClient(reconnection=False)
+    def __init__(self, *, reconnection: bool = False) -> None:
+        self.sio = socketio.AsyncClient(reconnection=reconnection, reconnection_delay=0.2)
         self.events: defaultdict[str, list[Any]] = defaultdict(list)
         self._waiters: defaultdict[str, list[asyncio.Future[Any]]] = defaultdict(list)
         self.connect_error: Any = None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -96,3 +99,15 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@contextlib.contextmanager
+def running(servers: list[ServerProcess]) -> Iterator[list[ServerProcess]]:
+    """Start `servers` side by side; stop them all afterwards."""
+    try:
+        with ThreadPoolExecutor(len(servers)) as pool:
+            list(pool.map(ServerProcess.start, servers))
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()

@@ -32,6 +32,7 @@ def hs256(**changes: object) -> JwtSettings:
         audience=None,
         access_ttl=900,
         refresh_ttl=3600,
+        refresh_reuse_grace=2.0,
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 

@@ -17,4 +17,5 @@ class SessionsRevoked:
     reason: RevocationReason
     message: str
     all_sockets: bool = False
-    """Also disconnect sockets authenticated without a session (external tokens) via `user:{id}`."""
+    """Also disconnect every socket of the user, those authenticated without a session (external
+    tokens) included."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.core.errors import AppError, ErrorCode
@@ -22,6 +23,8 @@ class SocketContext:
     identity: Identity
     app: AppContext
     hub: SocketHub
+    opened: float = field(default_factory=time.monotonic)
+    """When the handler started (`time.monotonic()`): what it checked before a join may have changed since."""
 
     @property
     def user_id(self) -> str:
@@ -42,6 +45,7 @@ class SocketContext:
 
         Rooms the socket is already in do not count again. The bound applies to what a client asks
         for; rooms the server puts a socket in (on connect, on joining a conversation) are not refused.
+        A removal that ran while the handler was checking the join is applied after it.
         """
         limit = self.app.settings.socket.max_rooms
         if len(set(self.rooms()).union(rooms)) > limit:
@@ -50,6 +54,7 @@ class SocketContext:
             )
         for room in rooms:
             await self.hub.join(self.sid, room)
+        await self.hub.catch_up(self.sid, self.opened)
 
     async def leave(self, room: str) -> None:
         await self.hub.leave(self.sid, room)

@@ -18,8 +18,9 @@ from app.core.db import UnitOfWork
 from app.core.errors import AppError, ErrorCode
 from app.core.socket.context import SocketContext
 from app.core.socket.gateway import BoundHandler
-from app.core.socket.hub import LocalSocket, SocketHub
+from app.core.socket.hub import SocketHub
 from app.core.socket.protocol import EVENT_NAME_ECHO_MAX, AckError, AckOk, ExceptionEvent
+from app.core.socket.sockets import LocalSocket
 from app.core.text import explain
 
 if TYPE_CHECKING:

@@ -6,16 +6,15 @@ manager, room operations through the managers in `managers.py`.
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from app.core.metrics import Metrics
-from app.core.security.identity import Identity
 from app.core.socket.decorators import ServerEvent
 from app.core.socket.protocol import ForceLogout, ForceLogoutReason
+from app.core.socket.sockets import LocalSockets
 
 if TYPE_CHECKING:
     from app.core.socket.server import ParleyServer
@@ -23,25 +22,12 @@ if TYPE_CHECKING:
 NAMESPACE = "/"
 
 
-@dataclass(slots=True)
-class LocalSocket:
-    """Per-socket state of this node (never stored on the namespace or server object)."""
-
-    sid: str
-    identity: Identity
-    slots: asyncio.Semaphore
-    """Bounds the handlers running at once for this socket (SOCKET_MAX_CONCURRENT_HANDLERS)."""
-    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
-    waiting: int = 0
-    expiry: asyncio.TimerHandle | None = None
-
-
 class SocketHub:
     def __init__(self, server: ParleyServer, metrics: Metrics, max_rooms: int) -> None:
         self.server = server
         self.metrics = metrics
         self.max_rooms = max_rooms
-        self.local: dict[str, LocalSocket] = {}
+        self.local: LocalSockets = server.manager.local_sockets
 
     @property
     def manager(self) -> Any:
@@ -79,20 +65,55 @@ class SocketHub:
     def rooms_of(self, sid: str) -> list[str]:
         return [room for room in self.server.rooms(sid) if room != sid]
 
+    def members(self, room: str) -> list[str]:
+        """The sids of this node's sockets in `room`."""
+        return [sid for sid, _ in self.manager.get_participants(NAMESPACE, room)]
+
     async def sockets_join(self, room: str, target: str) -> None:
         """Every socket in `room`, on any node, joins `target`; a socket already in SOCKET_MAX_ROOMS
         rooms does not (its client can leave one and `room:join` the target)."""
-        op = {"op": "join", "room": room, "target": target, "max_rooms": self.max_rooms}
+        op = {"op": "join", "room": room, "targets": [target], "max_rooms": self.max_rooms}
         await self.manager.room_operation(op)
 
     async def sockets_leave(self, room: str, target: str) -> None:
         """Every socket in `room`, on any node, leaves `target`."""
-        await self.manager.room_operation({"op": "leave", "room": room, "target": target})
+        await self.manager.room_operation({"op": "leave", "room": room, "targets": [target]})
+
+    async def users_leave(self, user_ids: Sequence[str], rooms: Sequence[str]) -> None:
+        """Every socket of these users, on any node, leaves `rooms`, whatever rooms it holds."""
+        if user_ids and rooms:
+            op = {"op": "leave", "users": list(user_ids), "targets": list(rooms)}
+            await self.manager.room_operation(op)
+
+    async def catch_up(self, sid: str, since: float) -> bool:
+        """Apply to a socket of this node the moves by identity made since `since` (`time.monotonic()`)
+        that it missed while it was being admitted or checked; True if one of them disconnects it."""
+        caught: bool = await self.manager.catch_up(sid, since)
+        return caught
 
     async def disconnect_sockets(self, room: str, *, event: str | None = None, data: Any = None) -> None:
         """Disconnect every socket in `room` on any node, emitting `event` to each first."""
         payload = msgspec.to_builtins(data) if data is not None else None
         await self.manager.room_operation({"op": "disconnect", "room": room, "event": event, "data": payload})
 
-    async def force_logout(self, room: str, reason: ForceLogoutReason, message: str) -> None:
-        await self.disconnect_sockets(room, event="force_logout", data=ForceLogout(reason, message))
+    async def force_logout(
+        self,
+        reason: ForceLogoutReason,
+        message: str,
+        *,
+        users: Sequence[str] = (),
+        sessions: Sequence[str] = (),
+    ) -> None:
+        """`force_logout`, then disconnect, for every socket of these users and login sessions on any
+        node, found by identity (not through a room the client could leave)."""
+        if not users and not sessions:
+            return
+        await self.manager.room_operation(
+            {
+                "op": "disconnect",
+                "users": list(users),
+                "sessions": list(sessions),
+                "event": "force_logout",
+                "data": msgspec.to_builtins(ForceLogout(reason, message)),
+            }
+        )

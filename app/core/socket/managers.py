@@ -1,9 +1,10 @@
 """Client managers with room operations that reach every node.
 
 python-socketio moves one socket between rooms across nodes, but not "every socket in room X";
-these managers add that (Node's `socketsJoin`, `socketsLeave`, `disconnectSockets`). The in-process
-manager applies an operation locally; the Redis manager applies it locally and publishes it on
-python-socketio's own channel, where every other node applies it to its sockets.
+these managers add that (Node's `socketsJoin`, `socketsLeave`, `disconnectSockets`), and the same
+for every socket of a user or of a login session, found by identity. The in-process manager applies
+an operation locally; the Redis manager applies it locally and publishes it on python-socketio's own
+channel, where every other node applies it to its sockets.
 
 Both deliver an emit without a callback through `FanOutManager`: the packet is encoded once and
 handed to each recipient's Engine.IO socket, with no task per recipient and a bounded backlog.
@@ -19,6 +20,7 @@ from typing import Any
 import socketio
 from socketio import packet as sio_packet
 
+from app.core.socket.sockets import LocalSockets
 from app.core.socket.transport import EncodedMessage, OutgoingQueue
 
 logger = logging.getLogger(__name__)
@@ -32,19 +34,39 @@ MAX_QUEUED_PACKETS = 1024
 
 
 class RoomOpsMixin:
-    """Local application of a room operation; shared by both managers."""
+    """Local application of a room operation; shared by both managers.
+
+    An operation picks its sockets by `room` (the sockets in it) or by identity, `users` and/or
+    `sessions` (found in `local_sockets` whatever rooms they are in). `join` and `leave` move them into
+    or out of `targets`; `disconnect` emits `event` to each first.
+    """
+
+    local_sockets: LocalSockets
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.local_sockets = LocalSockets()
 
     async def _apply_room_op(self, op: dict[str, Any]) -> None:
-        manager: Any = self  # a socketio.AsyncManager, by the classes below
-        members = [sid for sid, _ in manager.get_participants(NAMESPACE, op["room"])]
+        if "room" in op:
+            manager: Any = self  # a socketio.AsyncManager, by the classes below
+            members = [sid for sid, _ in manager.get_participants(NAMESPACE, op["room"])]
+        else:
+            members = self.local_sockets.selected_by(op)
+            self.local_sockets.remember(op)
+        await self._apply_to(op, members)
+
+    async def _apply_to(self, op: dict[str, Any], members: list[str]) -> None:
+        manager: Any = self
         kind = op["op"]
         for sid in members:
             if kind == "join":
-                if self._room_limit_reached(sid, op):
-                    continue
-                manager.basic_enter_room(sid, NAMESPACE, op["target"])
+                for target in op["targets"]:
+                    if not self._room_limit_reached(sid, op, target):
+                        manager.basic_enter_room(sid, NAMESPACE, target)
             elif kind == "leave":
-                manager.basic_leave_room(sid, NAMESPACE, op["target"])
+                for target in op["targets"]:
+                    manager.basic_leave_room(sid, NAMESPACE, target)
             elif kind == "disconnect":
                 if op.get("event"):
                     await manager.server.emit(op["event"], op.get("data"), to=sid, ignore_queue=True)
@@ -53,17 +75,25 @@ class RoomOpsMixin:
     async def room_operation(self, op: dict[str, Any]) -> None:
         await self._apply_room_op(op)
 
-    def _room_limit_reached(self, sid: str, op: dict[str, Any]) -> bool:
+    def _room_limit_reached(self, sid: str, op: dict[str, Any], target: str) -> bool:
         """A join that would take a socket past `max_rooms` (its own sid room not counted) is skipped."""
         manager: Any = self
         limit = op.get("max_rooms")
         rooms = [room for room in manager.get_rooms(sid, NAMESPACE) if room != sid]
-        if limit is None or op["target"] in rooms or len(rooms) < limit:
+        if limit is None or target in rooms or len(rooms) < limit:
             return False
-        logger.info(
-            "socket %s is in %d rooms; not joining %s", sid, len(rooms), op["target"], extra={"sid": sid}
-        )
+        logger.info("socket %s is in %d rooms; not joining %s", sid, len(rooms), target, extra={"sid": sid})
         return True
+
+    async def catch_up(self, sid: str, since: float) -> bool:
+        """Apply to `sid` the moves by identity it missed since `since`; True if one of the operations
+        it missed disconnects it, which is left to the caller (a handshake refuses instead)."""
+        missed = self.local_sockets.recent_for(sid, since)
+        if any(op["op"] == "disconnect" for op in missed):
+            return True
+        for op in missed:
+            await self._apply_to(op, [sid])
+        return False
 
 
 class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
@@ -212,7 +242,8 @@ class RedisManager(RoomOpsMixin, socketio.AsyncRedisManager, FanOutManager):  # 
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    logger.exception("room operation %s on %s failed", op.get("op"), op.get("room"))
+                    where = op.get("room", "sockets chosen by identity")
+                    logger.exception("room operation %s on %s failed", op.get("op"), where)
 
     def _decode_room_op(self, message: Any) -> dict[str, Any] | None:
         marker: bytes | str = ROOM_OP.encode() if isinstance(message, bytes) else ROOM_OP

@@ -6,6 +6,7 @@ import re
 from typing import Protocol
 
 from app.core.errors import AppError, ErrorCode
+from app.core.security.identity import Identity
 from app.core.socket.protocol import ROOM_NAME_MAX
 
 ROOM_PATTERN = re.compile(r"^([a-z][a-z0-9_-]*:)[A-Za-z0-9_.:@-]+$")
@@ -30,6 +31,15 @@ class AnyoneHook:
 
     async def can_join(self, user_id: str, room: str) -> bool:  # noqa: ARG002 - the hook protocol's signature
         return True
+
+
+def identity_rooms(identity: Identity) -> list[str]:
+    """`user:{id}` and `session:{sid}`: every socket of that user or session is in them for its whole
+    life, and no client may leave them."""
+    rooms = [f"user:{identity.user_id}"]
+    if identity.session_id is not None:
+        rooms.append(f"session:{identity.session_id}")
+    return rooms
 
 
 def room_prefix(room: str) -> str:

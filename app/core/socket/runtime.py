@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +19,12 @@ from app.core.module import Module
 from app.core.security.identity import Authenticator, Identity
 from app.core.socket.dispatcher import Answer, Dispatcher, is_unavailable
 from app.core.socket.gateway import BoundHandler
-from app.core.socket.hub import LocalSocket, SocketHub
+from app.core.socket.hub import SocketHub
 from app.core.socket.protocol import AckError, ExceptionEvent, ForceLogout
-from app.core.socket.rooms import RoomManager
+from app.core.socket.rooms import RoomManager, identity_rooms
 from app.core.socket.schemas import Limits, SessionReady, UserView
 from app.core.socket.server import ParleyServer
+from app.core.socket.sockets import LocalSocket
 from app.core.socket.tracker import ConnectionTracker
 
 if TYPE_CHECKING:
@@ -90,6 +92,7 @@ class SocketRuntime:
 
     async def authenticate(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         """Admit a socket or refuse it with `connect_error {code, message}`; never leak a count."""
+        started = time.monotonic()
         try:
             identity, rooms = await self._admit(environ, auth)
         except AppError as error:
@@ -105,11 +108,26 @@ class SocketRuntime:
         sock = LocalSocket(
             sid=sid, identity=identity, slots=asyncio.Semaphore(self.settings.max_concurrent_handlers)
         )
-        self.hub.local[sid] = sock
+        self.hub.local.add(sock)
         self.app.metrics.sockets_connected.inc()
         for room in rooms:
             await self.server.enter_room(sid, room)
+        if await self.hub.catch_up(sid, started):
+            await self._revoked_while_admitted(sock)
         self._schedule_expiry(sock)
+
+    async def _revoked_while_admitted(self, sock: LocalSocket) -> None:
+        """The socket's session (or user) was revoked after its token was checked: refuse it."""
+        self.hub.local.remove(sock.sid)
+        self.app.metrics.sockets_connected.dec()
+        await self._uncount(sock.identity.user_id)
+        logger.info(
+            "refusing %s: its session was revoked during the handshake",
+            sock.sid,
+            extra={"sid": sock.sid, "user_id": sock.identity.user_id},
+        )
+        self.app.metrics.errors.labels(ErrorCode.SESSION_REVOKED.value).inc()
+        raise refusal(ErrorCode.SESSION_REVOKED, "This session has been revoked; log in again")
 
     async def _admit(self, environ: dict[str, Any], auth: Any) -> tuple[Identity, list[str]]:
         """Verify the token, count the socket against the user's limit, and gather its rooms.
@@ -146,7 +164,7 @@ class SocketRuntime:
                 return
 
     async def _connect_rooms(self, identity: Identity) -> list[str]:
-        rooms: list[str] = []
+        rooms = identity_rooms(identity)
         for template in self.settings.default_rooms:
             if "{sessionId}" in template and identity.session_id is None:
                 continue
@@ -155,8 +173,6 @@ class SocketRuntime:
                     "{sessionId}", identity.session_id or ""
                 )
             )
-        if identity.session_id is not None:
-            rooms.append(f"session:{identity.session_id}")
         for module in self.modules:
             for contribute in module.connect_rooms:
                 rooms.extend(await contribute(self.app, identity))
@@ -207,7 +223,7 @@ class SocketRuntime:
             return None
 
     async def disconnected(self, sid: str, reason: str) -> None:
-        sock = self.hub.local.pop(sid, None)
+        sock = self.hub.local.remove(sid)
         if sock is None:
             return
         if sock.expiry is not None:

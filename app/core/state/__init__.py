@@ -1,4 +1,4 @@
-"""Ephemeral state (sessions, presence, rate limits, cross-node signals): in process or Redis."""
+"""Ephemeral state (presence, rate limits, cross-node signals): in process or Redis."""
 
 from app.core.state.backend import StateBackend, create_state_backend
 from app.core.state.memory import MemoryStateBackend

@@ -1,4 +1,4 @@
-"""Redis state for several nodes: shared sessions, presence, rate limits and signals."""
+"""Redis state for several nodes: presence, socket counts, rate limits and signals."""
 
 from __future__ import annotations
 

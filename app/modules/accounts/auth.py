@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 from app.core.context import AppContext
+from app.core.db import UnitOfWork
 from app.core.errors import AppError, ErrorCode
 from app.core.security.events import RevocationReason, SessionsRevoked
 from app.core.security.identity import Identity
+from app.core.security.tokens import AccessClaims
 from app.modules.accounts.models import User
 from app.modules.accounts.schemas import TokenPair, UserOut
 from app.modules.accounts.service import UserService
-from app.modules.accounts.sessions import SessionRecord, SessionStore
+from app.modules.accounts.sessions import Reused, SessionRecord, SessionStore, TokenHolder
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_DEVICE = "default"
 
@@ -19,7 +25,8 @@ def user_out(user: User) -> UserOut:
 
 
 class AccountsAuthenticator:
-    """The app's `Authenticator`: JWT + live session check + user lookup (or provisioning)."""
+    """The app's `Authenticator`: JWT, then the live session and its user in one statement (or, for a
+    token without a session, the user, provisioned on first sight)."""
 
     def __init__(self, ctx: AppContext, sessions: SessionStore) -> None:
         self.ctx = ctx
@@ -27,41 +34,47 @@ class AccountsAuthenticator:
 
     async def authenticate(self, token: str) -> Identity:
         claims = self.ctx.tokens.verify(token)
-        if claims.session_id is not None:
-            record = await self.sessions.get(claims.session_id)
-            if record is None or record.user_id != claims.subject:
-                raise AppError(ErrorCode.SESSION_REVOKED, "This session has been revoked; log in again")
         async with self.ctx.unit_of_work() as uow:
-            users = uow.service(UserService)
-            user = await users.by_id(claims.subject)
-            if user is None and claims.session_id is None:
-                user = await users.provision_external(
-                    claims.subject, self.ctx.settings.jwt.issuer, claims.raw
-                )
-        if user is None:
-            raise AppError(ErrorCode.UNAUTHORIZED, "Unknown user")
+            holder = await self._holder(uow, claims)
         return Identity(
-            user_id=str(user.id),
+            user_id=holder.user_id,
             session_id=claims.session_id,
             expires_at=claims.expires_at,
-            username=user.username,
-            display_name=user.display_name,
-            is_admin=user.is_admin,
+            username=holder.username,
+            display_name=holder.display_name,
+            is_admin=holder.is_admin,
         )
+
+    async def _holder(self, uow: UnitOfWork, claims: AccessClaims) -> TokenHolder:
+        if claims.session_id is not None:
+            holder = await self.sessions.holder(uow.session, claims.session_id, claims.subject)
+            if holder is None:
+                raise AppError(ErrorCode.SESSION_REVOKED, "This session has been revoked; log in again")
+            return holder
+        users = uow.service(UserService)
+        user = await users.by_id(claims.subject) or await users.provision_external(
+            claims.subject, self.ctx.settings.jwt.issuer, claims.raw
+        )
+        return TokenHolder(str(user.id), user.username, user.display_name, user.is_admin)
 
 
 class AuthFlows:
+    """Log in, refresh, log out and force out; every session that ends is announced (`SessionsRevoked`),
+    and the socket layer disconnects its sockets on every node."""
+
     def __init__(self, ctx: AppContext, sessions: SessionStore) -> None:
         self.ctx = ctx
         self.sessions = sessions
 
     def _pair(self, user: User, record: SessionRecord, refresh_token: str) -> TokenPair:
-        access, _ = self.ctx.tokens.issue(str(user.id), record.id)
+        jwt = self.ctx.settings.jwt
+        lifetime = min(jwt.access_ttl, jwt.refresh_ttl)
+        access, _ = self.ctx.tokens.issue(str(user.id), record.id, ttl=lifetime)
         return TokenPair(
             access_token=access,
             refresh_token=refresh_token,
             token_type="Bearer",
-            expires_in=self.ctx.settings.jwt.access_ttl,
+            expires_in=lifetime,
             session_id=record.id,
             user=user_out(user),
         )
@@ -69,40 +82,51 @@ class AuthFlows:
     async def login(self, users: UserService, username: str, password: str, device: str | None) -> TokenPair:
         user = await users.authenticate_password(username, password)
         user_id = str(user.id)
-        device = device or DEFAULT_DEVICE
-        superseded = await self.sessions.superseded_by_login(user_id, device, self.ctx.settings.login_policy)
-        record, refresh_token = await self.sessions.create(user_id, device)
-        await self.revoke(user_id, superseded, "duplicate_login", "You logged in somewhere else")
-        return self._pair(user, record, refresh_token)
+        policy = self.ctx.settings.login_policy
+        opened = await self.sessions.open(users.repository.session, user_id, device or DEFAULT_DEVICE, policy)
+        await self._announce(user_id, opened.superseded, "duplicate_login", "You logged in somewhere else")
+        return self._pair(user, opened.record, opened.refresh_token)
 
     async def refresh(self, users: UserService, refresh_token: str) -> TokenPair:
-        rotated = await self.sessions.rotate(refresh_token)
+        rotated = await self.sessions.rotate(users.repository.session, refresh_token)
+        if isinstance(rotated, Reused):
+            logger.warning(
+                "a rotated refresh token of session %s was used again; the session is revoked",
+                rotated.session_id,
+                extra={"user_id": rotated.user_id},
+            )
+            await self._announce(
+                rotated.user_id,
+                [rotated.session_id],
+                "session_revoked",
+                "Your session was ended because one of its refresh tokens was used twice",
+            )
+            raise AppError(ErrorCode.UNAUTHORIZED, "This refresh token was already used; log in again")
         if rotated is None:
             raise AppError(ErrorCode.UNAUTHORIZED, "Invalid or already used refresh token")
-        record, new_refresh = rotated
-        user = await users.by_id(record.user_id)
+        user = await users.by_id(rotated.record.user_id)
         if user is None:
             raise AppError(ErrorCode.UNAUTHORIZED, "Unknown user")
-        return self._pair(user, record, new_refresh)
+        return self._pair(user, rotated.record, rotated.refresh_token)
 
-    async def logout(self, identity: Identity) -> None:
+    async def logout(self, users: UserService, identity: Identity) -> None:
         if identity.session_id is None:
             raise AppError(ErrorCode.VALIDATION_ERROR, "This token has no session to log out of")
-        await self.revoke(identity.user_id, [identity.session_id], "logout", "You logged out")
+        db = users.repository.session
+        ended = await self.sessions.revoke(db, identity.user_id, [identity.session_id], "logout")
+        await self._announce(identity.user_id, ended, "logout", "You logged out")
 
-    async def force_logout(self, user_id: str) -> int:
+    async def force_logout(self, users: UserService, user_id: str) -> int:
         """Revoke every session of a user and disconnect all their sockets (`reason: admin`)."""
-        ids = [s.id for s in await self.sessions.for_user(user_id)]
-        await self.sessions.revoke(user_id, ids)
-        await self.ctx.events.publish(
-            SessionsRevoked(user_id, tuple(ids), "admin", "An administrator signed you out", all_sockets=True)
+        ended = await self.sessions.revoke_all(users.repository.session, user_id, "admin")
+        revoked = SessionsRevoked(
+            user_id, tuple(ended), "admin", "An administrator signed you out", all_sockets=True
         )
-        return len(ids)
+        await self.ctx.events.publish(revoked)
+        return len(ended)
 
-    async def revoke(
+    async def _announce(
         self, user_id: str, session_ids: list[str], reason: RevocationReason, message: str
     ) -> None:
-        if not session_ids:
-            return
-        await self.sessions.revoke(user_id, session_ids)
-        await self.ctx.events.publish(SessionsRevoked(user_id, tuple(session_ids), reason, message))
+        if session_ids:
+            await self.ctx.events.publish(SessionsRevoked(user_id, tuple(session_ids), reason, message))

@@ -77,8 +77,10 @@ class AuthController(Controller):
         return ok(await auth_flows.refresh(users_service, data.refresh_token), "Refreshed")
 
     @post("/logout", status_code=HTTP_200_OK)
-    async def logout(self, identity: Identity, auth_flows: AuthFlows) -> Envelope[None]:
-        await auth_flows.logout(identity)
+    async def logout(
+        self, identity: Identity, users_service: UserService, auth_flows: AuthFlows
+    ) -> Envelope[None]:
+        await auth_flows.logout(users_service, identity)
         return ok(None, "Logged out")
 
     @get("/me")
@@ -109,6 +111,6 @@ class AdminUsersController(Controller):
     ) -> Envelope[ForceLogoutOut]:
         if await users_service.by_id(str(user_id)) is None:
             raise AppError(ErrorCode.NOT_FOUND, "User not found")
-        revoked = await auth_flows.force_logout(str(user_id))
+        revoked = await auth_flows.force_logout(users_service, str(user_id))
         logger.info("admin %s signed out user %s (%d sessions)", admin.user_id, user_id, revoked)
         return ok(ForceLogoutOut(user_id=str(user_id), revoked_sessions=revoked), "Signed out")

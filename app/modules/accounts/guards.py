@@ -1,4 +1,4 @@
-"""Room hook of the accounts module: `session:{id}` is open to the session's own user only."""
+"""Room hook of the accounts module: `session:{id}` is open to the user of that live session only."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from app.modules.accounts.sessions import SessionStore
 
 
 class OwnSessionHook:
-    def __init__(self, sessions: SessionStore) -> None:
+    def __init__(self, ctx: AppContext, sessions: SessionStore) -> None:
+        self.ctx = ctx
         self.sessions = sessions
 
     async def can_join(self, user_id: str, room: str) -> bool:
-        record = await self.sessions.get(room.removeprefix("session:"))
+        async with self.ctx.unit_of_work() as uow:
+            record = await self.sessions.live(uow.session, room.removeprefix("session:"))
         return record is not None and record.user_id == user_id
 
 
 def session_hook(ctx: AppContext) -> OwnSessionHook:
-    return OwnSessionHook(ctx.get(SessionStore))
+    return OwnSessionHook(ctx, ctx.get(SessionStore))

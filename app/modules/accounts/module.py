@@ -14,7 +14,7 @@ from app.modules.accounts.users import UsersController
 
 
 def _sessions(ctx: AppContext) -> SessionStore:
-    return SessionStore(ctx.state, ctx.settings.jwt.refresh_ttl)
+    return SessionStore(ctx.settings.jwt)
 
 
 def _authenticator(ctx: AppContext) -> AccountsAuthenticator:

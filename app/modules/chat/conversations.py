@@ -173,9 +173,15 @@ class Conversations(ReadStates):
         _, participant = await self._access(conversation_id, actor)
         if participant.role != "owner":
             raise forbidden("Only the owner may delete the conversation")
+        members = await self.session.execute(
+            delete(Participant)
+            .where(Participant.conversation_id == conversation_id)
+            .returning(Participant.user_id)
+        )
+        member_ids = [str(user_id) for user_id in members.scalars()]
         await self.session.execute(delete(Conversation).where(Conversation.id == conversation_id))
         await self.session.commit()
-        await events.conversation_deleted(str(conversation_id))
+        await events.conversation_deleted(str(conversation_id), member_ids)
 
     async def add_participants(
         self,

@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from app.core.context import AppContext
+from app.core.membership import MembershipEnded
 from app.core.socket.hub import SocketHub
 from app.modules.chat.declarations import (
     CHAT_MESSAGE,
@@ -94,13 +95,12 @@ class ChatEvents:
             CONVERSATION_UPDATED, ConversationUpdatedEvent(conversation), room=group_room(conversation.id)
         )
 
-    async def conversation_deleted(self, conversation_id: str) -> None:
-        """Tell the members, then empty the conversation's rooms everywhere."""
+    async def conversation_deleted(self, conversation_id: str, member_ids: list[str]) -> None:
+        """Tell the members, then their sockets leave the conversation's rooms everywhere."""
         logger.info("conversation %s deleted", conversation_id)
         group = group_room(conversation_id)
         await self.hub.emit(CONVERSATION_DELETED, ConversationDeletedEvent(conversation_id), room=group)
-        await self.hub.sockets_leave(active_room(conversation_id), active_room(conversation_id))
-        await self.hub.sockets_leave(group, group)
+        await self._membership_ended(conversation_id, member_ids)
 
     async def participants_added(self, conversation_id: str, user_ids: list[str], *, by: str) -> None:
         """The added users' sockets join the conversation first, so the event reaches them too."""
@@ -140,6 +140,10 @@ class ChatEvents:
             ParticipantChange(removal.conversation_id, removal.user_id, removal.by, removal.new_owner),
             room=group,
         )
-        leaver = user_room(removal.user_id)
-        await self.hub.sockets_leave(leaver, group)
-        await self.hub.sockets_leave(leaver, active_room(removal.conversation_id))
+        await self._membership_ended(removal.conversation_id, [removal.user_id])
+
+    async def _membership_ended(self, conversation_id: str, user_ids: list[str]) -> None:
+        """Every socket of these users leaves the conversation's rooms on every node, found by identity
+        whatever rooms it holds; then modules end what the membership allowed (presence follows)."""
+        await self.hub.users_leave(user_ids, [group_room(conversation_id), active_room(conversation_id)])
+        await self.ctx.events.publish(MembershipEnded(conversation_id, tuple(user_ids)))

@@ -15,6 +15,7 @@ from app.modules.presence.controller import PresenceController
 from app.modules.presence.gateway import PresenceGateway, TypingGateway
 from app.modules.presence.hooks import PresenceRoomHook
 from app.modules.presence.presence import Presence
+from app.modules.presence.relations import PresenceRelations
 from app.modules.presence.service import LastSeenService
 from app.modules.presence.typing import TypingIndicators
 
@@ -40,6 +41,7 @@ async def _start(ctx: AppContext) -> None:
         await typing.stop(event.sid, event.conversation_id, event.user_id)
 
     ctx.events.subscribe(ConversationBlurred, stop_typing)
+    await ctx.get(PresenceRelations).start()
     await ctx.get(Presence).start()
 
 
@@ -53,7 +55,7 @@ presence_module = Module(
     controllers=[PresenceController],
     gateways=[PresenceGateway, TypingGateway],
     dependencies={"last_seen_service": Provide(provide_last_seen_service)},
-    providers={Presence: Presence, TypingIndicators: TypingIndicators},
+    providers={Presence: Presence, PresenceRelations: PresenceRelations, TypingIndicators: TypingIndicators},
     room_hooks={"presence:": PresenceRoomHook},
     on_connect=[_connected],
     on_disconnect=[_disconnected],

@@ -6,7 +6,7 @@ from app.core.errors import AppError, ErrorCode
 from app.core.security.identity import Authenticator
 from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_payload, ws_response
 from app.core.socket.protocol import ExceptionEvent, ForceLogout, RoomAck, RoomPayload
-from app.core.socket.rooms import RoomManager
+from app.core.socket.rooms import RoomManager, identity_rooms
 from app.core.socket.runtime import SocketRuntime
 from app.core.socket.schemas import RefreshAck, RefreshPayload, SessionReady
 
@@ -82,14 +82,20 @@ class RealtimeGateway(Gateway):
 
     @ws_event(
         "room:leave",
-        "Leave a room (leaving one you are not in succeeds too).",
+        "Leave a room (leaving one you are not in succeeds too). Your identity rooms, `user:{userId}` "
+        "and `session:{sessionId}`, are held for the socket's whole life: leaving them is refused.",
         category="rooms",
         examples=[{"room": "broadcast:all"}],
-        errors=[ErrorCode.VALIDATION_ERROR],
+        errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN],
     )
     @ws_payload(RoomPayload)
     @ws_response("room:leave", RoomAck)
     async def leave(self, ctx: SocketContext, payload: RoomPayload) -> RoomAck:
+        if payload.room in identity_rooms(ctx.identity):
+            raise AppError(
+                ErrorCode.FORBIDDEN,
+                f"{payload.room} is an identity room: every socket of its user or session stays in it",
+            )
         await ctx.leave(payload.room)
         return RoomAck(room=payload.room)
 

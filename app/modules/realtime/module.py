@@ -11,10 +11,9 @@ from app.modules.realtime.gateway import RealtimeGateway
 
 async def _subscribe_revocations(ctx: AppContext) -> None:
     async def disconnect_revoked(event: SessionsRevoked) -> None:
-        for session_id in event.session_ids:
-            await ctx.hub.force_logout(f"session:{session_id}", event.reason, event.message)
-        if event.all_sockets:
-            await ctx.hub.force_logout(f"user:{event.user_id}", event.reason, event.message)
+        """Found by identity on every node: a client cannot hide a socket by leaving rooms."""
+        users = [event.user_id] if event.all_sockets else []
+        await ctx.hub.force_logout(event.reason, event.message, users=users, sessions=event.session_ids)
 
     ctx.events.subscribe(SessionsRevoked, disconnect_revoked)
 

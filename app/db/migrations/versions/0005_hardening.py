@@ -1,7 +1,7 @@
 """hardening: look-alike usernames, muted conversations, owner succession, notification pages
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-30
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from app.modules.accounts.policy import username_skeleton
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

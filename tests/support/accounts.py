@@ -1,0 +1,54 @@
+"""Helpers for tests of the accounts flows on in-process apps."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from litestar.testing import AsyncTestClient
+
+from app.core.app_factory import ParleyApp, create_app
+from app.core.security.events import SessionsRevoked
+from app.modules.accounts import service
+from tests.support.backends import Backend
+
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap argon2 parameters for in-process apps: the flows are under test, not the cost.
+
+    Autouse in every test module that imports it."""
+    monkeypatch.setattr(service, "_hasher", FAST_HASHER)
+    monkeypatch.setattr(service, "_DUMMY_HASH", FAST_HASHER.hash("parley-no-such-user"))
+
+
+@contextlib.asynccontextmanager
+async def client_for(backend: Backend, **env: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process app with settings of its own; Redis keys under a prefix of their own."""
+    env.setdefault("REDIS_PREFIX", f"{backend.redis_prefix}{uuid.uuid4().hex[:8]}:")
+    app = create_app(backend.settings(**env))
+    async with AsyncTestClient(app=app.litestar, base_url="http://parley.test") as client:
+        client.parley = app  # type: ignore[attr-defined]
+        yield client
+
+
+def parley(client: httpx.AsyncClient) -> ParleyApp:
+    app: ParleyApp = client.parley  # type: ignore[attr-defined]
+    return app
+
+
+def record_revocations(client: httpx.AsyncClient) -> list[SessionsRevoked]:
+    revoked: list[SessionsRevoked] = []
+
+    async def collect(event: SessionsRevoked) -> None:
+        revoked.append(event)
+
+    parley(client).context.events.subscribe(SessionsRevoked, collect)
+    return revoked
