@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 import socketio
 
 from app.core.errors import AppError, ErrorCode
+from app.core.faults import is_unavailable
 from app.core.module import Module
 from app.core.security.identity import Authenticator, Identity
-from app.core.socket.dispatcher import Dispatcher, is_unavailable
+from app.core.socket.dispatcher import Dispatcher
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import LocalSocket, SocketHub
 from app.core.socket.protocol import AckError, ExceptionEvent, ForceLogout
