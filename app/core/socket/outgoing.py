@@ -182,6 +182,7 @@ class OutgoingQueue:
         self._dropping = True
         self._drop_waiting()
         self._send = None
+        self.on_overflow = None  # the socket it points back to is then freed without waiting for a collection
         if self._readers:  # end a long-polling GET that waits for packets that will never come
             self._poll_queue().put_nowait(None)
 
