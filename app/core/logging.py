@@ -78,7 +78,7 @@ class RedactRequestTargets(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name in _SERVER_LOGGERS and isinstance(record.args, tuple):
+        if isinstance(record.args, tuple):
             record.args = tuple(
                 redact_query(arg) if isinstance(arg, str) and "?" in arg else arg for arg in record.args
             )
@@ -92,9 +92,12 @@ class ParleyHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def configure_logging(level: str, fmt: str) -> None:
     handler = ParleyHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    handler.addFilter(RedactRequestTargets())
     root = logging.getLogger()
     root.handlers[:] = [h for h in root.handlers if not isinstance(h, ParleyHandler)] + [handler]
     root.setLevel(level)
+    for name in _SERVER_LOGGERS:  # on the loggers, so the server's own handlers, if any, get it too
+        server_logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactRequestTargets) for f in server_logger.filters):
+            server_logger.addFilter(RedactRequestTargets())
     for noisy in ("engineio.server", "socketio.server", "aiosqlite", "sqlalchemy.engine.Engine"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -36,10 +36,19 @@ def wait_until_healthy(process: subprocess.Popen[bytes], url: str, log_path: Pat
 
 
 class ServerProcess:
-    """One node. `start()` returns when `/health` answers; `stop()` is graceful, `kill()` is SIGKILL."""
+    """One node. `start()` returns when `/health` answers; `stop()` is graceful, `kill()` is SIGKILL.
 
-    def __init__(self, env: dict[str, str], log_path: Path, factory: str = "app.asgi:create_asgi") -> None:
+    uvicorn's access log is off unless `access_log` (its lines need LOG_LEVEL=INFO to be written)."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        factory: str = "app.asgi:create_asgi",
+        access_log: bool = False,
+    ) -> None:
         self.factory = factory
+        self.access_log = access_log
         self.port = free_port()
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
@@ -68,7 +77,7 @@ class ServerProcess:
                 "websockets-sansio",
                 "--ws-ping-interval",
                 "0",
-                "--no-access-log",
+                "--access-log" if self.access_log else "--no-access-log",
                 "--timeout-graceful-shutdown",
                 "5",
             ],

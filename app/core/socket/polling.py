@@ -12,7 +12,7 @@ import asyncio
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from engineio import exceptions as eio_exceptions
+from engineio import packet as eio_packet
 from engineio import payload as eio_payload
 
 if TYPE_CHECKING:
@@ -20,8 +20,16 @@ if TYPE_CHECKING:
     from app.core.socket.transport import ASGIReceive, ParleyEngine, ParleySocket
 
 
+CLIENT_POSTS = frozenset({eio_packet.CLOSE, eio_packet.PONG, eio_packet.MESSAGE})
+"""The Engine.IO packets a long-polling client sends."""
+
+
 class BodyTooLargeError(Exception):
-    """The body is larger than the transport accepts."""
+    """The body is larger than the transport accepts; `more` if the client has more of it to send."""
+
+    def __init__(self, more: bool) -> None:
+        super().__init__("body too large")
+        self.more = more
 
 
 class ClientGoneError(Exception):
@@ -64,8 +72,10 @@ async def handle_post(
             body = await read_body(first, receive, environ, engine.max_http_buffer_size)
     except ClientGoneError:
         return
-    except BodyTooLargeError:
+    except BodyTooLargeError as refused:
         engine.faults.fault(socket.sid, "oversized", f"closing {socket.sid}: a long-polling POST too large")
+        if refused.more:
+            await skip_body(receive, engine.max_http_buffer_size, deadline)
         await close_after(engine, socket, refusal("413 PAYLOAD TOO LARGE", "Payload too large"), environ)
         return
     except TimeoutError:
@@ -74,14 +84,24 @@ async def handle_post(
         )
         await close_after(engine, socket, refusal("408 REQUEST TIMEOUT", "Request timeout"), environ)
         return
-    try:
-        packets = eio_payload.Payload(encoded_payload=body.decode("utf-8")).packets
-    except (ValueError, KeyError, IndexError):  # not UTF-8, or no Engine.IO payload
+    packets = decode(body)
+    if packets is None:
         await engine._make_response(engine._bad_request("Not an Engine.IO payload"), environ)
         await engine.faults.malformed(socket.sid, "a long-polling body that is no Engine.IO payload")
         return
     await engine._make_response(engine._ok(), environ)
-    await hand_on(engine, socket, packets)
+    await hand_on(socket, packets)
+
+
+def decode(body: bytes) -> list[Any] | None:
+    """The packets of a payload a client may post (messages, pongs, a close), or None."""
+    try:
+        packets: list[Any] = eio_payload.Payload(encoded_payload=body.decode("utf-8")).packets
+    except (ValueError, KeyError, IndexError):  # not UTF-8, or no Engine.IO payload
+        return None
+    if any(pkt.packet_type not in CLIENT_POSTS for pkt in packets):
+        return None
+    return packets
 
 
 def session_of(engine: ParleyEngine, environ: dict[str, Any]) -> tuple[dict[str, Any], ParleySocket | None]:
@@ -114,7 +134,7 @@ async def read_body(
     except ValueError:
         declared = 0
     if declared > limit:
-        raise BodyTooLargeError
+        raise BodyTooLargeError(first.get("more_body", False))
     chunks: list[bytes] = []
     size = 0
     event = first
@@ -122,13 +142,32 @@ async def read_body(
         chunk = event.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise BodyTooLargeError
+            raise BodyTooLargeError(event.get("more_body", False))
         chunks.append(chunk)
         if not event.get("more_body", False):
             return b"".join(chunks)
         event = await receive()
         if event["type"] != "http.request":
             raise ClientGoneError
+
+
+async def skip_body(receive: ASGIReceive, budget: int, deadline: float) -> None:
+    """Read and drop what is left of a refused body, up to `budget` bytes and the deadline.
+
+    The answer then reaches a client that sent a body a little too large and reads the answer only
+    once it has sent it all; closing the connection with its bytes unread would reset it first.
+    A client that sends more is cut off without a drained connection.
+    """
+    skipped = 0
+    try:
+        async with asyncio.timeout_at(deadline):
+            while skipped <= budget:
+                event = await receive()
+                skipped += len(event.get("body", b""))
+                if event["type"] != "http.request" or not event.get("more_body", False):
+                    return
+    except TimeoutError:
+        return
 
 
 async def close_after(
@@ -146,14 +185,9 @@ async def send_timeout(send: ASGISend) -> None:
     await send({"type": "http.response.body", "body": b"Request timeout"})
 
 
-async def hand_on(engine: ParleyEngine, socket: ParleySocket, packets: list[Any]) -> None:
+async def hand_on(socket: ParleySocket, packets: list[Any]) -> None:
     async with socket.inbound():
         for pkt in packets:
             if socket.closed:
                 return
-            try:
-                await socket.receive(pkt)
-            except eio_exceptions.UnknownPacketError:
-                await engine.faults.malformed(
-                    socket.sid, f"Engine.IO packet type {pkt.packet_type} from a client"
-                )
+            await socket.receive(pkt)
