@@ -178,6 +178,9 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         if sid is not None and self.manager.is_connected(sid, namespace) and self._transport_gone(eio_sid):
             # The transport ended while the connect handler ran, and Engine.IO's disconnect skipped
             # the namespace as not connected yet: undo the connect, so nothing stays counted.
+            logger.info(
+                "socket %s was admitted after its transport closed; undoing it", sid, extra=self._who(eio_sid)
+            )
             await self._handle_disconnect(eio_sid, namespace, self.reason.TRANSPORT_CLOSE)
             return
         if sid is None or not self.manager.is_connected(sid, namespace):
