@@ -73,15 +73,13 @@ async def handle_post(
     except ClientGoneError:
         return
     except BodyTooLargeError as refused:
-        engine.faults.fault(socket.sid, "oversized", f"closing {socket.sid}: a long-polling POST too large")
+        engine.faults.fault(socket.sid, "oversized", "closing: a long-polling POST too large")
         if refused.more:
             await skip_body(receive, engine.max_http_buffer_size, deadline)
         await close_after(engine, socket, refusal("413 PAYLOAD TOO LARGE", "Payload too large"), environ)
         return
     except TimeoutError:
-        engine.faults.fault(
-            socket.sid, "deadline", f"closing {socket.sid}: a POST body that did not arrive in time"
-        )
+        engine.faults.fault(socket.sid, "deadline", "closing: a POST body that did not arrive in time")
         await close_after(engine, socket, refusal("408 REQUEST TIMEOUT", "Request timeout"), environ)
         return
     packets = decode(body)

@@ -26,7 +26,7 @@ from app.config.settings import SocketSettings
 from app.core.metrics import Metrics
 from app.core.socket import json as socket_json
 from app.core.socket.outgoing import BacklogLimit, EncodedMessage
-from app.core.socket.transport import ParleyEngine
+from app.core.socket.transport import ParleyEngine, transport_label
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         self._join_deadlines.pop(eio_sid, None)
         sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
         if sid is None or not self.manager.is_connected(sid, NAMESPACE):
-            self.fault(eio_sid, "deadline", f"closing transport {eio_sid}: it never joined the namespace")
+            self.fault(eio_sid, "deadline", "closing: it never joined the namespace")
             self._close_transport(eio_sid)
 
     def _close_transport(self, eio_sid: str) -> None:
@@ -271,16 +271,29 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         count = self._malformed.get(eio_sid, 0) + 1
         self._malformed[eio_sid] = count
         if count == 1:
-            logger.warning("dropped a packet from %s: %s", eio_sid, why, extra=self._who(eio_sid))
+            logger.warning(
+                "dropped a packet from transport %s: %s",
+                transport_label(eio_sid),
+                why,
+                extra=self._who(eio_sid),
+            )
         if count >= MAX_MALFORMED_PACKETS:
-            logger.warning("closing %s after %d malformed packets", eio_sid, count, extra=self._who(eio_sid))
+            logger.warning(
+                "closing transport %s after %d malformed packets",
+                transport_label(eio_sid),
+                count,
+                extra=self._who(eio_sid),
+            )
             self._malformed.pop(eio_sid, None)
             self._close_transport(eio_sid)
 
     def fault(self, eio_sid: str | None, kind: str, why: str) -> None:
         """Count anything else the transport refused, in one log line."""
         self.metrics.transport_faults.labels(kind).inc()
-        logger.warning("%s", why, extra=self._who(eio_sid) if eio_sid is not None else {})
+        if eio_sid is None:
+            logger.warning("%s", why)
+        else:
+            logger.warning("transport %s: %s", transport_label(eio_sid), why, extra=self._who(eio_sid))
 
     def _who(self, eio_sid: str) -> dict[str, str]:
         """`sid` and `user_id` of a transport for log lines, where known."""

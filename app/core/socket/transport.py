@@ -21,6 +21,7 @@ line, counts it in `/metrics` and closes a transport that keeps sending garbage.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -42,6 +43,12 @@ PING.asgi_message = asgi_message(PING)
 """One PING for every socket (`asgi_message` caches its encoding)."""
 
 
+def transport_label(eio_sid: str) -> str:
+    """How log lines name an Engine.IO transport: a digest of its id, never the id itself, which is
+    all it takes to read and write a long-polling session while it lasts."""
+    return hashlib.blake2b(eio_sid.encode(), digest_size=6).hexdigest()
+
+
 class TransportFaults(Protocol):
     """Where the transport reports what a client did wrong."""
 
@@ -50,7 +57,8 @@ class TransportFaults(Protocol):
         ...
 
     def fault(self, eio_sid: str | None, kind: str, why: str) -> None:
-        """Anything else the transport refused (`kind` labels the counter): one log line."""
+        """Anything else the transport refused (`kind` labels the counter): one log line, naming the
+        transport if there is one."""
         ...
 
 
@@ -109,16 +117,12 @@ async def read_packets(socket: ParleySocket, server: ParleyEngine, receive: ASGI
         if data is None:
             return
         if len(data) > limit:
-            server.faults.fault(
-                socket.sid, "oversized", f"closing {socket.sid}: a frame of {len(data)} bytes"
-            )
+            server.faults.fault(socket.sid, "oversized", f"closing: a frame of {len(data)} bytes")
             return
         try:
             pkt = eio_packet.Packet(encoded_packet=data)
         except (ValueError, IndexError):
-            server.faults.fault(
-                socket.sid, "malformed", f"closing {socket.sid}: a frame that is no Engine.IO packet"
-            )
+            server.faults.fault(socket.sid, "malformed", "closing: a frame that is no Engine.IO packet")
             return
         try:
             if pkt.packet_type == eio_packet.MESSAGE:
@@ -132,7 +136,7 @@ async def read_packets(socket: ParleySocket, server: ParleyEngine, receive: ASGI
         except eio_exceptions.SocketIsClosedError:
             return
         except Exception:
-            logger.exception("error handling a packet from %s", socket.sid)
+            logger.exception("error handling a packet from transport %s", transport_label(socket.sid))
 
 
 async def upgrade(socket: ParleySocket, server: ParleyEngine, receive: ASGIReceive, send: ASGISend) -> bool:
@@ -142,7 +146,7 @@ async def upgrade(socket: ParleySocket, server: ParleyEngine, receive: ASGIRecei
     websocket: the socket goes on polling, as Engine.IO clients expect.
     """
     if socket.upgrading:
-        server.faults.fault(socket.sid, "out_of_order", f"refused a second upgrade of {socket.sid}")
+        server.faults.fault(socket.sid, "out_of_order", "refused a second upgrade")
         return False
     socket.upgrading = True
     try:
@@ -154,7 +158,9 @@ async def upgrade(socket: ParleySocket, server: ParleyEngine, receive: ASGIRecei
             socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # ends the pending poll
             done = await _next_packet(receive)
     except TimeoutError:
-        server.faults.fault(socket.sid, "deadline", f"{socket.sid} did not finish its upgrade in time")
+        server.faults.fault(
+            socket.sid, "deadline", "closing the websocket: the upgrade did not finish in time"
+        )
         return False
     finally:
         socket.upgrading = False
@@ -222,9 +228,7 @@ class ParleySocket(async_socket.AsyncSocket):  # type: ignore[misc]
         connection = environ.get("HTTP_CONNECTION", "").lower()
         upgrading = "upgrade" in connection and environ.get("HTTP_UPGRADE", "").lower() == "websocket"
         if self.queue.reading and not upgrading:
-            self.server.faults.fault(
-                self.sid, "out_of_order", f"closing {self.sid}: two long-polling GETs at once"
-            )
+            self.server.faults.fault(self.sid, "out_of_order", "closing: two long-polling GETs at once")
             await self.close(wait=False, reason=self.server.reason.TRANSPORT_ERROR)
             return self.server._bad_request("Another poll is already waiting")
         return await super().handle_get_request(environ)
@@ -245,7 +249,9 @@ class ParleySocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 async with asyncio.timeout(self.server.deadline):
                     await self.queue.join()
             except TimeoutError:
-                logger.debug("%s closed without reading its CLOSE packet", self.sid)
+                logger.debug(
+                    "transport %s closed without reading its CLOSE packet", transport_label(self.sid)
+                )
         if not self.upgraded and (abort or self.queue.empty()):
             self.queue.release()
 
@@ -261,7 +267,7 @@ class ParleySocket(async_socket.AsyncSocket):  # type: ignore[misc]
         self.server.faults.fault(
             self.sid,
             "backlog",
-            f"cutting off {self.sid}: it fell more than {limit.max_packets} packets "
+            f"cutting it off: it fell more than {limit.max_packets} packets "
             f"or {limit.max_bytes} bytes behind",
         )
         self.server.spawn(self.close(wait=False, abort=True, reason=self.server.reason.SERVER_DISCONNECT))
