@@ -92,6 +92,25 @@ async def chunks(total: int) -> AsyncIterator[bytes]:
         yield b"x" * 1024
 
 
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+async def test_the_handshake_announces_the_transport_s_terms(
+    server: ServerProcess, http: httpx.AsyncClient, transport: str
+) -> None:
+    if transport == "polling":
+        opened = (await http.get("/socket.io/", params={"EIO": "4", "transport": "polling"})).text
+    else:
+        async with websockets.connect(
+            server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+        ) as ws:
+            opened = str(await ws.recv())
+    assert opened.startswith("0{")
+    terms = json.loads(opened[1:])
+    assert terms["sid"]
+    assert terms["upgrades"] == (["websocket"] if transport == "polling" else [])
+    assert (terms["pingInterval"], terms["pingTimeout"]) == (25000, 20000)
+    assert terms["maxPayload"] == TRANSPORT_LIMIT
+
+
 BAD_POSTS: dict[str, tuple[Any, int]] = {
     "oversized": ("4" + "x" * TRANSPORT_LIMIT, 413),
     "oversized, chunked": (None, 413),
