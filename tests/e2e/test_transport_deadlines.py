@@ -1,9 +1,10 @@
 """Every transport state has a deadline, and a socket is counted only while it is really connected.
 
-A connection abandoned at any state (a namespace connect still being authenticated, an upgrade, a
-request body, a long-polling session that stops polling, a websocket that drops) is closed within
-SOCKET_CONNECT_TIMEOUT or the ping timeout, and afterwards the user is counted nowhere: not in
-`parley_sockets_connected`, not against SOCKET_MAX_PER_USER, not as online.
+A connection abandoned at any state (a request head or a websocket's opening handshake, a namespace
+connect still being authenticated, an upgrade, a request body, a long-polling session that stops
+polling, a websocket that drops) is closed within SOCKET_CONNECT_TIMEOUT or the ping timeout, and
+afterwards the user is counted nowhere: not in `parley_sockets_connected`, not against
+SOCKET_MAX_PER_USER, not as online.
 
 A namespace connect is held in authentication for real: the test holds a lock in the database on
 the users table, which provisioning the token's new user has to wait for.
@@ -207,6 +208,34 @@ async def test_a_request_body_that_never_arrives_is_answered_408_and_ends_the_se
     assert status_line.startswith(b"HTTP/1.1 408"), status_line
     writer.close()
     await user.counted_nowhere(http, clients)
+
+
+HEADS = {
+    "nothing at all": "",
+    "a long-polling handshake's head": "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: parley\r\n",
+    "a websocket's opening handshake": (
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: parley\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+    ),
+    "a second request on a kept-alive connection": (
+        "GET /health HTTP/1.1\r\nHost: parley\r\n\r\nGET /health HTTP/1.1\r\nHost: par"
+    ),
+}
+
+
+@pytest.mark.parametrize("head", list(HEADS))
+async def test_a_request_head_that_never_completes_is_answered_408_within_the_deadline(
+    server: ServerProcess, head: str
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(HEADS[head].encode())
+    started = time.monotonic()
+    answered = await asyncio.wait_for(reader.read(), DEADLINE + 1.0)
+    assert time.monotonic() - started < DEADLINE + 1.0
+    writer.close()
+    responses = answered.split(b"HTTP/1.1 ")[1:]
+    assert responses[-1].startswith(b"408"), answered
+    assert len(responses) == (2 if "second" in head else 1)
 
 
 async def test_a_long_polling_client_that_stops_polling_is_closed_by_the_ping_timeout(

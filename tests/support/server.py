@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
+HTTP_PROTOCOL = "app.core.http.server_protocol:HeadDeadlineProtocol"
+"""uvicorn's HTTP protocol as `parley serve` runs it: with a deadline for each request's head."""
 
 
 def free_port() -> int:
@@ -73,6 +75,8 @@ class ServerProcess:
                 str(self.port),
                 "--loop",
                 "uvloop",
+                "--http",
+                HTTP_PROTOCOL,
                 "--ws",
                 "websockets-sansio",
                 "--ws-ping-interval",
