@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 5.0
 """Seconds running handlers get to finish when the server stops."""
+UNCOUNT_RETRY_MIN = 0.2
+UNCOUNT_RETRY_MAX = 5.0
+"""Seconds between tries to uncount a socket while the state backend is unavailable."""
 
 
 def bearer_token(environ: dict[str, Any], auth: Any) -> str:
@@ -135,15 +138,35 @@ class SocketRuntime:
             )
 
     async def _uncount(self, user_id: str) -> None:
-        """Uncount a socket; tried twice, as the first command after a Redis blip may meet a dead
-        pooled connection, and a lost decrement would hold one of the user's slots for good."""
-        for attempt in range(2):
+        """Uncount a socket. A lost decrement would hold one of the user's slots for good, so while
+        the state backend is unavailable it is tried again in the background until it is back."""
+        try:
+            await self.tracker.remove(user_id)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                logger.exception("could not uncount a socket of %s", user_id, extra={"user_id": user_id})
+                return
+            logger.warning(
+                "could not uncount a socket of %s (%s); retrying until the state backend is back",
+                user_id,
+                type(exc).__name__,
+                extra={"user_id": user_id},
+            )
+            self._spawn(self._uncount_when_back(user_id))
+
+    async def _uncount_when_back(self, user_id: str) -> None:
+        delay = UNCOUNT_RETRY_MIN
+        while True:
+            await asyncio.sleep(delay)
             try:
                 await self.tracker.remove(user_id)
-            except Exception:  # noqa: BLE001 - logged below; the socket is gone either way
-                if attempt == 1:
-                    logger.warning("could not uncount a socket of %s", user_id, extra={"user_id": user_id})
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    logger.exception("could not uncount a socket of %s", user_id, extra={"user_id": user_id})
+                    return
+                delay = min(delay * 2, UNCOUNT_RETRY_MAX)
             else:
+                logger.info("uncounted a socket of %s", user_id, extra={"user_id": user_id})
                 return
 
     async def _connect_rooms(self, identity: Identity) -> list[str]:

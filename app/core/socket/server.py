@@ -185,8 +185,13 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
             return
         if sid is None or not self.manager.is_connected(sid, namespace):
             # Refused: `connect_error` is queued. Unless `/` is connected on this transport, closing
-            # it behind that ends a polling client's pending GET now instead of at the next ping.
-            if self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is None:
+            # a long-polling one behind that ends the client's pending GET now instead of at the next
+            # ping. A websocket client closes its transport itself once it has read the refusal
+            # (closing it from here too can leave python-engineio's client waiting a ping interval),
+            # and one that does not is closed by the connect deadline.
+            transport = self.eio.sockets.get(eio_sid)
+            polling = transport is not None and not transport.upgraded
+            if polling and self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is None:
                 self._close_transport(eio_sid)
             return
         deadline = self._join_deadlines.pop(eio_sid, None)
