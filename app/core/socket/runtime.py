@@ -140,16 +140,10 @@ class SocketRuntime:
     async def _uncount(self, user_id: str) -> None:
         """Uncount a socket. A lost decrement would hold one of the user's slots for good, so while
         the state backend is unavailable it is tried again in the background until it is back."""
-        try:
-            await self.tracker.remove(user_id)
-        except Exception as exc:
-            if not is_unavailable(exc):
-                logger.exception("could not uncount a socket of %s", user_id, extra={"user_id": user_id})
-                return
+        if not await self._try_uncount(user_id):
             logger.warning(
-                "could not uncount a socket of %s (%s); retrying until the state backend is back",
+                "could not uncount a socket of %s; retrying until the state backend is back",
                 user_id,
-                type(exc).__name__,
                 extra={"user_id": user_id},
             )
             self._spawn(self._uncount_when_back(user_id))
@@ -158,16 +152,20 @@ class SocketRuntime:
         delay = UNCOUNT_RETRY_MIN
         while True:
             await asyncio.sleep(delay)
-            try:
-                await self.tracker.remove(user_id)
-            except Exception as exc:
-                if not is_unavailable(exc):
-                    logger.exception("could not uncount a socket of %s", user_id, extra={"user_id": user_id})
-                    return
-                delay = min(delay * 2, UNCOUNT_RETRY_MAX)
-            else:
+            if await self._try_uncount(user_id):
                 logger.info("uncounted a socket of %s", user_id, extra={"user_id": user_id})
                 return
+            delay = min(delay * 2, UNCOUNT_RETRY_MAX)
+
+    async def _try_uncount(self, user_id: str) -> bool:
+        """False while the state backend is unavailable; True once done (or failed on a bug, logged)."""
+        try:
+            await self.tracker.remove(user_id)
+        except Exception as exc:
+            if is_unavailable(exc):
+                return False
+            logger.exception("could not uncount a socket of %s", user_id, extra={"user_id": user_id})
+        return True
 
     async def _connect_rooms(self, identity: Identity) -> list[str]:
         rooms: list[str] = []
