@@ -197,7 +197,7 @@ class ParleySocket(async_socket.AsyncSocket):  # type: ignore[misc]
     def schedule_ping(self) -> None:
         """Replaces Engine.IO's task per ping (which holds the socket, and through its queue the
         connection, for a whole ping interval after the socket closed) with a timer cancelled on close."""
-        if self.last_ping:
+        if self.last_ping and not self.closing and not self.closed:
             self.last_ping = None
             self._ping_timer = asyncio.get_running_loop().call_later(self.server.ping_interval, self._ping)
 
