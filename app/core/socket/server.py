@@ -162,6 +162,8 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         self.start_background_task(self.eio.disconnect, eio_sid)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        """python-socketio's handling of a closed transport, forgetting its deadline and its count of
+        malformed packets first."""
         deadline = self._join_deadlines.pop(eio_sid, None)
         if deadline is not None:
             deadline.cancel()
@@ -169,6 +171,8 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         await super()._handle_eio_disconnect(eio_sid, reason)
 
     async def _handle_connect(self, eio_sid: str, namespace: str, data: Any) -> None:
+        """python-socketio's CONNECT handling, refusing a second CONNECT, undoing one admitted after
+        its transport closed, and ending the connect deadline once the socket is in."""
         namespace = namespace or NAMESPACE
         if self.manager.sid_from_eio_sid(eio_sid, namespace) is not None:
             await self.malformed(eio_sid, "CONNECT on an already connected namespace")

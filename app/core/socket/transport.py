@@ -295,6 +295,8 @@ class ParleyEngine(engineio.AsyncServer):  # type: ignore[misc]
         self.faults = faults
 
     def create_queue(self, *_args: Any, **_kwargs: Any) -> OutgoingQueue:
+        """Engine.IO's queue factory (an `asyncio.Queue` per socket): the bounded queue that writes
+        through to a websocket (`outgoing.py`)."""
         return OutgoingQueue(self.backlog_limit)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
