@@ -45,6 +45,8 @@ def serve(host: str | None, port: int | None, workers: int, migrate: bool) -> No
     """Serve HTTP and Socket.IO."""
     import uvicorn
 
+    from app.core.http.server_protocol import HeadDeadlineProtocol
+
     settings = _settings()
     if workers > 1 and not settings.redis_url:
         raise click.ClickException(
@@ -69,7 +71,7 @@ def serve(host: str | None, port: int | None, workers: int, migrate: bool) -> No
         port=port,
         workers=workers,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
+        http=HeadDeadlineProtocol,
         ws="websockets-sansio",
         ws_max_size=settings.socket.max_payload_bytes * 2 + 1024,
         # Engine.IO's ping/pong already finds dead clients; a second heartbeat in the websocket

@@ -185,7 +185,19 @@ VARIABLES: tuple[Variable, ...] = (
         "SOCKET_CONNECT_TIMEOUT",
         "10",
         _parse_positive_float,
-        "seconds a transport may stay without joining `/`",
+        "seconds a transport may take to join `/`, to upgrade, or to send a request body",
+    ),
+    Variable(
+        "SOCKET_MAX_BACKLOG_BYTES",
+        "4194304",
+        _parse_positive_int,
+        "bytes that may wait to be sent to one socket, acks included; past it the socket is cut off",
+    ),
+    Variable(
+        "SOCKET_MAX_BACKLOG_PACKETS",
+        "1024",
+        _parse_positive_int,
+        "packets that may wait to be sent to one socket",
     ),
     Variable("SOCKET_MAX_PER_USER", "20", _parse_positive_int, "sockets one user may hold at once"),
     Variable("SOCKET_MAX_ROOMS", "500", _parse_positive_int, "rooms one socket may be in"),
@@ -246,6 +258,8 @@ class SocketSettings:
     ping_interval: float
     ping_timeout: float
     connect_timeout: float
+    max_backlog_bytes: int
+    max_backlog_packets: int
     max_per_user: int
     max_rooms: int
     max_concurrent_handlers: int
@@ -343,6 +357,8 @@ class Settings:
                 ping_interval=v["SOCKET_PING_INTERVAL"],
                 ping_timeout=v["SOCKET_PING_TIMEOUT"],
                 connect_timeout=v["SOCKET_CONNECT_TIMEOUT"],
+                max_backlog_bytes=v["SOCKET_MAX_BACKLOG_BYTES"],
+                max_backlog_packets=v["SOCKET_MAX_BACKLOG_PACKETS"],
                 max_per_user=v["SOCKET_MAX_PER_USER"],
                 max_rooms=v["SOCKET_MAX_ROOMS"],
                 max_concurrent_handlers=v["SOCKET_MAX_CONCURRENT_HANDLERS"],

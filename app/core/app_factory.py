@@ -63,7 +63,7 @@ def _socket_layer(ctx: AppContext, modules: Sequence[Module]) -> tuple[ParleySer
         if settings.redis_url
         else LocalManager()
     )
-    server = ParleyServer(settings.socket, manager)
+    server = ParleyServer(settings.socket, manager, ctx.metrics)
     hub = SocketHub(server, ctx.metrics, settings.socket.max_rooms)
     ctx.attach_hub(hub)
     rooms = RoomManager()

@@ -1,9 +1,10 @@
-"""Logging set-up: one line per event, text or JSON."""
+"""Logging set-up: one line per event, text or JSON, and no secret from a request line."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import sys
 from typing import Any
 
@@ -42,6 +43,48 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+SAFE_QUERY_PARAMETERS = frozenset({"EIO", "transport"})
+"""Query parameters an access log line keeps; every other value (a token, a polling `sid`) is hidden."""
+REDACTED = "***"
+_PARAMETER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error")
+
+
+def redact_query(target: str) -> str:
+    """A request target with the value of each query parameter but the safe ones hidden.
+
+    A name that does not look like one (a token sent as the whole query, say) is hidden too.
+    """
+    path, question, query = target.partition("?")
+    if not question:
+        return target
+    kept = []
+    for item in query.split("&"):
+        name, equals, _ = item.partition("=")
+        if name in SAFE_QUERY_PARAMETERS:
+            kept.append(item)
+        elif _PARAMETER_NAME.match(name):
+            kept.append(f"{name}={REDACTED}" if equals else name)
+        else:
+            kept.append(REDACTED)
+    return f"{path}?{'&'.join(kept)}"
+
+
+class RedactRequestTargets(logging.Filter):
+    """Hides query values in the server's access and websocket lines, which name the request target.
+
+    Socket.IO clients may carry a token in the query string, and a long-polling `sid` is all it takes
+    to read and write another client's session while it lasts.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_query(arg) if isinstance(arg, str) and "?" in arg else arg for arg in record.args
+            )
+        return True
+
+
 class ParleyHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The one handler Parley installs on the root logger; others (a test's capture) are left alone."""
 
@@ -52,5 +95,9 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [h for h in root.handlers if not isinstance(h, ParleyHandler)] + [handler]
     root.setLevel(level)
+    for name in _SERVER_LOGGERS:  # on the loggers, so the server's own handlers, if any, get it too
+        server_logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactRequestTargets) for f in server_logger.filters):
+            server_logger.addFilter(RedactRequestTargets())
     for noisy in ("engineio.server", "socketio.server", "aiosqlite", "sqlalchemy.engine.Engine"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

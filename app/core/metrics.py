@@ -27,6 +27,13 @@ class Metrics:
         self.errors = Counter(
             "parley_errors_total", "Errors answered, by code", ["code"], registry=self.registry
         )
+        self.transport_faults = Counter(
+            "parley_transport_faults_total",
+            "What the transport refused from clients, by kind (malformed, oversized, out_of_order, "
+            "deadline, backlog)",
+            ["kind"],
+            registry=self.registry,
+        )
         self.messages_stored = Counter(
             "parley_messages_stored_total", "Chat messages stored", registry=self.registry
         )

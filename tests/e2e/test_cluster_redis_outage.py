@@ -1,92 +1,28 @@
 """Redis goes away and comes back (SPEC §9): new connections are answered UNAVAILABLE, sockets already
 connected keep working on their node, and fan-out between nodes resumes by itself.
 
-Two nodes reach Redis through a TCP proxy owned by the test, so the outage is real for them and
-invisible to everyone else using the same Redis.
+Two nodes reach Redis through a TCP proxy owned by the test (`tests/support/proxy.py`), so the
+outage is real for them and invisible to everyone else using the same Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import socketio
 
 from tests.support.backends import REDIS_HOST, REDIS_PORT, Backend
 from tests.support.clients import RecordingClient, connect_ready, external_token
+from tests.support.proxy import TcpProxy
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
 GAME = "tests.support.game:create_asgi"
-T = TypeVar("T")
-
-
-class TcpProxy:
-    """Forwards connections to Redis until `cut()`: then drops them all and refuses new ones.
-
-    It runs its own event loop in a thread, so it keeps forwarding while the test's loop is
-    blocked (starting and stopping server processes is synchronous).
-    """
-
-    def __init__(self) -> None:
-        self.down = False
-        self.writers: set[asyncio.StreamWriter] = set()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="redis-proxy", daemon=True)
-        self.server: asyncio.Server | None = None
-        self.port = 0
-
-    def start(self) -> TcpProxy:
-        self.thread.start()
-        self.server = self._run(asyncio.start_server(self._accept, "127.0.0.1", 0))
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    def _run(self, work: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(work, self.loop).result(10)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.down:
-            writer.transport.abort()
-            return
-        up_reader, up_writer = await asyncio.open_connection(REDIS_HOST, REDIS_PORT)
-        self.writers |= {writer, up_writer}
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, OSError):
-            while chunk := await reader.read(65536):
-                writer.write(chunk)
-                await writer.drain()
-        writer.transport.abort()
-        self.writers.discard(writer)
-
-    async def _cut(self) -> None:
-        self.down = True
-        for writer in list(self.writers):
-            writer.transport.abort()
-        self.writers.clear()
-
-    async def _restore(self) -> None:
-        self.down = False
-
-    def cut(self) -> None:
-        self._run(self._cut())
-
-    def restore(self) -> None:
-        self._run(self._restore())
-
-    def close(self) -> None:
-        self.cut()
-        if self.server is not None:
-            self.server.close()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture(params=["postgres"])
@@ -97,7 +33,7 @@ def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Bac
 
 @pytest.fixture
 def proxy() -> Iterator[TcpProxy]:
-    running = TcpProxy().start()
+    running = TcpProxy(REDIS_HOST, REDIS_PORT).start()
     yield running
     running.close()
 

@@ -19,6 +19,7 @@ import pytest
 import socketio
 import websockets
 
+from app.core.socket.transport import transport_label
 from tests.support.backends import Backend
 from tests.support.clients import RecordingClient, external_token, register_and_login
 from tests.support.raw import raw
@@ -38,8 +39,10 @@ def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     node.stop()
 
 
-def log_lines(server: ServerProcess, needle: str) -> list[str]:
-    return [line for line in server.log().splitlines() if needle in line]
+def log_lines(server: ServerProcess, eio_sid: str) -> list[str]:
+    """The lines naming a transport (by its label: an Engine.IO id itself is never logged)."""
+    label = transport_label(eio_sid)
+    return [line for line in server.log().splitlines() if label in line]
 
 
 async def test_a_second_connect_cannot_change_identity(

@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.core.state import MemoryStateBackend, RedisStateBackend, StateBackend
 from tests.support.backends import REDIS_HOST, REDIS_PORT, RUN_ID, require_services
+from tests.support.proxy import TcpProxy
 
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 
@@ -292,6 +293,59 @@ async def test_redis_ping_fails_when_redis_is_unreachable() -> None:
             await backend.ping()
     finally:
         await backend.close()
+
+
+@pytest.fixture
+async def proxied() -> AsyncIterator[tuple[RedisStateBackend, TcpProxy]]:
+    """A Redis backend reaching Redis through a proxy the test controls."""
+    require_services()
+    proxy = TcpProxy(REDIS_HOST, REDIS_PORT).start()
+    store = Store("redis")
+    backend = RedisStateBackend(f"redis://127.0.0.1:{proxy.port}/0", prefix=store.prefix)
+    yield backend, proxy
+    await backend.close()
+    proxy.close()
+    store.node()  # straight to Redis, to remove the keys
+    await store.close()
+
+
+async def test_a_pooled_connection_reset_while_idle_is_replaced_for_reads_and_writes(
+    proxied: tuple[RedisStateBackend, TcpProxy],
+) -> None:
+    backend, proxy = proxied
+    await backend.put("k", b"v")
+    proxy.cut()
+    proxy.restore()
+    assert await backend.get("k") == b"v"
+    proxy.cut()
+    proxy.restore()
+    assert await backend.hash_incr("h", "f", 1) == 1, "a write Redis never saw is sent on a fresh connection"
+
+
+async def test_a_lost_answer_is_asked_again_for_a_read_never_for_a_write(
+    proxied: tuple[RedisStateBackend, TcpProxy],
+) -> None:
+    backend, proxy = proxied
+    assert await backend.hash_incr("h", "f", 1) == 1
+    proxy.lose_next_answer()
+    assert await backend.hash_get_all("h") == {"f": 1}
+    proxy.lose_next_answer()
+    with pytest.raises(RedisConnectionError):
+        await backend.hash_incr("h", "f", 1)
+    assert await backend.hash_get_all("h") == {"f": 2}, "the write was applied once, not repeated"
+
+
+async def test_with_redis_away_a_command_fails_at_once_after_one_more_try(
+    proxied: tuple[RedisStateBackend, TcpProxy],
+) -> None:
+    backend, proxy = proxied
+    await backend.put("k", b"v")
+    proxy.cut()
+    started = time.monotonic()
+    with pytest.raises(RedisConnectionError):
+        await backend.get("k")
+    assert time.monotonic() - started < 1.0
+    proxy.restore()
 
 
 async def _is_none(value: Awaitable[bytes | None]) -> bool:

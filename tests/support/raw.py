@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -51,6 +52,15 @@ class RawSocket:
         with contextlib.suppress(websockets.ConnectionClosed):
             while (frame := await asyncio.wait_for(self.ws.recv(), 5)) != "1":
                 assert frame == "2" or str(frame).startswith("4"), frame
+
+
+def stalled_socket(server: ServerProcess) -> socket.socket:
+    """A connected TCP socket with a small receive buffer, so an unread backlog builds on the server."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.setblocking(False)
+    return sock
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
+HTTP_PROTOCOL = "app.core.http.server_protocol:HeadDeadlineProtocol"
+"""uvicorn's HTTP protocol as `parley serve` runs it: with a deadline for each request's head."""
 
 
 def free_port() -> int:
@@ -39,10 +41,19 @@ def wait_until_healthy(process: subprocess.Popen[bytes], url: str, log_path: Pat
 
 
 class ServerProcess:
-    """One node. `start()` returns when `/health` answers; `stop()` is graceful, `kill()` is SIGKILL."""
+    """One node. `start()` returns when `/health` answers; `stop()` is graceful, `kill()` is SIGKILL.
 
-    def __init__(self, env: dict[str, str], log_path: Path, factory: str = "app.asgi:create_asgi") -> None:
+    uvicorn's access log is off unless `access_log` (its lines need LOG_LEVEL=INFO to be written)."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        factory: str = "app.asgi:create_asgi",
+        access_log: bool = False,
+    ) -> None:
         self.factory = factory
+        self.access_log = access_log
         self.port = free_port()
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
@@ -67,11 +78,13 @@ class ServerProcess:
                 str(self.port),
                 "--loop",
                 "uvloop",
+                "--http",
+                HTTP_PROTOCOL,
                 "--ws",
                 "websockets-sansio",
                 "--ws-ping-interval",
                 "0",
-                "--no-access-log",
+                "--access-log" if self.access_log else "--no-access-log",
                 "--timeout-graceful-shutdown",
                 "5",
             ],
@@ -99,6 +112,14 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def rss(self) -> int:
+        """The process's resident set, in bytes."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.core.logging import configure_logging
+from app.core.logging import configure_logging, redact_query
 
 
 @pytest.fixture(autouse=True)
@@ -77,3 +77,41 @@ def test_uvicorn_color_message_is_not_repeated(fmt: str, capsys: pytest.CaptureF
     assert "Started server process [42]" in line
     assert "color_message" not in line
     assert "\x1b" not in line
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        (
+            "/socket.io/?EIO=4&transport=polling&t=Pq1&sid=s3cretSid",
+            "/socket.io/?EIO=4&transport=polling&t=***&sid=***",
+        ),
+        (
+            "/socket.io/?EIO=4&transport=websocket&token=eyJhbGciOi.x.y",
+            "/socket.io/?EIO=4&transport=websocket&token=***",
+        ),
+        ("/ws?eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLWJ5dGVz", "/ws?***"),
+        ("/api/conversations?flag", "/api/conversations?flag"),
+        ("/health", "/health"),
+    ],
+)
+def test_query_values_but_the_safe_ones_are_hidden(target: str, shown: str) -> None:
+    assert redact_query(target) == shown
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_server_access_and_websocket_lines_never_show_a_token_or_a_polling_sid(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO", fmt)
+    target = "/socket.io/?EIO=4&transport=polling&sid=s3cretSid&token=t0ken"
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", target, "1.1", 200
+    )
+    logging.getLogger("uvicorn.error").info('%s - "WebSocket %s" [accepted]', "127.0.0.1:1", target)
+    logging.getLogger("parley.test").info("an own line keeps %s", "a?b=c")
+    err = capsys.readouterr().err
+    assert "s3cretSid" not in err
+    assert "t0ken" not in err
+    assert err.count("/socket.io/?EIO=4&transport=polling&sid=***&token=***") == 2
+    assert "an own line keeps a?b=c" in err

@@ -110,6 +110,9 @@ def test_a_missing_dotenv_file_is_fine(tmp_path: Path) -> None:
         ("DATABASE_URL", "mysql://localhost/parley"),
         ("REDIS_URL", "http://localhost:6379"),
         ("SOCKET_MAX_PAYLOAD_BYTES", "100"),
+        ("SOCKET_CONNECT_TIMEOUT", "0"),
+        ("SOCKET_MAX_BACKLOG_BYTES", "0"),
+        ("SOCKET_MAX_BACKLOG_PACKETS", "many"),
         ("JWT_SECRET", "short"),
     ],
 )

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-import redis.exceptions
-import sqlalchemy.exc
 
 from app.core.errors import AppError, ErrorCode
-from app.core.socket.dispatcher import is_unavailable, validation_failure
+from app.core.socket.dispatcher import validation_failure
 from app.core.socket.protocol import ExceptionEvent, RoomPayload
 from app.core.socket.rooms import AnyoneHook, OwnIdHook, RoomManager, room_prefix
 from app.core.socket.runtime import bearer_token, refusal
@@ -107,18 +105,6 @@ def test_a_refusal_carries_code_and_message_as_connect_error_data() -> None:
     error = refusal(ErrorCode.TOKEN_EXPIRED, "Token has expired")
     assert error.error_args["data"] == {"code": "TOKEN_EXPIRED", "message": "Token has expired"}
     assert error.error_args["message"] == "Token has expired"
-
-
-def test_unavailable_services_are_told_apart_from_bugs() -> None:
-    assert is_unavailable(redis.exceptions.ConnectionError("down"))
-    assert is_unavailable(ConnectionRefusedError())
-    assert is_unavailable(sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError()))
-    assert is_unavailable(
-        sqlalchemy.exc.InterfaceError("SELECT 1", {}, Exception("x"), connection_invalidated=True)
-    )
-    assert not is_unavailable(sqlalchemy.exc.OperationalError("SELECT x", {}, Exception("no such table: x")))
-    assert not is_unavailable(KeyError("bug"))
-    assert not is_unavailable(ValueError("bug"))
 
 
 def test_exception_events_echo_at_most_a_short_event_name() -> None:

@@ -1,172 +1,124 @@
-"""The websocket write path: an attached queue writes through at once, keeps order behind a send
-that has to wait, closes the websocket after a CLOSE packet and drops what follows a failed send."""
+"""Parley's Engine.IO socket on its own (python-engineio's real classes, no server): its ping timer,
+its bounded close, its report of packet types a client may not send, and its cut-off."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import time
+import weakref
 
 import pytest
+from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
-from app.core.socket.transport import CLOSE_WEBSOCKET, OutgoingQueue, finish
+from app.core.socket.outgoing import BacklogLimit
+from app.core.socket.transport import ParleyEngine, ParleySocket
+
+DEADLINE = 0.2
 
 
-class FakeWebSocket:
-    """An ASGI websocket `send`: writes at once while the transport is writable, waits while not."""
+class Faults:
+    """Records what the transport reports."""
 
     def __init__(self) -> None:
-        self.writable = asyncio.Event()
-        self.writable.set()
-        self.gone = False
-        self.messages: list[dict[str, Any]] = []
+        self.faults: list[tuple[str | None, str]] = []
+        self.dropped: list[str] = []
 
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.writable.wait()
-        if self.gone:
-            raise OSError("the client is gone")
-        self.messages.append(message)
+    async def malformed(self, eio_sid: str, why: str) -> None:
+        self.dropped.append(why)
 
-    def texts(self) -> list[str | None]:
-        return [message.get("text") for message in self.messages]
-
-
-def message(text: str) -> eio_packet.Packet:
-    return eio_packet.Packet(eio_packet.MESSAGE, text)
+    def fault(self, eio_sid: str | None, kind: str, why: str) -> None:
+        self.faults.append((eio_sid, kind))
 
 
 @pytest.fixture
-def ws() -> FakeWebSocket:
-    return FakeWebSocket()
+def faults() -> Faults:
+    return Faults()
 
 
-async def test_before_attach_it_is_a_plain_queue() -> None:
-    queue = OutgoingQueue()
-
-    queue.put_nowait(message("a"))
-    await queue.put(message("b"))
-
-    assert queue.qsize() == 2
-    assert [queue.get_nowait().data for _ in range(2)] == ["a", "b"]
+@pytest.fixture
+def engine(faults: Faults) -> ParleyEngine:
+    server = ParleyEngine(async_mode="asgi", ping_interval=60, ping_timeout=20)
+    server.configure(BacklogLimit(max_bytes=1 << 20, max_packets=3), DEADLINE, faults)
+    return server
 
 
-async def test_a_polling_read_waits_for_the_next_packet_and_join_for_its_reading() -> None:
-    queue = OutgoingQueue()
-    read = asyncio.ensure_future(queue.get())
+async def test_a_closed_socket_is_freed_at_once_though_its_next_ping_is_a_minute_away(
+    engine: ParleyEngine,
+) -> None:
+    socket = ParleySocket(engine, "s1")
+    socket.schedule_ping()
+    gone = weakref.ref(socket)
+
+    await socket.close(wait=False, abort=True)
+    del socket
+
+    assert gone() is None, "nothing (no ping task, no cycle through its queue) holds a closed socket"
+
+
+async def test_a_ping_goes_out_each_interval_once_the_last_one_was_answered() -> None:
+    engine = ParleyEngine(async_mode="asgi", ping_interval=0.05, ping_timeout=1)
+    engine.configure(BacklogLimit(max_bytes=1 << 20, max_packets=100), DEADLINE, Faults())
+    socket = ParleySocket(engine, "s1")
+    socket.schedule_ping()
+
+    first = await asyncio.wait_for(socket.queue.get(), 1)
+    socket.schedule_ping()  # not answered yet: no second timer
+    assert first.packet_type == eio_packet.PING
+    await socket.receive(eio_packet.Packet(eio_packet.PONG))
+    second = await asyncio.wait_for(socket.queue.get(), 1)
+
+    assert second.packet_type == eio_packet.PING
+    assert socket.queue.empty()
+    await socket.close(wait=False, abort=True)
+
+
+async def test_closing_waits_at_most_the_deadline_for_a_client_that_never_polls(engine: ParleyEngine) -> None:
+    socket = ParleySocket(engine, "s1")
+    socket.connected = True
+
+    started = time.monotonic()
+    await socket.close(wait=True)
+
+    assert time.monotonic() - started < DEADLINE + 0.5
+    assert socket.closed
+
+
+async def test_a_waiting_poll_gets_the_close_packet_and_closing_does_not_wait_longer(
+    engine: ParleyEngine,
+) -> None:
+    socket = ParleySocket(engine, "s1")
+    socket.connected = True
+    poll = asyncio.ensure_future(socket.poll())
     await asyncio.sleep(0)
-    assert not read.done()
 
-    queue.put_nowait(message("a"))
-    assert (await asyncio.wait_for(read, 1)).data == "a"
-    joined = asyncio.ensure_future(queue.join())
+    started = time.monotonic()
+    await socket.close(wait=True)
+
+    assert [pkt.packet_type for pkt in await asyncio.wait_for(poll, 1)] == [eio_packet.CLOSE]
+    assert time.monotonic() - started < DEADLINE
+
+
+@pytest.mark.parametrize("kind", [eio_packet.OPEN, eio_packet.PING, eio_packet.NOOP, 7, 9])
+async def test_a_packet_type_a_client_may_not_send_is_reported_not_failed_on(
+    engine: ParleyEngine, kind: int
+) -> None:
+    socket = ParleySocket(engine, "s1")
+    pkt = eio_packet.Packet(eio_packet.NOOP)
+    pkt.packet_type = kind
+    with pytest.raises(eio_exceptions.UnknownPacketError):
+        await socket.receive(pkt)
+    await socket.close(wait=False, abort=True)
+
+
+async def test_a_socket_past_its_backlog_is_reported_and_closed(engine: ParleyEngine, faults: Faults) -> None:
+    socket = ParleySocket(engine, "s1")
+    socket.connected = True
+
+    for seq in range(4):
+        socket.queue.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, f"m{seq}"))
     await asyncio.sleep(0)
-    assert not joined.done()
-    queue.task_done()
-    await asyncio.wait_for(joined, 1)
 
-
-async def test_an_upgrade_writes_what_the_polling_transport_left_unread(ws: FakeWebSocket) -> None:
-    queue = OutgoingQueue()
-    queue.put_nowait(message("read by a poll"))
-    queue.get_nowait()
-    queue.task_done()
-    queue.put_nowait(message("left"))
-
-    queue.attach(ws.send)
-
-    assert ws.texts() == ["4left"]
-    await asyncio.wait_for(queue.join(), 1)
-
-
-async def test_attach_writes_what_waited_then_writes_through_without_yielding(ws: FakeWebSocket) -> None:
-    queue = OutgoingQueue()
-    queue.put_nowait(message("early"))
-
-    queue.attach(ws.send)
-    queue.put_nowait(message("late"))
-
-    assert ws.texts() == ["4early", "4late"]
-    assert queue.qsize() == 0
-    await asyncio.wait_for(queue.join(), 1)
-
-
-async def test_a_send_that_has_to_wait_keeps_the_order_of_everything_behind_it(ws: FakeWebSocket) -> None:
-    queue = OutgoingQueue()
-    queue.attach(ws.send)
-    ws.writable.clear()
-
-    for text in "abc":
-        queue.put_nowait(message(text))
-
-    assert ws.texts() == []
-    assert queue.qsize() == 2  # "a" is in the send that waits; "b" and "c" are behind it
-    joined = asyncio.ensure_future(queue.join())
-    await asyncio.sleep(0)
-    assert not joined.done()
-
-    ws.writable.set()
-    await asyncio.wait_for(joined, 1)
-    queue.put_nowait(message("d"))
-
-    assert ws.texts() == ["4a", "4b", "4c", "4d"]
-    assert queue.qsize() == 0
-
-
-async def test_a_close_packet_closes_the_websocket_and_later_packets_are_dropped(ws: FakeWebSocket) -> None:
-    queue = OutgoingQueue()
-    queue.attach(ws.send)
-
-    queue.put_nowait(message("bye"))
-    queue.put_nowait(eio_packet.Packet(eio_packet.CLOSE))
-    queue.put_nowait(message("too late"))
-    queue.put_nowait(None)
-
-    assert ws.messages[-1] == CLOSE_WEBSOCKET
-    assert ws.texts() == ["4bye", "1", None]
-
-
-async def test_after_a_failed_send_nothing_more_is_written_or_kept(ws: FakeWebSocket) -> None:
-    queue = OutgoingQueue()
-    queue.attach(ws.send)
-    ws.writable.clear()
-    queue.put_nowait(message("a"))
-    queue.put_nowait(message("b"))
-
-    ws.gone = True
-    ws.writable.set()
-    await asyncio.wait_for(queue.join(), 1)
-    queue.put_nowait(message("c"))
-
-    assert ws.messages == []
-    assert queue.qsize() == 0
-
-
-async def test_the_message_of_a_shared_packet_is_written_as_is(ws: FakeWebSocket) -> None:
-    pkt = message("x")
-    pkt.asgi_message = {"type": "websocket.send", "text": "4x"}  # type: ignore[attr-defined]
-    queue = OutgoingQueue()
-    queue.attach(ws.send)
-
-    queue.put_nowait(pkt)
-
-    assert ws.messages[0] is pkt.asgi_message  # type: ignore[attr-defined]
-
-
-async def test_finish_hands_a_failure_back_to_the_coroutine_that_waited() -> None:
-    failing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    seen: list[str] = []
-
-    async def waits_then_recovers() -> None:
-        try:
-            await failing
-        except ValueError as exc:
-            seen.append(str(exc))
-        await asyncio.sleep(0)  # a bare yield
-        seen.append("done")
-
-    coro = waits_then_recovers()
-    blocker = coro.send(None)
-    failing.set_exception(ValueError("transport failed"))
-    await asyncio.wait_for(finish(coro, blocker), 1)
-
-    assert seen == ["transport failed", "done"]
+    assert faults.faults == [("s1", "backlog")]
+    assert socket.closed
+    assert socket.queue.qsize() == 0

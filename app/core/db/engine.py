@@ -44,10 +44,16 @@ def _sqlite_on_begin(connection: Any) -> None:
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
+    """The engine of `DATABASE_URL`.
+
+    `hide_parameters`: a failed statement's error (and `DATABASE_ECHO`) shows the SQL but never its
+    values, which include password hashes, tokens and message bodies.
+    """
     if settings.is_sqlite:
         engine = create_async_engine(
             settings.database_url,
             echo=settings.database_echo,
+            hide_parameters=True,
             connect_args={"timeout": 30},
         )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
@@ -56,6 +62,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.database_url,
         echo=settings.database_echo,
+        hide_parameters=True,
         pool_size=10,
         max_overflow=20,
         pool_pre_ping=True,

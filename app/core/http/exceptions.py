@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from app.core.errors import HTTP_STATUS, AppError, ErrorCode
+from app.core.faults import is_unavailable
 from app.core.http.envelope import failure
 from app.core.http.rate_limit import retry_after_header
 from app.core.text import explain
@@ -85,6 +86,19 @@ def conflict_handler(_request: Request[Any, Any, Any], _exc: IntegrityError) -> 
 
 
 def internal_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """503 UNAVAILABLE while a backing service cannot serve (one log line); 500 INTERNAL for a bug."""
+    if is_unavailable(exc):
+        logger.warning(
+            "%s %s: a backing service is unavailable (%s)",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
+        return _respond(
+            HTTP_STATUS[ErrorCode.UNAVAILABLE],
+            ErrorCode.UNAVAILABLE,
+            "Service temporarily unavailable; try again",
+        )
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _respond(HTTP_STATUS[ErrorCode.INTERNAL], ErrorCode.INTERNAL, "Internal server error")
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import sqlalchemy.exc
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 
 from app.config.settings import RateLimitSettings
 from app.core.db import UnitOfWork
 from app.core.errors import AppError, ErrorCode
+from app.core.faults import is_unavailable
 from app.core.socket.context import SocketContext
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import SocketHub
@@ -217,15 +217,3 @@ class Dispatcher:
                 return await handler.call(**kwargs)
             except msgspec.ValidationError as exc:
                 raise validation_failure(exc) from None
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """A backing service (Redis, the database) is unreachable, as opposed to a bug."""
-    if isinstance(exc, TimeoutError | OSError | ConnectionError):
-        return True
-    if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        # Only a lost connection; OperationalError also means e.g. a missing table on SQLite.
-        return (
-            exc.connection_invalidated or isinstance(exc.orig, OSError) or isinstance(exc.__cause__, OSError)
-        )
-    return type(exc).__module__.startswith("redis")

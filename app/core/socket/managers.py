@@ -20,8 +20,8 @@ from typing import Any
 import socketio
 from socketio import packet as sio_packet
 
+from app.core.socket.outgoing import EncodedMessage
 from app.core.socket.sockets import LocalSockets
-from app.core.socket.transport import EncodedMessage, OutgoingQueue
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +29,6 @@ ROOM_OP = "parley:room_op"
 LISTEN_RETRY_MIN = 0.2
 LISTEN_RETRY_MAX = 2.0
 NAMESPACE = "/"
-MAX_QUEUED_PACKETS = 1024
-"""Packets a socket may have waiting to be written; a consumer that falls further behind is cut off."""
 
 
 class RoomOpsMixin:
@@ -101,15 +99,10 @@ class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
 
     python-socketio creates one task per recipient for this; here each packet goes straight into
     the Engine.IO socket's outgoing queue, which on a websocket writes it at once (see
-    `transport.py`), so per-socket order is the order of the emits. A socket with
-    `MAX_QUEUED_PACKETS` already waiting loses them and is disconnected instead of being given
-    more. Emits with a callback take python-socketio's own path.
+    `outgoing.py`), so per-socket order is the order of the emits. The queue bounds what may wait
+    and cuts off a consumer that falls further behind. Emits with a callback take python-socketio's
+    own path.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._slow: set[str] = set()
-        self._slow_tasks: set[asyncio.Task[None]] = set()
 
     async def emit(
         self,
@@ -139,28 +132,8 @@ class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
         sockets = self.server.eio.sockets
         for sid, eio_sid in list(self.get_participants(namespace, room)):
             socket = sockets.get(eio_sid)
-            if sid in skipped or socket is None or socket.closed:
-                continue
-            if socket.queue.qsize() >= MAX_QUEUED_PACKETS:
-                self._cut_off(sid, namespace, socket.queue)
-            else:
+            if sid not in skipped and socket is not None and not socket.closed:
                 socket.queue.put_nowait(pkt)
-
-    def _cut_off(self, sid: str, namespace: str, queue: OutgoingQueue) -> None:
-        if sid in self._slow:
-            return
-        self._slow.add(sid)
-        queue.cut_off()
-        logger.warning("socket %s fell %d packets behind; disconnecting it", sid, MAX_QUEUED_PACKETS)
-        task = asyncio.create_task(self._disconnect_slow(sid, namespace))
-        self._slow_tasks.add(task)
-        task.add_done_callback(self._slow_tasks.discard)
-
-    async def _disconnect_slow(self, sid: str, namespace: str) -> None:
-        try:
-            await self.server.disconnect(sid, namespace=namespace, ignore_queue=True)
-        finally:
-            self._slow.discard(sid)
 
 
 class LocalManager(RoomOpsMixin, FanOutManager):

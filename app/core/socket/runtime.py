@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 import socketio
 
 from app.core.errors import AppError, ErrorCode
+from app.core.faults import is_unavailable
 from app.core.module import Module
 from app.core.security.identity import Authenticator, Identity
-from app.core.socket.dispatcher import Answer, Dispatcher, is_unavailable
+from app.core.socket.dispatcher import Answer, Dispatcher
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import SocketHub
 from app.core.socket.protocol import AckError, ExceptionEvent, ForceLogout
@@ -34,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 5.0
 """Seconds running handlers get to finish when the server stops."""
+UNCOUNT_RETRY_MIN = 0.2
+UNCOUNT_RETRY_MAX = 5.0
+"""Seconds between tries to uncount a socket while the state backend is unavailable."""
 
 
 def bearer_token(environ: dict[str, Any], auth: Any) -> str:
@@ -152,16 +156,34 @@ class SocketRuntime:
             )
 
     async def _uncount(self, user_id: str) -> None:
-        """Uncount a socket; tried twice, as the first command after a Redis blip may meet a dead
-        pooled connection, and a lost decrement would hold one of the user's slots for good."""
-        for attempt in range(2):
-            try:
-                await self.tracker.remove(user_id)
-            except Exception:  # noqa: BLE001 - logged below; the socket is gone either way
-                if attempt == 1:
-                    logger.warning("could not uncount a socket of %s", user_id, extra={"user_id": user_id})
-            else:
+        """Uncount a socket. A lost decrement would hold one of the user's slots for good, so while
+        the state backend is unavailable it is tried again in the background until it is back."""
+        if not await self._try_uncount(user_id):
+            logger.warning(
+                "could not uncount a socket of %s; retrying until the state backend is back",
+                user_id,
+                extra={"user_id": user_id},
+            )
+            self._spawn(self._uncount_when_back(user_id))
+
+    async def _uncount_when_back(self, user_id: str) -> None:
+        delay = UNCOUNT_RETRY_MIN
+        while True:
+            await asyncio.sleep(delay)
+            if await self._try_uncount(user_id):
+                logger.info("uncounted a socket of %s", user_id, extra={"user_id": user_id})
                 return
+            delay = min(delay * 2, UNCOUNT_RETRY_MAX)
+
+    async def _try_uncount(self, user_id: str) -> bool:
+        """False while the state backend is unavailable; True once done (or failed on a bug, logged)."""
+        try:
+            await self.tracker.remove(user_id)
+        except Exception as exc:
+            if is_unavailable(exc):
+                return False
+            logger.exception("could not uncount a socket of %s", user_id, extra={"user_id": user_id})
+        return True
 
     async def _connect_rooms(self, identity: Identity) -> list[str]:
         rooms = identity_rooms(identity)

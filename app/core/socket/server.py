@@ -3,7 +3,12 @@
 Every inbound packet is treated as hostile: after the handshake no packet may change who the socket
 is (a second CONNECT is dropped), malformed packets are counted and logged once without a traceback,
 oversized ones are answered `PAYLOAD_TOO_LARGE` while the socket stays up, and events go to the
-runtime's dispatcher, which always answers (ack or `exception` event).
+runtime's dispatcher, which always answers (ack or `exception` event). It is also where the
+transport reports faults (`TransportFaults`): one log line each, a `parley_transport_faults_total`
+counter by kind, and the malformed-packet limit on both transports.
+
+A transport must join `/` within the connect timeout; a socket counts as connected only once its
+CONNECT was answered on a transport that is still there, and is uncounted however it ends.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import socketio
 from socketio import packet
 
 from app.config.settings import SocketSettings
+from app.core.metrics import Metrics
 from app.core.socket import json as socket_json
-from app.core.socket.transport import EncodedMessage, ParleyEngine
+from app.core.socket.outgoing import BacklogLimit, EncodedMessage
+from app.core.socket.transport import ParleyEngine, transport_label
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +88,9 @@ def encoded_size(text: str, limit: int) -> int:
 
 
 class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
-    def __init__(self, settings: SocketSettings, client_manager: Any) -> None:
+    eio: ParleyEngine
+
+    def __init__(self, settings: SocketSettings, client_manager: Any, metrics: Metrics) -> None:
         super().__init__(
             client_manager=client_manager,
             async_mode="asgi",
@@ -98,8 +107,14 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
             engineio_logger=False,
         )
         self.settings = settings
+        self.metrics = metrics
         self.sink: EventSink | None = None
         self._malformed: dict[str, int] = {}
+        self.eio.configure(
+            BacklogLimit(settings.max_backlog_bytes, settings.max_backlog_packets),
+            settings.connect_timeout,
+            self,
+        )
         self._join_deadlines: dict[str, asyncio.TimerHandle] = {}
         self.on("connect", self._on_connect)
         self.on("disconnect", self._on_disconnect)
@@ -133,9 +148,11 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         return result
 
     def _close_if_not_joined(self, eio_sid: str) -> None:
+        """A connect still being authenticated has not joined either."""
         self._join_deadlines.pop(eio_sid, None)
-        if self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is None:
-            logger.info("closing transport %s: it never joined the namespace", eio_sid)
+        sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        if sid is None or not self.manager.is_connected(sid, NAMESPACE):
+            self.fault(eio_sid, "deadline", "closing: it never joined the namespace")
             self._close_transport(eio_sid)
 
     def _close_transport(self, eio_sid: str) -> None:
@@ -147,37 +164,40 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         self.start_background_task(self.eio.disconnect, eio_sid)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        """python-socketio's handling of a closed transport, forgetting its deadline and its count of
+        malformed packets first."""
         deadline = self._join_deadlines.pop(eio_sid, None)
         if deadline is not None:
             deadline.cancel()
         self._malformed.pop(eio_sid, None)
-        if reason == self.eio.reason.CLIENT_DISCONNECT:
-            self._wake_pending_poll(eio_sid)
         await super()._handle_eio_disconnect(eio_sid, reason)
 
-    def _wake_pending_poll(self, eio_sid: str) -> None:
-        """End a polling client's pending GET when the client closed its transport.
-
-        Engine.IO closes a polling socket on the client's CLOSE packet without waking the GET that
-        is waiting for packets, so that request (and a client that waits for it, such as
-        python-socketio's) hangs until the ping timeout. (A close by the server queues a CLOSE
-        packet, which wakes it.)
-        """
-        transport = self.eio.sockets.get(eio_sid)
-        if transport is not None and not transport.upgraded:
-            transport.queue.put_nowait(None)
-
     async def _handle_connect(self, eio_sid: str, namespace: str, data: Any) -> None:
+        """python-socketio's CONNECT handling, refusing a second CONNECT, undoing one admitted after
+        its transport closed, and ending the connect deadline once the socket is in."""
         namespace = namespace or NAMESPACE
         if self.manager.sid_from_eio_sid(eio_sid, namespace) is not None:
-            await self._malformed_packet(eio_sid, "CONNECT on an already connected namespace")
+            await self.malformed(eio_sid, "CONNECT on an already connected namespace")
             return
         await super()._handle_connect(eio_sid, namespace, data)
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is not None and self.manager.is_connected(sid, namespace) and self._transport_gone(eio_sid):
+            # The transport ended while the connect handler ran, and Engine.IO's disconnect skipped
+            # the namespace as not connected yet: undo the connect, so nothing stays counted.
+            logger.info(
+                "socket %s was admitted after its transport closed; undoing it", sid, extra=self._who(eio_sid)
+            )
+            await self._handle_disconnect(eio_sid, namespace, self.reason.TRANSPORT_CLOSE)
+            return
         if sid is None or not self.manager.is_connected(sid, namespace):
             # Refused: `connect_error` is queued. Unless `/` is connected on this transport, closing
-            # it behind that ends a polling client's pending GET now instead of at the next ping.
-            if self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is None:
+            # a long-polling one behind that ends the client's pending GET now instead of at the next
+            # ping. A websocket client closes its transport itself once it has read the refusal
+            # (closing it from here too can leave python-engineio's client waiting a ping interval),
+            # and one that does not is closed by the connect deadline.
+            transport = self.eio.sockets.get(eio_sid)
+            polling = transport is not None and not transport.upgraded
+            if polling and self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is None:
                 self._close_transport(eio_sid)
             return
         deadline = self._join_deadlines.pop(eio_sid, None)
@@ -186,6 +206,10 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         self._forget_request_headers(eio_sid)
         assert self.sink is not None
         await self.sink.connected(sid)
+
+    def _transport_gone(self, eio_sid: str) -> bool:
+        transport = self.eio.sockets.get(eio_sid)
+        return transport is None or transport.closing or transport.closed
 
     def _forget_request_headers(self, eio_sid: str) -> None:
         """Drop the handshake's headers once the socket is admitted: nothing reads them again, and
@@ -198,7 +222,7 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """Decode one packet defensively and route it; never let a client raise out of here."""
         if isinstance(data, bytes):
-            await self._malformed_packet(eio_sid, "binary packets are not part of this protocol")
+            await self.malformed(eio_sid, "binary packets are not part of this protocol")
             return
         size = encoded_size(data, self.settings.max_payload_bytes)
         if size > self.settings.max_payload_bytes:
@@ -208,7 +232,7 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
             pkt = self.packet_class(encoded_packet=data)
         except Exception:  # noqa: BLE001 - any decode failure is the client's fault
             await self._answer_undecodable(eio_sid, data)
-            await self._malformed_packet(eio_sid, "undecodable packet")
+            await self.malformed(eio_sid, "undecodable packet")
             return
         kind = pkt.packet_type
         if kind == packet.CONNECT:
@@ -221,15 +245,15 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         elif kind == packet.ACK:
             await self._route_ack(eio_sid, pkt)
         else:
-            await self._malformed_packet(eio_sid, f"unexpected packet type {kind}")
+            await self.malformed(eio_sid, f"unexpected packet type {kind}")
 
     async def _route_event(self, eio_sid: str, pkt: Any) -> None:
         sid = self.manager.sid_from_eio_sid(eio_sid, pkt.namespace or NAMESPACE)
         if sid is None or not self.manager.is_connected(sid, NAMESPACE):
-            await self._malformed_packet(eio_sid, "event before the namespace handshake")
+            await self.malformed(eio_sid, "event before the namespace handshake")
             return
         if not isinstance(pkt.data, list) or not pkt.data or not isinstance(pkt.data[0], str):
-            await self._malformed_packet(eio_sid, "event without a name")
+            await self.malformed(eio_sid, "event without a name")
             return
         assert self.sink is not None
         await self.sink.event(sid, eio_sid, pkt.data[0], pkt.data[1:], pkt.id)
@@ -239,14 +263,14 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         # Id 0 of the manager's per-socket table is its id counter, not a callback.
         asked = sid is not None and isinstance(pkt.id, int) and pkt.id > 0
         if not asked or pkt.id not in self.manager.callbacks.get(sid, {}) or not isinstance(pkt.data, list):
-            await self._malformed_packet(eio_sid, "ack for nothing that was asked")
+            await self.malformed(eio_sid, "ack for nothing that was asked")
             return
         await self.manager.trigger_callback(sid, pkt.id, pkt.data)
 
     async def _oversized(self, eio_sid: str, data: str, size: int) -> None:
         sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
         if sid is None or self.sink is None:
-            await self._malformed_packet(eio_sid, "oversized packet before the handshake")
+            await self.malformed(eio_sid, "oversized packet before the handshake")
             return
         match = _EVENT_HEAD.match(data[:200])
         ack_id = int(match.group(1)) if match and match.group(1) else None
@@ -262,16 +286,35 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
             ack_id = int(match.group(1)) if match.group(1) else None
             await self.sink.undecodable(sid, eio_sid, match.group(2), ack_id)
 
-    async def _malformed_packet(self, eio_sid: str, why: str) -> None:
-        """Log the first offence of a transport; close it after a few."""
+    async def malformed(self, eio_sid: str, why: str) -> None:
+        """Count a malformed packet; log the first offence of a transport, close it after a few."""
+        self.metrics.transport_faults.labels("malformed").inc()
         count = self._malformed.get(eio_sid, 0) + 1
         self._malformed[eio_sid] = count
         if count == 1:
-            logger.warning("dropped a packet from %s: %s", eio_sid, why, extra=self._who(eio_sid))
+            logger.warning(
+                "dropped a packet from transport %s: %s",
+                transport_label(eio_sid),
+                why,
+                extra=self._who(eio_sid),
+            )
         if count >= MAX_MALFORMED_PACKETS:
-            logger.warning("closing %s after %d malformed packets", eio_sid, count, extra=self._who(eio_sid))
+            logger.warning(
+                "closing transport %s after %d malformed packets",
+                transport_label(eio_sid),
+                count,
+                extra=self._who(eio_sid),
+            )
             self._malformed.pop(eio_sid, None)
             self._close_transport(eio_sid)
+
+    def fault(self, eio_sid: str | None, kind: str, why: str) -> None:
+        """Count anything else the transport refused, in one log line."""
+        self.metrics.transport_faults.labels(kind).inc()
+        if eio_sid is None:
+            logger.warning("%s", why)
+        else:
+            logger.warning("transport %s: %s", transport_label(eio_sid), why, extra=self._who(eio_sid))
 
     def _who(self, eio_sid: str) -> dict[str, str]:
         """`sid` and `user_id` of a transport for log lines, where known."""

@@ -1,225 +1,71 @@
-"""Engine.IO's websocket transport, served without a writer task and without a task per message.
+"""Engine.IO's transports as Parley serves them: bounded, with a deadline for every state, and honest.
 
-python-engineio serves a websocket with a reader that wraps every inbound message in a task and a
-timeout, and a writer task that waits on the socket's queue, with a timeout, for every batch. Here:
+python-engineio is used through its ASGI driver and these overrides (each says what it replaces):
 
-- the reader awaits the ASGI `receive` directly; a client whose pongs stop is closed by Engine.IO's
-  own service task, and the CLOSE packet that closing queues ends the websocket too;
-- the socket's queue (`OutgoingQueue`, from the server's `create_queue`) writes each packet straight
-  to the ASGI `send` when nothing waits before it. Only a send that has to wait (the transport's
-  buffer is full) starts a drain task, which finishes it and then writes what queued up behind it,
-  in order. A socket whose backlog passes `MAX_BACKLOG` is cut off by the fan-out manager.
+- `ParleyEngine` replaces the websocket entry of the driver table and the queue factory, creates
+  `ParleySocket`s, and answers long-polling POSTs itself: 413 for a body past the transport's
+  limit (read no further), 408 for a body that does not arrive within the deadline, 400 for one
+  that is no Engine.IO payload, each at once and never by waiting for the client to read;
+- `ParleySocket` pings with a timer instead of a task, refuses a second long-polling GET while one
+  waits, reports an unknown packet type instead of failing on it, and on close lets go of what its
+  connection held;
+- the websocket transport runs without a writer task and without a task per message: the reader
+  awaits the ASGI `receive` directly and hands messages on in place; packets out go through the
+  socket's `OutgoingQueue` (`outgoing.py`). An upgrade from long-polling must finish within the
+  deadline.
 
-The hook is Engine.IO's ASGI driver table: `ParleyEngine` replaces its websocket entry and its queue
-factory. Polling sockets keep Engine.IO's own queue behaviour until they upgrade.
+What a client does wrong is reported to `TransportFaults` (the Socket.IO server), which logs one
+line, counts it in `/metrics` and closes a transport that keeps sending garbage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections import deque
+import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 import engineio
+from engineio import async_socket
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
+from app.core.socket.outgoing import ASGISend, BacklogLimit, OutgoingQueue, asgi_message
+from app.core.socket.polling import handle_post
+
 logger = logging.getLogger(__name__)
 
-ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
-CLOSE_WEBSOCKET: dict[str, Any] = {"type": "websocket.close"}
+PING = eio_packet.Packet(eio_packet.PING)
+PING.asgi_message = asgi_message(PING)
+"""One PING for every socket (`asgi_message` caches its encoding)."""
 
 
-def asgi_message(pkt: Any) -> dict[str, Any]:
-    """The ASGI `websocket.send` message of an Engine.IO packet (shared by every recipient if cached)."""
-    message: dict[str, Any] | None = getattr(pkt, "asgi_message", None)
-    if message is not None:
-        return message
-    encoded = pkt.encode()
-    if isinstance(encoded, bytes):
-        return {"type": "websocket.send", "bytes": encoded}
-    return {"type": "websocket.send", "text": encoded}
+def transport_label(eio_sid: str) -> str:
+    """How log lines name an Engine.IO transport: a digest of its id, never the id itself, which is
+    all it takes to read and write a long-polling session while it lasts."""
+    return hashlib.blake2b(eio_sid.encode(), digest_size=6).hexdigest()
 
 
-class EncodedMessage(eio_packet.Packet):  # type: ignore[misc]
-    """An Engine.IO message around Socket.IO text encoded once, written as is to every recipient."""
+class TransportFaults(Protocol):
+    """Where the transport reports what a client did wrong."""
 
-    def __init__(self, encoded: str) -> None:
-        super().__init__(eio_packet.MESSAGE, encoded)
-        self._encoded = f"{eio_packet.MESSAGE}{encoded}"
-        self.asgi_message = {"type": "websocket.send", "text": self._encoded}
+    def malformed(self, eio_sid: str, why: str) -> Awaitable[None]:
+        """A packet that breaks the protocol: dropped, counted, and the transport closed after a few."""
+        ...
 
-    def encode(self, b64: bool = False) -> str:  # noqa: ARG002 - Engine.IO's signature
-        return self._encoded
-
-
-class OutgoingQueue:
-    """An Engine.IO socket's outgoing queue that, once a websocket is attached, writes through.
-
-    It offers what Engine.IO uses of an `asyncio.Queue`. Packets queued before `attach` wait in a
-    list; a long-polling transport's first read turns that into an `asyncio.Queue`. A websocket
-    connection never needs one (nor the deques and event it carries): after `attach`, `put_nowait`
-    writes the packet at once when no earlier packet is still waiting, `qsize` is the number
-    waiting and `join` waits until they are written.
-    """
-
-    def __init__(self) -> None:
-        self._send: ASGISend | None = None
-        self._early: list[Any] = []
-        self._polling: asyncio.Queue[Any] | None = None
-        self._backlog: deque[dict[str, Any]] | None = None
-        self._drainer: asyncio.Task[None] | None = None
-        self._websocket_closed = False
-
-    def attach(self, send: ASGISend) -> None:
-        """Write through `send` from now on, starting with what was queued before."""
-        waiting = self._take_waiting()
-        self._send = send
-        for item in waiting:
-            self.put_nowait(item)
-
-    def put_nowait(self, item: Any) -> None:
-        if self._send is None:
-            if self._polling is not None:
-                self._polling.put_nowait(item)
-            else:
-                self._early.append(item)
-        elif item is None:
-            self.close_websocket()
-        elif not self._websocket_closed:
-            self._write(asgi_message(item))
-            if item.packet_type == eio_packet.CLOSE:
-                self.close_websocket()
-
-    async def put(self, item: Any) -> None:
-        self.put_nowait(item)
-
-    async def get(self) -> Any:
-        return await self._poll_queue().get()
-
-    def get_nowait(self) -> Any:
-        return self._poll_queue().get_nowait()
-
-    def task_done(self) -> None:
-        self._poll_queue().task_done()
-
-    def qsize(self) -> int:
-        if self._send is not None:
-            return len(self._backlog) if self._backlog is not None else 0
-        return self._polling.qsize() if self._polling is not None else len(self._early)
-
-    def empty(self) -> bool:
-        return self.qsize() == 0
-
-    async def join(self) -> None:
-        if self._send is None:
-            await self._poll_queue().join()
-        elif self._drainer is not None:
-            await asyncio.shield(self._drainer)
-
-    def close_websocket(self) -> None:
-        """Close the websocket after what is already waiting; later packets are dropped."""
-        if self._send is not None and not self._websocket_closed:
-            self._write(CLOSE_WEBSOCKET)
-            self._websocket_closed = True
-
-    def _poll_queue(self) -> asyncio.Queue[Any]:
-        if self._polling is None:
-            self._polling = asyncio.Queue()
-            for item in self._early:
-                self._polling.put_nowait(item)
-            self._early = []
-        return self._polling
-
-    def _take_waiting(self) -> list[Any]:
-        """Everything queued and not yet read, in order, marked done for any `join`."""
-        waiting, self._early = self._early, []
-        if self._polling is not None:
-            while not self._polling.empty():
-                waiting.append(self._polling.get_nowait())
-                self._polling.task_done()
-        return waiting
-
-    def cut_off(self) -> None:
-        """Drop every packet still waiting; on a websocket, close it behind the one being written.
-
-        What a consumer too far behind costs is then one packet, however long it stays connected.
-        """
-        if self._send is None:
-            self._take_waiting()
-            return
-        if self._backlog is not None:
-            self._backlog.clear()
-        self.close_websocket()
-
-    def _write(self, message: dict[str, Any]) -> None:
-        if self._drainer is not None:
-            if self._backlog is None:
-                self._backlog = deque()
-            self._backlog.append(message)
-            return
-        assert self._send is not None
-        send = self._send(message)
-        try:
-            blocker = send.send(None)  # type: ignore[attr-defined]
-        except StopIteration:
-            return
-        except Exception:  # noqa: BLE001 - the client is gone; the reader sees the disconnect
-            self._abandon()
-            return
-        self._drainer = asyncio.ensure_future(self._drain(send, blocker))  # type: ignore[arg-type]
-
-    async def _drain(self, send: Coroutine[Any, Any, None], blocker: Any) -> None:
-        """Finish the send that had to wait, then write the backlog in order."""
-        try:
-            await finish(send, blocker)
-            while self._backlog:
-                await self._send(self._backlog.popleft())  # type: ignore[misc]
-            self._backlog = None
-        except Exception:  # noqa: BLE001 - as in `_write`
-            self._abandon()
-        finally:
-            self._drainer = None
-
-    def _abandon(self) -> None:
-        self._backlog = None
-        self._websocket_closed = True
-
-
-async def finish(coro: Coroutine[Any, Any, None], blocker: Any) -> None:
-    """Run to its end a coroutine that was stepped by hand and is now waiting on `blocker`.
-
-    This is what an asyncio task does with what its coroutine yields: take over the future (clear
-    its "blocking" mark, as the task would), wait for it, then resume the coroutine with its
-    outcome. (A bare `yield`, as in `asyncio.sleep(0)`, yields None.)
-    """
-    try:
-        while True:
-            try:
-                if blocker is None:
-                    await asyncio.sleep(0)
-                else:
-                    blocker._asyncio_future_blocking = False
-                    await blocker
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - handed back to the coroutine that waited
-                blocker = coro.throw(exc)
-            else:
-                blocker = coro.send(None)
-    except StopIteration:
-        return
-    finally:
-        coro.close()
+    def fault(self, eio_sid: str | None, kind: str, why: str) -> None:
+        """Anything else the transport refused (`kind` labels the counter): one log line, naming the
+        transport if there is one."""
+        ...
 
 
 class DirectWebSocket:
     """Engine.IO's ASGI websocket entry: serves the socket being connected or upgraded."""
 
-    def __init__(self, handler: Callable[..., Any], server: engineio.AsyncServer) -> None:
+    def __init__(self, handler: Callable[..., Any], server: ParleyEngine) -> None:
         # Engine.IO passes the socket's own handler, a bound method: its owner is the socket.
         self.socket = handler.__self__  # type: ignore[attr-defined]
         self.server = server
@@ -232,11 +78,13 @@ class DirectWebSocket:
         return ""
 
 
-async def serve_websocket(socket: Any, server: Any, receive: ASGIReceive, send: ASGISend) -> None:
+async def serve_websocket(
+    socket: ParleySocket, server: ParleyEngine, receive: ASGIReceive, send: ASGISend
+) -> None:
     """Read packets until the client leaves; packets to it are written by its queue."""
-    queue: OutgoingQueue = socket.queue
+    queue = socket.queue
     if socket.connected:
-        if not await upgrade(socket, receive, send):
+        if not await upgrade(socket, server, receive, send):
             return
     else:
         socket.connected = True
@@ -248,9 +96,10 @@ async def serve_websocket(socket: Any, server: Any, receive: ASGIReceive, send: 
         queue.close_websocket()
         await queue.join()
         await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+        queue.release()
 
 
-async def read_packets(socket: Any, server: Any, receive: ASGIReceive) -> None:
+async def read_packets(socket: ParleySocket, server: ParleyEngine, receive: ASGIReceive) -> None:
     """Hand each packet on; a message goes to Socket.IO's handler in this reader, not in a task.
 
     Engine.IO would start a task for every message; what a message leads to that takes time
@@ -265,12 +114,15 @@ async def read_packets(socket: Any, server: Any, receive: ASGIReceive) -> None:
         data = message.get("text")
         if data is None:
             data = message.get("bytes")
-        if data is None or len(data) > limit:
+        if data is None:
+            return
+        if len(data) > limit:
+            server.faults.fault(socket.sid, "oversized", f"closing: a frame of {len(data)} bytes")
             return
         try:
             pkt = eio_packet.Packet(encoded_packet=data)
         except (ValueError, IndexError):
-            logger.warning("closing %s: a frame that is no Engine.IO packet", socket.sid)
+            server.faults.fault(socket.sid, "malformed", "closing: a frame that is no Engine.IO packet")
             return
         try:
             if pkt.packet_type == eio_packet.MESSAGE:
@@ -278,24 +130,40 @@ async def read_packets(socket: Any, server: Any, receive: ASGIReceive) -> None:
             else:
                 await socket.receive(pkt)
         except eio_exceptions.UnknownPacketError:
-            continue
+            await server.faults.malformed(
+                socket.sid, f"Engine.IO packet type {pkt.packet_type} from a client"
+            )
         except eio_exceptions.SocketIsClosedError:
             return
         except Exception:
-            logger.exception("error handling a packet from %s", socket.sid)
+            logger.exception("error handling a packet from transport %s", transport_label(socket.sid))
 
 
-async def upgrade(socket: Any, receive: ASGIReceive, send: ASGISend) -> bool:
-    """Engine.IO's upgrade of a polling socket: `2probe` → `3probe`, end the poll, then `5`."""
-    socket.upgrading = True
-    probe = await _next_packet(receive)
-    if probe is None or probe.packet_type != eio_packet.PING or probe.data != "probe":
-        socket.upgrading = False
+async def upgrade(socket: ParleySocket, server: ParleyEngine, receive: ASGIReceive, send: ASGISend) -> bool:
+    """Engine.IO's upgrade of a polling socket: `2probe` → `3probe`, end the poll, then `5`.
+
+    It must finish within the deadline; one upgrade at a time. A failed upgrade closes only the
+    websocket: the socket goes on polling, as Engine.IO clients expect.
+    """
+    if socket.upgrading:
+        server.faults.fault(socket.sid, "out_of_order", "refused a second upgrade")
         return False
-    await send(asgi_message(eio_packet.Packet(eio_packet.PONG, data="probe")))
-    await socket.queue.put(eio_packet.Packet(eio_packet.NOOP))  # ends the pending poll
-    done = await _next_packet(receive)
-    socket.upgrading = False
+    socket.upgrading = True
+    try:
+        async with asyncio.timeout(server.deadline):
+            probe = await _next_packet(receive)
+            if probe is None or probe.packet_type != eio_packet.PING or probe.data != "probe":
+                return False
+            await send(asgi_message(eio_packet.Packet(eio_packet.PONG, data="probe")))
+            socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # ends the pending poll
+            done = await _next_packet(receive)
+    except TimeoutError:
+        server.faults.fault(
+            socket.sid, "deadline", "closing the websocket: the upgrade did not finish in time"
+        )
+        return False
+    finally:
+        socket.upgrading = False
     if done is None or done.packet_type != eio_packet.UPGRADE:
         return False
     socket.upgraded = True
@@ -309,18 +177,180 @@ async def _next_packet(receive: ASGIReceive) -> Any:
         return None
     try:
         return eio_packet.Packet(encoded_packet=data)
-    except Exception:  # noqa: BLE001 - a garbled upgrade fails the upgrade
+    except (ValueError, IndexError):  # a garbled upgrade fails the upgrade
         return None
 
 
+class ParleySocket(async_socket.AsyncSocket):  # type: ignore[misc]
+    """Engine.IO's socket (`engineio.async_socket.AsyncSocket`) with these overrides."""
+
+    server: ParleyEngine
+    queue: OutgoingQueue
+    last_ping: float | None
+
+    def __init__(self, server: ParleyEngine, sid: str) -> None:
+        super().__init__(server, sid)
+        self.queue.on_overflow = self._cut_off
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._inbound: asyncio.Lock | None = None
+
+    def schedule_ping(self) -> None:
+        """Replaces Engine.IO's task per ping (which holds the socket, and through its queue the
+        connection, for a whole ping interval after the socket closed) with a timer cancelled on close."""
+        if self.last_ping and not self.closing and not self.closed:
+            self.last_ping = None
+            self._ping_timer = asyncio.get_running_loop().call_later(self.server.ping_interval, self._ping)
+
+    def _ping(self) -> None:
+        self._ping_timer = None
+        if not self.closing and not self.closed:
+            self.last_ping = time.time()
+            self.queue.put_nowait(PING)
+
+    async def receive(self, pkt: Any) -> None:
+        """Engine.IO's `receive` without its failure on a packet type it has no name for (it logs the
+        name first): a type a client may not send raises `UnknownPacketError` for the caller to report."""
+        kind = pkt.packet_type
+        if kind == eio_packet.PONG:
+            self.schedule_ping()
+        elif kind == eio_packet.MESSAGE:
+            await self.server._trigger_event("message", self.sid, pkt.data, run_async=False)
+        elif kind == eio_packet.UPGRADE:
+            await self.send(eio_packet.Packet(eio_packet.NOOP))
+        elif kind == eio_packet.CLOSE:
+            await self.close(wait=False, abort=True, reason=self.server.reason.CLIENT_DISCONNECT)
+        else:
+            raise eio_exceptions.UnknownPacketError
+
+    async def handle_get_request(self, environ: dict[str, Any]) -> Any:
+        """A long-polling GET while another one waits breaks the protocol: 400, and the session
+        closes (as Engine.IO's reference server does), instead of two readers sharing the queue."""
+        connection = environ.get("HTTP_CONNECTION", "").lower()
+        upgrading = "upgrade" in connection and environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+        if self.queue.reading and not upgrading:
+            self.server.faults.fault(self.sid, "out_of_order", "closing: two long-polling GETs at once")
+            await self.close(wait=False, reason=self.server.reason.TRANSPORT_ERROR)
+            return self.server._bad_request("Another poll is already waiting")
+        return await super().handle_get_request(environ)
+
+    async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
+        """Engine.IO's close, with its wait for the client to read the CLOSE packet bounded by the
+        deadline (a long-polling client that never polls again held the socket forever), and what
+        the socket still holds let go of once nothing more is for the client.
+
+        A websocket's queue is released by its reader when the websocket ends.
+        """
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+        await super().close(wait=False, abort=abort, reason=reason)
+        if wait:
+            try:
+                async with asyncio.timeout(self.server.deadline):
+                    await self.queue.join()
+            except TimeoutError:
+                logger.debug(
+                    "transport %s closed without reading its CLOSE packet", transport_label(self.sid)
+                )
+        if not self.upgraded and (abort or self.queue.empty()):
+            self.queue.release()
+
+    def inbound(self) -> asyncio.Lock:
+        """Held while a long-polling POST's packets are handed on, so they keep the client's order."""
+        if self._inbound is None:
+            self._inbound = asyncio.Lock()
+        return self._inbound
+
+    def _cut_off(self) -> None:
+        """The backlog passed its limit: the queue dropped it; close the session at once."""
+        limit = self.queue.limit
+        self.server.faults.fault(
+            self.sid,
+            "backlog",
+            f"cutting it off: it fell more than {limit.max_packets} packets "
+            f"or {limit.max_bytes} bytes behind",
+        )
+        self.server.spawn(self.close(wait=False, abort=True, reason=self.server.reason.SERVER_DISCONNECT))
+
+
 class ParleyEngine(engineio.AsyncServer):  # type: ignore[misc]
-    """Engine.IO's server with the websocket transport above."""
+    """Engine.IO's server with the transports above; `configure` before serving."""
 
     _async: dict[str, Any]
+    start_service_task: bool
+    backlog_limit: BacklogLimit
+    deadline: float
+    """Seconds an upgrade, a POST body or the read of a closing session's last packets may take."""
+    faults: TransportFaults
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._async = {**self._async, "websocket": DirectWebSocket}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def configure(self, backlog_limit: BacklogLimit, deadline: float, faults: TransportFaults) -> None:
+        """Set once by the Socket.IO server, before the first request."""
+        self.backlog_limit = backlog_limit
+        self.deadline = deadline
+        self.faults = faults
 
     def create_queue(self, *_args: Any, **_kwargs: Any) -> OutgoingQueue:
-        return OutgoingQueue()
+        """Engine.IO's queue factory (an `asyncio.Queue` per socket): the bounded queue that writes
+        through to a websocket (`outgoing.py`)."""
+        return OutgoingQueue(self.backlog_limit)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in a task held until it ends."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle_connect(self, environ: dict[str, Any], transport: str, jsonp_index: Any = None) -> Any:
+        """Engine.IO's handshake (`AsyncServer._handle_connect`), creating a `ParleySocket`; no cookie."""
+        if self.start_service_task:
+            self.start_service_task = False
+            self.service_task_handle = self.start_background_task(self._service_task)
+        sid = self.generate_id()
+        socket = ParleySocket(self, sid)
+        self.sockets[sid] = socket
+        opened = {
+            "sid": sid,
+            "upgrades": self._upgrades(sid, transport),
+            "pingTimeout": int(self.ping_timeout * 1000),
+            "pingInterval": int(self.ping_interval + self.ping_interval_grace_period) * 1000,
+            "maxPayload": self.max_http_buffer_size,
+        }
+        await socket.send(eio_packet.Packet(eio_packet.OPEN, opened))
+        accepted = await self._trigger_event("connect", sid, environ, run_async=False)
+        if accepted is not None and accepted is not True:
+            del self.sockets[sid]
+            return self._unauthorized(accepted or None)
+        socket.schedule_ping()
+        if transport == "websocket":
+            served = await socket.handle_get_request(environ)
+            if socket.closed:
+                self.sockets.pop(sid, None)
+            return served
+        socket.connected = True
+        try:
+            return self._ok(await socket.poll(), jsonp_index=jsonp_index)
+        except eio_exceptions.QueueEmpty:
+            return self._bad_request()
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        """Long-polling POSTs are answered by `_handle_post`; everything else as Engine.IO does."""
+        scope = args[0]
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            await self._handle_post(scope, args[1], args[2])
+            return None
+        return await super().handle_request(*args, **kwargs)
+
+    async def _handle_post(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
+        """Replaces Engine.IO's POST handling (`handle_request` → `AsyncSocket.handle_post_request`).
+
+        Engine.IO reads a body of any size, answers an undecodable one 200 after logging a
+        traceback, and answers an oversized one only once the client has read the CLOSE packet.
+        Here the answer comes first (within the deadline) and the packets are handed on after it,
+        in order (`polling.py`).
+        """
+        await handle_post(self, scope, receive, send)

@@ -1,4 +1,16 @@
-"""Redis state for several nodes: presence, socket counts, rate limits and signals."""
+"""Redis state for several nodes: presence, socket counts, rate limits and signals.
+
+After Redis restarts, or a network device resets idle connections, the pool holds connections that
+are dead without knowing it. What meets one is retried on a fresh connection, within limits that
+keep every command's effect single:
+
+- a command that could not be sent (the connection was found dead, or could not be opened) is sent
+  once more on a fresh connection, whatever it does: Redis never saw it;
+- a read whose answer was lost is asked once more: asking again changes nothing.
+
+A write whose answer was lost is not repeated (it may have been applied); its caller answers
+UNAVAILABLE.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +18,17 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
+import redis.exceptions
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
+from app.core.faults import is_stale_transport
 from app.core.state.backend import SignalHandler, StateBackend
 
 logger = logging.getLogger(__name__)
@@ -42,6 +61,75 @@ return value
 """
 
 
+T = TypeVar("T")
+
+
+class CommandNotSent(redis.exceptions.ConnectionError):
+    """A command never reached Redis: its connection could not be opened or was found dead."""
+
+
+class SendGuard:
+    """Reports every failure to send a command as `CommandNotSent`.
+
+    uvloop refuses to write on a connection the peer reset while it sat in the pool with a
+    `RuntimeError`, which redis-py neither retries nor counts as a connection failure.
+    """
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        try:
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        except redis.exceptions.ConnectionError as exc:
+            raise CommandNotSent(str(exc)) from exc
+        except RuntimeError as exc:
+            if not is_stale_transport(exc):
+                raise
+            raise CommandNotSent(f"stale connection: {exc}") from exc
+
+
+class GuardedConnection(SendGuard, Connection):
+    pass
+
+
+class GuardedSSLConnection(SendGuard, SSLConnection):
+    pass
+
+
+class GuardedUnixConnection(SendGuard, UnixDomainSocketConnection):
+    pass
+
+
+GUARDED: dict[type[Any], type[Any]] = {
+    Connection: GuardedConnection,
+    SSLConnection: GuardedSSLConnection,
+    UnixDomainSocketConnection: GuardedUnixConnection,
+}
+
+
+def connect(url: str) -> Redis:
+    """A client of `url` whose commands are retried as the module docstring says."""
+    client: Redis = Redis.from_url(
+        url,
+        socket_connect_timeout=2,
+        health_check_interval=10,
+        retry=Retry(NoBackoff(), retries=1, supported_errors=(CommandNotSent,)),
+    )
+    pool = client.connection_pool
+    pool.connection_class = GUARDED[pool.connection_class]
+    return client
+
+
+async def read_again_if_lost(read: Callable[[], Awaitable[T]]) -> T:
+    """Run an idempotent read; if its answer was lost on the way back, ask once more."""
+    try:
+        return await read()
+    except CommandNotSent:
+        raise  # already tried on a fresh connection
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        return await read()
+
+
 def _raw(value: bytes | str | None) -> bytes | None:
     return value.encode() if isinstance(value, str) else value
 
@@ -53,7 +141,7 @@ def _text(value: bytes | str) -> str:
 class RedisStateBackend(StateBackend):
     def __init__(self, url: str, prefix: str = "parley:") -> None:
         self.prefix = prefix
-        self.redis: Redis = Redis.from_url(url, socket_connect_timeout=2, health_check_interval=10)
+        self.redis = connect(url)
         self._token_bucket = self.redis.register_script(TOKEN_BUCKET)
         self._hash_incr = self.redis.register_script(HASH_INCR)
         self._handlers: defaultdict[str, list[SignalHandler]] = defaultdict(list)
@@ -64,7 +152,7 @@ class RedisStateBackend(StateBackend):
         return self.prefix + key
 
     async def get(self, key: str) -> bytes | None:
-        return _raw(await self.redis.get(self._k(key)))
+        return _raw(await read_again_if_lost(lambda: self.redis.get(self._k(key))))
 
     async def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
         await self.redis.set(self._k(key), value, px=int(ttl * 1000) if ttl is not None else None)
@@ -81,7 +169,7 @@ class RedisStateBackend(StateBackend):
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         if not keys:
             return []
-        values = await self.redis.mget([self._k(k) for k in keys])
+        values = await read_again_if_lost(lambda: self.redis.mget([self._k(k) for k in keys]))
         return [_raw(v) for v in values]
 
     async def expire(self, key: str, ttl: float) -> None:
@@ -98,14 +186,14 @@ class RedisStateBackend(StateBackend):
         await self.redis.srem(self._k(key), *members)
 
     async def set_members(self, key: str) -> set[str]:
-        members = await self.redis.smembers(self._k(key))
+        members = await read_again_if_lost(lambda: self.redis.smembers(self._k(key)))
         return {_text(m) for m in members}
 
     async def hash_incr(self, key: str, field: str, delta: int) -> int:
         return int(await self._hash_incr(keys=[self._k(key)], args=[field, delta]))
 
     async def hash_get_all(self, key: str) -> dict[str, int]:
-        table = await self.redis.hgetall(self._k(key))
+        table = await read_again_if_lost(lambda: self.redis.hgetall(self._k(key)))
         return {_text(k): int(v) for k, v in table.items()}
 
     async def hash_delete(self, key: str, *fields: str) -> None:
@@ -121,8 +209,11 @@ class RedisStateBackend(StateBackend):
         return float(wait)
 
     async def keys(self, pattern: str) -> list[str]:
-        found = [_text(key) async for key in self.redis.scan_iter(match=self._k(pattern), count=500)]
+        found = await read_again_if_lost(lambda: self._scan(self._k(pattern)))
         return [key.removeprefix(self.prefix) for key in found]
+
+    async def _scan(self, match: str) -> list[str]:
+        return [_text(key) async for key in self.redis.scan_iter(match=match, count=500)]
 
     async def publish(self, channel: str, message: bytes) -> None:
         await self.redis.publish(self._k(channel), message)
@@ -161,7 +252,7 @@ class RedisStateBackend(StateBackend):
                     logger.exception("signal handler failed on channel %s", channel)
 
     async def ping(self) -> None:
-        await self.redis.ping()
+        await read_again_if_lost(self.redis.ping)
 
     async def close(self) -> None:
         if self._listener is not None:
