@@ -19,6 +19,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from dotenv import dotenv_values
 
+from app.config.serving import (
+    ServeSettings,
+    parse_metrics_token,
+    parse_node_name,
+    parse_trusted_proxies,
+    parse_workers,
+)
+
 AppEnv = Literal["local", "dev", "prod"]
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
 LoginPolicy = Literal["single", "single_per_device", "multi"]
@@ -198,6 +206,21 @@ VARIABLES: tuple[Variable, ...] = (
         _parse_bool,
         "bench-only echo/broadcast events; keep off in production",
     ),
+    Variable("WORKERS", "1", parse_workers, "worker processes of `parley serve`; above 1 needs REDIS_URL"),
+    Variable("NODE_NAME", "", parse_node_name, "this node's name in session ids, for sticky load balancing"),
+    Variable(
+        "TRUSTED_PROXIES",
+        "",
+        parse_trusted_proxies,
+        "proxy addresses/networks whose X-Forwarded-For is believed; empty: none",
+    ),
+    Variable(
+        "SHUTDOWN_GRACE",
+        "10",
+        _parse_positive_float,
+        "seconds a stopping server gives running handlers before closing transports",
+    ),
+    Variable("METRICS_TOKEN", "", parse_metrics_token, "bearer token /metrics requires; empty: open"),
     Variable("LOG_LEVEL", "INFO", _parse_log_level, "DEBUG | INFO | WARNING | ERROR"),
     Variable("LOG_FORMAT", "text", _choice("text", "json"), "text | json (one object per line)"),
 )
@@ -259,6 +282,7 @@ class Settings:
     rate_limits: RateLimitSettings
     ws_docs_enabled: bool
     bench_events_enabled: bool
+    serve: ServeSettings
     log_level: str
     log_format: LogFormat
 
@@ -332,6 +356,13 @@ class Settings:
             ),
             ws_docs_enabled=docs_enabled,
             bench_events_enabled=v["BENCH_EVENTS_ENABLED"],
+            serve=ServeSettings(
+                workers=v["WORKERS"],
+                node_name=v["NODE_NAME"],
+                trusted_proxies=v["TRUSTED_PROXIES"],
+                shutdown_grace=v["SHUTDOWN_GRACE"],
+                metrics_token=v["METRICS_TOKEN"],
+            ),
             log_level=v["LOG_LEVEL"],
             log_format=v["LOG_FORMAT"],
         )
@@ -342,6 +373,8 @@ class Settings:
             raise SettingsError("DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.serve.workers > 1 and not self.redis_url:
+            raise SettingsError(f"WORKERS={self.serve.workers} needs REDIS_URL, so the workers share state")
         if self.socket.max_payload_bytes < 1024:
             raise SettingsError("SOCKET_MAX_PAYLOAD_BYTES must be at least 1024")
         jwt = self.jwt
