@@ -324,3 +324,9 @@ class ParleyEngine(engineio.AsyncServer):  # type: ignore[misc]
 
     def create_queue(self, *_args: Any, **_kwargs: Any) -> OutgoingQueue:
         return OutgoingQueue()
+
+    sid_prefix = ""
+    """Names the process owning each session (see `app.core.socket.sids`); set by the app factory."""
+
+    def generate_id(self) -> str:
+        return self.sid_prefix + str(super().generate_id())
