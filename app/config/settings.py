@@ -144,6 +144,12 @@ VARIABLES: tuple[Variable, ...] = (
         "SQLite (embedded default) or postgresql+asyncpg://…",
     ),
     Variable("DATABASE_ECHO", "false", _parse_bool, "log every SQL statement"),
+    Variable(
+        "DATABASE_MAX_CONNECTIONS",
+        "30",
+        _parse_positive_int,
+        "PostgreSQL connections one process (each worker) may hold at most",
+    ),
     Variable("REDIS_URL", "", _parse_optional, "empty: state and fan-out in process; redis://… to scale out"),
     Variable(
         "REDIS_PREFIX", "parley:", _parse_str, "prefix of every Redis key and channel of this deployment"
@@ -272,6 +278,7 @@ class Settings:
     public_url: str
     database_url: str
     database_echo: bool
+    database_max_connections: int
     redis_url: str | None
     redis_prefix: str
     jwt: JwtSettings
@@ -321,6 +328,7 @@ class Settings:
             public_url=v["PUBLIC_URL"] or f"http://{v['HOST']}:{v['PORT']}",
             database_url=v["DATABASE_URL"],
             database_echo=v["DATABASE_ECHO"],
+            database_max_connections=v["DATABASE_MAX_CONNECTIONS"],
             redis_url=v["REDIS_URL"],
             redis_prefix=v["REDIS_PREFIX"],
             jwt=JwtSettings(
