@@ -23,8 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.socket.sids import worker_of
 from tests.support.backends import Backend
-from tests.support.crowd import Member, PyMember, external_members, in_groups
-from tests.support.js_clients import JsClient, JsClients, require_js_clients
+from tests.support.crowd import Member, PyMember, chat_crowd, external_members, in_groups
+from tests.support.js_clients import require_js_clients
 from tests.support.server import ParleyServe
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,6 @@ WORKERS = 4
 JS_CLIENTS = 200
 PY_CLIENTS = 50
 GROUP = 10
-JS_PER_GROUP = 8
 TIMEOUT = 60.0
 METRICS_TOKEN = "scrape-token-0123456789"
 ENV = {
@@ -90,47 +89,13 @@ async def test_default_clients_connect_upgrade_and_chat_across_workers(
     served: ParleyServe, http: httpx.AsyncClient
 ) -> None:
     require_js_clients()
-    members = await in_groups(http, await external_members(http, served.env["JWT_SECRET"], 250), GROUP)
-    js_members = [m for index, m in enumerate(members) if index % GROUP < JS_PER_GROUP]
-    py_members = [PyMember(m) for index, m in enumerate(members) if index % GROUP >= JS_PER_GROUP]
-    assert (len(js_members), len(py_members)) == (JS_CLIENTS, PY_CLIENTS)
-
-    js = await JsClients.start(
-        served.url, [JsClient(m.token, m.conversation_id, m.expect) for m in js_members], TIMEOUT
+    report = await chat_crowd(
+        served.url, http, served.env["JWT_SECRET"], JS_CLIENTS, PY_CLIENTS, GROUP, TIMEOUT
     )
-    try:
-        py_outcomes = await asyncio.gather(
-            *(p.connect(served.url, TIMEOUT) for p in py_members), return_exceptions=True
-        )
-        ready = await js.ready(TIMEOUT * 2)
-        py_failures = [repr(outcome) for outcome in py_outcomes if outcome is not None]
-        logger.info(
-            "workers: JavaScript %d tried, %d connected, %d upgraded; python %d tried, %d failed",
-            ready["tried"],
-            ready["connected"],
-            ready["upgraded"],
-            len(py_members),
-            len(py_failures),
-        )
-        assert ready["failures"] == []
-        assert py_failures == []
-        assert (ready["connected"], ready["upgraded"]) == (JS_CLIENTS, JS_CLIENTS)
-        assert [p.transport for p in py_members] == ["websocket"] * PY_CLIENTS
-        spread = Counter(owner(sid) for sid in [*ready["sids"], *(p.engine_sid for p in py_members)])
-        assert set(spread) == set(range(WORKERS)), spread
-
-        exchange = asyncio.create_task(js.exchange(TIMEOUT))
-        acks = await asyncio.gather(*(p.send(TIMEOUT) for p in py_members))
-        done = await exchange
-        await asyncio.gather(*(asyncio.wait_for(p.heard_all.wait(), TIMEOUT) for p in py_members))
-    finally:
-        await js.close()
-        await asyncio.gather(*(p.sio.shutdown() for p in py_members))
-    assert done["failures"] == []
-    assert done["missing"] == 0
-    assert done["acked"] == JS_CLIENTS
-    assert all(ack["ok"] for ack in acks)
-    assert [p.received for p in py_members] == [p.member.expect for p in py_members]
+    logger.info(report.summary(f"--workers {WORKERS}"))
+    report.assert_all_connected_upgraded_and_chatted()
+    spread = Counter(owner(sid) for sid in report.sids)
+    assert set(spread) == set(range(WORKERS)), spread
 
 
 async def test_a_request_naming_no_live_session_gets_a_prompt_400(http: httpx.AsyncClient) -> None:

@@ -110,3 +110,82 @@ class PyMember:
     @property
     def engine_sid(self) -> str:
         return str(self.sio.eio.sid)
+
+
+@dataclass
+class CrowdReport:
+    """What a crowd of default clients saw: the JavaScript script's reports and the python side's."""
+
+    js_ready: dict[str, Any]
+    py_failures: list[str]
+    py_transports: list[str]
+    py_sids: list[str]
+    js_done: dict[str, Any] = field(default_factory=dict)
+    py_acks: list[dict[str, Any]] = field(default_factory=list)
+    py_short: int = 0
+    """chat:message events the python members missed."""
+
+    @property
+    def sids(self) -> list[str]:
+        return [*self.js_ready["sids"], *self.py_sids]
+
+    def summary(self, mode: str) -> str:
+        ready = self.js_ready
+        return (
+            f"{mode}: JavaScript {ready['tried']} tried, {ready['connected']} connected, "
+            f"{ready['upgraded']} upgraded; python {len(self.py_transports)} tried, "
+            f"{len(self.py_failures)} failed"
+        )
+
+    def assert_all_connected_upgraded_and_chatted(self) -> None:
+        tried = self.js_ready["tried"]
+        assert self.js_ready["failures"] == []
+        assert self.py_failures == []
+        assert (self.js_ready["connected"], self.js_ready["upgraded"]) == (tried, tried)
+        assert set(self.py_transports) == {"websocket"}
+        assert self.js_done["failures"] == []
+        assert self.js_done["missing"] == 0
+        assert self.js_done["acked"] == tried
+        assert all(ack["ok"] for ack in self.py_acks)
+        assert self.py_short == 0
+
+
+async def chat_crowd(
+    url: str, http: httpx.AsyncClient, secret: str, js_count: int, py_count: int, group: int, timeout: float
+) -> CrowdReport:
+    """`js_count` socket.io-client and `py_count` python-socketio sockets with default options,
+    mixed in groups of `group` (JavaScript members first): all connect and upgrade, then each sends
+    one acked chat:send and hears every other member's."""
+    from tests.support.js_clients import JsClient, JsClients
+
+    members = await in_groups(http, await external_members(http, secret, js_count + py_count), group)
+    js_per_group = group * js_count // (js_count + py_count)
+    js_members = [m for index, m in enumerate(members) if index % group < js_per_group]
+    py_members = [PyMember(m) for index, m in enumerate(members) if index % group >= js_per_group]
+    assert (len(js_members), len(py_members)) == (js_count, py_count)
+    js = await JsClients.start(
+        url, [JsClient(m.token, m.conversation_id, m.expect) for m in js_members], timeout
+    )
+    try:
+        outcomes = await asyncio.gather(
+            *(p.connect(url, timeout) for p in py_members), return_exceptions=True
+        )
+        report = CrowdReport(
+            js_ready=await js.ready(timeout * 2),
+            py_failures=[repr(outcome) for outcome in outcomes if outcome is not None],
+            py_transports=[p.transport for p in py_members],
+            py_sids=[p.engine_sid for p in py_members if p.sio.connected],
+        )
+        if report.js_ready["failures"] or report.py_failures:
+            return report
+        exchange = asyncio.create_task(js.exchange(timeout))
+        report.py_acks = list(await asyncio.gather(*(p.send(timeout) for p in py_members)))
+        report.js_done = await exchange
+        await asyncio.gather(
+            *(asyncio.wait_for(p.heard_all.wait(), timeout) for p in py_members), return_exceptions=True
+        )
+        report.py_short = sum(max(0, p.member.expect - p.received) for p in py_members)
+        return report
+    finally:
+        await js.close()
+        await asyncio.gather(*(p.sio.shutdown() for p in py_members))

@@ -1,0 +1,109 @@
+"""nginx (Debian's package) in front of Parley nodes, configured from `deploy/nginx.conf`.
+
+The deploy file is used as a user would: its example node addresses are replaced by the test's node
+URLs and its `listen` by a free loopback port; a main configuration of the test's own puts the pid
+file, logs and temporary files in a folder of the test and runs nginx in the foreground.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.backends import unavailable
+from tests.support.server import ROOT, free_port
+
+NGINX = "/usr/sbin/nginx"
+DEPLOY_CONF = ROOT / "deploy" / "nginx.conf"
+EXAMPLE_NODES = ("10.0.0.11:8000", "10.0.0.12:8000")
+
+MAIN_CONF = """\
+daemon off;
+user root;
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log {folder}/access.log;
+    client_body_temp_path {folder}/client-body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    include {folder}/parley.conf;
+}}
+"""
+
+
+def require_nginx() -> None:
+    if shutil.which(NGINX) is None and not Path(NGINX).exists():
+        unavailable(f"{NGINX} is not installed (apt-get install nginx)", "nginx")
+
+
+def site_config(nodes: list[str], port: int) -> str:
+    """`deploy/nginx.conf` with the example nodes replaced by `nodes` (host:port) and its port."""
+    text = DEPLOY_CONF.read_text()
+    assert text.count("listen 80;") == 1
+    text = text.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    for example, node in zip(EXAMPLE_NODES, nodes, strict=True):
+        assert example in text
+        text = text.replace(example, node)
+    return text
+
+
+class Nginx:
+    def __init__(self, folder: Path, nodes: list[str]) -> None:
+        require_nginx()
+        self.folder = folder
+        self.port = free_port()
+        (folder / "parley.conf").write_text(site_config(nodes, self.port))
+        (folder / "nginx.conf").write_text(MAIN_CONF.format(folder=folder))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> Nginx:
+        command = [
+            NGINX,
+            "-p",
+            str(self.folder),
+            "-c",
+            str(self.folder / "nginx.conf"),
+            "-e",
+            str(self.folder / "error.log"),
+        ]
+        checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
+        assert checked.returncode == 0, checked.stderr
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited with {self.process.returncode}:\n{self.error_log()}")
+            try:
+                httpx.get(f"{self.url}/health", timeout=1.0)
+            except httpx.HTTPError:
+                time.sleep(0.05)
+            else:
+                return self
+        raise RuntimeError(f"nginx did not answer within {timeout}s:\n{self.error_log()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)  # graceful
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def error_log(self) -> str:
+        path = self.folder / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
