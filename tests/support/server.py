@@ -110,7 +110,7 @@ class ParleyServe(ServerProcess):
     """`parley serve ARGS` as it is deployed (migrations first, `--workers N`, NodeServer's drain)."""
 
     def __init__(self, env: dict[str, str], log_path: Path, *args: str, port: int | None = None) -> None:
-        super().__init__({"LOG_LEVEL": "INFO", **env}, log_path)
+        super().__init__({**env, "LOG_LEVEL": "INFO"}, log_path)
         self.args = args
         if port is not None:
             self.port = port

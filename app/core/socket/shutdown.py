@@ -33,12 +33,16 @@ async def close_transports(engine: Any, deadline: float) -> None:
 
 
 async def close_transport(transport: Any, reason: Any, deadline: float) -> None:
-    polling = not transport.upgraded
-    if polling:
-        transport.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
-        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(transport.queue.join(), timeout)
+    """End one transport, then run the disconnect handlers of its socket."""
+    if transport.upgraded:
+        # The close frame goes out after what is queued. Events the client sent meanwhile are still
+        # read, and answered UNAVAILABLE by the draining runtime, until the socket is closed below.
+        transport.queue.put_nowait(None)
+        await transport.close(wait=False, abort=True, reason=reason)
+        return
+    transport.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
+    timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(transport.queue.join(), timeout)
     await transport.close(wait=False, abort=True, reason=reason)
-    # Polling: ends a poll that came in meanwhile. Websocket: the close frame, after what is queued.
-    transport.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP) if polling else None)
+    transport.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # ends a poll that came in meanwhile

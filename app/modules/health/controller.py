@@ -58,6 +58,8 @@ class HealthController(Controller):
         expected = app_ctx.settings.serve.metrics_token
         if expected is not None:
             scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected.encode()):
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                presented.strip().encode(), expected.encode()
+            ):
                 raise AppError(ErrorCode.UNAUTHORIZED, "/metrics needs the METRICS_TOKEN as a bearer token")
         return app_ctx.metrics.render()
