@@ -18,7 +18,7 @@ from tests.support.backends import Backend
 from tests.support.clients import PASSWORD
 from tests.support.crowd import chat_crowd
 from tests.support.js_clients import require_js_clients
-from tests.support.nginx import Nginx, require_nginx
+from tests.support.nginx import Deployment, Nginx, two_nodes_behind_nginx
 from tests.support.server import ParleyServe
 
 pytestmark = pytest.mark.e2e
@@ -45,27 +45,19 @@ def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Bac
 
 
 @pytest.fixture(scope="module")
-def nodes(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ParleyServe]]:
-    require_nginx()
-    folder = tmp_path_factory.mktemp("nodes")
-    started = [
-        ParleyServe(backend.env(**ENV, NODE_NAME="a"), folder / "a.log"),
-        ParleyServe(backend.env(**ENV, NODE_NAME="b"), folder / "b.log", "--workers", "2"),
-    ]
-    try:
-        yield [node.start(timeout=90) for node in started]
-    finally:
-        for node in started:
-            node.stop()
+def deployment(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    with two_nodes_behind_nginx(backend, tmp_path_factory.mktemp("nginx"), **ENV) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
-def nginx(nodes: list[ParleyServe], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    proxy = Nginx(tmp_path_factory.mktemp("nginx"), [f"127.0.0.1:{node.port}" for node in nodes])
-    try:
-        yield proxy.start()
-    finally:
-        proxy.stop()
+def nginx(deployment: Deployment) -> Nginx:
+    return deployment.nginx
+
+
+@pytest.fixture(scope="module")
+def nodes(deployment: Deployment) -> list[ParleyServe]:
+    return deployment.nodes
 
 
 @pytest.fixture

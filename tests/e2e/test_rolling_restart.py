@@ -22,7 +22,8 @@ import socketio
 
 from tests.support.backends import Backend
 from tests.support.clients import Account, register_and_login
-from tests.support.nginx import Nginx, require_nginx
+from tests.support.crowd import Member, in_groups
+from tests.support.nginx import Deployment, Nginx, two_nodes_behind_nginx
 from tests.support.server import ParleyServe
 
 pytestmark = pytest.mark.e2e
@@ -47,27 +48,19 @@ def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Bac
 
 
 @pytest.fixture(scope="module")
-def nodes(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ParleyServe]]:
-    require_nginx()
-    folder = tmp_path_factory.mktemp("rolling")
-    started = [
-        ParleyServe(backend.env(**ENV, NODE_NAME="a"), folder / "a.log"),
-        ParleyServe(backend.env(**ENV, NODE_NAME="b"), folder / "b.log", "--workers", "2"),
-    ]
-    try:
-        yield [node.start(timeout=90) for node in started]
-    finally:
-        for node in started:
-            node.stop()
+def deployment(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    with two_nodes_behind_nginx(backend, tmp_path_factory.mktemp("rolling"), **ENV) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
-def nginx(nodes: list[ParleyServe], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    proxy = Nginx(tmp_path_factory.mktemp("nginx"), [f"127.0.0.1:{node.port}" for node in nodes])
-    try:
-        yield proxy.start()
-    finally:
-        proxy.stop()
+def nginx(deployment: Deployment) -> Nginx:
+    return deployment.nginx
+
+
+@pytest.fixture(scope="module")
+def nodes(deployment: Deployment) -> list[ParleyServe]:
+    return deployment.nodes
 
 
 @pytest.fixture
@@ -214,20 +207,11 @@ async def served_by(nginx: Nginx, name: str) -> None:
 async def test_a_rolling_restart_loses_no_acked_message_and_everyone_reconnects(
     nginx: Nginx, nodes: list[ParleyServe], http: httpx.AsyncClient
 ) -> None:
-    accounts = [await register_and_login(http) for _ in range(SENDERS)]
-    senders: list[SteadySender] = []
-    for start in range(0, SENDERS, GROUP):
-        owner, *others = accounts[start : start + GROUP]
-        created = await http.post(
-            "/api/conversations",
-            json={"kind": "group", "title": "rolling", "participant_ids": [o.user_id for o in others]},
-            headers={"Authorization": f"Bearer {owner.access_token}"},
-        )
-        assert created.status_code == 201, created.text
-        conversation_id = created.json()["data"]["id"]
-        senders.extend(
-            SteadySender(f"s{start + i}", a, conversation_id) for i, a in enumerate([owner, *others])
-        )
+    accounts = {
+        account.user_id: account for account in [await register_and_login(http) for _ in range(SENDERS)]
+    }
+    placed = await in_groups(http, [Member(a.user_id, a.access_token) for a in accounts.values()], GROUP)
+    senders = [SteadySender(f"s{i}", accounts[m.user_id], m.conversation_id) for i, m in enumerate(placed)]
     await asyncio.gather(*(sender.connect(nginx.url) for sender in senders))
     assert {sender.sio.eio.sid.split(".")[0] for sender in senders} == {"a", "b"}
 

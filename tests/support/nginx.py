@@ -7,16 +7,19 @@ file, logs and temporary files in a folder of the test and runs nginx in the for
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from tests.support.backends import unavailable
-from tests.support.server import ROOT, free_port
+from tests.support.backends import Backend, unavailable
+from tests.support.server import ROOT, ParleyServe, free_port
 
 NGINX = "/usr/sbin/nginx"
 DEPLOY_CONF = ROOT / "deploy" / "nginx.conf"
@@ -107,3 +110,29 @@ class Nginx:
     def error_log(self) -> str:
         path = self.folder / "error.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    nginx: Nginx
+    nodes: list[ParleyServe]
+    """Node `a` (one process) and node `b` (`--workers 2`)."""
+
+
+@contextlib.contextmanager
+def two_nodes_behind_nginx(backend: Backend, folder: Path, **env: str) -> Iterator[Deployment]:
+    """Node `a` and node `b` (`--workers 2`) with `env`, behind nginx configured from the deploy file."""
+    require_nginx()
+    nodes = [
+        ParleyServe(backend.env(**env, NODE_NAME="a"), folder / "a.log"),
+        ParleyServe(backend.env(**env, NODE_NAME="b"), folder / "b.log", "--workers", "2"),
+    ]
+    proxy = Nginx(folder, [f"127.0.0.1:{node.port}" for node in nodes])
+    try:
+        for node in nodes:
+            node.start(timeout=90)
+        yield Deployment(proxy.start(), nodes)
+    finally:
+        proxy.stop()
+        for node in nodes:
+            node.stop()
