@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -22,13 +22,15 @@ import pytest
 import socketio
 
 from tests.support.backends import PG_HOST, PG_PORT, PG_USER, Backend
+from tests.support.clients import external_token
 from tests.support.crowd import Member, external_members, in_groups
-from tests.support.server import ParleyServe
+from tests.support.server import ParleyServe, ServerProcess
 
 pytestmark = pytest.mark.e2e
 
 TIMEOUT = 15.0
 STOP_WITHIN = 20.0
+GAME = "tests.support.game:create_asgi"
 ENV = {"SHUTDOWN_GRACE": "10", "RATE_LIMIT_CHAT": "1000/1", "RATE_LIMIT_DEFAULT": "1000/1"}
 
 
@@ -181,3 +183,23 @@ async def test_sigterm_lets_a_running_send_ack_refuses_new_ones_and_clients_come
     bodies = [message["body"] for message in page.json()["data"]["items"]]
     assert bodies == ["held", "after-restart"], "the refused send must not be stored"
     assert acked["data"]["message"]["seq"] == 1
+
+
+async def test_a_handler_still_running_after_the_grace_is_cancelled_and_the_server_stops(
+    backend: Backend, start_server: Callable[..., ServerProcess]
+) -> None:
+    """Under a bare uvicorn the drain runs at the app's shutdown; SHUTDOWN_GRACE still bounds it."""
+    server = start_server(backend, factory=GAME, SHUTDOWN_GRACE="1", LOG_LEVEL="INFO")
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(server.url, auth={"token": external_token(server)}, transports=["websocket"])
+    try:
+        stuck = asyncio.ensure_future(client.call("game:hold", {"key": "never"}, timeout=TIMEOUT))
+        while (await client.call("game:peek", {"key": "never"}, timeout=TIMEOUT))["data"]["running"] < 1:
+            assert not stuck.done(), stuck.result()
+        server.terminate()
+        await asyncio.to_thread(server.wait, STOP_WITHIN)  # bare uvicorn ends by raising SIGTERM again
+        assert not stuck.done(), "the held handler was cancelled: it never acks"
+        stuck.cancel()
+    finally:
+        await client.shutdown()
+    assert "drained: waited for 1 handlers, closed 0 transports, cancelled 1 handlers" in server.log()
