@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 MAX_WORKERS = 64
 METRICS_TOKEN_MIN = 16
@@ -22,6 +24,16 @@ class ServeSettings:
     trusted_proxies: tuple[str, ...]
     shutdown_grace: float
     metrics_token: str | None
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> ServeSettings:
+        return cls(
+            workers=values["WORKERS"],
+            node_name=values["NODE_NAME"],
+            trusted_proxies=values["TRUSTED_PROXIES"],
+            shutdown_grace=values["SHUTDOWN_GRACE"],
+            metrics_token=values["METRICS_TOKEN"],
+        )
 
 
 def parse_workers(raw: str) -> int:
@@ -60,3 +72,30 @@ def parse_metrics_token(raw: str) -> str | None:
     if value and len(value) < METRICS_TOKEN_MIN:
         raise ValueError(f"must be at least {METRICS_TOKEN_MIN} characters long")
     return value or None
+
+
+def parse_grace(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("must be positive")
+    return value
+
+
+SERVE_VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
+    ("WORKERS", "1", parse_workers, "worker processes of `parley serve`; above 1 needs REDIS_URL"),
+    ("NODE_NAME", "", parse_node_name, "this node's name in session ids, for sticky load balancing"),
+    (
+        "TRUSTED_PROXIES",
+        "",
+        parse_trusted_proxies,
+        "proxy addresses/networks whose X-Forwarded-For is believed; empty: none",
+    ),
+    (
+        "SHUTDOWN_GRACE",
+        "10",
+        parse_grace,
+        "seconds a stopping server gives running handlers before closing transports",
+    ),
+    ("METRICS_TOKEN", "", parse_metrics_token, "bearer token /metrics requires; empty: open"),
+)
+"""(name, default, parser, comment) of each variable above, in `.env.example` order."""

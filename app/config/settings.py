@@ -19,13 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from dotenv import dotenv_values
 
-from app.config.serving import (
-    ServeSettings,
-    parse_metrics_token,
-    parse_node_name,
-    parse_trusted_proxies,
-    parse_workers,
-)
+from app.config.serving import SERVE_VARIABLES, ServeSettings
 
 AppEnv = Literal["local", "dev", "prod"]
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
@@ -212,21 +206,7 @@ VARIABLES: tuple[Variable, ...] = (
         _parse_bool,
         "bench-only echo/broadcast events; keep off in production",
     ),
-    Variable("WORKERS", "1", parse_workers, "worker processes of `parley serve`; above 1 needs REDIS_URL"),
-    Variable("NODE_NAME", "", parse_node_name, "this node's name in session ids, for sticky load balancing"),
-    Variable(
-        "TRUSTED_PROXIES",
-        "",
-        parse_trusted_proxies,
-        "proxy addresses/networks whose X-Forwarded-For is believed; empty: none",
-    ),
-    Variable(
-        "SHUTDOWN_GRACE",
-        "10",
-        _parse_positive_float,
-        "seconds a stopping server gives running handlers before closing transports",
-    ),
-    Variable("METRICS_TOKEN", "", parse_metrics_token, "bearer token /metrics requires; empty: open"),
+    *(Variable(*spec) for spec in SERVE_VARIABLES),
     Variable("LOG_LEVEL", "INFO", _parse_log_level, "DEBUG | INFO | WARNING | ERROR"),
     Variable("LOG_FORMAT", "text", _choice("text", "json"), "text | json (one object per line)"),
 )
@@ -364,13 +344,7 @@ class Settings:
             ),
             ws_docs_enabled=docs_enabled,
             bench_events_enabled=v["BENCH_EVENTS_ENABLED"],
-            serve=ServeSettings(
-                workers=v["WORKERS"],
-                node_name=v["NODE_NAME"],
-                trusted_proxies=v["TRUSTED_PROXIES"],
-                shutdown_grace=v["SHUTDOWN_GRACE"],
-                metrics_token=v["METRICS_TOKEN"],
-            ),
+            serve=ServeSettings.from_values(v),
             log_level=v["LOG_LEVEL"],
             log_format=v["LOG_FORMAT"],
         )
