@@ -1,24 +1,24 @@
 """Several nodes behind nginx, configured from `deploy/nginx.conf`, with default clients.
 
-Node `a` runs one process, node `b` runs `--workers 2`, both on PostgreSQL + Redis (SQLite runs are
-skipped): a session's requests must reach its node through nginx, then its worker through the
-node's router. Both nodes trust nginx's address only (TRUSTED_PROXIES), so per-address limits count
-the client behind nginx, and nobody else can choose the address they are counted under.
+The session's deployment (`deployment` in `tests/e2e/conftest.py`): node `a` runs one process, node
+`b` runs `--workers 2`, both on PostgreSQL + Redis (several nodes need Redis). A session's requests
+must reach its node through nginx, then its worker through the node's router. Both nodes trust
+nginx's address only (TRUSTED_PROXIES), so per-address limits count the client behind nginx, and
+nobody else can choose the address they are counted under.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from tests.support.backends import Backend
 from tests.support.clients import PASSWORD
 from tests.support.crowd import chat_crowd
 from tests.support.js_clients import require_js_clients
-from tests.support.nginx import Deployment, Nginx, two_nodes_behind_nginx
+from tests.support.nginx import AUTH_ATTEMPTS, Nginx, from_address
 from tests.support.server import ParleyServe
 
 pytestmark = pytest.mark.e2e
@@ -28,36 +28,6 @@ JS_CLIENTS = 100
 PY_CLIENTS = 20
 GROUP = 6
 TIMEOUT = 60.0
-AUTH_ATTEMPTS = 3
-ENV = {
-    "RATE_LIMIT_CHAT": "1000/1",
-    "RATE_LIMIT_DEFAULT": "1000/1",
-    "RATE_LIMIT_AUTH": f"{AUTH_ATTEMPTS}/600",
-    "TRUSTED_PROXIES": "127.0.0.1",
-    "DATABASE_MAX_CONNECTIONS": "8",
-}
-
-
-@pytest.fixture(scope="module", params=["postgres"])
-def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
-    """Several nodes exist only scaled out: these tests run on PostgreSQL + Redis alone."""
-    return backend_factory(request.param)
-
-
-@pytest.fixture(scope="module")
-def deployment(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    with two_nodes_behind_nginx(backend, tmp_path_factory.mktemp("nginx"), **ENV) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def nginx(deployment: Deployment) -> Nginx:
-    return deployment.nginx
-
-
-@pytest.fixture(scope="module")
-def nodes(deployment: Deployment) -> list[ParleyServe]:
-    return deployment.nodes
 
 
 @pytest.fixture
@@ -67,11 +37,11 @@ async def http(nginx: Nginx) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_default_clients_through_nginx_connect_upgrade_and_chat_across_nodes(
-    nginx: Nginx, http: httpx.AsyncClient, backend: Backend
+    nginx: Nginx, deployed_nodes: list[ParleyServe], http: httpx.AsyncClient
 ) -> None:
     require_js_clients()
     report = await chat_crowd(
-        nginx.url, http, backend.env()["JWT_SECRET"], JS_CLIENTS, PY_CLIENTS, GROUP, TIMEOUT
+        nginx.url, http, deployed_nodes[0].env["JWT_SECRET"], JS_CLIENTS, PY_CLIENTS, GROUP, TIMEOUT
     )
     logger.info(report.summary("nginx, two nodes"))
     report.assert_all_connected_upgraded_and_chatted()
@@ -86,19 +56,13 @@ async def test_sessions_of_no_live_node_get_400_through_nginx(http: httpx.AsyncC
         assert "Invalid session" in answer.text
 
 
-def from_address(address: str, base_url: str) -> httpx.AsyncClient:
-    """A client whose connections come from `address` (any of 127.0.0.0/8 is this machine)."""
-    transport = httpx.AsyncHTTPTransport(local_address=address)
-    return httpx.AsyncClient(base_url=base_url, transport=transport, timeout=10)
-
-
 async def login_status(client: httpx.AsyncClient, username: str, **headers: str) -> int:
     body = {"username": username, "password": PASSWORD}
     return (await client.post("/api/auth/login", json=body, headers=headers)).status_code
 
 
 async def test_login_limits_count_the_client_behind_nginx_not_nginx(
-    nginx: Nginx, nodes: list[ParleyServe]
+    nginx: Nginx, deployed_nodes: list[ParleyServe]
 ) -> None:
     """RATE_LIMIT_AUTH is per client address: behind nginx each client has its own bucket, and a
     client that reaches a node directly cannot pick its address with X-Forwarded-For."""
@@ -113,6 +77,6 @@ async def test_login_limits_count_the_client_behind_nginx_not_nginx(
         assert await login_status(first, username) == 429
         assert await login_status(second, username) == 200, "another address behind nginx has its own bucket"
         assert await login_status(first, username, **{"X-Forwarded-For": "198.51.100.7"}) == 429
-    async with from_address("127.0.0.2", nodes[0].url) as direct:
+    async with from_address("127.0.0.2", deployed_nodes[0].url) as direct:
         spoofed = await login_status(direct, username, **{"X-Forwarded-For": "198.51.100.8"})
     assert spoofed == 429, "a client that is no trusted proxy chose the address it is counted under"

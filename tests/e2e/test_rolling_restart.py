@@ -1,6 +1,7 @@
 """A rolling restart behind nginx loses nothing: restart node a, then node b, while clients send.
 
-Node a runs one process, node b `--workers 2`, on PostgreSQL + Redis, behind `deploy/nginx.conf`.
+The session's deployment (`tests/e2e/conftest.py`): node a runs one process, node b `--workers 2`,
+on PostgreSQL + Redis, behind `deploy/nginx.conf`; this module runs after the nginx one.
 Logged-in users (login sessions, not external tokens) send acked `chat:send` steadily through nginx
 with python-socketio's default reconnection. Each node is stopped with SIGTERM (it drains: running
 handlers ack, then transports close without a namespace DISCONNECT) and started again. Every acked
@@ -13,17 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import socketio
 
-from tests.support.backends import Backend
 from tests.support.clients import Account, register_and_login
 from tests.support.crowd import Member, in_groups
-from tests.support.nginx import Deployment, Nginx, two_nodes_behind_nginx
+from tests.support.nginx import Nginx, from_address
 from tests.support.server import ParleyServe
 
 pytestmark = pytest.mark.e2e
@@ -35,32 +35,9 @@ PACE = 0.1
 """Seconds between a sender's acked message and its next one."""
 ACK_TIMEOUT = 5.0
 RECONNECT_WITHIN = 6.0
-PROGRESS = 5
+PROGRESS = 3
 """Messages every sender gets acked between two restarts."""
-ENV = {"RATE_LIMIT_CHAT": "1000/1", "RATE_LIMIT_DEFAULT": "1000/1", "DATABASE_MAX_CONNECTIONS": "8"}
 SEND_FAILURES = (socketio.exceptions.TimeoutError, socketio.exceptions.BadNamespaceError)
-
-
-@pytest.fixture(scope="module", params=["postgres"])
-def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
-    """Several nodes exist only scaled out: these tests run on PostgreSQL + Redis alone."""
-    return backend_factory(request.param)
-
-
-@pytest.fixture(scope="module")
-def deployment(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    with two_nodes_behind_nginx(backend, tmp_path_factory.mktemp("rolling"), **ENV) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def nginx(deployment: Deployment) -> Nginx:
-    return deployment.nginx
-
-
-@pytest.fixture(scope="module")
-def nodes(deployment: Deployment) -> list[ParleyServe]:
-    return deployment.nodes
 
 
 @pytest.fixture
@@ -205,11 +182,13 @@ async def served_by(nginx: Nginx, name: str) -> None:
 
 
 async def test_a_rolling_restart_loses_no_acked_message_and_everyone_reconnects(
-    nginx: Nginx, nodes: list[ParleyServe], http: httpx.AsyncClient
+    nginx: Nginx, deployed_nodes: list[ParleyServe], http: httpx.AsyncClient
 ) -> None:
-    accounts = {
-        account.user_id: account for account in [await register_and_login(http) for _ in range(SENDERS)]
-    }
+    accounts = {}
+    for index in range(SENDERS):  # an address each: logins are limited per client address
+        async with from_address(f"127.0.1.{index + 1}", nginx.url) as own:
+            account = await register_and_login(own)
+        accounts[account.user_id] = account
     placed = await in_groups(http, [Member(a.user_id, a.access_token) for a in accounts.values()], GROUP)
     senders = [SteadySender(f"s{i}", accounts[m.user_id], m.conversation_id) for i, m in enumerate(placed)]
     await asyncio.gather(*(sender.connect(nginx.url) for sender in senders))
@@ -219,7 +198,7 @@ async def test_a_rolling_restart_loses_no_acked_message_and_everyone_reconnects(
     running = [asyncio.create_task(sender.run(stop)) for sender in senders]
     try:
         await asyncio.wait_for(asyncio.gather(*(s.progressed(PROGRESS) for s in senders)), 30)
-        for node, name in zip(nodes, ("a", "b"), strict=True):
+        for node, name in zip(deployed_nodes, ("a", "b"), strict=True):
             await restart(node)
             await asyncio.wait_for(served_by(nginx, name), 30)
             await asyncio.wait_for(asyncio.gather(*(s.progressed(PROGRESS) for s in senders)), 30)

@@ -112,6 +112,23 @@ class Nginx:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
+AUTH_ATTEMPTS = 3
+"""RATE_LIMIT_AUTH of the shared deployment: login/register attempts per client address."""
+DEPLOYMENT_ENV = {
+    "RATE_LIMIT_CHAT": "1000/1",
+    "RATE_LIMIT_DEFAULT": "1000/1",
+    "RATE_LIMIT_AUTH": f"{AUTH_ATTEMPTS}/600",
+    "TRUSTED_PROXIES": "127.0.0.1",
+    "DATABASE_MAX_CONNECTIONS": "8",
+}
+
+
+def from_address(address: str, base_url: str) -> httpx.AsyncClient:
+    """A client whose connections come from `address` (any of 127.0.0.0/8 is this machine)."""
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    return httpx.AsyncClient(base_url=base_url, transport=transport, timeout=10)
+
+
 @dataclass(frozen=True)
 class Deployment:
     nginx: Nginx
