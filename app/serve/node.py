@@ -9,7 +9,6 @@ close what is left.
 
 from __future__ import annotations
 
-import logging
 import signal
 import socket
 import sys
@@ -22,12 +21,10 @@ import uvicorn
 from app.config.settings import Settings
 from app.core.app_factory import create_app
 from app.core.socket.runtime import SocketRuntime
-
-logger = logging.getLogger("parley.serve")
+from app.serve.handoff import SOCKET_IO_PATH
 
 CONNECTIONS_CLOSE_WITHIN = 5
 """Seconds uvicorn waits, after the drain, for the last responses before cutting connections."""
-SOCKET_IO_PATH = "/socket.io"
 REFUSED_BODY = b"The server is shutting down; connect again"
 
 ASGIApp = Any
