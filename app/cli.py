@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-import signal
-import sys
-from types import FrameType
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
 
+from app.config.serving import parse_workers
 from app.config.settings import Settings, SettingsError, get_settings
 from app.core.logging import configure_logging
 from app.modules.docs.cli import docs
@@ -39,65 +39,85 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Interface to bind (default: HOST).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default: PORT).")
-@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: WORKERS, 1).")
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply migrations first.")
-def serve(host: str | None, port: int | None, workers: int, migrate: bool) -> None:
+def serve(host: str | None, port: int | None, workers: int | None, migrate: bool) -> None:
     """Serve HTTP and Socket.IO."""
-    import uvicorn
-
-    from app.core.http.server_protocol import HeadDeadlineProtocol
-
     settings = _settings()
+    workers = _workers(workers, settings)
+    if workers > 1 and settings.is_sqlite:
+        logger.warning("several workers on SQLite serialize their writes; use PostgreSQL to scale out")
+    if migrate:
+        _migrate(settings, "head")
+    else:
+        _check_database(settings)
+    # Every process reads the settings again: --host/--port must reach the docs' URL and the workers.
+    os.environ.update(HOST=host or settings.host, PORT=str(port or settings.port))
+    get_settings.cache_clear()
+    settings = _settings()
+    if workers == 1:
+        from app.serve.node import serve_one
+
+        serve_one(settings, settings.host, settings.port)
+    else:
+        from app.serve.supervisor import supervise
+
+        status = supervise(settings, settings.host, settings.port, workers)
+        if status:
+            raise SystemExit(status)
+    logger.info("parley stopped")
+
+
+def _workers(option: int | None, settings: Settings) -> int:
+    """`--workers`, else WORKERS; refused with the option's name when out of range or without Redis."""
+    if option is None:
+        return settings.serve.workers
+    try:
+        workers = parse_workers(str(option))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--workers") from None
     if workers > 1 and not settings.redis_url:
         raise click.ClickException(
             "--workers above 1 needs REDIS_URL, so the workers share state and fan-out"
         )
-    if workers > 1 and settings.is_sqlite:
-        logger.warning("several workers on SQLite serialize their writes; use PostgreSQL to scale out")
-    if migrate:
-        from app.db.migrate import upgrade
-
-        upgrade(settings)
-    host = host or settings.host
-    port = port or settings.port
-    # The app factory reads the settings again (in each worker): --host/--port must reach it.
-    os.environ.update(HOST=host, PORT=str(port))
-    get_settings.cache_clear()
-    _stop_quietly_after_shutdown()
-    uvicorn.run(
-        "app.asgi:create_asgi",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http=HeadDeadlineProtocol,
-        ws="websockets-sansio",
-        ws_max_size=settings.socket.max_payload_bytes * 2 + 1024,
-        # Engine.IO's ping/pong already finds dead clients; a second heartbeat in the websocket
-        # layer would cost every idle connection a timer and a frame each way every 20 s.
-        ws_ping_interval=None,
-        ws_ping_timeout=None,
-        log_config=None,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-        proxy_headers=False,
-    )
-    logger.info("parley stopped")
+    return workers
 
 
-def _stop_quietly_after_shutdown() -> None:
-    """Let `serve` end with exit status 0 after a graceful stop on SIGTERM or Ctrl-C.
+def _migrate(settings: Settings, revision: str) -> None:
+    from app.db.migrate import upgrade
 
-    uvicorn shuts down on the signal, then raises it again against the handler that was in place
-    before; with the default handlers that kills the process (status -15) or raises KeyboardInterrupt.
-    """
-    for stop in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(stop, _already_stopped)
+    with _database_failures_in_one_line(settings):
+        upgrade(settings, revision)
 
 
-def _already_stopped(_signum: int, _frame: FrameType | None) -> None:
-    """The server has already stopped gracefully when this runs; nothing is left to do."""
+def _check_database(settings: Settings) -> None:
+    from app.core.db import Database
+
+    async def ping() -> None:
+        database = Database(settings)
+        try:
+            await database.ping()
+        finally:
+            await database.dispose()
+
+    with _database_failures_in_one_line(settings):
+        asyncio.run(ping())
+
+
+@contextlib.contextmanager
+def _database_failures_in_one_line(settings: Settings) -> Iterator[None]:
+    """A database that is missing, unreachable or refuses us stops the command with one line."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except (DBAPIError, OSError) as exc:
+        logger.debug("database failure", exc_info=exc)
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise click.ClickException(f"cannot use the database {where} (DATABASE_URL): {reason}") from None
 
 
 @main.group()
@@ -109,9 +129,7 @@ def db() -> None:
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    from app.db.migrate import upgrade
-
-    upgrade(_settings(), revision)
+    _migrate(_settings(), revision)
     click.echo(f"database at {revision}")
 
 

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from dotenv import dotenv_values
 
+from app.config.serving import SERVE_VARIABLES, ServeSettings
+
 AppEnv = Literal["local", "dev", "prod"]
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
 LoginPolicy = Literal["single", "single_per_device", "multi"]
@@ -143,6 +145,12 @@ VARIABLES: tuple[Variable, ...] = (
         "SQLite (embedded default) or postgresql+asyncpg://…",
     ),
     Variable("DATABASE_ECHO", "false", _parse_bool, "log every SQL statement"),
+    Variable(
+        "DATABASE_MAX_CONNECTIONS",
+        "30",
+        _parse_positive_int,
+        "PostgreSQL connections one process (each worker) may hold at most",
+    ),
     Variable("REDIS_URL", "", _parse_optional, "empty: state and fan-out in process; redis://… to scale out"),
     Variable(
         "REDIS_PREFIX", "parley:", _parse_str, "prefix of every Redis key and channel of this deployment"
@@ -232,6 +240,7 @@ VARIABLES: tuple[Variable, ...] = (
         _parse_bool,
         "bench-only echo/broadcast events; keep off in production",
     ),
+    *(Variable(*spec) for spec in SERVE_VARIABLES),
     Variable("LOG_LEVEL", "INFO", _parse_log_level, "DEBUG | INFO | WARNING | ERROR"),
     Variable("LOG_FORMAT", "text", _choice("text", "json"), "text | json (one object per line)"),
 )
@@ -288,6 +297,7 @@ class Settings:
     public_url: str
     database_url: str
     database_echo: bool
+    database_max_connections: int
     redis_url: str | None
     redis_prefix: str
     jwt: JwtSettings
@@ -298,6 +308,7 @@ class Settings:
     rate_limits: RateLimitSettings
     ws_docs_enabled: bool
     bench_events_enabled: bool
+    serve: ServeSettings
     log_level: str
     log_format: LogFormat
 
@@ -336,6 +347,7 @@ class Settings:
             public_url=v["PUBLIC_URL"] or f"http://{v['HOST']}:{v['PORT']}",
             database_url=v["DATABASE_URL"],
             database_echo=v["DATABASE_ECHO"],
+            database_max_connections=v["DATABASE_MAX_CONNECTIONS"],
             redis_url=v["REDIS_URL"],
             redis_prefix=v["REDIS_PREFIX"],
             jwt=JwtSettings(
@@ -376,6 +388,7 @@ class Settings:
             ),
             ws_docs_enabled=docs_enabled,
             bench_events_enabled=v["BENCH_EVENTS_ENABLED"],
+            serve=ServeSettings.from_values(v),
             log_level=v["LOG_LEVEL"],
             log_format=v["LOG_FORMAT"],
         )
@@ -386,6 +399,8 @@ class Settings:
             raise SettingsError("DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.serve.workers > 1 and not self.redis_url:
+            raise SettingsError(f"WORKERS={self.serve.workers} needs REDIS_URL, so the workers share state")
         if self.socket.max_payload_bytes < 1024:
             raise SettingsError("SOCKET_MAX_PAYLOAD_BYTES must be at least 1024")
         jwt = self.jwt

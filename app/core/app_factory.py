@@ -33,6 +33,7 @@ from app.core.socket.registry import EventRegistry
 from app.core.socket.rooms import RoomManager
 from app.core.socket.runtime import SocketRuntime
 from app.core.socket.server import ParleyServer
+from app.core.socket.sids import owner_prefix
 from app.core.socket.tracker import ConnectionTracker
 from app.core.state import create_state_backend
 
@@ -56,7 +57,9 @@ def _dependencies(modules: Sequence[Module]) -> dict[str, Provide]:
     return merged
 
 
-def _socket_layer(ctx: AppContext, modules: Sequence[Module]) -> tuple[ParleyServer, SocketRuntime]:
+def _socket_layer(
+    ctx: AppContext, modules: Sequence[Module], worker: int | None
+) -> tuple[ParleyServer, SocketRuntime]:
     settings = ctx.settings
     manager: Any = (
         RedisManager(settings.redis_url, channel=f"{settings.redis_prefix}socketio")
@@ -64,6 +67,7 @@ def _socket_layer(ctx: AppContext, modules: Sequence[Module]) -> tuple[ParleySer
         else LocalManager()
     )
     server = ParleyServer(settings.socket, manager, ctx.metrics)
+    server.eio.sid_prefix = owner_prefix(settings.serve.node_name, worker)
     hub = SocketHub(server, ctx.metrics, settings.socket.max_rooms)
     ctx.attach_hub(hub)
     rooms = RoomManager()
@@ -84,7 +88,10 @@ def _socket_layer(ctx: AppContext, modules: Sequence[Module]) -> tuple[ParleySer
     return server, runtime
 
 
-def create_app(settings: Settings, modules: Sequence[Module] | None = None) -> ParleyApp:
+def create_app(
+    settings: Settings, modules: Sequence[Module] | None = None, *, worker: int | None = None
+) -> ParleyApp:
+    """The app of one process; `worker` is its index under `parley serve --workers N`."""
     if modules is None:
         from app.modules import MODULES
 
@@ -104,7 +111,7 @@ def create_app(settings: Settings, modules: Sequence[Module] | None = None) -> P
     for module in modules:
         for key, make in module.providers.items():
             ctx.provide(key, make(ctx))
-    server, runtime = _socket_layer(ctx, modules)
+    server, runtime = _socket_layer(ctx, modules, worker)
 
     async def startup() -> None:
         if not server.manager_initialized:

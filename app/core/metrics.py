@@ -1,15 +1,29 @@
-"""Prometheus metrics of one app instance (a registry of its own, so several apps can coexist)."""
+"""Prometheus metrics of one app instance (a registry of its own, so several apps can coexist).
+
+Under `parley serve --workers N` every worker writes its values to prometheus-client's multiprocess
+files (`PROMETHEUS_MULTIPROC_DIR`, set by the supervisor), and a scrape of any worker reads all of
+them: counters and histograms are summed over every worker that ever ran, the connected-sockets
+gauge over the live ones only (the supervisor drops a dead worker's files).
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.sockets_connected = Gauge(
-            "parley_sockets_connected", "Sockets connected to this node", registry=self.registry
+            "parley_sockets_connected",
+            "Sockets connected to this node",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.events_in = Counter(
             "parley_socket_events_in_total", "Client events received", ["event"], registry=self.registry
@@ -45,4 +59,10 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The text exposition: of this instance, or of every worker of this node."""
+        directory = os.environ.get(MULTIPROCESS_DIR)
+        if not directory:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker, directory)  # type: ignore[no-untyped-call]
+        return generate_latest(every_worker)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
 
 from tests.support.backends import BACKENDS, Backend
 from tests.support.clients import RecordingClient
-from tests.support.server import ServerProcess
+from tests.support.nginx import DEPLOYMENT_ENV, Deployment, Nginx, two_nodes_behind_nginx
+from tests.support.server import ParleyServe, ServerProcess
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -37,3 +38,24 @@ async def clients() -> AsyncIterator[Callable[[], RecordingClient]]:
     yield make
     for client in made:
         await client.close()
+
+
+@pytest.fixture(scope="session")
+def deployment(
+    backend_factory: Callable[[str], Backend], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """nginx before node `a` and node `b` (`--workers 2`) on PostgreSQL + Redis, started once for
+    the deployment modules (the rolling restart, which restarts both nodes, runs after the rest)."""
+    folder = tmp_path_factory.mktemp("deployment")
+    with two_nodes_behind_nginx(backend_factory("postgres"), folder, **DEPLOYMENT_ENV) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def nginx(deployment: Deployment) -> Nginx:
+    return deployment.nginx
+
+
+@pytest.fixture(scope="session")
+def deployed_nodes(deployment: Deployment) -> list[ParleyServe]:
+    return deployment.nodes

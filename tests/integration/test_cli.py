@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from app.config.settings import Settings
 from app.core.db import Database, UnitOfWork
 from app.db.migrate import upgrade
 from app.modules.accounts.service import UserService
+from tests.support.backends import PG_HOST, PG_PORT, PG_USER, require_services
+from tests.support.server import free_port
 
 PARLEY = str(Path(sys.executable).parent / "parley")
 PASSWORD = "correct-horse-42"
@@ -136,6 +140,9 @@ def test_refusals_exit_non_zero_with_a_reason_and_no_trace(tmp_path: Path, env: 
         "bad LOGIN_POLICY": (create, {**env, "LOGIN_POLICY": "sometimes"}, "LOGIN_POLICY"),
         "prod default secret": (("serve",), {**env, "APP_ENV": "prod"}, "JWT_SECRET"),
         "workers without Redis": (("serve", "--workers", "2"), env, "REDIS_URL"),
+        "WORKERS without Redis": (("serve",), {**env, "WORKERS": "3"}, "WORKERS=3 needs REDIS_URL"),
+        "bad --workers": (("serve", "--workers", "0"), env, "--workers"),
+        "bad TRUSTED_PROXIES": (("serve",), {**env, "TRUSTED_PROXIES": "10.0.0.1/8"}, "TRUSTED_PROXIES"),
     }
     outcomes = run_together(tmp_path, {label: (args, environ) for label, (args, environ, _) in cases.items()})
     for label, (_, _, reason) in cases.items():
@@ -143,3 +150,45 @@ def test_refusals_exit_non_zero_with_a_reason_and_no_trace(tmp_path: Path, env: 
         assert outcome.returncode != 0, label
         assert reason in outcome.stderr, (label, outcome.stderr)
         assert "Traceback" not in outcome.stderr, (label, outcome.stderr)
+
+
+def test_a_database_that_cannot_be_used_is_named_in_one_line(tmp_path: Path) -> None:
+    """Unreachable, missing, or refusing us: `db upgrade` and `serve` (with or without migrations)
+    say so in one line naming DATABASE_URL, with the password hidden."""
+    require_services()
+    unreachable = f"postgresql+asyncpg://parley:secret-pw@127.0.0.1:{free_port()}/parley"
+    missing = (
+        f"postgresql+asyncpg://{PG_USER}:secret-pw@{PG_HOST}:{PG_PORT}/parley_missing_{uuid.uuid4().hex[:8]}"
+    )
+    cases = {
+        "upgrade, unreachable": (("db", "upgrade"), unreachable, "Connect call failed"),
+        "upgrade, missing": (("db", "upgrade"), missing, "does not exist"),
+        "serve, missing": (("serve",), missing, "does not exist"),
+        "serve --no-migrate, missing": (("serve", "--no-migrate"), missing, "does not exist"),
+    }
+    outcomes = run_together(
+        tmp_path, {label: (args, {"DATABASE_URL": url}) for label, (args, url, _) in cases.items()}
+    )
+    for label, (_, _, reason) in cases.items():
+        outcome = outcomes[label]
+        assert outcome.returncode == 1, (label, outcome.stderr)
+        lines = outcome.stderr.strip().splitlines()
+        assert len(lines) == 1, (label, outcome.stderr)
+        assert "DATABASE_URL" in lines[0], label
+        assert reason in lines[0], (label, lines[0])
+        assert "secret-pw" not in lines[0], label
+
+
+def test_workers_on_a_port_in_use_stop_with_one_line(tmp_path: Path, env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(
+            tmp_path,
+            "serve", "--workers", "2", "--port", str(port),
+            **env, REDIS_URL="redis://127.0.0.1:6379/0",
+        )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr

@@ -71,6 +71,25 @@ async def test_metrics_are_prometheus_text(app_client: httpx.AsyncClient) -> Non
     assert families["parley_socket_handler_seconds"].type == "histogram"
 
 
+async def test_metrics_token_is_required_once_set(backend: Backend) -> None:
+    token = "scrape-token-0123456789"
+    async with client_for(backend, METRICS_TOKEN=token) as client:
+        refusals = [
+            await client.get("/metrics"),
+            await client.get("/metrics", headers={"Authorization": "Bearer not-the-token-0123456"}),
+            await client.get("/metrics", headers={"Authorization": f"Basic {token}"}),
+            await client.get("/metrics", headers={"Authorization": "Bearer"}),
+        ]
+        allowed = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert (await client.get("/health")).status_code == 200, "only /metrics is guarded"
+    for refused in refusals:
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"]["code"] == "UNAUTHORIZED"
+        assert "parley_" not in refused.text
+    assert allowed.status_code == 200
+    assert "parley_sockets_connected" in allowed.text
+
+
 async def test_openapi_describes_the_api(app_client: httpx.AsyncClient) -> None:
     response = await app_client.get("/schema/openapi.json")
     assert response.status_code == 200

@@ -13,7 +13,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -47,9 +47,14 @@ def require_services() -> None:
     ]
     if missing:
         reason = f"{' and '.join(missing)} not reachable at {PG_HOST}:{PG_PORT} / {REDIS_HOST}:{REDIS_PORT}"
-        if IN_CI:
-            pytest.fail(f"CI=true requires the scaled-out backend: {reason}", pytrace=False)
-        pytest.skip(reason)
+        unavailable(reason, "the scaled-out backend")
+
+
+def unavailable(reason: str, needed_for: str) -> NoReturn:
+    """Skip a test whose tools or services are missing; with CI=true, fail it instead."""
+    if IN_CI:
+        pytest.fail(f"CI=true requires {needed_for}: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @dataclass(frozen=True)

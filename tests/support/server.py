@@ -63,38 +63,46 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            self.factory,
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--loop",
+            "uvloop",
+            "--http",
+            HTTP_PROTOCOL,
+            "--ws",
+            "websockets-sansio",
+            "--ws-ping-interval",
+            "0",
+            "--access-log" if self.access_log else "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "5",
+        ]
+
     def start(self, timeout: float = 30.0) -> ServerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                self.factory,
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--loop",
-                "uvloop",
-                "--http",
-                HTTP_PROTOCOL,
-                "--ws",
-                "websockets-sansio",
-                "--ws-ping-interval",
-                "0",
-                "--access-log" if self.access_log else "--no-access-log",
-                "--timeout-graceful-shutdown",
-                "5",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         wait_until_healthy(self.process, self.url, self.log_path, timeout)
         return self
+
+    def terminate(self) -> None:
+        """SIGTERM, without waiting for the process to end (`wait` does)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -132,3 +140,16 @@ def running(servers: list[ServerProcess]) -> Iterator[list[ServerProcess]]:
     finally:
         for server in servers:
             server.stop()
+
+
+class ParleyServe(ServerProcess):
+    """`parley serve ARGS` as it is deployed (migrations first, `--workers N`, NodeServer's drain)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *args: str, port: int | None = None) -> None:
+        super().__init__({**env, "LOG_LEVEL": "INFO"}, log_path)
+        self.args = args
+        if port is not None:
+            self.port = port
+
+    def command(self) -> list[str]:
+        return [str(Path(sys.executable).parent / "parley"), "serve", "--port", str(self.port), *self.args]

@@ -114,6 +114,17 @@ def test_a_missing_dotenv_file_is_fine(tmp_path: Path) -> None:
         ("SOCKET_MAX_BACKLOG_BYTES", "0"),
         ("SOCKET_MAX_BACKLOG_PACKETS", "many"),
         ("JWT_SECRET", "short"),
+        ("WORKERS", "0"),
+        ("WORKERS", "four"),
+        ("WORKERS", "65"),
+        ("NODE_NAME", "Node-A"),
+        ("NODE_NAME", "1a"),
+        ("NODE_NAME", "a.b"),
+        ("TRUSTED_PROXIES", "nginx.internal"),
+        ("TRUSTED_PROXIES", "10.0.0.1/8"),
+        ("TRUSTED_PROXIES", "127.0.0.1,300.1.1.1"),
+        ("SHUTDOWN_GRACE", "0"),
+        ("METRICS_TOKEN", "too-short"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(name: str, value: str) -> None:
@@ -205,3 +216,27 @@ def test_lists_and_rates_are_parsed() -> None:
 def test_public_url_defaults_to_host_and_port() -> None:
     assert settings(HOST="0.0.0.0", PORT="9000").public_url == "http://0.0.0.0:9000"
     assert settings(PUBLIC_URL="https://chat.example").public_url == "https://chat.example"
+
+
+def test_serving_variables_are_parsed() -> None:
+    current = settings(
+        WORKERS="4",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        NODE_NAME="a1",
+        TRUSTED_PROXIES="127.0.0.1, 10.0.0.0/8 ,::1",
+        SHUTDOWN_GRACE="2.5",
+        METRICS_TOKEN="scrape-token-0123456789",
+    )
+    assert current.serve.workers == 4
+    assert current.serve.node_name == "a1"
+    assert current.serve.trusted_proxies == ("127.0.0.1", "10.0.0.0/8", "::1")
+    assert current.serve.shutdown_grace == 2.5
+    assert current.serve.metrics_token == "scrape-token-0123456789"
+    defaults = settings().serve
+    assert (defaults.workers, defaults.node_name, defaults.trusted_proxies) == (1, None, ())
+    assert defaults.metrics_token is None
+
+
+def test_several_workers_need_redis() -> None:
+    with pytest.raises(SettingsError, match=r"WORKERS=2 needs REDIS_URL"):
+        settings(WORKERS="2")

@@ -59,12 +59,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         return engine
+    # A third stays open; the rest is opened under load and closed again (10 + 20 by default).
+    kept_open = max(1, settings.database_max_connections // 3)
     return create_async_engine(
         settings.database_url,
         echo=settings.database_echo,
         hide_parameters=True,
-        pool_size=10,
-        max_overflow=20,
+        pool_size=kept_open,
+        max_overflow=settings.database_max_connections - kept_open,
         pool_pre_ping=True,
     )
 

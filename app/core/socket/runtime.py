@@ -1,4 +1,5 @@
-"""The socket runtime: handshake, rooms on connect, `session:ready`, expiry, disconnect clean-up.
+"""The socket runtime: handshake, rooms on connect, `session:ready`, expiry, disconnect clean-up,
+and the graceful stop (`drain`).
 
 Built once per app from the modules' contributions; it is the `EventSink` of `ParleyServer`.
 """
@@ -25,6 +26,7 @@ from app.core.socket.protocol import AckError, ExceptionEvent, ForceLogout
 from app.core.socket.rooms import RoomManager, identity_rooms
 from app.core.socket.schemas import Limits, SessionReady, UserView
 from app.core.socket.server import ParleyServer
+from app.core.socket.shutdown import close_transports
 from app.core.socket.sockets import LocalSocket
 from app.core.socket.tracker import ConnectionTracker
 
@@ -33,11 +35,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE = 5.0
-"""Seconds running handlers get to finish when the server stops."""
 UNCOUNT_RETRY_MIN = 0.2
 UNCOUNT_RETRY_MAX = 5.0
 """Seconds between tries to uncount a socket while the state backend is unavailable."""
+POLL_FETCH_WITHIN = 2.0
+"""Seconds polling clients get to fetch their last packets; a live one polls again within moments."""
+
+
+RESTARTING = "The server is restarting; send again once reconnected"
 
 
 def bearer_token(environ: dict[str, Any], auth: Any) -> str:
@@ -88,6 +93,7 @@ class SocketRuntime:
             app, hub, handlers, app.settings.rate_limits, self.settings.max_concurrent_handlers
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        self._draining = False
         server.attach_sink(self)
 
     @property
@@ -263,6 +269,9 @@ class SocketRuntime:
         sock = self.hub.local.get(sid)
         if sock is None:
             return
+        if self._draining:
+            await self._refuse(sid, eio_sid, event, ack_id, AppError(ErrorCode.UNAVAILABLE, RESTARTING))
+            return
         self._spawn(self.dispatcher.dispatch(sock, event, args, self._answerer(eio_sid, ack_id)))
 
     def _answerer(self, eio_sid: str, ack_id: int | None) -> Answer | None:
@@ -281,6 +290,10 @@ class SocketRuntime:
             f"Payload of {size} bytes exceeds the limit of {self.settings.max_payload_bytes}",
             {"limit": self.settings.max_payload_bytes},
         )
+        await self._refuse(sid, eio_sid, event, ack_id, error)
+
+    async def _refuse(self, sid: str, eio_sid: str, event: str, ack_id: int | None, error: AppError) -> None:
+        """Answer an event that is not run: its ack, or an `exception` event when it asked for none."""
         self.app.metrics.errors.labels(error.code.value).inc()
         if ack_id is not None:
             await self.server.send_ack(eio_sid, ack_id, AckError.of(error))
@@ -331,14 +344,36 @@ class SocketRuntime:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def shutdown(self) -> None:
-        """Close every local socket, then give running handlers a moment to finish."""
-        for sid in list(self.hub.local):
-            try:
-                await self.server.disconnect(sid, ignore_queue=True)
-            except Exception:  # noqa: BLE001 - best effort while shutting down
-                logger.debug("socket %s already gone at shutdown", sid)
+    async def drain(self, fetch_allowance: float = POLL_FETCH_WITHIN) -> None:
+        """Stop gracefully (SPEC §9) within SHUTDOWN_GRACE; a second call does nothing.
+
+        New events are answered UNAVAILABLE from now on, so nothing is left half done; running
+        handlers finish and send their acks; then every transport is closed so that its client
+        reconnects, to another node if this one is gone (never a namespace DISCONNECT, after which
+        Socket.IO clients stay disconnected). Polling clients get `fetch_allowance` seconds to fetch
+        their last packets. Handlers still running after all that are cancelled.
+        """
+        if self._draining:
+            return
+        self._draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.app.settings.serve.shutdown_grace
+        waited = len(self._tasks)
         if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_GRACE)
-            for task in pending:
-                task.cancel()
+            await asyncio.wait(set(self._tasks), timeout=max(0.0, deadline - loop.time()))
+        transports = len(self.server.eio.sockets)
+        await close_transports(self.server.eio, loop.time() + fetch_allowance)
+        cancelled = list(self._tasks)
+        for task in cancelled:
+            task.cancel()
+        logger.info(
+            "drained: waited for %d handlers, closed %d transports, cancelled %d handlers",
+            waited,
+            transports,
+            len(cancelled),
+        )
+
+    async def shutdown(self) -> None:
+        """The app's shutdown. `parley serve` drains before closing connections; under a bare ASGI
+        server they are already closed here, so polling clients are not waited for."""
+        await self.drain(fetch_allowance=0.0)

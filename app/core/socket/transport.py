@@ -354,3 +354,9 @@ class ParleyEngine(engineio.AsyncServer):  # type: ignore[misc]
         in order (`polling.py`).
         """
         await handle_post(self, scope, receive, send)
+
+    sid_prefix = ""
+    """Names the process owning each session (see `app.core.socket.sids`); set by the app factory."""
+
+    def generate_id(self) -> str:
+        return self.sid_prefix + str(super().generate_id())

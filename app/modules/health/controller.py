@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Awaitable
+from typing import Any
 
 import msgspec
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from app.core.context import AppContext
+from app.core.errors import AppError, ErrorCode
 
 CHECK_TIMEOUT = 2.0
 
@@ -49,5 +52,14 @@ class HealthController(Controller):
         )
 
     @get("/metrics", media_type="text/plain; version=0.0.4")
-    async def metrics(self, app_ctx: AppContext) -> bytes:
+    async def metrics(self, app_ctx: AppContext, request: Request[Any, Any, Any]) -> bytes:
+        """Prometheus metrics of every worker of this node; with METRICS_TOKEN set, only for
+        `Authorization: Bearer <METRICS_TOKEN>`."""
+        expected = app_ctx.settings.serve.metrics_token
+        if expected is not None:
+            scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                presented.strip().encode(), expected.encode()
+            ):
+                raise AppError(ErrorCode.UNAUTHORIZED, "/metrics needs the METRICS_TOKEN as a bearer token")
         return app_ctx.metrics.render()
