@@ -29,6 +29,7 @@ from app.core.security.tokens import TokenCodec
 from app.core.socket.gateway import bind_handlers
 from app.core.socket.hub import SocketHub
 from app.core.socket.managers import LocalManager, RedisManager
+from app.core.socket.ready import compose_session_ready
 from app.core.socket.registry import EventRegistry
 from app.core.socket.rooms import RoomManager
 from app.core.socket.runtime import SocketRuntime
@@ -72,13 +73,14 @@ def _socket_layer(ctx: AppContext, modules: Sequence[Module]) -> tuple[ParleySer
             rooms.register_auth_hook(prefix, make_hook(ctx))
     tracker = ConnectionTracker(ctx.state, ctx.node_id, settings.presence_ttl)
     gateways = [gateway_type(ctx) for module in modules for gateway_type in module.gateways]
-    registry = EventRegistry(gateways)
+    ready = compose_session_ready([(module.name, module.session_ready) for module in modules])
+    registry = EventRegistry(gateways, core_events=(ready.event,))
     ctx.provide(SocketHub, hub)
     ctx.provide(RoomManager, rooms)
     ctx.provide(ConnectionTracker, tracker)
     ctx.provide(EventRegistry, registry)
     handlers = [bound for gateway in gateways for bound in bind_handlers(gateway)]
-    runtime = SocketRuntime(ctx, server, hub, rooms, tracker, modules, handlers)
+    runtime = SocketRuntime(ctx, server, hub, rooms, tracker, modules, handlers, ready)
     ctx.provide(SocketRuntime, runtime)
     runtime.dispatcher.check_providers()
     return server, runtime
