@@ -45,7 +45,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 
 
 class ErrorDetails(TypedDict, total=False):
-    """Extra facts of a failure, by name; which ones a code carries is in `ERROR_REFERENCE`."""
+    """Extra facts of a failure, by name; the error reference says which ones each code carries."""
 
     field: Annotated[
         str | None,

@@ -58,6 +58,7 @@ class DocsService:
             version=package_version(),
             server_url=self.settings.public_url,
             rate_limits=self.settings.rate_limits,
+            info=self.settings.docs_info,
         )
 
     @cached_property
