@@ -12,14 +12,13 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from app.config.settings import Settings
 from app.core.context import AppContext
 from app.core.db import Database
 from app.core.http.auth import AUTH_DEPENDENCIES
 from app.core.http.exceptions import EXCEPTION_HANDLERS
+from app.core.http.openapi import document_errors, openapi_config
 from app.core.http.rate_limit import rest_rate_limit
 from app.core.http.request import ParleyRequest
 from app.core.http.security_headers import add_security_headers
@@ -137,12 +136,11 @@ def create_app(settings: Settings, modules: Sequence[Module] | None = None) -> P
         request_class=ParleyRequest,
         on_startup=[startup],
         on_shutdown=[shutdown],
-        openapi_config=OpenAPIConfig(
-            title="Parley", version="0.1.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]
-        ),
+        openapi_config=openapi_config(settings, "0.1.0"),
         state=State({"ctx": ctx}),
         logging_config=None,  # LOG_LEVEL / LOG_FORMAT rule; Litestar's default would reset the root logger
         debug=False,
     )
+    document_errors(litestar)
     asgi = socketio.ASGIApp(server, other_asgi_app=litestar, socketio_path="socket.io")
     return ParleyApp(context=ctx, litestar=litestar, asgi=asgi)

@@ -72,6 +72,12 @@ def reason_rows() -> list[ReasonRow]:
     return [ReasonRow(reason, doc.meaning, doc.action) for reason, doc in FORCE_LOGOUT_REASONS.items()]
 
 
+ERRORS_INTRO = (
+    "Acks (`error.code`), `exception` events, `connect_error` and REST answers (`error.code`, with the "
+    "HTTP status) share these codes; `details` carries the fields named."
+)
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -81,10 +87,7 @@ def errors_markdown() -> str:
     lines = [
         "## Error codes",
         "",
-        (
-            "Acks (`error.code`), `exception` events, `connect_error` and REST answers (`error.code`, "
-            "with the HTTP status) share these codes; `details` carries the fields named."
-        ),
+        ERRORS_INTRO,
         "",
         "| code | HTTP | meaning | when | what to do | details |",
         "|---|---|---|---|---|---|",

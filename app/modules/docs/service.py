@@ -131,7 +131,9 @@ class DocsService:
 
     @cached_property
     def page_html(self) -> str:
-        return page.render_page(self.description, self.catalog, BASE_PATH)
+        return page.render_page(
+            self.description, self.catalog, BASE_PATH, login_helper=self.settings.app_env in {"local", "dev"}
+        )
 
     def build(self) -> None:
         """Generate everything now, so a broken schema fails start-up rather than the first request."""

@@ -32,11 +32,11 @@ class HealthController(Controller):
     tags = ["operations"]
     include_in_schema = True
 
-    @get("/health")
+    @get("/health", summary="Liveness")
     async def live(self) -> Health:
         return Health(status="ok", checks={})
 
-    @get("/health/ready")
+    @get("/health/ready", summary="Readiness: database and Redis reachable")
     async def ready(self, app_ctx: AppContext) -> Response[Health]:
         probes = [_check("database", app_ctx.db.ping())]
         if app_ctx.settings.redis_url:
@@ -48,6 +48,6 @@ class HealthController(Controller):
             status_code=HTTP_200_OK if healthy else HTTP_503_SERVICE_UNAVAILABLE,
         )
 
-    @get("/metrics", media_type="text/plain; version=0.0.4")
+    @get("/metrics", media_type="text/plain; version=0.0.4", summary="Prometheus metrics")
     async def metrics(self, app_ctx: AppContext) -> bytes:
         return app_ctx.metrics.render()
