@@ -1,5 +1,6 @@
-// Generate TypeScript models from an AsyncAPI document with modelina, then compile them with
-// `tsc --strict` (`--skipLibCheck` skips only the standard library's .d.ts files, not the models).
+// Generate TypeScript models from an AsyncAPI document with modelina, check that every message's
+// payload (each event and each ack) got a model of its own name and that no model is anonymous, then
+// compile them with `tsc --strict` (`--skipLibCheck` skips only the standard library's .d.ts files).
 // Usage: node models.mjs SPEC.json OUTPUT_DIR
 import { execFileSync } from "node:child_process";
 import { mkdir, readFile, rm } from "node:fs/promises";
@@ -21,6 +22,20 @@ if (models.length === 0) {
   console.error(`${file}: modelina generated no model`);
   process.exit(1);
 }
+const names = new Set(models.map((model) => model.modelName));
+const payloadName = (message) => (message.payload.$ref ?? "").replace("#/components/schemas/", "");
+const missing = Object.entries(spec.components.messages)
+  .filter(([, message]) => !names.has(payloadName(message)))
+  .map(([key, message]) => `${key} (${payloadName(message) || "inline payload"})`);
+const anonymous = [...names].filter((name) => /^Anonymous/i.test(name));
+if (missing.length > 0 || anonymous.length > 0) {
+  console.error(`${file}: no model for ${missing.join(", ") || "-"}; anonymous models: ${anonymous.join(", ") || "-"}`);
+  process.exit(1);
+}
+const acks = Object.values(spec.components.messages)
+  .filter((message) => message.name.endsWith("/ack"))
+  .map(payloadName);
+console.log(`ack models (${acks.length}): ${acks.join(", ")}`);
 const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
 const sources = models.map((model) => path.join(outputDir, `${model.modelName}.ts`));
 try {
@@ -33,4 +48,7 @@ try {
   console.error(`tsc --strict rejects the modelina models`);
   process.exit(1);
 }
-console.log(`${file}: ${models.length} modelina models compile with tsc --strict`);
+console.log(
+  `${file}: ${models.length} modelina models, one for each of the ${Object.keys(spec.components.messages).length} ` +
+    `messages' payloads, compile with tsc --strict`,
+);

@@ -1,4 +1,5 @@
-// Validate an AsyncAPI document with the official parser: any error-level diagnostic fails.
+// Validate an AsyncAPI document with the official parser: any error or warning fails. Information
+// and hints are printed (the parser suggests AsyncAPI 3 to every 2.x document, an `info` diagnostic).
 // Usage: node validate.mjs SPEC.json
 import { readFile } from "node:fs/promises";
 import { Parser } from "@asyncapi/parser";
@@ -17,11 +18,17 @@ for (const d of diagnostics) {
   console.log(`${SEVERITY[d.severity] ?? d.severity} ${d.code} at ${where}: ${d.message}`);
 }
 const errors = diagnostics.filter((d) => d.severity === 0);
+const warnings = diagnostics.filter((d) => d.severity === 1);
 if (!document || errors.length > 0) {
   console.error(`${file}: ${errors.length} error(s); the document is not valid AsyncAPI`);
   process.exit(1);
 }
+if (warnings.length > 0) {
+  console.error(`${file}: ${warnings.length} warning(s) from the official parser`);
+  process.exit(1);
+}
 console.log(
   `${file}: valid AsyncAPI ${document.version()}, ${document.channels().length} channels, ` +
-    `${document.allMessages().length} messages, 0 errors, ${diagnostics.length} other diagnostics`,
+    `${document.allMessages().length} messages, 0 errors, 0 warnings, ` +
+    `${diagnostics.length} information diagnostics`,
 );

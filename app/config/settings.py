@@ -120,6 +120,21 @@ def _parse_log_level(raw: str) -> str:
     return _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")(raw.strip().upper())
 
 
+def _parse_optional_http_url(raw: str) -> str | None:
+    value = raw.strip()
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return value or None
+
+
+def _parse_email(raw: str) -> str:
+    value = raw.strip()
+    local, at, domain = value.partition("@")
+    if not (local and at and "." in domain.strip(".")) or any(c.isspace() for c in value):
+        raise ValueError("expected an e-mail address such as ops@example.org")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Variable:
     name: str
@@ -234,6 +249,16 @@ VARIABLES: tuple[Variable, ...] = (
         _parse_optional,
         "serve /ws-docs; empty: true for local and dev, false for prod",
     ),
+    Variable("DOCS_CONTACT_NAME", "Parley", _parse_str, "contact named in the API documents (info.contact)"),
+    Variable("DOCS_CONTACT_URL", "", _parse_optional_http_url, "contact URL; empty: PUBLIC_URL's /ws-docs"),
+    Variable(
+        "DOCS_CONTACT_EMAIL",
+        "parley@example.com",
+        _parse_email,
+        "contact e-mail in the API documents; set the address of whoever runs this server",
+    ),
+    Variable("DOCS_LICENSE_NAME", "Proprietary", _parse_str, "license of the API named in its documents"),
+    Variable("DOCS_LICENSE_URL", "", _parse_optional_http_url, "URL of that license; empty: none"),
     Variable(
         "BENCH_EVENTS_ENABLED",
         "false",
@@ -290,6 +315,17 @@ class RateLimitSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DocsInfo:
+    """Who answers for the API and under which license, as the AsyncAPI and OpenAPI documents say."""
+
+    contact_name: str
+    contact_url: str
+    contact_email: str
+    license_name: str
+    license_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     app_env: AppEnv
     host: str
@@ -307,6 +343,7 @@ class Settings:
     typing_ttl: float
     rate_limits: RateLimitSettings
     ws_docs_enabled: bool
+    docs_info: DocsInfo
     bench_events_enabled: bool
     serve: ServeSettings
     log_level: str
@@ -340,11 +377,12 @@ class Settings:
         docs_enabled = (
             v["APP_ENV"] != "prod" if docs_flag is None else _parse_bool_named("WS_DOCS_ENABLED", docs_flag)
         )
+        public_url = v["PUBLIC_URL"] or f"http://{v['HOST']}:{v['PORT']}"
         return cls(
             app_env=v["APP_ENV"],
             host=v["HOST"],
             port=v["PORT"],
-            public_url=v["PUBLIC_URL"] or f"http://{v['HOST']}:{v['PORT']}",
+            public_url=public_url,
             database_url=v["DATABASE_URL"],
             database_echo=v["DATABASE_ECHO"],
             database_max_connections=v["DATABASE_MAX_CONNECTIONS"],
@@ -387,6 +425,13 @@ class Settings:
                 rest=v["RATE_LIMIT_REST"],
             ),
             ws_docs_enabled=docs_enabled,
+            docs_info=DocsInfo(
+                contact_name=v["DOCS_CONTACT_NAME"] or "Parley",
+                contact_url=v["DOCS_CONTACT_URL"] or f"{public_url.rstrip('/')}/ws-docs",
+                contact_email=v["DOCS_CONTACT_EMAIL"],
+                license_name=v["DOCS_LICENSE_NAME"] or "Proprietary",
+                license_url=v["DOCS_LICENSE_URL"],
+            ),
             bench_events_enabled=v["BENCH_EVENTS_ENABLED"],
             serve=ServeSettings.from_values(v),
             log_level=v["LOG_LEVEL"],

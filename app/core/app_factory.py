@@ -12,14 +12,13 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from app.config.settings import Settings
 from app.core.context import AppContext
 from app.core.db import Database
 from app.core.http.auth import AUTH_DEPENDENCIES
 from app.core.http.exceptions import EXCEPTION_HANDLERS
+from app.core.http.openapi import document_errors, openapi_config
 from app.core.http.rate_limit import rest_rate_limit
 from app.core.http.request import ParleyRequest
 from app.core.http.security_headers import add_security_headers
@@ -29,6 +28,7 @@ from app.core.security.tokens import TokenCodec
 from app.core.socket.gateway import bind_handlers
 from app.core.socket.hub import SocketHub
 from app.core.socket.managers import LocalManager, RedisManager
+from app.core.socket.ready import compose_session_ready
 from app.core.socket.registry import EventRegistry
 from app.core.socket.rooms import RoomManager
 from app.core.socket.runtime import SocketRuntime
@@ -76,13 +76,14 @@ def _socket_layer(
             rooms.register_auth_hook(prefix, make_hook(ctx))
     tracker = ConnectionTracker(ctx.state, ctx.node_id, settings.presence_ttl)
     gateways = [gateway_type(ctx) for module in modules for gateway_type in module.gateways]
-    registry = EventRegistry(gateways)
+    ready = compose_session_ready([(module.name, module.session_ready) for module in modules])
+    registry = EventRegistry(gateways, core_events=(ready.event,))
     ctx.provide(SocketHub, hub)
     ctx.provide(RoomManager, rooms)
     ctx.provide(ConnectionTracker, tracker)
     ctx.provide(EventRegistry, registry)
     handlers = [bound for gateway in gateways for bound in bind_handlers(gateway)]
-    runtime = SocketRuntime(ctx, server, hub, rooms, tracker, modules, handlers)
+    runtime = SocketRuntime(ctx, server, hub, rooms, tracker, modules, handlers, ready)
     ctx.provide(SocketRuntime, runtime)
     runtime.dispatcher.check_providers()
     return server, runtime
@@ -142,12 +143,11 @@ def create_app(
         request_class=ParleyRequest,
         on_startup=[startup],
         on_shutdown=[shutdown],
-        openapi_config=OpenAPIConfig(
-            title="Parley", version="0.1.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]
-        ),
+        openapi_config=openapi_config(settings, "0.1.0"),
         state=State({"ctx": ctx}),
         logging_config=None,  # LOG_LEVEL / LOG_FORMAT rule; Litestar's default would reset the root logger
         debug=False,
     )
+    document_errors(litestar)
     asgi = socketio.ASGIApp(server, other_asgi_app=litestar, socketio_path="socket.io")
     return ParleyApp(context=ctx, litestar=litestar, asgi=asgi)

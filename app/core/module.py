@@ -17,12 +17,12 @@ from litestar.types import ControllerRouterHandler
 if TYPE_CHECKING:
     from app.core.context import AppContext
     from app.core.security.identity import Identity
+    from app.core.socket.ready import ReadyPart
     from app.core.socket.rooms import RoomHook
 
 LifecycleHook = Callable[["AppContext"], Awaitable[None]]
 RoomHookFactory = Callable[["AppContext"], "RoomHook"]
 ConnectRooms = Callable[["AppContext", "Identity"], Awaitable[Sequence[str]]]
-SessionReadyPart = Callable[["AppContext", "Identity"], Awaitable[Any]]
 SocketHook = Callable[["AppContext", "Identity", str], Awaitable[None]]
 """Called with the socket's identity and sid when a socket connects or disconnects."""
 
@@ -36,7 +36,7 @@ class Module:
     providers: Mapping[type[Any], Callable[[AppContext], Any]] = field(default_factory=dict)
     room_hooks: Mapping[str, RoomHookFactory] = field(default_factory=dict)
     connect_rooms: Sequence[ConnectRooms] = ()
-    session_ready: Mapping[str, SessionReadyPart] = field(default_factory=dict)
+    session_ready: Mapping[str, ReadyPart] = field(default_factory=dict)
     on_connect: Sequence[SocketHook] = ()
     on_disconnect: Sequence[SocketHook] = ()
     on_startup: Sequence[LifecycleHook] = ()

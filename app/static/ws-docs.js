@@ -1,5 +1,6 @@
-/* The /ws-docs page: search, and the "try it" console on ParleySocket. Text is set with
- * textContent only, so nothing the server sends is interpreted as HTML. */
+/* The /ws-docs page: search with live counts, the "try it" console on ParleySocket, its login helper
+ * (local and dev servers), and the console as a sheet on small screens. Text is set with textContent
+ * only, so nothing the server sends is interpreted as HTML. */
 (function () {
   "use strict";
 
@@ -9,6 +10,8 @@
   const ui = {
     search: $("search"), token: $("token"), connect: $("connect"), disconnect: $("disconnect"),
     status: $("status"), event: $("event"), payload: $("payload"), emit: $("emit"), clear: $("clear"), log: $("log"),
+    count: $("search-count"), console: $("console"), toggle: $("console-toggle"), close: $("console-close"),
+    login: $("login"), username: $("login-username"), password: $("login-password"),
   };
   let socket = null;
 
@@ -94,13 +97,55 @@
     socket.emit(name, payload, (response) => log("ack", name, response, Boolean(response && response.ok)));
   }
 
+  /** Hide the events that do not match, in the page and in the sidebar, and count what is left. */
   function filter() {
     const query = ui.search.value.trim().toLowerCase();
+    let shown = 0;
+    let total = 0;
     for (const card of document.querySelectorAll("article.event")) {
-      card.classList.toggle("hidden", query !== "" && !card.dataset.search.includes(query));
+      const hidden = query !== "" && !card.dataset.search.includes(query);
+      card.classList.toggle("hidden", hidden);
+      const entry = document.querySelector(`li.nav-event[data-event="${CSS.escape(card.id)}"]`);
+      if (entry) entry.classList.toggle("hidden", hidden);
+      total += 1;
+      if (!hidden) shown += 1;
     }
     for (const block of document.querySelectorAll(".group, section.category")) {
       block.classList.toggle("hidden", block.querySelector("article.event:not(.hidden)") === null);
+    }
+    for (const category of document.querySelectorAll("li.nav-category")) {
+      const count = category.querySelector(".count");
+      const matching = category.querySelectorAll("li.nav-event:not(.hidden)").length;
+      count.textContent = query === "" ? count.dataset.total : `${matching}/${count.dataset.total}`;
+      category.classList.toggle("hidden", matching === 0);
+    }
+    ui.count.textContent = query === "" ? `${total} events` : `${shown} of ${total} events match`;
+  }
+
+  function openConsole(open) {
+    ui.console.classList.toggle("open", open);
+    ui.toggle.setAttribute("aria-expanded", String(open));
+  }
+
+  /** The login helper: username and password to an access token, with the same REST call an app makes. */
+  async function logIn() {
+    const body = { username: ui.username.value.trim(), password: ui.password.value, device: "ws-docs" };
+    try {
+      const response = await fetch(new URL("api/auth/login", serverBase()), {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      const answer = await response.json();
+      if (!answer.success) {
+        log("error", "login", answer.error);
+        return;
+      }
+      ui.token.value = answer.data.access_token;
+      ui.password.value = "";
+      log("login", "login", { user: answer.data.user, expires_in: answer.data.expires_in });
+    } catch (error) {
+      log("error", "login", { message: String(error) });
     }
   }
 
@@ -113,9 +158,14 @@
   for (const button of document.querySelectorAll("button.try")) {
     button.addEventListener("click", () => {
       selectEvent(button.dataset.event);
+      openConsole(true);
       ui.payload.focus();
     });
   }
+  ui.toggle.addEventListener("click", () => openConsole(!ui.console.classList.contains("open")));
+  ui.close.addEventListener("click", () => openConsole(false));
+  if (ui.login) ui.login.addEventListener("click", logIn);
+  if (window.matchMedia("(max-width: 760px)").matches) $("nav-details").open = false;
   if (events.length > 0) selectEvent(events[0].name);
   setStatus("disconnected", "disconnected");
 })();

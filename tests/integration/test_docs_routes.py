@@ -10,13 +10,16 @@ import httpx
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
+from markupsafe import escape
 
 from app.core.app_factory import create_app
-from app.core.module import Module
-from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_payload, ws_response
+from app.core.errors import ErrorCode
+from app.core.socket.protocol import FORCE_LOGOUT_REASONS
 from app.core.socket.registry import EventRegistry
 from app.modules import MODULES
+from app.modules.docs.getting_started import STEPS, regions
 from tests.support.backends import Backend
+from tests.support.hostile import HOSTILE, HOSTILE_MODULE
 
 ROUTES = (
     "/ws-docs",
@@ -27,40 +30,8 @@ ROUTES = (
     "/ws-docs/types.d.ts",
     "/ws-docs/static/parley-socket.js",
     "/ws-docs/static/ws-docs.js",
+    "/",
 )
-HOSTILE = "<script>alert('registry')</script>"
-
-
-class Shout(msgspec.Struct):
-    text: str
-
-
-SHOUTED = server_event(
-    "xss:shouted",
-    Shout,
-    description=f"Someone shouted {HOSTILE} & more.",
-    category="xss",
-    room="<b>everyone</b>",
-    examples=[{"text": "</script><script>alert('example')</script>"}],
-)
-
-
-class HostileGateway(Gateway):
-    emits = (SHOUTED,)
-
-    @ws_event(
-        "xss:shout",
-        f"Shout {HOSTILE} to the room.",
-        category="xss",
-        examples=[{"text": "</script><script>alert('console')</script>"}],
-    )
-    @ws_payload(Shout)
-    @ws_response("xss:shout", Shout)
-    async def shout(self, ctx: SocketContext, payload: Shout) -> Shout:
-        return payload
-
-
-HOSTILE_MODULE = Module(name="hostile", gateways=[HostileGateway])
 
 
 async def _client(backend: Backend, modules: Any = None, **env: Any) -> AsyncIterator[httpx.AsyncClient]:
@@ -111,16 +82,17 @@ async def test_every_registered_event_is_in_the_spec_with_its_schema(app_client:
         operation = spec["channels"][name]["publish"]
         message = messages[operation["message"]["$ref"].removeprefix("#/components/messages/")]
         assert message["name"] == name
-        assert message["description"] == event.description
+        assert operation["description"] == event.description
         assert set(resolve(spec, message["payload"])["properties"]) == wire_fields(event.payload)
         assert [example["payload"] for example in message["examples"]] == [dict(e) for e in event.examples]
-        ack = resolve(spec, message["x-ack"]["payload"])
+        ack_message = messages[spec["channels"][f"{name}/ack"]["subscribe"]["message"]["$ref"].split("/")[-1]]
+        assert ack_message["payload"] == message["x-ack"]["payload"]
+        ack = resolve(spec, ack_message["payload"])
         ok, error = (resolve(spec, option) for option in ack["oneOf"])
         if isinstance(event.response, type) and issubclass(event.response, msgspec.Struct):
             assert set(resolve(spec, ok["properties"]["data"])["properties"]) == wire_fields(event.response)
-        codes = error["properties"]["error"]["properties"]["code"]["enum"]
+        codes = resolve(spec, resolve(spec, error["properties"]["error"])["properties"]["code"])["enum"]
         assert {code.value for code in event.errors} <= set(codes)
-        assert message["x-ack"]["errors"] == codes
         assert operation["tags"] == [{"name": event.category}]
     for name, server in registry.server_events.items():
         operation = spec["channels"][name]["subscribe"]
@@ -202,6 +174,11 @@ async def test_registry_text_is_escaped(hostile_client: httpx.AsyncClient) -> No
     assert "&lt;script&gt;alert(&#39;registry&#39;)&lt;/script&gt;" in page
     assert "&lt;b&gt;everyone&lt;/b&gt;" in page
     assert "<script>alert(" not in page
+    assert "<script>window.injected" not in page
+    assert "<img src=x" not in page
+    assert 'href="javascript:' not in page
+    assert "[click me](javascript:window.injected=true)" in page, "shown as text, not made a link"
+    assert "&lt;script&gt;window.injected = true&lt;/script&gt;" in page
     assert page.count("<script") == 3  # the console's data and its two scripts, nothing else
     assert "</script><script>alert('console')" not in page
     assert "\\u003c/script\\u003e\\u003cscript\\u003ealert(\\u0027console\\u0027)" in page
@@ -228,3 +205,63 @@ async def test_timestamps_are_documented_as_date_time(app_client: httpx.AsyncCli
     assert {where: schema.get("format") for where, schema in timestamps.items()} == dict.fromkeys(
         timestamps, "date-time"
     )
+
+
+async def test_root_leads_to_the_docs(app_client: httpx.AsyncClient) -> None:
+    response = await app_client.get("/", follow_redirects=False)
+    assert response.status_code in {301, 302, 307, 308}
+    assert response.headers["location"] == "/ws-docs"
+
+
+async def test_favicon_and_one_charset(app_client: httpx.AsyncClient) -> None:
+    icon = await app_client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/svg+xml"
+    assert icon.text.startswith("<svg")
+    for path in (
+        "/ws-docs",
+        "/ws-docs/static/ws-docs.js",
+        "/ws-docs/static/ws-docs.css",
+        "/ws-docs/types.d.ts",
+    ):
+        content_type = (await app_client.get(path)).headers["content-type"]
+        assert content_type.count("charset") == 1, (path, content_type)
+    assert 'rel="icon" href="/ws-docs/static/favicon.svg"' in (await app_client.get("/ws-docs")).text
+
+
+async def test_page_renders_markdown_and_links_error_chips_to_the_reference(
+    app_client: httpx.AsyncClient,
+) -> None:
+    page = (await app_client.get("/ws-docs")).text
+    assert "<code>group:</code>" in page, "backticks in a description become code"
+    chips = set(re.findall(r'<a class="chip" href="#(error-[A-Z_]+)">', page))
+    assert chips
+    anchors = set(re.findall(r'id="(error-[A-Z_]+)"', page))
+    assert chips <= anchors
+    assert {f"error-{code.value}" for code in ErrorCode} == anchors
+    assert "retry_after" in page
+    for reason in FORCE_LOGOUT_REASONS:
+        assert f'id="reason-{reason}"' in page
+
+
+async def test_page_has_the_getting_started_path(app_client: httpx.AsyncClient) -> None:
+    page = (await app_client.get("/ws-docs")).text
+    assert page.index('id="getting-started"') < page.index('class="category"')
+    for step in STEPS:
+        assert f'id="step-{step.name}"' in page
+    assert str(escape(regions("python-socketio.py")["recover"])) in page
+    assert "JavaScript (@parley/client)" in page
+
+
+async def test_page_sidebar_lists_every_event(app_client: httpx.AsyncClient) -> None:
+    page = (await app_client.get("/ws-docs")).text
+    registry = registry_of(app_client)
+    entries = re.findall(r'<li class="nav-event" data-event="([a-z_.]+)">', page)
+    assert len(entries) == len(registry.client_events) + len(registry.server_events)
+
+
+async def test_login_helper_is_offered_on_local_and_dev_only(backend: Backend) -> None:
+    for app_env, offered in (("local", True), ("dev", True), ("prod", False)):
+        async for client in _client(backend, APP_ENV=app_env, WS_DOCS_ENABLED="true", JWT_SECRET="s" * 40):
+            page = (await client.get("/ws-docs")).text
+            assert ('id="login-helper"' in page) is offered, app_env

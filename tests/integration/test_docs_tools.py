@@ -59,8 +59,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return spec, types
 
 
-def node_check(node: str, script: str, *args: str) -> str:
-    result = subprocess.run(
+def run_node(node: str, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [node, str(SPEC_TOOLS / script), *args],
         cwd=SPEC_TOOLS,
         capture_output=True,
@@ -68,6 +68,10 @@ def node_check(node: str, script: str, *args: str) -> str:
         timeout=90,
         check=False,
     )
+
+
+def node_check(node: str, script: str, *args: str) -> str:
+    result = run_node(node, script, *args)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -94,7 +98,21 @@ def test_official_parser_accepts_the_spec(written: tuple[Path, Path]) -> None:
     node = require_node_tools()
     output = node_check(node, "validate.mjs", str(written[0]))
     assert "valid AsyncAPI 2.6.0" in output
-    assert ", 0 errors," in output
+    assert ", 0 errors, 0 warnings," in output
+    assert "warning " not in output
+
+
+def test_official_parser_warnings_fail_the_check(written: tuple[Path, Path], tmp_path: Path) -> None:
+    """A document the parser only warns about (no contact) is refused too."""
+    node = require_node_tools()
+    spec = json.loads(written[0].read_text())
+    del spec["info"]["contact"]
+    warned = tmp_path / "warned.json"
+    warned.write_text(json.dumps(spec))
+    result = run_node(node, "validate.mjs", str(warned))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "warning asyncapi-info-contact" in result.stdout
+    assert "1 warning(s)" in result.stderr
 
 
 def test_official_parser_rejects_a_broken_spec(written: tuple[Path, Path], tmp_path: Path) -> None:
@@ -104,14 +122,7 @@ def test_official_parser_rejects_a_broken_spec(written: tuple[Path, Path], tmp_p
     spec["channels"]["room:join"]["publish"]["message"] = {"$ref": "#/components/messages/missing"}
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps(spec))
-    result = subprocess.run(
-        [node, str(SPEC_TOOLS / "validate.mjs"), str(broken)],
-        cwd=SPEC_TOOLS,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    result = run_node(node, "validate.mjs", str(broken))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "not valid AsyncAPI" in result.stderr
 
@@ -120,7 +131,27 @@ def test_modelina_models_compile_with_tsc_strict(written: tuple[Path, Path], tmp
     node = require_node_tools()
     output = node_check(node, "models.mjs", str(written[0]), str(tmp_path / "models"))
     assert "compile with tsc --strict" in output
-    assert list((tmp_path / "models").glob("*.ts"))
+    spec = json.loads(written[0].read_text())
+    client_events = [name for name, channel in spec["channels"].items() if "publish" in channel]
+    models = {path.stem for path in (tmp_path / "models").glob("*.ts")}
+    for name in client_events:
+        ack = "".join(part[:1].upper() + part[1:] for part in name.replace(":", "_").split("_"))
+        assert {f"{ack}Ack", f"{ack}AckOk", f"{ack}AckError", f"{ack}ErrorCode"} <= models, name
+    assert f"ack models ({len(client_events)}):" in output
+    assert not any(model.startswith("Anonymous") for model in models)
+
+
+def test_modelina_check_refuses_an_anonymous_model(written: tuple[Path, Path], tmp_path: Path) -> None:
+    """The check can fail: an untitled inline enum would become `AnonymousSchema_N`."""
+    node = require_node_tools()
+    spec = json.loads(written[0].read_text())
+    reasons = spec["components"]["schemas"]["ForceLogoutReason"]["enum"]
+    spec["components"]["schemas"]["ForceLogout"]["properties"]["reason"] = {"enum": reasons}
+    broken = tmp_path / "anonymous.json"
+    broken.write_text(json.dumps(spec))
+    result = run_node(node, "models.mjs", str(broken), str(tmp_path / "models"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "anonymous models: AnonymousSchema" in result.stderr
 
 
 def test_client_types_compile_with_socket_io_generics(written: tuple[Path, Path]) -> None:
@@ -134,13 +165,6 @@ def test_client_types_check_rejects_an_unknown_type(written: tuple[Path, Path], 
     node = require_node_tools()
     broken = tmp_path / "broken.d.ts"
     broken.write_text(written[1].read_text() + "\nexport type Broken = MissingType;\n")
-    result = subprocess.run(
-        [node, str(SPEC_TOOLS / "client-types.mjs"), str(broken)],
-        cwd=SPEC_TOOLS,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    result = run_node(node, "client-types.mjs", str(broken))
     assert result.returncode == 1
     assert "MissingType" in result.stdout

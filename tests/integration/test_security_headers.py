@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from tests.support.clients import register_and_login
@@ -14,6 +16,10 @@ def assert_hardened(response: httpx.Response) -> None:
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["referrer-policy"] == "no-referrer"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def directives(policy: str) -> dict[str, str]:
+    return dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
 
 
 async def test_api_answers_may_load_nothing_and_frame_nowhere(app_client: httpx.AsyncClient) -> None:
@@ -36,7 +42,7 @@ async def test_the_docs_page_allows_its_own_scripts_styles_and_socket_origin_onl
     page = await app_client.get("/ws-docs")
     assert page.status_code == 200
     assert_hardened(page)
-    policy = dict(part.strip().split(" ", 1) for part in page.headers["content-security-policy"].split(";"))
+    policy = directives(page.headers["content-security-policy"])
     public = app_client.parley.context.settings.public_url  # type: ignore[attr-defined]
     host = public.split("://", 1)[1]
     assert policy["default-src"] == "'none'"
@@ -51,9 +57,23 @@ async def test_the_docs_page_allows_its_own_scripts_styles_and_socket_origin_onl
     assert_hardened(await app_client.get("/ws-docs/spec"))
 
 
-async def test_the_openapi_page_keeps_its_cdn_but_no_frames(app_client: httpx.AsyncClient) -> None:
+async def test_the_openapi_page_loads_only_this_servers_assets(app_client: httpx.AsyncClient) -> None:
     page = await app_client.get("/schema/swagger")
     assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert_hardened(page)
-    assert page.headers["content-security-policy"] == "frame-ancestors 'none'"
+    policy = dict(
+        part.strip().split(" ", 1)
+        for part in page.headers["content-security-policy"].split(";")
+        if part.strip()
+    )
+    assert policy["default-src"] == "'none'"
+    assert policy["script-src"] == "'self'"
+    assert policy["style-src"] == "'self'"
+    assert policy["connect-src"] == "'self'"
+    assert "<script>" not in page.text, "no inline script for the policy to refuse"
+    assert "http" not in page.text, "no asset from elsewhere"
+    for asset in re.findall(r'(?:src|href)="([^"]+)"', page.text):
+        loaded = await app_client.get(asset)
+        assert loaded.status_code == 200, asset
+        assert_hardened(loaded)

@@ -124,4 +124,5 @@ def synthetic_description(**env: str) -> ProtocolDescription:
         version="1.2.3",
         server_url=config.public_url,
         rate_limits=config.rate_limits,
+        info=config.docs_info,
     )

@@ -5,11 +5,13 @@ Whole sections are compared with the expected document, in the manner of FastStr
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import msgspec
 import pytest
 
+from app.core.errors import ErrorCode
 from app.core.socket import Gateway, server_event, ws_event, ws_payload, ws_response
 from app.core.socket.registry import EventRegistry
 from app.modules.docs.asyncapi import generate
@@ -32,11 +34,44 @@ def test_document_head() -> None:
     assert spec["info"]["title"] == "Test protocol"
     assert spec["info"]["version"] == "1.2.3"
     assert "auth: {token" in spec["info"]["description"]
+    assert spec["info"]["contact"] == {
+        "name": "Parley",
+        "url": "http://docs.test:9000/ws-docs",
+        "email": "parley@example.com",
+    }
+    assert spec["info"]["license"] == {"name": "Proprietary"}
     assert spec["defaultContentType"] == "application/json"
     assert spec["tags"] == [
         {"name": "alpha", "description": "Events of `alpha`."},
         {"name": "notes", "description": "Events of `notes`."},
     ]
+
+
+def test_contact_and_license_come_from_the_settings() -> None:
+    info = spec_of(
+        synthetic_description(
+            DOCS_CONTACT_NAME="Chat team",
+            DOCS_CONTACT_URL="https://chat.example.org/help",
+            DOCS_CONTACT_EMAIL="chat@example.org",
+            DOCS_LICENSE_NAME="Apache-2.0",
+            DOCS_LICENSE_URL="https://www.apache.org/licenses/LICENSE-2.0",
+        )
+    )["info"]
+    assert info["contact"] == {
+        "name": "Chat team",
+        "url": "https://chat.example.org/help",
+        "email": "chat@example.org",
+    }
+    assert info["license"] == {"name": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0"}
+
+
+def test_the_error_reference_is_in_the_info_description_once() -> None:
+    description = spec_of()["info"]["description"]
+    for code in ErrorCode:
+        assert description.count(f"| `{code.value}` |") == 1, code
+    assert "`retry_after`: Seconds until the token bucket holds a token again." in description
+    assert "| `duplicate_login` |" in description
+    assert "connect_error" in description
 
 
 def test_server_and_security_scheme() -> None:
@@ -78,6 +113,7 @@ def test_server_follows_the_public_url(public_url: str, url: str, protocol: str)
         version="1",
         server_url=config.public_url,
         rate_limits=config.rate_limits,
+        info=config.docs_info,
     )
     server = spec_of(description)["servers"]["parley"]
     assert (server["url"], server["protocol"]) == (url, protocol)
@@ -86,10 +122,8 @@ def test_server_follows_the_public_url(public_url: str, url: str, protocol: str)
 def test_client_event_is_a_publish_operation() -> None:
     channel = spec_of(synthetic_description(RATE_LIMIT_CHAT="10/1"))["channels"]["note:add"]
     assert channel == {
-        "description": "Client → server: Pin a note on a board. The board's members receive `note:added`.",
         "publish": {
             "operationId": "emitNoteAdd",
-            "summary": "Pin a note on a board.",
             "description": "Pin a note on a board. The board's members receive `note:added`.",
             "tags": [{"name": "notes"}],
             "message": {"$ref": "#/components/messages/client.note.add"},
@@ -103,11 +137,8 @@ def test_client_event_is_a_publish_operation() -> None:
 def test_server_event_is_a_subscribe_operation_with_its_room() -> None:
     channel = spec_of()["channels"]["note:added"]
     assert channel == {
-        "description": "Server → client, to `board:{boardId}`: "
-        "A note was pinned. Everyone on the board sees it.",
         "subscribe": {
             "operationId": "onNoteAdded",
-            "summary": "A note was pinned.",
             "description": "A note was pinned. Everyone on the board sees it.",
             "tags": [{"name": "notes"}],
             "message": {"$ref": "#/components/messages/server.note.added"},
@@ -116,9 +147,63 @@ def test_server_event_is_a_subscribe_operation_with_its_room() -> None:
     }
 
 
+def test_each_ack_is_the_message_of_a_channel_of_its_own() -> None:
+    spec = spec_of()
+    assert spec["channels"]["note:add/ack"] == {
+        "description": "Not an event name: the ack of `note:add`, passed to the callback of the emit "
+        "(a Socket.IO ACK packet carrying the emit's id).",
+        "subscribe": {
+            "operationId": "ackNoteAdd",
+            "tags": [{"name": "notes"}],
+            "message": {"$ref": "#/components/messages/client.note.add.ack"},
+        },
+        "x-socketio-ack-of": "note:add",
+    }
+    assert spec["components"]["messages"]["client.note.add.ack"] == {
+        "messageId": "client.note.add.ack",
+        "name": "note:add/ack",
+        "title": "Ack of note:add",
+        "contentType": "application/json",
+        "payload": {"$ref": "#/components/schemas/NoteAddAck"},
+    }
+
+
+def test_each_text_is_stated_once() -> None:
+    spec = spec_of()
+    texts = [
+        value
+        for channel in spec["channels"].values()
+        for key, operation in channel.items()
+        if key in {"publish", "subscribe"}
+        for field, value in operation.items()
+        if field in {"summary", "description"}
+    ]
+    texts += [
+        value
+        for message in spec["components"]["messages"].values()
+        for field, value in message.items()
+        if field in {"summary", "description"}
+    ]
+    assert texts
+    assert len(texts) == len(set(texts))
+    assert all(
+        field not in message
+        for message in spec["components"]["messages"].values()
+        for field in ("summary", "description")
+    )
+
+
 def test_one_channel_per_event_name_with_both_directions() -> None:
     spec = spec_of()
-    assert sorted(spec["channels"]) == ["alpha:ping", "note:add", "note:added", "note:read"]
+    assert sorted(spec["channels"]) == [
+        "alpha:ping",
+        "alpha:ping/ack",
+        "note:add",
+        "note:add/ack",
+        "note:added",
+        "note:read",
+        "note:read/ack",
+    ]
     read = spec["channels"]["note:read"]
     assert read["publish"]["message"] == {"$ref": "#/components/messages/client.note.read"}
     assert read["subscribe"]["message"] == {"$ref": "#/components/messages/server.note.read"}
@@ -128,7 +213,7 @@ def test_one_channel_per_event_name_with_both_directions() -> None:
         for key, operation in channel.items()
         if key in {"publish", "subscribe"}
     ]
-    assert len(operation_ids) == len(set(operation_ids)) == 5
+    assert len(operation_ids) == len(set(operation_ids)) == 8
 
 
 def test_client_message_has_payload_examples_and_ack() -> None:
@@ -137,16 +222,12 @@ def test_client_message_has_payload_examples_and_ack() -> None:
         "messageId": "client.note.add",
         "name": "note:add",
         "title": "note:add",
-        "summary": "Pin a note on a board.",
-        "description": "Pin a note on a board. The board's members receive `note:added`.",
         "contentType": "application/json",
-        "tags": [{"name": "notes"}],
         "payload": {"$ref": "#/components/schemas/NotePayload"},
         "examples": [{"name": "example1", "payload": {"board": "b1", "text": "hello"}}],
         "x-ack": {
-            "description": "Passed to the ack callback of the emit.",
             "payload": {"$ref": "#/components/schemas/NoteAddAck"},
-            "errors": ["FORBIDDEN", "NOT_FOUND", *COMMON],
+            "message": {"$ref": "#/components/messages/client.note.add.ack"},
             "rollbackOnError": True,
         },
     }
@@ -197,23 +278,87 @@ def test_ack_schema_is_data_or_the_error_envelope_with_the_event_codes() -> None
     assert schemas["NoteAddAckOk"] == {
         "title": "NoteAddAckOk",
         "type": "object",
-        "properties": {"ok": {"const": True}, "data": {"$ref": "#/components/schemas/NoteAck"}},
+        "properties": {
+            "ok": {"type": "boolean", "const": True},
+            "data": {"$ref": "#/components/schemas/NoteAck"},
+        },
         "required": ["ok", "data"],
     }
     error = schemas["NoteAddAckError"]
     assert error["required"] == ["ok", "error"]
-    assert error["properties"]["ok"] == {"const": False}
-    body = error["properties"]["error"]
+    assert error["properties"]["ok"] == {"type": "boolean", "const": False}
+    assert error["properties"]["error"] == {"$ref": "#/components/schemas/NoteAddError"}
+    body = schemas["NoteAddError"]
     assert body["required"] == ["code", "message"]
-    assert body["properties"]["code"]["enum"] == ["FORBIDDEN", "NOT_FOUND", *COMMON]
-    assert set(body["properties"]) == {"code", "message", "details"}
+    assert body["properties"]["code"] == {"$ref": "#/components/schemas/NoteAddErrorCode"}
+    assert body["properties"]["details"] == {"$ref": "#/components/schemas/ErrorDetails"}
+    assert schemas["NoteAddErrorCode"]["enum"] == ["FORBIDDEN", "NOT_FOUND", *COMMON]
+    assert schemas["NoteAddErrorCode"]["title"] == "NoteAddErrorCode"
     assert error["properties"]["action"]["const"] == "ROLLBACK"
+
+
+def test_error_details_are_typed_from_the_core() -> None:
+    details = spec_of()["components"]["schemas"]["ErrorDetails"]
+    assert details["properties"]["retry_after"]["type"] == "number"
+    assert details["properties"]["limit"]["anyOf"] == [{"type": "string"}, {"type": "integer"}]
+    assert set(details["properties"]) == {"field", "errors", "unknown", "retry_after", "limit"}
+
+
+class Mood(msgspec.Struct):
+    feeling: typing.Literal["calm", "cross"]
+    titled: typing.Annotated[typing.Literal["a", "b"], msgspec.Meta(title="Letter")]
+
+
+def test_inline_enums_become_named_components() -> None:
+    mood = server_event(
+        "x:mood", Mood, description="d", category="c", room="r", examples=[{"feeling": "calm", "titled": "a"}]
+    )
+
+    class MoodGateway(Gateway):
+        emits = (mood,)
+
+    schemas = spec_of(_described(MoodGateway))["components"]["schemas"]
+    assert schemas["Mood"]["properties"]["feeling"] == {"$ref": "#/components/schemas/MoodFeeling"}
+    assert schemas["MoodFeeling"] == {"title": "MoodFeeling", "enum": ["calm", "cross"]}
+    assert schemas["Mood"]["properties"]["titled"] == {"$ref": "#/components/schemas/Letter"}
+    assert schemas["Letter"]["enum"] == ["a", "b"]
+
+
+class OtherLetters(msgspec.Struct):
+    letter: typing.Annotated[typing.Literal["x", "y"], msgspec.Meta(title="Letter")]
+
+
+def test_two_different_enums_with_one_name_are_refused() -> None:
+    first = server_event(
+        "x:mood", Mood, description="d", category="c", room="r", examples=[{"feeling": "calm", "titled": "a"}]
+    )
+    second = server_event(
+        "x:other", OtherLetters, description="d", category="c", room="r", examples=[{"letter": "x"}]
+    )
+
+    class Both(Gateway):
+        emits = (first, second)
+
+    with pytest.raises(SchemaNameConflictError, match="Letter"):
+        build_catalog(_described(Both))
 
 
 def test_only_optimistic_events_document_rollback() -> None:
     schemas = spec_of()["components"]["schemas"]
     assert "action" not in schemas["AlphaPingAckError"]["properties"]
-    assert schemas["AlphaPingAckError"]["properties"]["error"]["properties"]["code"]["enum"] == COMMON
+    assert schemas["AlphaPingErrorCode"]["enum"] == COMMON
+
+
+def _described(gateway: type[Gateway]) -> Any:
+    config = settings()
+    return describe(
+        EventRegistry([gateway(None)]),  # type: ignore[arg-type]
+        title="t",
+        version="1",
+        server_url=config.public_url,
+        rate_limits=config.rate_limits,
+        info=config.docs_info,
+    )
 
 
 def test_every_reference_resolves() -> None:
@@ -222,6 +367,7 @@ def test_every_reference_resolves() -> None:
     names = list(referenced_names(spec))
     assert names
     assert all(name in schemas for name in names)
+    assert "AnonymousSchema" not in str(spec)
     messages = [
         operation["message"]["$ref"].removeprefix("#/components/messages/")
         for channel in spec["channels"].values()
@@ -254,14 +400,7 @@ def test_structs_sharing_a_name_get_distinct_identifiers() -> None:
     class ClashGateway(Gateway):
         emits = (first, second)
 
-    config = settings()
-    description = describe(
-        EventRegistry([ClashGateway(None)]),  # type: ignore[arg-type]
-        title="t",
-        version="1",
-        server_url=config.public_url,
-        rate_limits=config.rate_limits,
-    )
+    description = _described(ClashGateway)
     spec = spec_of(description)
     payloads = {
         spec["components"]["messages"][key]["payload"]["$ref"].removeprefix(REF_PREFIX)
@@ -285,13 +424,6 @@ def test_an_ack_name_taken_by_a_struct_is_refused() -> None:
         async def ping(self) -> PingAck:
             return PingAck(1)
 
-    config = settings()
-    description = describe(
-        EventRegistry([TakenGateway(None)]),  # type: ignore[arg-type]
-        title="t",
-        version="1",
-        server_url=config.public_url,
-        rate_limits=config.rate_limits,
-    )
+    description = _described(TakenGateway)
     with pytest.raises(SchemaNameConflictError, match="PingPongAck"):
         build_catalog(description)

@@ -99,6 +99,11 @@ def test_grouping_by_category_and_direction() -> None:
 def test_server_url_has_no_trailing_slash(public_url: str) -> None:
     config = settings(PUBLIC_URL=public_url)
     description = describe(
-        synthetic_registry(), title="t", version="1", server_url=public_url, rate_limits=config.rate_limits
+        synthetic_registry(),
+        title="t",
+        version="1",
+        server_url=public_url,
+        rate_limits=config.rate_limits,
+        info=config.docs_info,
     )
     assert description.server_url == "http://docs.test:9000"

@@ -33,10 +33,13 @@ def test_event_lookup_gives_both_directions_and_nothing_for_unknown_names() -> N
     (add,) = docs.event("note:add")
     assert add.ack_schema == {"$ref": "#/components/schemas/NoteAddAck"}
     assert sorted(add.components) == [
+        "ErrorDetails",
         "NoteAck",
         "NoteAddAck",
         "NoteAddAckError",
         "NoteAddAckOk",
+        "NoteAddError",
+        "NoteAddErrorCode",
         "NotePayload",
     ]
     assert add.rate_limit is not None

@@ -81,7 +81,7 @@ def test_event_maps_for_socket_io_generics() -> None:
     client_map = text.split("export interface ClientToServerEvents {")[1]
     assert (
         '"note:add": ParleyEmit<NotePayload, ParleyAck<NoteAck, "FORBIDDEN" | "NOT_FOUND" | '
-        '"VALIDATION_ERROR" | "RATE_LIMITED" | "PAYLOAD_TOO_LARGE" | "INTERNAL">>;'
+        '"VALIDATION_ERROR" | "RATE_LIMITED" | "PAYLOAD_TOO_LARGE" | "UNAVAILABLE" | "INTERNAL">>;'
     ) in client_map
     assert '"note:read": ParleyEmit<ReadPayload, ParleyAck<ReadPayload, ' in client_map
     assert '"note:added":' not in client_map

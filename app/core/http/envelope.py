@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import msgspec
 
+from app.core.errors import ErrorDetails
 from app.core.types import UtcDateTime
 
 T = TypeVar("T")
@@ -15,7 +16,7 @@ T = TypeVar("T")
 class ErrorInfo(msgspec.Struct):
     code: str
     message: str
-    details: dict[str, Any] | None = None
+    details: ErrorDetails | None = None
 
 
 class Envelope(msgspec.Struct, Generic[T]):
@@ -30,7 +31,7 @@ def ok(data: T, message: str = "OK") -> Envelope[T]:
     return Envelope(success=True, data=data, message=message, error=None, timestamp=dt.datetime.now(dt.UTC))
 
 
-def failure(code: str, message: str, details: dict[str, Any] | None = None) -> Envelope[None]:
+def failure(code: str, message: str, details: ErrorDetails | None = None) -> Envelope[None]:
     return Envelope(
         success=False,
         data=None,

@@ -11,7 +11,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from app.core.errors import HTTP_STATUS, AppError, ErrorCode
+from app.core.errors import HTTP_STATUS, AppError, ErrorCode, ErrorDetails
 from app.core.faults import is_unavailable
 from app.core.http.envelope import failure
 from app.core.http.rate_limit import retry_after_header
@@ -34,7 +34,7 @@ STATUS_CODES: dict[int, ErrorCode] = {
 
 
 def _respond(
-    status: int, code: ErrorCode, message: str, details: dict[str, Any] | None = None
+    status: int, code: ErrorCode, message: str, details: ErrorDetails | None = None
 ) -> Response[Any]:
     headers = retry_after_header(details) if code is ErrorCode.RATE_LIMITED else {}
     return Response(content=failure(code.value, message, details), status_code=status, headers=headers)

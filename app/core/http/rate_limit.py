@@ -15,7 +15,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from app.core.context import AppContext
-from app.core.errors import AppError, ErrorCode
+from app.core.errors import AppError, ErrorCode, ErrorDetails
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -52,7 +52,7 @@ async def rest_rate_limit(connection: ASGIConnection[Any, Any, Any, Any], handle
         )
 
 
-def retry_after_header(details: dict[str, Any] | None) -> dict[str, str]:
+def retry_after_header(details: ErrorDetails | None) -> dict[str, str]:
     """`Retry-After` (whole seconds, rounded up) for a RATE_LIMITED answer that knows the wait."""
     wait = (details or {}).get("retry_after")
     return {"Retry-After": str(max(1, math.ceil(wait)))} if isinstance(wait, int | float) else {}

@@ -2,9 +2,9 @@
 added by a `before_send` hook, which also sees the answers no route handled.
 
 An answer that sets its own Content-Security-Policy keeps it (the `/ws-docs` page allows its own
-scripts, styles and socket origin); an HTML page without one (the OpenAPI page, which Litestar's
-Swagger plugin builds from a CDN and an inline script) is only kept out of frames; any other answer
-(JSON) may load nothing at all.
+scripts, styles and socket origin); any other HTML page (the OpenAPI page, whose Swagger UI is
+served from this server) may load only this server's scripts, styles and images and call only it;
+any other answer (JSON) may load nothing at all.
 """
 
 from __future__ import annotations
@@ -22,6 +22,12 @@ ALWAYS = {
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
 }
+
+
+OWN_PAGE_POLICY = (
+    f"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    f"{NO_FRAMES}; base-uri 'none'; form-action 'none'"
+)
 
 
 def page_policy(public_url: str) -> str:
@@ -49,4 +55,4 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
             headers[name] = value
     if "content-security-policy" not in headers:
         html = headers.get("content-type", "").startswith("text/html")
-        headers["content-security-policy"] = NO_FRAMES if html else API_POLICY
+        headers["content-security-policy"] = OWN_PAGE_POLICY if html else API_POLICY

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-from app.core.errors import AppError
+from app.core.errors import AppError, ErrorDetails
 
 ROOM_NAME_MAX = 128
 RoomName = Annotated[
@@ -19,13 +20,52 @@ RoomName = Annotated[
     ),
 ]
 
-ForceLogoutReason = Literal["duplicate_login", "logout", "token_expired", "admin", "session_revoked"]
+
+@dataclass(frozen=True, slots=True)
+class ReasonDoc:
+    """What a `force_logout` reason means, and what a client should do about it."""
+
+    meaning: str
+    action: str
+
+
+ForceLogoutReason = Annotated[
+    Literal["duplicate_login", "logout", "token_expired", "admin", "session_revoked"],
+    msgspec.Meta(title="ForceLogoutReason"),
+]
+
+FORCE_LOGOUT_REASONS: dict[str, ReasonDoc] = {
+    "duplicate_login": ReasonDoc(
+        "A newer login of the same user replaced this session (`LOGIN_POLICY`: `single`, or "
+        "`single_per_device` with the same `device`).",
+        "Do not log in again by itself (two clients would replace each other for ever): tell the user "
+        "they signed in elsewhere and offer to log in here.",
+    ),
+    "logout": ReasonDoc(
+        "The session logged out (`POST /api/auth/logout`), perhaps in another tab.",
+        "Forget the tokens and show the login screen.",
+    ),
+    "token_expired": ReasonDoc(
+        "The access token expired before the socket sent `auth:refresh` with a new one.",
+        "Get a new pair with `POST /api/auth/refresh` and reconnect with it; send `auth:refresh` before "
+        "the next expiry.",
+    ),
+    "admin": ReasonDoc(
+        "An administrator signed the user out of every session.",
+        "Forget the tokens and show the login screen.",
+    ),
+    "session_revoked": ReasonDoc(
+        "The session was revoked for another reason, such as a rotated refresh token used again.",
+        "Forget the tokens and log in again.",
+    ),
+}
+"""Per `force_logout` reason: what happened, and what a client should do."""
 
 
 class ErrorBody(msgspec.Struct, omit_defaults=True):
     code: str
     message: str
-    details: dict[str, Any] | None = None
+    details: ErrorDetails | None = None
 
 
 class AckError(msgspec.Struct, omit_defaults=True):

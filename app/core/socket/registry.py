@@ -9,9 +9,11 @@ from app.core.socket.gateway import Gateway
 
 
 class EventRegistry:
-    def __init__(self, gateways: Sequence[Gateway]) -> None:
+    """`core_events` are server events the core itself emits (`session:ready`, composed from modules)."""
+
+    def __init__(self, gateways: Sequence[Gateway], core_events: Sequence[ServerEvent] = ()) -> None:
         self.client_events: dict[str, EventSpec] = {}
-        self.server_events: dict[str, ServerEvent] = {}
+        self.server_events: dict[str, ServerEvent] = {event.name: event for event in core_events}
         for gateway in gateways:
             for spec in type(gateway).handlers.values():
                 if spec.name in self.client_events:

@@ -23,8 +23,9 @@ from app.core.socket.dispatcher import Answer, Dispatcher
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import SocketHub
 from app.core.socket.protocol import AckError, ExceptionEvent, ForceLogout
+from app.core.socket.ready import SessionReadyShape
 from app.core.socket.rooms import RoomManager, identity_rooms
-from app.core.socket.schemas import Limits, SessionReady, UserView
+from app.core.socket.schemas import Limits, UserView
 from app.core.socket.server import ParleyServer
 from app.core.socket.shutdown import close_transports
 from app.core.socket.sockets import LocalSocket
@@ -80,6 +81,7 @@ class SocketRuntime:
         tracker: ConnectionTracker,
         modules: Sequence[Module],
         handlers: list[BoundHandler],
+        ready: SessionReadyShape,
     ) -> None:
         self.app = app
         self.server = server
@@ -89,6 +91,7 @@ class SocketRuntime:
         self.modules = modules
         self.settings = app.settings.socket
         self.limits = Limits.from_settings(app.settings)
+        self.ready = ready
         self.dispatcher = Dispatcher(
             app, hub, handlers, app.settings.rate_limits, self.settings.max_concurrent_handlers
         )
@@ -219,22 +222,21 @@ class SocketRuntime:
         for module in self.modules:
             for hook in module.on_connect:
                 await self._guarded(module, "connect hook", sock, hook(self.app, identity, sid))
-        parts: dict[str, Any] = {}
+        produced: dict[str, Any] = {}
         for module in self.modules:
             for key, part in module.session_ready.items():
-                parts[key] = await self._guarded(
-                    module, f"session:ready part {key}", sock, part(self.app, identity)
+                value = await self._guarded(
+                    module, f"session:ready part {key}", sock, part.produce(self.app, identity)
                 )
-        ready = SessionReady(
-            user=UserView(identity.user_id, identity.username, identity.display_name),
-            session_id=identity.session_id,
-            rooms=sorted(self.hub.rooms_of(sid)),
-            server_time=dt.datetime.now(dt.UTC),
-            unread=parts.get("unread"),
-            announcements=parts.get("announcements") or [],
-            limits=self.limits,
-        )
-        await self.hub.emit_to_socket(sid, "session:ready", ready)
+                if value is not None:
+                    produced[key] = value
+        base = {
+            "user": UserView(identity.user_id, identity.username, identity.display_name),
+            "session_id": identity.session_id,
+            "rooms": sorted(self.hub.rooms_of(sid)),
+            "server_time": dt.datetime.now(dt.UTC),
+        }
+        await self.hub.emit_to_socket(sid, "session:ready", self.ready.payload(base, produced, self.limits))
 
     @staticmethod
     async def _guarded(module: Module, what: str, sock: LocalSocket, work: Awaitable[Any]) -> Any:

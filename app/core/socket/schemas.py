@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from app.config.settings import Settings
@@ -47,18 +45,6 @@ class Limits(msgspec.Struct):
             typing_ttl=settings.typing_ttl,
             presence_ttl=settings.presence_ttl,
         )
-
-
-class SessionReady(msgspec.Struct):
-    """Everything a client needs right after connecting (modules fill `unread` and `announcements`)."""
-
-    user: UserView
-    session_id: str | None
-    rooms: list[str]
-    server_time: UtcDateTime
-    unread: Any
-    announcements: list[Any]
-    limits: Limits
 
 
 class RefreshPayload(msgspec.Struct, forbid_unknown_fields=True):

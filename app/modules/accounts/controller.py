@@ -44,7 +44,7 @@ class AuthController(Controller):
     path = "/api/auth"
     tags = ["auth"]
 
-    @post("/register", status_code=HTTP_201_CREATED)
+    @post("/register", status_code=HTTP_201_CREATED, summary="Create an account")
     async def register(
         self,
         request: Request[Any, Any, Any],
@@ -56,7 +56,7 @@ class AuthController(Controller):
         user = await users_service.register(data.username, data.password, data.display_name)
         return ok(user_out(user), "Registered")
 
-    @post("/login", status_code=HTTP_200_OK)
+    @post("/login", status_code=HTTP_200_OK, summary="Log in: a token pair for a device")
     async def login(
         self,
         request: Request[Any, Any, Any],
@@ -70,20 +70,20 @@ class AuthController(Controller):
             await auth_flows.login(users_service, data.username, data.password, data.device), "Logged in"
         )
 
-    @post("/refresh", status_code=HTTP_200_OK)
+    @post("/refresh", status_code=HTTP_200_OK, summary="Trade a refresh token for a new pair")
     async def refresh(
         self, data: RefreshIn, users_service: UserService, auth_flows: AuthFlows
     ) -> Envelope[TokenPair]:
         return ok(await auth_flows.refresh(users_service, data.refresh_token), "Refreshed")
 
-    @post("/logout", status_code=HTTP_200_OK)
+    @post("/logout", status_code=HTTP_200_OK, summary="End this token's session")
     async def logout(
         self, identity: Identity, users_service: UserService, auth_flows: AuthFlows
     ) -> Envelope[None]:
         await auth_flows.logout(users_service, identity)
         return ok(None, "Logged out")
 
-    @get("/me")
+    @get("/me", summary="The signed-in user")
     async def me(self, identity: Identity, users_service: UserService) -> Envelope[MeOut]:
         user = await users_service.by_id(identity.user_id)
         if user is None:
@@ -105,7 +105,11 @@ class AdminUsersController(Controller):
     path = "/api/admin/users"
     tags = ["admin"]
 
-    @post("/{user_id:uuid}/force-logout", status_code=HTTP_200_OK)
+    @post(
+        "/{user_id:uuid}/force-logout",
+        status_code=HTTP_200_OK,
+        summary="Sign a user out of every session (admin)",
+    )
     async def force_logout(
         self, user_id: Any, admin: Identity, auth_flows: AuthFlows, users_service: UserService
     ) -> Envelope[ForceLogoutOut]:

@@ -23,7 +23,7 @@ class UsersController(Controller):
     path = "/api/users"
     tags = ["users"]
 
-    @get("/", opt={"rate_limited": True})
+    @get("/", opt={"rate_limited": True}, summary="Find a user by exact username")
     async def lookup(
         self,
         identity: Identity,  # noqa: ARG002 - signed-in users only

@@ -26,7 +26,7 @@ class AdminAnnouncementsController(Controller):
     path = "/api/admin/announcements"
     tags = ["admin"]
 
-    @post("/", status_code=HTTP_201_CREATED)
+    @post("/", status_code=HTTP_201_CREATED, summary="Publish an announcement (admin)")
     async def publish(
         self,
         data: AnnouncementIn,
@@ -44,7 +44,7 @@ class AnnouncementsController(Controller):
     path = "/api/announcements"
     tags = ["announcements"]
 
-    @get("/")
+    @get("/", summary="Announcements since a time")
     async def since(
         self,
         identity: Identity,  # noqa: ARG002 - signed-in users only

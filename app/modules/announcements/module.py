@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.context import AppContext
 from app.core.module import Module
 from app.core.security.identity import Identity
+from app.core.socket.ready import ReadyPart
 from app.modules.announcements.controller import AdminAnnouncementsController, AnnouncementsController
 from app.modules.announcements.events import AnnouncementsGateway
 from app.modules.announcements.schemas import AnnouncementOut
@@ -33,5 +34,23 @@ announcements_module = Module(
     controllers=[AdminAnnouncementsController, AnnouncementsController],
     gateways=[AnnouncementsGateway],
     dependencies={"announcement_service": Provide(provide_announcement_service)},
-    session_ready={"announcements": missed_announcements},
+    session_ready={
+        "announcements": ReadyPart(
+            missed_announcements,
+            list[AnnouncementOut],
+            "Announcements made since the user was last seen (a new user: those of the last 7 days).",
+            example=[
+                {
+                    "id": "5c3b2a19-8e7d-4f6c-9b5a-4d3c2b1a0f9e",
+                    "title": "Maintenance tonight",
+                    "body": "Chat is read-only from 22:00 to 22:15 UTC.",
+                    "url": None,
+                    "image_url": None,
+                    "metadata": {},
+                    "created_at": "2026-11-22T08:00:00Z",
+                }
+            ],
+            fallback=[],
+        )
+    },
 )

@@ -55,7 +55,7 @@ class ConversationController(Controller):
     path = "/api/conversations"
     tags = ["conversations"]
 
-    @post("/", status_code=HTTP_201_CREATED)
+    @post("/", status_code=HTTP_201_CREATED, summary="Create a conversation (direct or group)")
     async def create(
         self,
         data: CreateConversationIn,
@@ -71,7 +71,7 @@ class ConversationController(Controller):
             return Response(ok(created.conversation, "Created"), status_code=HTTP_201_CREATED)
         return Response(ok(created.conversation, "Already exists"), status_code=HTTP_200_OK)
 
-    @get("/")
+    @get("/", summary="Your conversations, most recent first")
     async def list_conversations(
         self,
         identity: Identity,
@@ -82,7 +82,7 @@ class ConversationController(Controller):
         """Your conversations, most recently active first; pass `next_cursor` back for the next page."""
         return ok(await chat_service.list_for(me(identity), limit, cursor))
 
-    @get("/unread-count")
+    @get("/unread-count", summary="Unread counts of your conversations")
     async def unread_count(
         self, identity: Identity, chat_service: ChatService, app_ctx: AppContext
     ) -> Envelope[UnreadSummary]:
@@ -90,13 +90,13 @@ class ConversationController(Controller):
         window = app_ctx.settings.socket.ready_conversations
         return ok(await chat_service.unread_summary(me(identity), window))
 
-    @get("/{conversation_id:uuid}")
+    @get("/{conversation_id:uuid}", summary="One conversation")
     async def get_conversation(
         self, conversation_id: uuid.UUID, identity: Identity, chat_service: ChatService
     ) -> Envelope[ConversationOut]:
         return ok(await chat_service.conversation(me(identity), conversation_id))
 
-    @patch("/{conversation_id:uuid}")
+    @patch("/{conversation_id:uuid}", summary="Rename a group")
     async def rename(
         self,
         conversation_id: uuid.UUID,
@@ -107,7 +107,7 @@ class ConversationController(Controller):
     ) -> Envelope[ConversationOut]:
         return ok(await chat_service.rename(me(identity), conversation_id, data.title, events=chat_events))
 
-    @delete("/{conversation_id:uuid}", status_code=HTTP_200_OK)
+    @delete("/{conversation_id:uuid}", status_code=HTTP_200_OK, summary="Delete a conversation (owner)")
     async def delete_conversation(
         self,
         conversation_id: uuid.UUID,
@@ -118,7 +118,7 @@ class ConversationController(Controller):
         await chat_service.delete_conversation(me(identity), conversation_id, events=chat_events)
         return ok(ConversationRefOut(str(conversation_id)), "Deleted")
 
-    @post("/{conversation_id:uuid}/participants", status_code=HTTP_200_OK)
+    @post("/{conversation_id:uuid}/participants", status_code=HTTP_200_OK, summary="Add participants")
     async def add_participants(
         self,
         conversation_id: uuid.UUID,
@@ -133,7 +133,11 @@ class ConversationController(Controller):
             )
         )
 
-    @delete("/{conversation_id:uuid}/participants/{user_id:uuid}", status_code=HTTP_200_OK)
+    @delete(
+        "/{conversation_id:uuid}/participants/{user_id:uuid}",
+        status_code=HTTP_200_OK,
+        summary="Remove a participant",
+    )
     async def remove_participant(
         self,
         conversation_id: uuid.UUID,
@@ -148,7 +152,7 @@ class ConversationController(Controller):
         change = ParticipantChange(removal.conversation_id, removal.user_id, removal.by, removal.new_owner)
         return ok(change, "Removed")
 
-    @put("/{conversation_id:uuid}/mute")
+    @put("/{conversation_id:uuid}/mute", summary="Mute or unmute a conversation")
     async def mute(
         self,
         conversation_id: uuid.UUID,
@@ -161,7 +165,7 @@ class ConversationController(Controller):
         muted = await chat_service.set_muted(me(identity), conversation_id, data.muted, events=chat_events)
         return ok(muted)
 
-    @post("/{conversation_id:uuid}/leave", status_code=HTTP_200_OK)
+    @post("/{conversation_id:uuid}/leave", status_code=HTTP_200_OK, summary="Leave a conversation")
     async def leave(
         self,
         conversation_id: uuid.UUID,
@@ -172,7 +176,7 @@ class ConversationController(Controller):
         await chat_service.leave(identity, conversation_id, events=chat_events)
         return ok(ConversationRefOut(str(conversation_id)), "Left")
 
-    @get("/{conversation_id:uuid}/messages")
+    @get("/{conversation_id:uuid}/messages", summary="Message history")
     async def messages(
         self,
         conversation_id: uuid.UUID,
@@ -185,7 +189,7 @@ class ConversationController(Controller):
         """History in ascending seq: after `after_seq`, before `before_seq`, or else the latest."""
         return ok(await chat_service.messages(me(identity), conversation_id, limit, before_seq, after_seq))
 
-    @post("/{conversation_id:uuid}/messages", status_code=HTTP_201_CREATED)
+    @post("/{conversation_id:uuid}/messages", status_code=HTTP_201_CREATED, summary="Send a message")
     async def send(
         self,
         conversation_id: uuid.UUID,
@@ -202,7 +206,7 @@ class ConversationController(Controller):
             return Response(ok(sent.message, "Sent"), status_code=HTTP_201_CREATED)
         return Response(ok(sent.message, "Already sent"), status_code=HTTP_200_OK)
 
-    @get("/{conversation_id:uuid}/messages/search")
+    @get("/{conversation_id:uuid}/messages/search", summary="Search messages")
     async def search(
         self,
         conversation_id: uuid.UUID,
@@ -216,7 +220,7 @@ class ConversationController(Controller):
             raise validation_error("q", "must not be only whitespace")
         return ok(await chat_service.search(me(identity), conversation_id, q, limit))
 
-    @put("/{conversation_id:uuid}/read")
+    @put("/{conversation_id:uuid}/read", summary="Mark read up to a seq")
     async def read(
         self,
         conversation_id: uuid.UUID,

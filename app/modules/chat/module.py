@@ -9,6 +9,7 @@ from app.core.context import AppContext
 from app.core.membership import Membership
 from app.core.module import Module
 from app.core.security.identity import Identity
+from app.core.socket.ready import ReadyPart
 from app.modules.chat.controller import ConversationController
 from app.modules.chat.deps import DEPENDENCIES
 from app.modules.chat.events import ChatEvents, group_room
@@ -49,5 +50,37 @@ chat_module = Module(
     providers={Membership: ChatMembership, ChatEvents: ChatEvents},
     room_hooks={"group:": _participants_only("group:"), "active:": _participants_only("active:")},
     connect_rooms=[_conversation_rooms],
-    session_ready={"unread": _unread},
+    session_ready={
+        "unread": ReadyPart(
+            _unread,
+            UnreadSummary | None,
+            "Unread messages and notifications; seed `chat:sync` from its conversations after a "
+            "reconnect. Null when it could not be computed (the server logs why).",
+            example={
+                "conversations": [
+                    {
+                        "conversation_id": "7d0f5a8e-3c1b-4e2a-9f6d-1b2c3d4e5f60",
+                        "unread": 2,
+                        "last_seq": 42,
+                        "last_read_seq": 40,
+                        "mentions": 1,
+                        "last_message": {
+                            "id": "0b8e6c2a-9d4f-4a1b-8c3e-2f1a0b9c8d7e",
+                            "conversation_id": "7d0f5a8e-3c1b-4e2a-9f6d-1b2c3d4e5f60",
+                            "seq": 42,
+                            "sender_id": "00000000-0000-4000-8000-000000000002",
+                            "kind": "text",
+                            "body": "@alice lunch?",
+                            "client_msg_id": "b-42",
+                            "created_at": "2026-11-22T08:59:30Z",
+                        },
+                    }
+                ],
+                "total": 2,
+                "notifications": 1,
+                "more": False,
+                "next_cursor": None,
+            },
+        )
+    },
 )

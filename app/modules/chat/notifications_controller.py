@@ -18,7 +18,7 @@ class NotificationController(Controller):
     path = "/api/notifications"
     tags = ["notifications"]
 
-    @get("/")
+    @get("/", summary="Your notifications")
     async def list_notifications(
         self,
         identity: Identity,
@@ -30,7 +30,7 @@ class NotificationController(Controller):
         """Newest first, each with `read_at` (null while unread); `next_cursor` gives the next page."""
         return ok(await chat_service.notifications(me(identity), limit, cursor, unread_only))
 
-    @put("/read")
+    @put("/read", summary="Mark notifications read")
     async def mark_read(
         self, data: MarkNotificationsReadIn, identity: Identity, chat_service: ChatService
     ) -> Envelope[NotificationsRead]:

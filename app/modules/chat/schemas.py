@@ -21,9 +21,9 @@ SEARCH_LIMIT_MAX = 100
 SEARCH_QUERY_MAX = 100
 PARTICIPANTS_PER_CALL_MAX = 100
 
-ConversationKind = Literal["direct", "group"]
-Role = Literal["owner", "admin", "member"]
-MessageKind = Literal["text", "system"]
+ConversationKind = Annotated[Literal["direct", "group"], msgspec.Meta(title="ConversationKind")]
+Role = Annotated[Literal["owner", "admin", "member"], msgspec.Meta(title="ParticipantRole")]
+MessageKind = Annotated[Literal["text", "system"], msgspec.Meta(title="MessageKind")]
 
 Body = Annotated[str, text(MULTI_LINE, max_length=BODY_MAX, description="`@username` mentions")]
 ClientMsgId = Annotated[

@@ -1,6 +1,8 @@
-"""`/ws-docs`: the page, the AsyncAPI document, the events as JSON, the client types, the console's scripts.
+"""`/ws-docs`: the page, the AsyncAPI document, the events as JSON, the client types, the console's scripts;
+`/` leads to the page, `/favicon.ico` is Parley's icon.
 
-With `WS_DOCS_ENABLED=false` every route answers 404, as if it did not exist.
+With `WS_DOCS_ENABLED=false` every route but the icon answers 404, as if it did not exist.
+Litestar adds `charset=utf-8` to text types itself, so the media types here name none.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from litestar import Controller, Response, get
+from litestar import Controller, Response, Router, get
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotFoundException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.response import Redirect
 
 from app.core.context import AppContext
 from app.core.http.security_headers import page_policy
@@ -20,9 +23,10 @@ from app.modules.docs.service import BASE_PATH, DocsService, EventView
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 STATIC_FILES = {
-    "parley-socket.js": "text/javascript; charset=utf-8",
-    "ws-docs.js": "text/javascript; charset=utf-8",
-    "ws-docs.css": "text/css; charset=utf-8",
+    "parley-socket.js": "text/javascript",
+    "ws-docs.js": "text/javascript",
+    "ws-docs.css": "text/css",
+    "favicon.svg": "image/svg+xml",
 }
 JSON = "application/json"
 
@@ -53,7 +57,7 @@ class DocsController(Controller):
     guards = [docs_enabled]
     include_in_schema = False
 
-    @get("/", media_type="text/html; charset=utf-8")
+    @get("/", media_type="text/html")
     async def page(self, app_ctx: AppContext) -> Response[str]:
         """The page, with a Content-Security-Policy for its own scripts and the socket's origin."""
         policy = page_policy(app_ctx.settings.public_url)
@@ -63,7 +67,7 @@ class DocsController(Controller):
     async def spec(self, app_ctx: AppContext) -> bytes:
         return _service(app_ctx).spec_json
 
-    @get("/types.d.ts", media_type="text/plain; charset=utf-8")
+    @get("/types.d.ts", media_type="text/plain")
     async def types(self, app_ctx: AppContext) -> str:
         return _service(app_ctx).client_types()
 
@@ -86,3 +90,17 @@ class DocsController(Controller):
         if file_name not in STATIC_FILES:
             raise NotFoundException(f"No file {file_name!r}")
         return Response(static_file(file_name), media_type=STATIC_FILES[file_name])
+
+
+@get("/", guards=[docs_enabled], include_in_schema=False)
+async def root() -> Redirect:
+    """The server's root leads to its documentation where that is served (404 elsewhere)."""
+    return Redirect(path=BASE_PATH)
+
+
+@get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Response[bytes]:
+    return Response(static_file("favicon.svg"), media_type=STATIC_FILES["favicon.svg"])
+
+
+ROOT_ROUTES = Router(path="/", route_handlers=[root, favicon], include_in_schema=False)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.config.settings import RateLimitSettings
+from app.config.settings import DocsInfo, RateLimitSettings
 from app.core.errors import ErrorCode
 from app.core.socket.decorators import EventSpec, ServerEvent
 from app.core.socket.registry import EventRegistry
@@ -22,9 +22,11 @@ COMMON_ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode.VALIDATION_ERROR,
     ErrorCode.RATE_LIMITED,
     ErrorCode.PAYLOAD_TOO_LARGE,
+    ErrorCode.UNAVAILABLE,
     ErrorCode.INTERNAL,
 )
-"""Codes the gateway itself may answer to any client event (validation, token buckets, size, a fault)."""
+"""Codes the gateway itself may answer to any client event (validation, token buckets, size, a
+database or Redis out of reach, a fault)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,7 @@ class ProtocolDescription:
     version: str
     server_url: str
     events: tuple[EventDoc, ...]
+    info: DocsInfo
 
     def by_category(self) -> dict[str, list[EventDoc]]:
         grouped: dict[str, list[EventDoc]] = {}
@@ -139,11 +142,17 @@ def _ordered(events: Iterable[EventDoc]) -> tuple[EventDoc, ...]:
 
 
 def describe(
-    registry: EventRegistry, *, title: str, version: str, server_url: str, rate_limits: RateLimitSettings
+    registry: EventRegistry,
+    *,
+    title: str,
+    version: str,
+    server_url: str,
+    rate_limits: RateLimitSettings,
+    info: DocsInfo,
 ) -> ProtocolDescription:
     """Every registered event, ordered by category, then direction, then name."""
     events = [
         *(describe_client_event(spec, rate_limits) for spec in registry.client_events.values()),
         *(describe_server_event(event) for event in registry.server_events.values()),
     ]
-    return ProtocolDescription(title, version, server_url.rstrip("/"), _ordered(events))
+    return ProtocolDescription(title, version, server_url.rstrip("/"), _ordered(events), info)

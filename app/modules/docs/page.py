@@ -1,7 +1,8 @@
 """The `/ws-docs` page: the description and schemas as readable views, rendered by jinja2.
 
 The template lives in `docs_templates/`; autoescaping is on, so every text from the registry
-(descriptions, examples, patterns) reaches the browser escaped.
+(examples, patterns, names) reaches the browser escaped, and descriptions go through Markdown with
+raw HTML off (`markdown.py`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from typing import Any
 import jinja2
 import msgspec
 
+from app.modules.docs import getting_started, reference
 from app.modules.docs.description import DIRECTIONS, EventDoc, ProtocolDescription
+from app.modules.docs.markdown import markdown, markdown_inline
 from app.modules.docs.schemas import REF_PREFIX, SchemaCatalog
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "docs_templates"
 TEMPLATE = "ws_docs.html"
 DIRECTION_LABELS = {"client_to_server": "Client → server", "server_to_client": "Server → client"}
+DIRECTION_ARROWS = {"client_to_server": "→", "server_to_client": "←"}
 CONSTRAINTS = (
     ("format", "format {}"),
     ("minLength", "length ≥ {}"),
@@ -69,6 +73,7 @@ class EventCard:
     name: str
     direction: str
     direction_label: str
+    direction_arrow: str
     description: str
     payload: SchemaView
     ack: SchemaView | None
@@ -134,6 +139,23 @@ def constraint_notes(schema: dict[str, Any]) -> list[str]:
     ]
 
 
+def resolved(schema: Any, catalog: SchemaCatalog, seen: frozenset[str] = frozenset()) -> Any:
+    """`schema` with every reference replaced by what it names; a reference back into its own
+    chain (a recursive type) is left as it is."""
+    if isinstance(schema, list):
+        return [resolved(item, catalog, seen) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    target = schema.get("$ref")
+    if isinstance(target, str) and target.startswith(REF_PREFIX):
+        name = target.removeprefix(REF_PREFIX)
+        if name in seen:
+            return schema
+        siblings = {key: value for key, value in schema.items() if key != "$ref"}
+        return {**resolved(catalog.components[name], catalog, seen | {name}), **siblings}
+    return {key: resolved(value, catalog, seen) for key, value in schema.items()}
+
+
 def schema_view(title: str, schema: dict[str, Any], catalog: SchemaCatalog) -> SchemaView:
     """Follow one reference, so a payload shows its Struct's fields right away."""
     target = schema
@@ -156,7 +178,7 @@ def schema_view(title: str, schema: dict[str, Any], catalog: SchemaCatalog) -> S
         type=type_label(schema),
         description=str(target.get("description", "")),
         fields=rows,
-        raw=json.dumps(schema, indent=2, ensure_ascii=False),
+        raw=json.dumps(resolved(schema, catalog), indent=2, ensure_ascii=False),
     )
 
 
@@ -170,6 +192,7 @@ def event_card(event: EventDoc, catalog: SchemaCatalog) -> EventCard:
         name=event.name,
         direction=event.direction,
         direction_label=DIRECTION_LABELS[event.direction],
+        direction_arrow=DIRECTION_ARROWS[event.direction],
         description=event.description,
         payload=schema_view("Payload", catalog.payloads[event.key], catalog),
         ack=ack,
@@ -200,11 +223,14 @@ def categories(description: ProtocolDescription, catalog: SchemaCatalog) -> list
 
 
 def struct_schemas(catalog: SchemaCatalog) -> list[SchemaView]:
-    """The Structs' schemas (the generated ack schemas are shown with their events instead)."""
-    generated = {f"{name}{suffix}" for name in catalog.acks.values() for suffix in ("", "Ok", "Error")}
+    """The named schemas: Structs and enums (the ack schemas are shown with their events instead)."""
+    bases = [name.removesuffix("Ack") for name in catalog.acks.values()]
+    generated = {
+        f"{base}{suffix}" for base in bases for suffix in ("Ack", "AckOk", "AckError", "Error", "ErrorCode")
+    }
     return [
-        schema_view(name, {"$ref": REF_PREFIX + name}, catalog)
-        for name in catalog.components
+        schema_view(name, schema, catalog)
+        for name, schema in catalog.components.items()
         if name not in generated
     ]
 
@@ -218,16 +244,22 @@ def console_events(description: ProtocolDescription) -> list[dict[str, Any]]:
 
 
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["markdown"] = markdown
+    env.filters["markdown_inline"] = markdown_inline
+    return env
 
 
-def render_page(description: ProtocolDescription, catalog: SchemaCatalog, base_path: str) -> str:
+def render_page(
+    description: ProtocolDescription, catalog: SchemaCatalog, base_path: str, *, login_helper: bool
+) -> str:
+    """The page; `login_helper` adds the console's username/password form (local and dev only)."""
     return (
         environment()
         .get_template(TEMPLATE)
@@ -240,5 +272,10 @@ def render_page(description: ProtocolDescription, catalog: SchemaCatalog, base_p
             schemas=struct_schemas(catalog),
             console_events=console_events(description),
             event_count=len(description.events),
+            steps=getting_started.step_views(),
+            errors=reference.error_rows(),
+            reasons=reference.reason_rows(),
+            errors_intro=reference.ERRORS_INTRO,
+            login_helper=login_helper,
         )
     )

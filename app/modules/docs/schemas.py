@@ -14,9 +14,11 @@ from typing import Any
 
 import msgspec
 
+from app.core.errors import ErrorDetails
 from app.modules.docs.description import EventDoc, ProtocolDescription
 
 REF_PREFIX = "#/components/schemas/"
+ERROR_DETAILS = "ErrorDetails"
 Schema = dict[str, Any]
 
 
@@ -91,21 +93,42 @@ def to_draft7(node: Any, names: dict[str, str]) -> Any:
     return converted
 
 
+def _named_enum(node: Schema, fallback: str) -> tuple[str, Schema]:
+    """An inline enum as a component: named by its title, else after the field it types."""
+    name = str(node.get("title") or fallback)
+    return name, {"title": name, **{key: value for key, value in node.items() if key != "title"}}
+
+
+def hoist_enums(node: Any, owner: str, found: dict[str, Schema]) -> Any:
+    """Inline enums replaced by references to named components (added to `found`), so code
+    generators name them (`MessageKind`) instead of numbering them (`AnonymousSchema_8`)."""
+    if isinstance(node, list):
+        return [hoist_enums(value, owner, found) for value in node]
+    if not isinstance(node, dict):
+        return node
+    if "enum" in node and "$ref" not in node:
+        name, component = _named_enum(node, owner)
+        if found.setdefault(name, component) != component:
+            raise SchemaNameConflictError(f"two different enums are both named {name!r}")
+        return ref(name)
+    hoisted: Schema = {}
+    for key, value in node.items():
+        if key == "properties" and isinstance(value, dict):
+            hoisted[key] = {
+                field: hoist_enums(schema, owner + pascal(field), found) for field, schema in value.items()
+            }
+        else:
+            hoisted[key] = hoist_enums(value, owner, found)
+    return hoisted
+
+
 def ack_schemas(event: EventDoc, data: Schema) -> dict[str, Schema]:
-    """`<Event>Ack` = `<Event>AckOk` | `<Event>AckError`, the error listing the event's codes."""
+    """`<Event>Ack` = `<Event>AckOk` | `<Event>AckError`; the error's code is `<Event>ErrorCode`.
+
+    Every part is a named component, so generators produce one type per part of every ack.
+    """
     base = pascal(event.name)
-    error_properties: Schema = {
-        "ok": {"const": False},
-        "error": {
-            "type": "object",
-            "properties": {
-                "code": {"type": "string", "enum": [code.value for code in event.error_codes]},
-                "message": {"type": "string", "description": "Safe to show to a user."},
-                "details": {"type": "object", "description": "Extra facts, e.g. the invalid `field`."},
-            },
-            "required": ["code", "message"],
-        },
-    }
+    error_properties: Schema = {"ok": {"type": "boolean", "const": False}, "error": ref(f"{base}Error")}
     if event.optimistic:
         error_properties["action"] = {
             "type": "string",
@@ -115,13 +138,13 @@ def ack_schemas(event: EventDoc, data: Schema) -> dict[str, Schema]:
     return {
         f"{base}Ack": {
             "title": f"{base}Ack",
-            "description": f"The ack of `{event.name}`: `{{ok: true, data}}` or the error envelope.",
+            "description": f"The argument of the ack callback of `{event.name}`.",
             "oneOf": [ref(f"{base}AckOk"), ref(f"{base}AckError")],
         },
         f"{base}AckOk": {
             "title": f"{base}AckOk",
             "type": "object",
-            "properties": {"ok": {"const": True}, "data": data},
+            "properties": {"ok": {"type": "boolean", "const": True}, "data": data},
             "required": ["ok", "data"],
         },
         f"{base}AckError": {
@@ -130,11 +153,27 @@ def ack_schemas(event: EventDoc, data: Schema) -> dict[str, Schema]:
             "properties": error_properties,
             "required": ["ok", "error"],
         },
+        f"{base}Error": {
+            "title": f"{base}Error",
+            "type": "object",
+            "properties": {
+                "code": ref(f"{base}ErrorCode"),
+                "message": {"type": "string", "description": "Safe to show to a user."},
+                "details": ref(ERROR_DETAILS),
+            },
+            "required": ["code", "message"],
+        },
+        f"{base}ErrorCode": {
+            "title": f"{base}ErrorCode",
+            "description": f"The codes `{event.name}` may answer; each is explained in the error reference.",
+            "type": "string",
+            "enum": [code.value for code in event.error_codes],
+        },
     }
 
 
 def _types_of(description: ProtocolDescription) -> list[Any]:
-    types: dict[Any, None] = {}
+    types: dict[Any, None] = {ErrorDetails: None}
     for event in description.events:
         types[event.payload] = None
         if event.is_client_event and event.response is not None:
@@ -142,11 +181,22 @@ def _types_of(description: ProtocolDescription) -> list[Any]:
     return list(types)
 
 
+def _add(components: dict[str, Schema], generated: dict[str, Schema], what: str) -> None:
+    clash = sorted(generated.keys() & components.keys())
+    if clash:
+        raise SchemaNameConflictError(f"{clash[0]} of {what} clashes with a Struct")
+    components.update(generated)
+
+
 def build_catalog(description: ProtocolDescription) -> SchemaCatalog:
     types = _types_of(description)
     schemas, raw_components = msgspec.json.schema_components(types, ref_template=REF_PREFIX + "{name}")
     names = {name: _identifier(name) for name in raw_components}
-    components: dict[str, Schema] = {names[name]: to_draft7(s, names) for name, s in raw_components.items()}
+    enums: dict[str, Schema] = {}
+    components: dict[str, Schema] = {
+        names[name]: hoist_enums(to_draft7(s, names), names[name], enums)
+        for name, s in raw_components.items()
+    }
     by_type = {t: to_draft7(s, names) for t, s in zip(types, schemas, strict=True)}
     payloads: dict[str, Schema] = {}
     acks: dict[str, str] = {}
@@ -154,10 +204,8 @@ def build_catalog(description: ProtocolDescription) -> SchemaCatalog:
         payloads[event.key] = by_type[event.payload]
         if event.is_client_event:
             data = by_type[event.response] if event.response is not None else {"type": "object"}
-            generated = ack_schemas(event, data)
-            clash = sorted(generated.keys() & components.keys())
-            if clash:
-                raise SchemaNameConflictError(f"ack {clash[0]} of {event.name!r} clashes with a Struct")
-            components.update(generated)
+            data = hoist_enums(data, f"{pascal(event.name)}AckData", enums)
+            _add(components, ack_schemas(event, data), f"the ack of {event.name!r}")
             acks[event.key] = f"{pascal(event.name)}Ack"
+    _add(components, enums, "an enum")
     return SchemaCatalog(dict(sorted(components.items())), payloads, acks)

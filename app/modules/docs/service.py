@@ -58,6 +58,7 @@ class DocsService:
             version=package_version(),
             server_url=self.settings.public_url,
             rate_limits=self.settings.rate_limits,
+            info=self.settings.docs_info,
         )
 
     @cached_property
@@ -130,7 +131,9 @@ class DocsService:
 
     @cached_property
     def page_html(self) -> str:
-        return page.render_page(self.description, self.catalog, BASE_PATH)
+        return page.render_page(
+            self.description, self.catalog, BASE_PATH, login_helper=self.settings.app_env in {"local", "dev"}
+        )
 
     def build(self) -> None:
         """Generate everything now, so a broken schema fails start-up rather than the first request."""

@@ -20,7 +20,7 @@ PRELUDE = """\
 /** The ack of a failed client event; `code` is one of the event's error codes. */
 export interface ParleyAckError<Code extends string = string> {
   ok: false;
-  error: { code: Code; message: string; details?: { [key: string]: unknown } };
+  error: { code: Code; message: string; details?: ErrorDetails };
   action?: "ROLLBACK";
 }
 

@@ -35,11 +35,11 @@ class HealthController(Controller):
     tags = ["operations"]
     include_in_schema = True
 
-    @get("/health")
+    @get("/health", summary="Liveness")
     async def live(self) -> Health:
         return Health(status="ok", checks={})
 
-    @get("/health/ready")
+    @get("/health/ready", summary="Readiness: database and Redis reachable")
     async def ready(self, app_ctx: AppContext) -> Response[Health]:
         probes = [_check("database", app_ctx.db.ping())]
         if app_ctx.settings.redis_url:
@@ -51,7 +51,7 @@ class HealthController(Controller):
             status_code=HTTP_200_OK if healthy else HTTP_503_SERVICE_UNAVAILABLE,
         )
 
-    @get("/metrics", media_type="text/plain; version=0.0.4")
+    @get("/metrics", media_type="text/plain; version=0.0.4", summary="Prometheus metrics")
     async def metrics(self, app_ctx: AppContext, request: Request[Any, Any, Any]) -> bytes:
         """Prometheus metrics of every worker of this node; with METRICS_TOKEN set, only for
         `Authorization: Bearer <METRICS_TOKEN>`."""

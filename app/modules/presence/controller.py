@@ -38,7 +38,7 @@ class PresenceController(Controller):
     path = "/api/presence"
     tags = ["presence"]
 
-    @get("/")
+    @get("/", summary="Presence of users")
     async def statuses(
         self,
         identity: Identity,

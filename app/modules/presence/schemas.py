@@ -11,7 +11,7 @@ from app.core.types import UtcDateTime
 
 MAX_PRESENCE_IDS = 100
 
-Status = Literal["online", "offline"]
+Status = Annotated[Literal["online", "offline"], msgspec.Meta(title="PresenceStatus")]
 UserIds = Annotated[
     list[uuid.UUID],
     msgspec.Meta(min_length=1, max_length=MAX_PRESENCE_IDS, description="user ids (UUIDs), at most 100"),

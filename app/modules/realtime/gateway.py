@@ -8,41 +8,8 @@ from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_p
 from app.core.socket.protocol import ExceptionEvent, ForceLogout, RoomAck, RoomPayload
 from app.core.socket.rooms import RoomManager, identity_rooms
 from app.core.socket.runtime import SocketRuntime
-from app.core.socket.schemas import RefreshAck, RefreshPayload, SessionReady
+from app.core.socket.schemas import RefreshAck, RefreshPayload
 
-_USER = "00000000-0000-4000-8000-000000000001"
-
-SESSION_READY = server_event(
-    "session:ready",
-    SessionReady,
-    description="Sent once, right after connect: who you are, your rooms, unread summary, "
-    "announcements and limits.",
-    category="session",
-    room="the connecting socket",
-    examples=[
-        {
-            "user": {"id": _USER, "username": "alice", "display_name": "Alice"},
-            "session_id": "2f9c1d7e-6a4b-4c1e-9b0a-3e5d7c9a1b2c",
-            "rooms": [f"user:{_USER}", "broadcast:all"],
-            "server_time": "2026-11-22T09:00:00Z",
-            "unread": {
-                "conversations": [],
-                "total": 0,
-                "notifications": 0,
-                "more": False,
-                "next_cursor": None,
-            },
-            "announcements": [],
-            "limits": {
-                "max_payload_bytes": 65536,
-                "rate_limits": {"default": {"capacity": 30, "per_seconds": 1}},
-                "max_rooms": 500,
-                "typing_ttl": 6,
-                "presence_ttl": 30,
-            },
-        }
-    ],
-)
 FORCE_LOGOUT = server_event(
     "force_logout",
     ForceLogout,
@@ -63,7 +30,7 @@ EXCEPTION = server_event(
 
 
 class RealtimeGateway(Gateway):
-    emits = (SESSION_READY, FORCE_LOGOUT, EXCEPTION)
+    emits = (FORCE_LOGOUT, EXCEPTION)
 
     @ws_event(
         "room:join",

@@ -19,7 +19,7 @@ export function readyPayload(overrides: Partial<SessionReady> = {}): SessionRead
     session_id: "s-1",
     rooms: [`user:${USER_ID}`],
     server_time: new Date().toISOString(),
-    unread: { conversations: [], total: 0 },
+    unread: { conversations: [], total: 0, notifications: 0, more: false, next_cursor: null },
     announcements: [],
     limits: { max_payload_bytes: 65536, rate_limits: {}, max_rooms: 500, typing_ttl: 6, presence_ttl: 30 },
     ...overrides,

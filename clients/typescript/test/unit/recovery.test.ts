@@ -70,6 +70,9 @@ describe("recovery", () => {
         unread: {
           conversations: [{ conversation_id: B, unread: 5, last_seq: 9, last_read_seq: 4, mentions: 0, last_message: null }],
           total: 5,
+          notifications: 0,
+          more: false,
+          next_cursor: null,
         },
       }),
     );

@@ -1,0 +1,72 @@
+"""`session:ready` composed from the core's fields and the modules' typed parts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+import pytest
+
+from app.core.socket.ready import ReadyPart, compose_session_ready
+from app.core.socket.schemas import Limits, RateLimitView, UserView
+
+
+class Score(msgspec.Struct):
+    points: int
+
+
+async def _never(*_: Any) -> Any:
+    raise AssertionError("not called in these tests")
+
+
+def _part(schema: Any, example: Any, fallback: Any = None) -> ReadyPart:
+    return ReadyPart(_never, schema, "a part", example, fallback)
+
+
+LIMITS = Limits(1024, {"default": RateLimitView(1, 1.0)}, 10, 6.0, 30.0)
+BASE = {
+    "user": UserView("u1", "alice", "Alice"),
+    "session_id": "s1",
+    "rooms": ["user:u1"],
+    "server_time": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+}
+
+
+def test_parts_are_typed_fields_between_the_core_fields_and_limits() -> None:
+    shape = compose_session_ready([("game", {"score": _part(Score | None, {"points": 3})})])
+    schema = msgspec.json.schema(shape.payload_type)
+    ready = schema["$defs"]["SessionReady"]
+    assert list(ready["properties"]) == ["user", "session_id", "rooms", "server_time", "score", "limits"]
+    assert ready["properties"]["score"]["anyOf"][0] == {"$ref": "#/$defs/Score"}
+    assert ready["properties"]["score"]["description"] == "a part"
+    assert shape.event.name == "session:ready"
+    assert shape.event.examples[0]["score"] == {"points": 3}
+
+
+def test_the_payload_sends_each_part_or_its_fallback() -> None:
+    score = _part(Score | None, {"points": 3})
+    shape = compose_session_ready([("game", {"score": score}), ("news", {"news": _part(list[str], [], [])})])
+    produced = msgspec.json.decode(msgspec.json.encode(shape.payload(BASE, {"score": Score(5)}, LIMITS)))
+    assert produced["score"] == {"points": 5}
+    assert produced["news"] == [], "a part that produced nothing is sent as its fallback"
+    assert produced["limits"]["max_rooms"] == 10
+
+
+def test_a_key_taken_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="'score' of module b is already taken"):
+        compose_session_ready([("a", {"score": _part(int, 1, 0)}), ("b", {"score": _part(int, 1, 0)})])
+    with pytest.raises(ValueError, match="'rooms' of module a"):
+        compose_session_ready([("a", {"rooms": _part(int, 1, 0)})])
+
+
+def test_a_fallback_that_does_not_fit_its_type_is_refused() -> None:
+    with pytest.raises(ValueError, match="fallback does not fit"):
+        compose_session_ready([("a", {"score": _part(Score, {"points": 1})})])
+
+
+def test_an_example_that_does_not_fit_is_refused_as_any_event_example() -> None:
+    from app.core.socket.decorators import GatewayDefinitionError
+
+    with pytest.raises(GatewayDefinitionError, match="does not fit"):
+        compose_session_ready([("a", {"score": _part(Score | None, {"points": "many"})})])
