@@ -78,6 +78,8 @@ class SendGuard:
     async def send_packed_command(
         self, command: bytes | str | Iterable[bytes], check_health: bool = True
     ) -> None:
+        if self._closed_by_peer():
+            raise CommandNotSent("Redis closed this pooled connection (it restarted, or dropped it)")
         try:
             await super().send_packed_command(command, check_health)  # type: ignore[misc]
         except redis.exceptions.ConnectionError as exc:
@@ -86,6 +88,15 @@ class SendGuard:
             if not is_stale_transport(exc):
                 raise
             raise CommandNotSent(f"stale connection: {exc}") from exc
+
+    def _closed_by_peer(self) -> bool:
+        """True when the connection's reader already holds the end of the stream or its error.
+
+        A Redis that stopped closed every connection in the pool; written to, such a connection
+        still accepts the command and only the read fails, too late to know whether it ran.
+        """
+        reader: asyncio.StreamReader | None = getattr(self, "_reader", None)
+        return reader is not None and (reader.at_eof() or reader.exception() is not None)
 
 
 class GuardedConnection(SendGuard, Connection):
