@@ -134,12 +134,23 @@ async def test_keep_alive_requests_reach_the_worker_of_their_session(
                 f"{POLLING}&sid={sid}", content="40" + json.dumps({"token": member.token})
             )
             assert joined.status_code == 200, joined.text
-            polled = await one_connection.get(f"{POLLING}&sid={sid}")
-            assert polled.status_code == 200, polled.text
-            assert polled.text.startswith("40{")
-            assert "session:ready" in polled.text
+            received = await poll_until(one_connection, sid, "session:ready")
+            assert received.startswith("40{"), received
         for sid in sids:  # Engine.IO CLOSE: no session outlives the test
             assert (await one_connection.post(f"{POLLING}&sid={sid}", content="1")).status_code == 200
+
+
+async def poll_until(client: httpx.AsyncClient, sid: str, wanted: str, polls: int = 5) -> str:
+    """What session `sid` receives over its long-polling GETs until `wanted` is among it (a GET
+    answers as soon as something is queued, so a reply's packets may come over more than one)."""
+    received = ""
+    for _ in range(polls):
+        polled = await client.get(f"{POLLING}&sid={sid}")
+        assert polled.status_code == 200, polled.text
+        received += polled.text
+        if wanted in received:
+            return received
+    raise AssertionError(f"{wanted} not received in {polls} polls: {received}")
 
 
 def metric(text: str, name: str) -> float:
