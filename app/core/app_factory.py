@@ -24,6 +24,9 @@ from app.core.http.request import ParleyRequest
 from app.core.http.security_headers import add_security_headers
 from app.core.logging import configure_logging
 from app.core.module import Module
+from app.core.module_loader import load_modules
+from app.core.module_order import order_modules
+from app.core.security.identity import Authenticator
 from app.core.security.tokens import TokenCodec
 from app.core.socket.gateway import bind_handlers
 from app.core.socket.hub import SocketHub
@@ -38,6 +41,9 @@ from app.core.socket.tracker import ConnectionTracker
 from app.core.state import create_state_backend
 
 logger = logging.getLogger(__name__)
+
+CORE_REQUIRES = (Authenticator,)
+"""What the socket layer and the REST guards take from a module: who a token belongs to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,18 +95,26 @@ def _socket_layer(
     return server, runtime
 
 
+def default_modules(settings: Settings) -> tuple[Module, ...]:
+    """Parley's modules, the bench-only events when enabled, then those PARLEY_MODULES names."""
+    from app.modules import MODULES
+
+    modules = MODULES
+    if settings.bench_events_enabled:  # bench-only events, off by default (README "Benchmarks")
+        from app.modules.bench.module import bench_module
+
+        modules = (*MODULES, bench_module)
+    return (*modules, *load_modules(settings.modules))
+
+
 def create_app(
     settings: Settings, modules: Sequence[Module] | None = None, *, worker: int | None = None
 ) -> ParleyApp:
-    """The app of one process; `worker` is its index under `parley serve --workers N`."""
-    if modules is None:
-        from app.modules import MODULES
+    """The app of one process; `worker` is its index under `parley serve --workers N`.
 
-        modules = MODULES
-        if settings.bench_events_enabled:  # bench-only events, off by default (README "Benchmarks")
-            from app.modules.bench.module import bench_module
-
-            modules = (*MODULES, bench_module)
+    `modules` (default: `default_modules(settings)`) may come in any order; a ModuleError says in
+    one line why they cannot be composed."""
+    modules = order_modules(default_modules(settings) if modules is None else modules, CORE_REQUIRES)
     configure_logging(settings.log_level, settings.log_format)
     db = Database(settings)
     ctx = AppContext(

@@ -134,7 +134,7 @@ def test_a_dependency_provided_twice_is_refused(backend: Backend) -> None:
 
 def test_a_provider_registered_twice_is_refused(backend: Backend) -> None:
     twin = Module(name="twin", providers={Greeter: lambda _ctx: Greeter("again")})
-    with pytest.raises(RuntimeError, match="Greeter is provided twice"):
+    with pytest.raises(RuntimeError, match="Greeter is provided by both module 'probe' and module 'twin'"):
         create_app(backend.settings(), modules=(*MODULES, probe_module([]), twin))
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from app.config.settings import Settings, SettingsError
+from app.core.module import ModuleError
 from app.core.socket.registry import EventRegistry
 from app.modules.docs.service import DocsService
 
@@ -26,7 +27,10 @@ def offline_service() -> DocsService:
     except SettingsError as exc:
         raise click.ClickException(f"configuration error: {exc}") from None
     offline = dataclasses.replace(settings, database_url=OFFLINE_DATABASE, redis_url=None)
-    registry = create_app(offline).context.get(EventRegistry)
+    try:
+        registry = create_app(offline).context.get(EventRegistry)
+    except ModuleError as exc:
+        raise click.ClickException(str(exc)) from None
     return DocsService(registry, settings)
 
 

@@ -8,7 +8,7 @@ from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.context import AppContext
-from app.core.membership import ConversationBlurred
+from app.core.membership import ConversationBlurred, Membership
 from app.core.module import Module
 from app.core.security.identity import Identity
 from app.modules.presence.controller import PresenceController
@@ -61,4 +61,5 @@ presence_module = Module(
     on_disconnect=[_disconnected],
     on_startup=[_start],
     on_shutdown=[_stop],
+    requires=[Membership],  # whom a user shares a conversation with: chat provides it
 )
