@@ -5,7 +5,8 @@
 # script with the step's name and what it printed.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-python="${PYTHON:-python3}"
+python="$(command -v "${PYTHON:-python3}")"
+case "$python" in /*) ;; *) python="$PWD/$python" ;; esac  # the script leaves the current folder
 work="$(mktemp -d)"
 server_pid=""
 
@@ -84,4 +85,17 @@ fetch /schema/openapi.json '"openapi"'
 kill -TERM "$server_pid"
 wait "$server_pid" || fail "parley serve did not stop cleanly on SIGTERM"
 server_pid=""
+
+# A module from its own wheel: the example game, named by PARLEY_MODULES, brings its migration.
+step "build the example module's wheel" "$python" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" "$repo/examples/game"
+step "install the example module's wheel" "$work/venv/bin/python" -m pip install --quiet "$work"/dist/parley_game-*.whl
+export PARLEY_MODULES=game
+step "parley db upgrade with the game module" "$parley" db upgrade
+step "parley docs types with the game module" "$parley" docs types --output "$work/parley-game.d.ts"
+grep -q 'game:score' "$work/parley-game.d.ts" || fail "parley docs types lacks the game module's game:score"
+"$work/venv/bin/python" - "$work/parley.db" <<'PY' || fail "the game module's migration did not create game_scores"
+import sqlite3, sys
+tables = {row[0] for row in sqlite3.connect(sys.argv[1]).execute("SELECT name FROM sqlite_master")}
+sys.exit(0 if "game_scores" in tables else 1)
+PY
 echo "wheel smoke test passed: $(basename "$wheel") installed in a fresh venv serves every command"

@@ -72,13 +72,20 @@ def bearer(account: Account) -> dict[str, str]:
     return {"Authorization": f"Bearer {account.access_token}"}
 
 
+@pytest.fixture
+async def players(http: httpx.AsyncClient) -> tuple[Account, Account]:
+    """Two new users, logged in."""
+    return await register_and_login(http), await register_and_login(http)
+
+
 async def test_players_join_through_the_hook_score_with_acks_and_read_the_standings(
     backend: Backend,
     server: ServerProcess,
     http: httpx.AsyncClient,
     clients: Callable[[], RecordingClient],
+    players: tuple[Account, Account],
 ) -> None:
-    alice, bob = await register_and_login(http), await register_and_login(http)
+    alice, bob = players
     table = f"{uuid.uuid4().hex[:8]}-open"
     room = f"game:{table}"
     player = await connect_ready(clients, server, alice.access_token)
@@ -109,8 +116,9 @@ async def test_refusals_name_their_reason_and_write_nothing(
     server: ServerProcess,
     http: httpx.AsyncClient,
     clients: Callable[[], RecordingClient],
+    players: tuple[Account, Account],
 ) -> None:
-    alice, bob = await register_and_login(http), await register_and_login(http)
+    alice, bob = players
     player = await connect_ready(clients, server, alice.access_token)
     own, others = f"game:{alice.user_id}", f"game:{bob.user_id}"
 
