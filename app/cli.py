@@ -14,7 +14,8 @@ import click
 from app.config.serving import parse_workers
 from app.config.settings import Settings, SettingsError, get_settings
 from app.core.logging import configure_logging
-from app.modules.docs.cli import docs
+from app.main import create_app, modules_for
+from app.modules.docs.cli import docs_commands
 
 if TYPE_CHECKING:
     from app.modules.accounts.schemas import RegisterIn
@@ -86,11 +87,11 @@ def _workers(option: int | None, settings: Settings) -> int:
 
 def _check_modules(settings: Settings) -> None:
     """Modules that cannot be found or composed stop the command with one line, before any work."""
-    from app.core.app_factory import CORE_REQUIRES, default_modules
+    from app.core.app_factory import CORE_REQUIRES
     from app.core.module_order import order_modules
 
     with _module_failures_in_one_line():
-        order_modules(default_modules(settings), CORE_REQUIRES)
+        order_modules(modules_for(settings), CORE_REQUIRES)
 
 
 @contextlib.contextmanager
@@ -218,4 +219,4 @@ async def _create_user(settings: Settings, body: RegisterIn, admin: bool) -> str
         await db.dispose()
 
 
-main.add_command(docs)
+main.add_command(docs_commands(create_app))

@@ -1,4 +1,4 @@
-"""Compose the modules into one Litestar app wrapped by python-socketio's ASGI app."""
+"""Compose modules into one Litestar app wrapped by python-socketio's ASGI app (`app.main` says which)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from app.core.http.request import ParleyRequest
 from app.core.http.security_headers import add_security_headers
 from app.core.logging import configure_logging
 from app.core.module import Module
-from app.core.module_loader import load_modules
 from app.core.module_order import order_modules
 from app.core.security.identity import Authenticator
 from app.core.security.tokens import TokenCodec
@@ -95,26 +94,12 @@ def _socket_layer(
     return server, runtime
 
 
-def default_modules(settings: Settings) -> tuple[Module, ...]:
-    """Parley's modules, the bench-only events when enabled, then those PARLEY_MODULES names."""
-    from app.modules import MODULES
+def build_app(settings: Settings, modules: Sequence[Module], *, worker: int | None = None) -> ParleyApp:
+    """The app of one process made of `modules`; `worker` is its index under `parley serve --workers N`.
 
-    modules = MODULES
-    if settings.bench_events_enabled:  # bench-only events, off by default (README "Benchmarks")
-        from app.modules.bench.module import bench_module
-
-        modules = (*MODULES, bench_module)
-    return (*modules, *load_modules(settings.modules))
-
-
-def create_app(
-    settings: Settings, modules: Sequence[Module] | None = None, *, worker: int | None = None
-) -> ParleyApp:
-    """The app of one process; `worker` is its index under `parley serve --workers N`.
-
-    `modules` (default: `default_modules(settings)`) may come in any order; a ModuleError says in
-    one line why they cannot be composed."""
-    modules = order_modules(default_modules(settings) if modules is None else modules, CORE_REQUIRES)
+    `modules` may come in any order (`order_modules`); a ModuleError says in one line why they cannot
+    be composed."""
+    modules = order_modules(modules, CORE_REQUIRES)
     configure_logging(settings.log_level, settings.log_format)
     db = Database(settings)
     ctx = AppContext(

@@ -18,11 +18,11 @@ import socketio
 from sqlalchemy import text
 
 from app.config.settings import get_settings
-from app.core.app_factory import create_app
 from app.core.db import UnitOfWork
 from app.core.errors import ErrorCode
 from app.core.module import Module
 from app.core.socket import Gateway, ws_event, ws_payload, ws_response
+from app.main import create_app
 
 GAME_MODULES = ("game", f"{__name__}:probes_module")
 """PARLEY_MODULES of a server with the game and the probes."""
