@@ -28,6 +28,7 @@ from app.core.security.tokens import TokenCodec
 from app.core.socket.gateway import bind_handlers
 from app.core.socket.hub import SocketHub
 from app.core.socket.managers import LocalManager, RedisManager
+from app.core.socket.protocol import CORE_EVENTS
 from app.core.socket.ready import compose_session_ready
 from app.core.socket.registry import EventRegistry
 from app.core.socket.rooms import RoomManager
@@ -77,7 +78,7 @@ def _socket_layer(
     tracker = ConnectionTracker(ctx.state, ctx.node_id, settings.presence_ttl)
     gateways = [gateway_type(ctx) for module in modules for gateway_type in module.gateways]
     ready = compose_session_ready([(module.name, module.session_ready) for module in modules])
-    registry = EventRegistry(gateways, core_events=(ready.event,))
+    registry = EventRegistry(gateways, core_events=(ready.event, *CORE_EVENTS))
     ctx.provide(SocketHub, hub)
     ctx.provide(RoomManager, rooms)
     ctx.provide(ConnectionTracker, tracker)

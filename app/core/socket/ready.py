@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from app.core.context import AppContext
     from app.core.security.identity import Identity
 
-EVENT = "session:ready"
+SESSION_READY = "session:ready"
 _USER = "00000000-0000-4000-8000-000000000001"
 _BASE_EXAMPLE: dict[str, Any] = {
     "user": {"id": _USER, "username": "alice", "display_name": "Alice"},
@@ -111,7 +111,7 @@ def compose_session_ready(contributions: Sequence[tuple[str, Mapping[str, ReadyP
         "limits": _LIMITS_EXAMPLE,
     }
     event = server_event(
-        EVENT,
+        SESSION_READY,
         payload_type,
         description="Sent once, right after connect: who you are, your rooms, the server's clock, "
         "what the modules add (such as unread counts and missed announcements) and the limits.",

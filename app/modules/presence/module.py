@@ -8,9 +8,9 @@ from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.context import AppContext
-from app.core.membership import ConversationBlurred
 from app.core.module import Module
 from app.core.security.identity import Identity
+from app.modules.chat import ConversationBlurred
 from app.modules.presence.controller import PresenceController
 from app.modules.presence.gateway import PresenceGateway, TypingGateway
 from app.modules.presence.hooks import PresenceRoomHook
