@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import grimp
 
-TYPE_ONLY_CYCLES = {frozenset({"app.core.socket.polling", "app.core.socket.transport"})}
+TYPE_ONLY_CYCLES = {frozenset({"app.core.socket.engine.polling", "app.core.socket.engine.transport"})}
 """Cycles through imports made for type checking only: the long-polling POST handling names the
 engine and socket types of the transport that calls it."""
 

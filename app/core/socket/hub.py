@@ -17,7 +17,7 @@ from app.core.socket.protocol import FORCE_LOGOUT, ForceLogout, ForceLogoutReaso
 from app.core.socket.sockets import LocalSockets
 
 if TYPE_CHECKING:
-    from app.core.socket.server import ParleyServer
+    from app.core.socket.engine.server import ParleyServer
 
 NAMESPACE = "/"
 

@@ -20,13 +20,13 @@ from app.core.faults import is_unavailable
 from app.core.module import Module
 from app.core.security.identity import Authenticator, Identity
 from app.core.socket.dispatcher import Answer, Dispatcher
+from app.core.socket.engine.server import ParleyServer
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import SocketHub
 from app.core.socket.protocol import EXCEPTION, FORCE_LOGOUT, AckError, ExceptionEvent, ForceLogout
 from app.core.socket.ready import SessionReadyShape
 from app.core.socket.rooms import RoomManager, identity_rooms
 from app.core.socket.schemas import Limits, UserView
-from app.core.socket.server import ParleyServer
 from app.core.socket.shutdown import close_transports
 from app.core.socket.sockets import LocalSocket
 from app.core.socket.tracker import ConnectionTracker
