@@ -77,7 +77,10 @@ def _socket_layer(
             rooms.register_auth_hook(prefix, make_hook(ctx))
     tracker = ConnectionTracker(ctx.state, ctx.node_id, settings.presence_ttl)
     gateways = [gateway_type(ctx) for module in modules for gateway_type in module.gateways]
-    ready = compose_session_ready([(module.name, module.session_ready) for module in modules])
+    ready = compose_session_ready(
+        [(module.name, module.session_ready) for module in modules],
+        [(module.name, module.limits) for module in modules],
+    )
     registry = EventRegistry(gateways, core_events=(ready.event, *CORE_EVENTS))
     ctx.provide(SocketHub, hub)
     ctx.provide(RoomManager, rooms)

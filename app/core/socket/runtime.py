@@ -26,7 +26,7 @@ from app.core.socket.hub import SocketHub
 from app.core.socket.protocol import EXCEPTION, FORCE_LOGOUT, AckError, ExceptionEvent, ForceLogout
 from app.core.socket.ready import SessionReadyShape
 from app.core.socket.rooms import RoomManager, identity_rooms
-from app.core.socket.schemas import Limits, UserView
+from app.core.socket.schemas import UserView
 from app.core.socket.shutdown import close_transports
 from app.core.socket.sockets import LocalSocket
 from app.core.socket.tracker import ConnectionTracker
@@ -90,7 +90,7 @@ class SocketRuntime:
         self.tracker = tracker
         self.modules = modules
         self.settings = app.settings.socket
-        self.limits = Limits.from_settings(app.settings)
+        self.limits = ready.limits(app.settings, [handler.spec.rate_limit for handler in handlers])
         self.ready = ready
         self.dispatcher = Dispatcher(
             app, hub, handlers, app.settings.rate_limits, self.settings.max_concurrent_handlers

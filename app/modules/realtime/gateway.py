@@ -8,7 +8,7 @@ from app.core.socket import Gateway, SocketContext, ws_event, ws_payload, ws_res
 from app.core.socket.protocol import RoomAck, RoomPayload
 from app.core.socket.rooms import RoomManager, identity_rooms
 from app.core.socket.runtime import SocketRuntime
-from app.core.socket.schemas import RefreshAck, RefreshPayload
+from app.modules.realtime.schemas import RefreshAck, RefreshPayload
 
 
 class RealtimeGateway(Gateway):
