@@ -2,8 +2,8 @@
 
 A module never reaches into another; it contributes controllers (HTTP), gateways (socket event
 handlers), HTTP dependencies, providers, room authorization hooks, rooms a socket joins on connect,
-parts of `session:ready`, start-up/shut-down work, and its own migrations. It states which
-providers it needs from other modules (`requires`); start-up puts it after them
+parts of `session:ready` and of its `limits`, start-up/shut-down work, and its own migrations. It
+states which providers it needs from other modules (`requires`); start-up puts it after them
 (`app.core.module_order`). Modules from outside Parley are named by `PARLEY_MODULES`
 (`app.core.module_loader`).
 """
@@ -21,7 +21,7 @@ from litestar.types import ControllerRouterHandler
 if TYPE_CHECKING:
     from app.core.context import AppContext
     from app.core.security.identity import Identity
-    from app.core.socket.ready import ReadyPart
+    from app.core.socket.ready import LimitPart, ReadyPart
     from app.core.socket.rooms import RoomHook
 
 LifecycleHook = Callable[["AppContext"], Awaitable[None]]
@@ -45,6 +45,7 @@ class Module:
     room_hooks: Mapping[str, RoomHookFactory] = field(default_factory=dict)
     connect_rooms: Sequence[ConnectRooms] = ()
     session_ready: Mapping[str, ReadyPart] = field(default_factory=dict)
+    limits: Mapping[str, LimitPart] = field(default_factory=dict)
     on_connect: Sequence[SocketHook] = ()
     on_disconnect: Sequence[SocketHook] = ()
     on_startup: Sequence[LifecycleHook] = ()

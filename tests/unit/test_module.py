@@ -176,7 +176,10 @@ async def test_modules_listed_before_their_providers_start_after_them(backend: B
 @pytest.mark.parametrize(
     ("left_out", "reason"),
     [
-        ("chat", "module 'presence' requires app.core.membership.Membership, which no module provides"),
+        (
+            "chat",
+            "module 'presence' requires app.modules.chat.membership.Membership, which no module provides",
+        ),
         (
             "accounts",
             "Parley's core needs app.core.security.identity.Authenticator, which no module provides",
