@@ -9,6 +9,8 @@ answers the standings; its table holds the rows, on SQLite and on PostgreSQL; it
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import subprocess
 import sys
 import uuid
@@ -22,7 +24,7 @@ from advanced_alchemy.types import GUID
 from sqlalchemy import Integer, text
 
 from app.core.db.engine import create_engine
-from tests.support.backends import Backend
+from tests.support.backends import Backend, _create_pg_database, _drop_pg_database
 from tests.support.clients import Account, RecordingClient, connect_ready, register_and_login
 from tests.support.server import ServerProcess
 
@@ -40,10 +42,26 @@ def parley(backend: Backend, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    upgraded = parley(backend, "db", "upgrade")
+def game_backend(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """A database of its own, migrated by `parley db upgrade` with the module: the shared one stays
+    without the module's branch, which servers started without PARLEY_MODULES could not place."""
+    if backend.name == "sqlite":
+        path = tmp_path_factory.mktemp("game") / "game.db"
+        yield dataclasses.replace(backend, database_url=f"sqlite+aiosqlite:///{path}")
+        return
+    name = f"parley_game_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_create_pg_database(name))
+    try:
+        yield dataclasses.replace(backend, database_url=f"{backend.database_url.rsplit('/', 1)[0]}/{name}")
+    finally:
+        asyncio.run(_drop_pg_database(name))
+
+
+@pytest.fixture(scope="module")
+def server(game_backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    upgraded = parley(game_backend, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
-    node = ServerProcess(backend.env(**MODULES), tmp_path_factory.mktemp("game") / "server.log")
+    node = ServerProcess(game_backend.env(**MODULES), tmp_path_factory.mktemp("game") / "server.log")
     yield node.start()
     node.stop()
 
@@ -79,7 +97,7 @@ async def players(http: httpx.AsyncClient) -> tuple[Account, Account]:
 
 
 async def test_players_join_through_the_hook_score_with_acks_and_read_the_standings(
-    backend: Backend,
+    game_backend: Backend,
     server: ServerProcess,
     http: httpx.AsyncClient,
     clients: Callable[[], RecordingClient],
@@ -106,13 +124,13 @@ async def test_players_join_through_the_hook_score_with_acks_and_read_the_standi
         "room": room,
         "standings": [{"user_id": alice.user_id, "total": 7}, {"user_id": bob.user_id, "total": 5}],
     }
-    assert await scores_in_table(backend, room) == sorted(
+    assert await scores_in_table(game_backend, room) == sorted(
         [(alice.user_id, 3), (alice.user_id, 4), (bob.user_id, 5)]
     )
 
 
 async def test_refusals_name_their_reason_and_write_nothing(
-    backend: Backend,
+    game_backend: Backend,
     server: ServerProcess,
     http: httpx.AsyncClient,
     clients: Callable[[], RecordingClient],
@@ -133,7 +151,7 @@ async def test_refusals_name_their_reason_and_write_nothing(
         invalid = await player.call("game:score", {"room": own, "points": points})
         assert invalid["error"]["code"] == "VALIDATION_ERROR", points
         assert invalid["error"]["details"]["field"] == "points", points
-    assert await scores_in_table(backend, own) == []
+    assert await scores_in_table(game_backend, own) == []
 
     assert (
         await http.get(f"/api/game/tables/{bob.user_id}/scores", headers=bearer(alice))
@@ -144,11 +162,11 @@ async def test_refusals_name_their_reason_and_write_nothing(
 
 
 async def test_its_events_are_documented_in_the_page_the_spec_and_the_types(
-    backend: Backend, http: httpx.AsyncClient
+    game_backend: Backend, http: httpx.AsyncClient
 ) -> None:
     page = (await http.get("/ws-docs")).text
     spec: dict[str, Any] = (await http.get("/ws-docs/spec")).json()
-    types = parley(backend, "docs", "types")
+    types = parley(game_backend, "docs", "types")
     assert types.returncode == 0, types.stderr
     for event in GAME_EVENTS:
         assert event in page, event
