@@ -96,12 +96,20 @@ def _check_modules(settings: Settings) -> None:
 
 @contextlib.contextmanager
 def _module_failures_in_one_line() -> Iterator[None]:
+    """A module that cannot be loaded, or revisions the database holds that no named module brings."""
+    from alembic.util import CommandError
+
     from app.core.module import ModuleError
 
     try:
         yield
     except ModuleError as exc:
         raise click.ClickException(str(exc)) from None
+    except CommandError as exc:
+        raise click.ClickException(
+            f"migrations: {exc}; a module whose revisions the database holds must stay in PARLEY_MODULES "
+            "until `parley db downgrade NAME@base` takes them away"
+        ) from None
 
 
 def _migrate(settings: Settings, revision: str) -> None:

@@ -232,3 +232,17 @@ def test_modules_that_cannot_be_composed_stop_the_command_in_one_line(tmp_path: 
         assert len(lines) == 1, (label, outcome.stderr)
         assert reason in lines[0], (label, lines[0])
     assert not database.exists()
+
+
+def test_revisions_of_a_module_no_longer_named_stop_the_upgrade_in_one_line(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    with_game = run(tmp_path, "db", "upgrade", **env, PARLEY_MODULES="game")
+    assert with_game.returncode == 0, with_game.stderr
+    without = run(tmp_path, "db", "upgrade", **env)
+    assert without.returncode == 1
+    lines = without.stderr.strip().splitlines()
+    assert len(lines) == 1, without.stderr
+    assert "game_0001" in lines[0]
+    assert "PARLEY_MODULES" in lines[0]
+    assert "parley db downgrade NAME@base" in lines[0]
