@@ -260,6 +260,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DOCS_LICENSE_NAME", "Proprietary", _parse_str, "license of the API named in its documents"),
     Variable("DOCS_LICENSE_URL", "", _parse_optional_http_url, "URL of that license; empty: none"),
     Variable(
+        "PARLEY_MODULES",
+        "",
+        _parse_csv,
+        "the application's own modules: entry-point names (group parley.modules) or pkg.mod[:attr]",
+    ),
+    Variable(
         "BENCH_EVENTS_ENABLED",
         "false",
         _parse_bool,
@@ -344,6 +350,7 @@ class Settings:
     rate_limits: RateLimitSettings
     ws_docs_enabled: bool
     docs_info: DocsInfo
+    modules: tuple[str, ...]
     bench_events_enabled: bool
     serve: ServeSettings
     log_level: str
@@ -432,6 +439,7 @@ class Settings:
                 license_name=v["DOCS_LICENSE_NAME"] or "Proprietary",
                 license_url=v["DOCS_LICENSE_URL"],
             ),
+            modules=v["PARLEY_MODULES"],
             bench_events_enabled=v["BENCH_EVENTS_ENABLED"],
             serve=ServeSettings.from_values(v),
             log_level=v["LOG_LEVEL"],

@@ -11,7 +11,7 @@ from app.core.context import AppContext
 from app.core.module import Module
 from app.core.security.identity import Identity
 from app.core.socket.ready import LimitPart
-from app.modules.chat import ConversationBlurred
+from app.modules.chat import ConversationBlurred, Membership
 from app.modules.presence.controller import PresenceController
 from app.modules.presence.gateway import PresenceGateway, TypingGateway
 from app.modules.presence.hooks import PresenceRoomHook
@@ -66,4 +66,5 @@ presence_module = Module(
     on_disconnect=[_disconnected],
     on_startup=[_start],
     on_shutdown=[_stop],
+    requires=[Membership],  # whom a user shares a conversation with: chat provides it
 )
