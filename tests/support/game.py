@@ -19,7 +19,7 @@ from app.config.settings import get_settings
 from app.core.db import UnitOfWork
 from app.core.errors import ErrorCode
 from app.core.module import Module
-from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_payload, ws_response
+from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_response
 from app.core.socket.hub import SocketHub
 from app.core.socket.protocol import RoomName
 from app.core.socket.rooms import RoomManager
@@ -118,7 +118,6 @@ class GameGateway(Gateway):
         category="game",
         examples=[{"room": "game:a-open", "target": "game:b-open"}],
     )
-    @ws_payload(Move)
     @ws_response("game:gather", Done)
     async def gather(self, payload: Move, hub: SocketHub) -> Done:
         await hub.sockets_join(payload.room, payload.target)
@@ -130,7 +129,6 @@ class GameGateway(Gateway):
         category="game",
         examples=[{"room": "game:a-open", "target": "game:b-open"}],
     )
-    @ws_payload(Move)
     @ws_response("game:scatter", Done)
     async def scatter(self, payload: Move, hub: SocketHub) -> Done:
         await hub.sockets_leave(payload.room, payload.target)
@@ -142,7 +140,6 @@ class GameGateway(Gateway):
         category="game",
         examples=[{"room": "game:a-open", "reason": "checkmate"}],
     )
-    @ws_payload(End)
     @ws_response("game:end", Done)
     async def end(self, payload: End, hub: SocketHub) -> Done:
         await hub.disconnect_sockets(payload.room, event=GAME_OVER.name, data=Over(payload.reason))
@@ -154,10 +151,9 @@ class GameGateway(Gateway):
         category="game",
         examples=[{"room": "game:a-open", "text": "hi"}],
     )
-    @ws_payload(Shout)
     @ws_response("game:shout", Done)
-    async def shout(self, ctx: SocketContext, payload: Shout) -> Done:
-        await ctx.emit(GAME_NEWS, News(payload.text, ctx.user_id), room=payload.room)
+    async def shout(self, client: SocketContext, payload: Shout) -> Done:
+        await client.emit(GAME_NEWS, News(payload.text, client.user_id), room=payload.room)
         return Done()
 
     @ws_event(
@@ -168,16 +164,14 @@ class GameGateway(Gateway):
         errors=[ErrorCode.FORBIDDEN, ErrorCode.VALIDATION_ERROR],
         optimistic=True,
     )
-    @ws_payload(Table)
     @ws_response("game:move", Table)
-    async def move(self, ctx: SocketContext, payload: Table, rooms: RoomManager) -> Table:
-        await rooms.authorize(ctx.user_id, payload.room)
+    async def move(self, client: SocketContext, payload: Table, rooms: RoomManager) -> Table:
+        await rooms.authorize(client.user_id, payload.room)
         return payload
 
     @ws_event(
         "game:hold", "Run until `game:release` with the same key.", category="game", examples=[{"key": "k"}]
     )
-    @ws_payload(Hold)
     @ws_response("game:hold", Done)
     async def hold(self, payload: Hold, holds: HoldState) -> Done:
         holds.running[payload.key] += 1
@@ -194,7 +188,6 @@ class GameGateway(Gateway):
         category="game",
         examples=[{"key": "k"}],
     )
-    @ws_payload(Hold)
     @ws_response("game:release", Peak)
     async def release(self, payload: Hold, holds: HoldState) -> Peak:
         holds.gates[payload.key].set()
@@ -206,7 +199,6 @@ class GameGateway(Gateway):
         category="game",
         examples=[{"key": "k"}],
     )
-    @ws_payload(Hold)
     @ws_response("game:peek", Peak)
     async def peek(self, payload: Hold, holds: HoldState) -> Peak:
         return Peak(holds.running[payload.key], holds.peak[payload.key])
@@ -218,9 +210,8 @@ class GameGateway(Gateway):
         examples=[{}],
         errors=[ErrorCode.INTERNAL],
     )
-    @ws_payload(Nothing)
     @ws_response("game:boom", Done)
-    async def boom(self, uow: UnitOfWork) -> Done:
+    async def boom(self, payload: Nothing, uow: UnitOfWork) -> Done:
         await uow.session.execute(text("SELECT secret_column FROM no_such_table_for_parley"))
         return Done()
 

@@ -8,7 +8,7 @@ from app.core.security.identity import Authenticator
 from app.modules.accounts.auth import AccountsAuthenticator, AuthFlows
 from app.modules.accounts.controller import AdminUsersController, AuthController
 from app.modules.accounts.deps import DEPENDENCIES
-from app.modules.accounts.guards import session_hook
+from app.modules.accounts.room_hooks import session_hook
 from app.modules.accounts.sessions import SessionStore
 from app.modules.accounts.users import UsersController
 

@@ -14,9 +14,9 @@ from app.core.socket.ready import LimitPart
 from app.modules.chat import ConversationBlurred
 from app.modules.presence.controller import PresenceController
 from app.modules.presence.gateway import PresenceGateway, TypingGateway
-from app.modules.presence.hooks import PresenceRoomHook
 from app.modules.presence.presence import Presence
 from app.modules.presence.relations import PresenceRelations
+from app.modules.presence.room_hooks import PresenceRoomHook
 from app.modules.presence.service import LastSeenService
 from app.modules.presence.typing import TypingIndicators
 

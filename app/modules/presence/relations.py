@@ -29,15 +29,15 @@ def presence_room(user_id: str) -> str:
 
 
 class PresenceRelations:
-    def __init__(self, app: AppContext) -> None:
-        self.app = app
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
 
     async def start(self) -> None:
-        await self.app.state.subscribe(CHANNEL, self._on_signal)
-        self.app.events.subscribe(MembershipEnded, self._announce)
+        await self.ctx.state.subscribe(CHANNEL, self._on_signal)
+        self.ctx.events.subscribe(MembershipEnded, self._announce)
 
     async def _announce(self, event: MembershipEnded) -> None:
-        await self.app.state.publish(CHANNEL, msgspec.json.encode(list(event.user_ids)))
+        await self.ctx.state.publish(CHANNEL, msgspec.json.encode(list(event.user_ids)))
 
     async def _on_signal(self, raw: bytes) -> None:
         try:
@@ -51,7 +51,7 @@ class PresenceRelations:
     async def recheck(self, user_id: str) -> None:
         """End this node's presence subscriptions between `user_id` and users they no longer share
         a conversation with."""
-        hub = self.app.hub
+        hub = self.ctx.hub
         own = hub.local.of_user(user_id)
         followed = {
             room.removeprefix(PREFIX) for sid in own for room in hub.rooms_of(sid) if room.startswith(PREFIX)
@@ -65,7 +65,7 @@ class PresenceRelations:
         candidates = followed | set(followers.values())
         if not candidates:
             return
-        lost = candidates - await membership(self.app).contacts_among(user_id, sorted(candidates))
+        lost = candidates - await membership(self.ctx).contacts_among(user_id, sorted(candidates))
         for sid in own:
             for other in sorted(lost & followed):
                 await hub.leave(sid, presence_room(other))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.core.context import AppContext
 from app.core.module import Module
-from app.core.security.events import SessionsRevoked
+from app.core.security.domain_events import SessionsRevoked
 from app.core.socket.rooms import AnyoneHook, OwnIdHook
 from app.modules.realtime.gateway import RealtimeGateway
 

@@ -17,11 +17,11 @@ def canonical_user_id(text: str) -> str | None:
 
 
 class PresenceRoomHook:
-    def __init__(self, app: AppContext) -> None:
-        self.app = app
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
 
     async def can_join(self, user_id: str, room: str) -> bool:
         target = canonical_user_id(room.removeprefix("presence:"))
         if target is None:
             return False
-        return target in await self.app.get(Presence).visible_to(user_id, [target])
+        return target in await self.ctx.get(Presence).visible_to(user_id, [target])
