@@ -6,8 +6,9 @@ import uuid
 
 from app.core.errors import ErrorCode
 from app.core.socket import Gateway, SocketContext, ws_event, ws_response
-from app.modules.chat.broadcasts import ChatEvents, active_room
+from app.modules.chat.broadcasts import ChatEvents
 from app.modules.chat.declarations import (
+    ACTIVE_ROOMS,
     CHAT_MESSAGE,
     CHAT_READ,
     CONVERSATION,
@@ -126,7 +127,7 @@ class ChatGateway(Gateway):
         self, client: SocketContext, payload: ConversationRef, chat: ChatService
     ) -> ConversationRefOut:
         await chat.require_participant(payload.conversation_id, caller(client))
-        await client.join(active_room(str(payload.conversation_id)))
+        await client.join(ACTIVE_ROOMS.room(str(payload.conversation_id)))
         return ConversationRefOut(str(payload.conversation_id))
 
     @ws_event(
@@ -140,7 +141,7 @@ class ChatGateway(Gateway):
     @ws_response("conversation:blur", ConversationRefOut)
     async def blur(self, client: SocketContext, payload: ConversationRef) -> ConversationRefOut:
         conversation_id = str(payload.conversation_id)
-        await client.leave(active_room(conversation_id))
+        await client.leave(ACTIVE_ROOMS.room(conversation_id))
         await client.ctx.events.publish(ConversationBlurred(client.sid, client.user_id, conversation_id))
         return ConversationRefOut(conversation_id)
 

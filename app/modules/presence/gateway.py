@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from app.core.errors import AppError, ErrorCode
 from app.core.socket import Gateway, SocketContext, ws_event, ws_response
-from app.modules.presence.declarations import CHAT_TYPING, EXAMPLE_CONVERSATION, EXAMPLE_USER, USER_STATUS
+from app.modules.presence.declarations import (
+    CHAT_TYPING,
+    EXAMPLE_CONVERSATION,
+    EXAMPLE_USER,
+    PRESENCE_ROOMS,
+    USER_STATUS,
+)
 from app.modules.presence.presence import Presence, membership
 from app.modules.presence.schemas import (
     PresenceStatuses,
@@ -34,7 +40,7 @@ class PresenceGateway(Gateway):
     ) -> PresenceStatuses:
         visible = await presence.visible_to(client.user_id, [str(user_id) for user_id in payload.user_ids])
         statuses = await presence.statuses(users, visible)
-        await client.join(*(f"presence:{status.user_id}" for status in statuses))
+        await client.join(*(PRESENCE_ROOMS.room(status.user_id) for status in statuses))
         return PresenceStatuses(statuses)
 
     @ws_event(
@@ -51,7 +57,7 @@ class PresenceGateway(Gateway):
     ) -> PresenceStatuses:
         user_ids = list(dict.fromkeys(str(user_id) for user_id in payload.user_ids))
         for user_id in user_ids:
-            await client.leave(f"presence:{user_id}")
+            await client.leave(PRESENCE_ROOMS.room(user_id))
         visible = await presence.visible_to(client.user_id, user_ids)
         return PresenceStatuses(await presence.statuses(users, visible))
 

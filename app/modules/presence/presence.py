@@ -28,7 +28,7 @@ from app.core.context import AppContext
 from app.core.security.identity import Identity
 from app.core.socket.tracker import ConnectionTracker
 from app.modules.chat import Membership
-from app.modules.presence.declarations import USER_STATUS
+from app.modules.presence.declarations import PRESENCE_ROOMS, USER_STATUS
 from app.modules.presence.schemas import UserStatus
 from app.modules.presence.service import LastSeenService
 
@@ -136,7 +136,7 @@ class Presence:
             await self._emit(UserStatus(user_id, "offline", stamps.get(user_id)))
 
     async def _emit(self, status: UserStatus) -> None:
-        await self.ctx.hub.emit(USER_STATUS, status, room=f"presence:{status.user_id}")
+        await self.ctx.hub.emit(USER_STATUS, status, room=PRESENCE_ROOMS.room(status.user_id))
         logger.debug("user %s is %s", status.user_id, status.status, extra={"user_id": status.user_id})
 
     async def start(self) -> None:

@@ -17,6 +17,7 @@ import logging
 import time
 
 from app.core.context import AppContext
+from app.modules.chat import ACTIVE_ROOMS
 from app.modules.presence.declarations import CHAT_TYPING
 from app.modules.presence.schemas import TypingOut
 
@@ -70,7 +71,7 @@ class TypingIndicators:
         await self.ctx.hub.emit(
             CHAT_TYPING,
             TypingOut(conversation_id, user_id, typing, self.ttl if typing else 0.0),
-            room=f"active:{conversation_id}",
+            room=ACTIVE_ROOMS.room(conversation_id),
             skip_sid=sid,
         )
 
