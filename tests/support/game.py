@@ -21,7 +21,7 @@ from app.config.settings import get_settings
 from app.core.db import UnitOfWork
 from app.core.errors import ErrorCode
 from app.core.module import Module
-from app.core.socket import Gateway, ws_event, ws_payload, ws_response
+from app.core.socket import Gateway, ws_event, ws_response
 from app.main import create_app
 
 GAME_MODULES = ("game", f"{__name__}:probes_module")
@@ -58,7 +58,6 @@ class ProbeGateway(Gateway):
     @ws_event(
         "game:hold", "Run until `game:release` with the same key.", category="game", examples=[{"key": "k"}]
     )
-    @ws_payload(Hold)
     @ws_response("game:hold", Done)
     async def hold(self, payload: Hold, holds: HoldState) -> Done:
         holds.running[payload.key] += 1
@@ -75,7 +74,6 @@ class ProbeGateway(Gateway):
         category="game",
         examples=[{"key": "k"}],
     )
-    @ws_payload(Hold)
     @ws_response("game:release", Peak)
     async def release(self, payload: Hold, holds: HoldState) -> Peak:
         holds.gates[payload.key].set()
@@ -87,7 +85,6 @@ class ProbeGateway(Gateway):
         category="game",
         examples=[{"key": "k"}],
     )
-    @ws_payload(Hold)
     @ws_response("game:peek", Peak)
     async def peek(self, payload: Hold, holds: HoldState) -> Peak:
         return Peak(holds.running[payload.key], holds.peak[payload.key])
@@ -99,7 +96,6 @@ class ProbeGateway(Gateway):
         examples=[{}],
         errors=[ErrorCode.INTERNAL],
     )
-    @ws_payload(Nothing)
     @ws_response("game:boom", Done)
     async def boom(self, uow: UnitOfWork) -> Done:
         await uow.session.execute(text("SELECT secret_column FROM no_such_table_for_parley"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.core.db import UnitOfWork
 from app.core.errors import AppError, ErrorCode
-from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_payload, ws_response
+from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_response
 from app.core.socket.hub import SocketHub
 from app.core.socket.rooms import RoomManager
 from parley_game.schemas import Done, End, Move, News, Over, Score, Scored, Shout, Table
@@ -49,17 +49,16 @@ class GameGateway(Gateway):
         examples=[{"room": "game:a-open", "points": 3}],
         errors=[ErrorCode.FORBIDDEN, ErrorCode.VALIDATION_ERROR],
     )
-    @ws_payload(Score)
     @ws_response("game:score", Scored)
-    async def score(self, ctx: SocketContext, payload: Score, uow: UnitOfWork) -> Scored:
-        if payload.room not in ctx.rooms():
+    async def score(self, client: SocketContext, payload: Score, uow: UnitOfWork) -> Scored:
+        if payload.room not in client.rooms():
             raise AppError(
                 ErrorCode.FORBIDDEN, f"Join {payload.room} before scoring there", {"field": "room"}
             )
-        total = await add_score(uow.session, payload.room, ctx.user_id, payload.points)
+        total = await add_score(uow.session, payload.room, client.user_id, payload.points)
         await uow.commit()
-        scored = Scored(payload.room, ctx.user_id, payload.points, total)
-        await ctx.emit(GAME_SCORED, scored, room=payload.room)
+        scored = Scored(payload.room, client.user_id, payload.points, total)
+        await client.emit(GAME_SCORED, scored, room=payload.room)
         return scored
 
     @ws_event(
@@ -68,10 +67,9 @@ class GameGateway(Gateway):
         category="game",
         examples=[{"room": "game:a-open", "text": "hi"}],
     )
-    @ws_payload(Shout)
     @ws_response("game:shout", Done)
-    async def shout(self, ctx: SocketContext, payload: Shout) -> Done:
-        await ctx.emit(GAME_NEWS, News(payload.text, ctx.user_id), room=payload.room)
+    async def shout(self, client: SocketContext, payload: Shout) -> Done:
+        await client.emit(GAME_NEWS, News(payload.text, client.user_id), room=payload.room)
         return Done()
 
     @ws_event(
@@ -82,10 +80,9 @@ class GameGateway(Gateway):
         errors=[ErrorCode.FORBIDDEN, ErrorCode.VALIDATION_ERROR],
         optimistic=True,
     )
-    @ws_payload(Table)
     @ws_response("game:move", Table)
-    async def move(self, ctx: SocketContext, payload: Table, rooms: RoomManager) -> Table:
-        await rooms.authorize(ctx.user_id, payload.room)
+    async def move(self, client: SocketContext, payload: Table, rooms: RoomManager) -> Table:
+        await rooms.authorize(client.user_id, payload.room)
         return payload
 
     @ws_event(
@@ -94,7 +91,6 @@ class GameGateway(Gateway):
         category="game",
         examples=[{"room": "game:a-open", "target": "game:b-open"}],
     )
-    @ws_payload(Move)
     @ws_response("game:gather", Done)
     async def gather(self, payload: Move, hub: SocketHub) -> Done:
         await hub.sockets_join(payload.room, payload.target)
@@ -106,7 +102,6 @@ class GameGateway(Gateway):
         category="game",
         examples=[{"room": "game:a-open", "target": "game:b-open"}],
     )
-    @ws_payload(Move)
     @ws_response("game:scatter", Done)
     async def scatter(self, payload: Move, hub: SocketHub) -> Done:
         await hub.sockets_leave(payload.room, payload.target)
@@ -118,7 +113,6 @@ class GameGateway(Gateway):
         category="game",
         examples=[{"room": "game:a-open", "reason": "checkmate"}],
     )
-    @ws_payload(End)
     @ws_response("game:end", Done)
     async def end(self, payload: End, hub: SocketHub) -> Done:
         await hub.disconnect_sockets(payload.room, event=GAME_OVER.name, data=Over(payload.reason))
