@@ -129,6 +129,8 @@ async def read_packets(socket: ParleySocket, server: ParleyEngine, receive: ASGI
                 await on_message(socket.sid, pkt.data)
             else:
                 await socket.receive(pkt)
+                if socket.closed:  # the client's CLOSE: end the websocket too
+                    return
         except eio_exceptions.UnknownPacketError:
             await server.faults.malformed(
                 socket.sid, f"Engine.IO packet type {pkt.packet_type} from a client"
