@@ -1,4 +1,4 @@
-"""Parley beside Node socket.io 4.8, same load, same run: `python -m bench [--reps N] [--quick]`.
+"""Parley beside Node socket.io 4.8, same load, same run: `python -m bench [--reps N] [--quick] [--cases …]`.
 
 Each repetition starts a fresh Parley (`parley serve`: uvicorn + uvloop, its real settings, a
 temporary SQLite file or `--database-url`) and a fresh Node peer (`node_peer.js`, socket.io installed
@@ -67,6 +67,8 @@ class Profile:
 FULL = Profile(2, 0.5, (1, 10, 100), (100, 1000), 1000, 5, (1000, 5000, 10000), 300)
 QUICK = Profile(1, 0.5, (1, 100), (100,), 100, 5, (500,), 100)
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+CASE_GROUPS = ("idle", "connect", "echo", "fanout", "latency", "chat")
+"""What `--cases` can name: each group's cases run, in this order, or are left out of the run."""
 
 
 @dataclass
@@ -80,9 +82,14 @@ class Case:
     higher_is_better: bool
     target: float | None = None
     absolute: bool = False
+    group: str = ""
+    """Its entry of `CASE_GROUPS`: by default the key without its trailing count."""
     samples: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
     server_cpu: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
     client_cpu: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
+
+    def __post_init__(self) -> None:
+        self.group = self.group or self.key.rstrip("0123456789")
 
     def record(self, server: str, value: float, result: dict[str, Any] | None = None) -> None:
         """One sample of `server`, with both CPU shares when the load generator measured them."""
@@ -371,8 +378,8 @@ def define_cases(profile: Profile) -> dict[str, Case]:
             )
             for n in profile.fanout_members
         ),
-        Case("lat_p50", f"latency p50, {lat}", "ms", higher_is_better=False),
-        Case("lat_p99", f"latency p99, {lat}", "ms", higher_is_better=False, target=1.0),
+        Case("lat_p50", f"latency p50, {lat}", "ms", higher_is_better=False, group="latency"),
+        Case("lat_p99", f"latency p99, {lat}", "ms", higher_is_better=False, target=1.0, group="latency"),
         *(
             Case(
                 f"idle{n}",
@@ -393,8 +400,9 @@ def define_cases(profile: Profile) -> dict[str, Case]:
             higher_is_better=True,
             target=5000,
             absolute=True,
+            group="chat",
         ),
-        Case("chat_p50", "chat:send ack p50 at half that rate", "ms", higher_is_better=False),
+        Case("chat_p50", "chat:send ack p50 at half that rate", "ms", higher_is_better=False, group="chat"),
         Case(
             "chat_p99",
             "chat:send ack p99 at half that rate",
@@ -402,31 +410,40 @@ def define_cases(profile: Profile) -> dict[str, Case]:
             higher_is_better=False,
             target=20,
             absolute=True,
+            group="chat",
         ),
     ]
     return {case.key: case for case in cases}
 
 
 def run_server(
-    runner: Runner, server: Server, cases: dict[str, Case], profile: Profile, *, memory: bool
+    runner: Runner,
+    server: Server,
+    cases: dict[str, Case],
+    profile: Profile,
+    groups: set[str],
 ) -> None:
+    """Run the cases of `groups` (`CASE_GROUPS`) against one server."""
     name = server.name
 
     def record(key: str, value: float, result: dict[str, Any] | None = None) -> None:
         cases[key].record(name, value, result)
 
-    if memory:
+    if "idle" in groups:
         for conns, kib in runner.idle_memory(server).items():
             record(f"idle{conns}", kib)
-    record("connect", runner.connect_rate(server))
-    server.settle()
-    for n in profile.echo_clients:
+    if "connect" in groups:
+        record("connect", runner.connect_rate(server))
+        server.settle()
+    for n in profile.echo_clients if "echo" in groups else ():
         result = runner.measure("echo", server, clients=n)
         record(f"echo{n}", result["rps"], result)
-    for n in profile.fanout_members:
+    for n in profile.fanout_members if "fanout" in groups else ():
         result = runner.measure("fanout", server, members=n, window=8)
         record(f"fanout{n}", result["deliveries_per_s"], result)
         server.settle()
+    if "latency" not in groups:
+        return
     result = runner.measure("fanout", server, members=profile.latency_members, rate=profile.latency_rate)
     if result["received"] < result["expected"]:
         raise RuntimeError(f"{name} lost deliveries: {result}")
@@ -558,7 +575,15 @@ def main(argv: list[str] | None = None) -> int:
         help="a PostgreSQL server where the chat:send case creates (and drops) its database",
     )
     parser.add_argument("--no-chat", action="store_true", help="skip the chat:send case on PostgreSQL")
+    parser.add_argument(
+        "--cases",
+        type=case_groups,
+        default=set(CASE_GROUPS),
+        help=f"the case groups to run, comma-separated, of {','.join(CASE_GROUPS)} (default all)",
+    )
     args = parser.parse_args(argv)
+    if args.no_chat:
+        args.cases.discard("chat")
     profile = QUICK if args.quick else FULL
     if args.idle_steps:
         profile = dataclasses.replace(profile, idle_steps=tuple(int(n) for n in args.idle_steps.split(",")))
@@ -568,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     raise_fd_limit()
-    cases = define_cases(profile)
+    cases = {key: case for key, case in define_cases(profile).items() if case.group in args.cases}
     work = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     try:
         cload = build_load_generator(work)
@@ -583,11 +608,12 @@ def main(argv: list[str] | None = None) -> int:
                 for name in order:
                     say(f"repetition {rep + 1}/{reps}: {name}")
                     try:
-                        run_server(runner, started[name], cases, profile, memory=rep < args.memory_reps)
+                        groups = args.cases if rep < args.memory_reps else args.cases - {"idle"}
+                        run_server(runner, started[name], cases, profile, groups)
                     except RuntimeError:
                         say(f"{name} log:\n{started[name].log_tail()}")
                         raise
-            if not args.no_chat:
+            if "chat" in args.cases:
                 say(f"repetition {rep + 1}/{reps}: parley chat:send on PostgreSQL")
                 run_chat(runner, cases, work, args.postgres_url, secret)
     finally:
@@ -595,6 +621,15 @@ def main(argv: list[str] | None = None) -> int:
     print(table(cases))
     save(cases, profile, reps)
     return 0
+
+
+def case_groups(text: str) -> set[str]:
+    """`--cases`: a comma-separated list of `CASE_GROUPS`."""
+    groups = {group.strip() for group in text.split(",") if group.strip()}
+    unknown = groups - set(CASE_GROUPS)
+    if unknown or not groups:
+        raise argparse.ArgumentTypeError(f"not case groups: {', '.join(sorted(unknown)) or 'none given'}")
+    return groups
 
 
 def save(cases: dict[str, Case], profile: Profile, reps: int) -> None:
