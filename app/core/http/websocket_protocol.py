@@ -14,6 +14,12 @@ connection compresses with its own state), while the transport's buffer is over 
 mark (`send` waits for it to drain, and so keeps the order and the back-pressure), and once the
 websocket is closing or closed. Parsing what the client sends, the handshake, control frames and
 the closing handshake stay uvicorn's and the websockets library's.
+
+Two more changes keep a connection lean and its messages cheap: the opening handshake's request and
+response are let go of once the websocket is accepted (nothing reads them again, and they would stay
+as long as the connection), and reading pauses only once `INBOUND_BACKLOG` messages wait for the
+application, instead of after every message (uvicorn pauses and resumes the transport's reading for
+each one, two system calls per message on uvloop).
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ FRAME_WRITER = "parley.websocket.write_frame"
 """The ASGI scope extension holding an accepted websocket's `FrameWriter`."""
 
 FrameWriter = Callable[[bytes], bool]
+INBOUND_BACKLOG = 8
+"""Messages that may wait for the application before the connection's reading pauses. Each is at
+most the websocket's `ws_max_size`; a client that sends faster than they are handled waits."""
 
 _FIN_TEXT = 0x81
 _FIN_BINARY = 0x82
@@ -57,6 +66,26 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         if self.response.status_code == 101:  # the ASGI task is created but has not run yet
             extensions: dict[str, Any] = self.scope["extensions"]
             extensions[FRAME_WRITER] = self.write_frame
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            del self.request, self.response
+
+    def send_receive_event_to_app(self) -> None:
+        """uvicorn's hand-over of a message, pausing reading only once `INBOUND_BACKLOG` messages wait.
+
+        uvicorn pauses unless `read_paused` says it already has; that flag is raised for the call
+        while the backlog is short, and `receive` then resumes nothing, since reading never paused.
+        """
+        if self.read_paused or self.queue.qsize() + 1 >= INBOUND_BACKLOG:
+            super().send_receive_event_to_app()
+            return
+        self.read_paused = True
+        try:
+            super().send_receive_event_to_app()
+        finally:
+            self.read_paused = False
 
     def write_frame(self, frame: bytes) -> bool:
         """Write `frame` (from `server_frame`) as is; False if it has to go through `send` instead."""
