@@ -62,12 +62,14 @@ class Profile:
     connect_clients: int
     chat_clients: int = 20
     chat_conversations: int = 10
+    deflate_members: int = 1000
+    """Idle connections and fan-out members of the cases with a client that asks for compression."""
 
 
 FULL = Profile(2, 0.5, (1, 10, 100), (100, 1000), 1000, 5, (1000, 5000, 10000), 300)
-QUICK = Profile(1, 0.5, (1, 100), (100,), 100, 5, (500,), 100)
+QUICK = Profile(1, 0.5, (1, 100), (100,), 100, 5, (500,), 100, deflate_members=100)
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-CASE_GROUPS = ("idle", "connect", "echo", "fanout", "latency", "chat")
+CASE_GROUPS = ("idle", "connect", "echo", "fanout", "latency", "deflate", "chat")
 """What `--cases` can name: each group's cases run, in this order, or are left out of the run."""
 
 
@@ -172,7 +174,7 @@ def raise_fd_limit() -> None:
 
 def build_load_generator(work: Path) -> Path:
     binary = work / "cload"
-    subprocess.run(["gcc", "-O2", "-o", str(binary), str(HERE / "cload.c")], check=True)
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(HERE / "cload.c"), "-lz"], check=True)
     return binary
 
 
@@ -323,14 +325,16 @@ class Runner:
         )
         return float(json.loads(done.stdout.splitlines()[-1])["conns_per_s"])
 
-    def idle_memory(self, server: Server) -> dict[int, float]:
+    def idle_memory(self, server: Server, steps: tuple[int, ...], **params: Any) -> dict[int, float]:
         """KiB of server RSS per idle connection at each step (RSS delta / connections)."""
         server.settle()
         base = server.rss_kib()
-        steps = ",".join(str(n) for n in self.profile.idle_steps)
         per_conn: dict[int, float] = {}
         proc = subprocess.Popen(
-            self.argv("idle", server, steps=steps), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            self.argv("idle", server, steps=",".join(str(n) for n in steps), **params),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert proc.stdin is not None
         assert proc.stdout is not None
@@ -343,7 +347,7 @@ class Runner:
                     print(
                         f"{server.name} closed idle connections: {step}\n{server.log_tail()}", file=sys.stderr
                     )
-                if step["conns"] == self.profile.idle_steps[-1]:
+                if step["conns"] == steps[-1]:
                     break
                 proc.stdin.write("next\n")
                 proc.stdin.flush()
@@ -377,6 +381,20 @@ def define_cases(profile: Profile) -> dict[str, Case]:
                 target=1.0 if n == 1000 else None,
             )
             for n in profile.fanout_members
+        ),
+        Case(
+            "idle_deflate",
+            f"memory per idle conn, {profile.deflate_members}, client asks deflate",
+            "KiB",
+            higher_is_better=False,
+            group="deflate",
+        ),
+        Case(
+            "fanout_deflate",
+            f"fan-out to {profile.deflate_members} members, client asks deflate",
+            "deliv/s",
+            higher_is_better=True,
+            group="deflate",
         ),
         Case("lat_p50", f"latency p50, {lat}", "ms", higher_is_better=False, group="latency"),
         Case("lat_p99", f"latency p99, {lat}", "ms", higher_is_better=False, target=1.0, group="latency"),
@@ -430,8 +448,14 @@ def run_server(
         cases[key].record(name, value, result)
 
     if "idle" in groups:
-        for conns, kib in runner.idle_memory(server).items():
+        for conns, kib in runner.idle_memory(server, profile.idle_steps).items():
             record(f"idle{conns}", kib)
+    if "deflate" in groups:
+        members = profile.deflate_members
+        record("idle_deflate", runner.idle_memory(server, (members,), deflate=1)[members])
+        result = runner.measure("fanout", server, members=members, window=8, deflate=1)
+        record("fanout_deflate", result["deliveries_per_s"], result)
+        server.settle()
     if "connect" in groups:
         record("connect", runner.connect_rate(server))
         server.settle()
