@@ -69,6 +69,8 @@ class Profile:
 FULL = Profile(2, 0.5, (1, 10, 100), (100, 1000), 1000, 5, (1000, 5000, 10000), 300)
 QUICK = Profile(1, 0.5, (1, 100), (100,), 100, 5, (500,), 100, deflate_members=100)
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SERVERS = ("parley", "node", "before")
+"""Who is measured: this Parley, the Node peer and, with `--before DIR`, an earlier Parley."""
 CASE_GROUPS = ("idle", "connect", "echo", "fanout", "latency", "deflate", "chat")
 """What `--cases` can name: each group's cases run, in this order, or are left out of the run."""
 
@@ -86,9 +88,9 @@ class Case:
     absolute: bool = False
     group: str = ""
     """Its entry of `CASE_GROUPS`: by default the key without its trailing count."""
-    samples: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
-    server_cpu: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
-    client_cpu: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
+    samples: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in SERVERS})
+    server_cpu: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in SERVERS})
+    client_cpu: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in SERVERS})
 
     def __post_init__(self) -> None:
         self.group = self.group or self.key.rstrip("0123456789")
@@ -216,16 +218,16 @@ def parley_env(work: Path, database_url: str | None, secret: str) -> dict[str, s
     return env
 
 
-def start_parley(work: Path, database_url: str | None, secret: str, name: str = "parley") -> Server:
+def start_parley(
+    work: Path, database_url: str | None, secret: str, name: str = "parley", source: Path | None = None
+) -> Server:
+    """`parley serve`; with `source`, the `app` package of that checkout instead of this one."""
     port = free_port()
     parley = Path(sys.executable).parent / "parley"
-    server = Server(
-        name,
-        [str(parley), "serve", "--port", str(port)],
-        parley_env(work, database_url, secret),
-        work,
-        port,
-    )
+    env = parley_env(work, database_url, secret)
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    server = Server(name, [str(parley), "serve", "--port", str(port)], env, work, port)
     server.wait_ready()
     return server
 
@@ -505,8 +507,8 @@ def spread(values: list[float]) -> str:
     return " / ".join(number(v) for v in (min(values), statistics.median(values), max(values)))
 
 
-def ratio(case: Case) -> float | None:
-    parley, node = case.samples["parley"], case.samples["node"]
+def ratio(case: Case, to: str = "node") -> float | None:
+    parley, node = case.samples["parley"], case.samples[to]
     if not parley or not node or statistics.median(node) == 0:
         return None
     return statistics.median(parley) / statistics.median(node)
@@ -527,7 +529,7 @@ def cpu(values: list[float]) -> str:
 
 
 def table(cases: dict[str, Case]) -> str:
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             "case",
             "unit",
@@ -539,20 +541,25 @@ def table(cases: dict[str, Case]) -> str:
             "CPU load P/N",
         )
     ]
+    before = any(case.samples["before"] for case in cases.values())
+    if before:
+        rows[0] += ("before min/med/max", "Parley/before")
     for case in cases.values():
         value = ratio(case)
-        rows.append(
-            (
-                case.label,
-                case.unit,
-                spread(case.samples["parley"]),
-                spread(case.samples["node"]),
-                f"{value:.2f}x" if value is not None else "-",
-                verdict(case, value),
-                f"{cpu(case.server_cpu['parley'])}/{cpu(case.server_cpu['node'])}",
-                f"{cpu(case.client_cpu['parley'])}/{cpu(case.client_cpu['node'])}",
-            )
+        row: tuple[str, ...] = (
+            case.label,
+            case.unit,
+            spread(case.samples["parley"]),
+            spread(case.samples["node"]),
+            f"{value:.2f}x" if value is not None else "-",
+            verdict(case, value),
+            f"{cpu(case.server_cpu['parley'])}/{cpu(case.server_cpu['node'])}",
+            f"{cpu(case.client_cpu['parley'])}/{cpu(case.client_cpu['node'])}",
         )
+        if before:
+            gain = ratio(case, to="before")
+            row += (spread(case.samples["before"]), f"{gain:.2f}x" if gain is not None else "-")
+        rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"
@@ -563,11 +570,15 @@ def table(cases: dict[str, Case]) -> str:
 
 
 @contextlib.contextmanager
-def servers(work: Path, modules: Path, database_url: str | None, secret: str) -> Iterator[dict[str, Server]]:
+def servers(
+    work: Path, modules: Path, database_url: str | None, secret: str, before: Path | None
+) -> Iterator[dict[str, Server]]:
     started: dict[str, Server] = {}
     try:
         started["parley"] = start_parley(work, database_url, secret)
         started["node"] = start_node(work, modules)
+        if before is not None:
+            started["before"] = start_parley(work, database_url, secret, name="before", source=before)
         yield started
     finally:
         for server in started.values():
@@ -605,6 +616,12 @@ def main(argv: list[str] | None = None) -> int:
         default=set(CASE_GROUPS),
         help=f"the case groups to run, comma-separated, of {','.join(CASE_GROUPS)} (default all)",
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="a checkout of an earlier Parley (e.g. a git worktree of main) measured in the same run",
+    )
     args = parser.parse_args(argv)
     if args.no_chat:
         args.cases.discard("chat")
@@ -627,8 +644,9 @@ def main(argv: list[str] | None = None) -> int:
         runner = Runner(cload, bench_token(secret), profile)
         for rep in range(reps):
             wait_for_quiet_machine(say)
-            with servers(work, modules, args.database_url, secret) as started:
-                order = ["parley", "node"] if rep % 2 == 0 else ["node", "parley"]
+            with servers(work, modules, args.database_url, secret, args.before) as started:
+                names = list(started)  # each repetition starts with the next one
+                order = names[rep % len(names) :] + names[: rep % len(names)]
                 for name in order:
                     say(f"repetition {rep + 1}/{reps}: {name}")
                     try:
