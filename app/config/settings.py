@@ -222,6 +222,13 @@ VARIABLES: tuple[Variable, ...] = (
         _parse_positive_int,
         "packets that may wait to be sent to one socket",
     ),
+    Variable(
+        "SOCKET_WS_COMPRESSION",
+        "false",
+        _parse_bool,
+        "accept permessage-deflate from websocket clients (costs memory per connection and a compression "
+        "per recipient of a broadcast)",
+    ),
     Variable("SOCKET_MAX_PER_USER", "20", _parse_positive_int, "sockets one user may hold at once"),
     Variable("SOCKET_MAX_ROOMS", "500", _parse_positive_int, "rooms one socket may be in"),
     Variable(
@@ -294,6 +301,7 @@ class SocketSettings:
     connect_timeout: float
     max_backlog_bytes: int
     max_backlog_packets: int
+    ws_compression: bool
     max_per_user: int
     max_rooms: int
     max_concurrent_handlers: int
@@ -409,6 +417,7 @@ class Settings:
                 connect_timeout=v["SOCKET_CONNECT_TIMEOUT"],
                 max_backlog_bytes=v["SOCKET_MAX_BACKLOG_BYTES"],
                 max_backlog_packets=v["SOCKET_MAX_BACKLOG_PACKETS"],
+                ws_compression=v["SOCKET_WS_COMPRESSION"],
                 max_per_user=v["SOCKET_MAX_PER_USER"],
                 max_rooms=v["SOCKET_MAX_ROOMS"],
                 max_concurrent_handlers=v["SOCKET_MAX_CONCURRENT_HANDLERS"],

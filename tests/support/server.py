@@ -82,6 +82,8 @@ class ServerProcess:
             HTTP_PROTOCOL,
             "--ws",
             WEBSOCKET_PROTOCOL,
+            "--ws-per-message-deflate",
+            self.env.get("SOCKET_WS_COMPRESSION") or "false",  # as `parley serve` sets it
             "--ws-ping-interval",
             "0",
             "--access-log" if self.access_log else "--no-access-log",
