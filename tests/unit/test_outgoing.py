@@ -16,7 +16,13 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from app.core.http.websocket_protocol import server_frame
-from app.core.socket.outgoing import CLOSE_WEBSOCKET, BacklogLimit, EncodedMessage, OutgoingQueue, finish
+from app.core.socket.engine.outgoing import (
+    CLOSE_WEBSOCKET,
+    BacklogLimit,
+    EncodedMessage,
+    OutgoingQueue,
+    finish,
+)
 
 
 class Transport:

@@ -33,8 +33,14 @@ from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
 from app.core.http.websocket_protocol import FRAME_WRITER, FrameWriter
-from app.core.socket.outgoing import ASGISend, BacklogLimit, OutgoingQueue, asgi_message, websocket_frame
-from app.core.socket.polling import handle_post
+from app.core.socket.engine.outgoing import (
+    ASGISend,
+    BacklogLimit,
+    OutgoingQueue,
+    asgi_message,
+    websocket_frame,
+)
+from app.core.socket.engine.polling import handle_post
 
 logger = logging.getLogger(__name__)
 
