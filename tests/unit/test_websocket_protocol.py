@@ -7,12 +7,14 @@ wait for the application, and resumes once it has read them."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import uvicorn
 import websockets
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from app.core.http.websocket_protocol import (
     FRAME_WRITER,
@@ -21,6 +23,24 @@ from app.core.http.websocket_protocol import (
     server_frame,
 )
 from tests.support.server import free_port
+
+OVERRIDES = {
+    "handle_connect": "(self, event: 'Request') -> 'None'",
+    "send": "(self, message: 'ASGISendEvent') -> 'None'",
+    "send_receive_event_to_app": "(self) -> 'None'",
+}
+"""uvicorn's methods the protocol overrides, with the signatures they were written against."""
+
+
+def test_the_overridden_uvicorn_methods_are_still_there_as_they_were() -> None:
+    for name, signature in OVERRIDES.items():
+        assert name in vars(FrameWritingProtocol)
+        upstream = getattr(WebSocketsSansIOProtocol, name, None)
+        assert upstream is not None, f"uvicorn's protocol no longer has {name}"
+        assert str(inspect.signature(upstream)) == signature, f"uvicorn's {name} changed its signature"
+        assert inspect.iscoroutinefunction(upstream) == inspect.iscoroutinefunction(
+            vars(FrameWritingProtocol)[name]
+        )
 
 
 class App:
