@@ -18,6 +18,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_PROTOCOL = "app.core.http.server_protocol:HeadDeadlineProtocol"
 """uvicorn's HTTP protocol as `parley serve` runs it: with a deadline for each request's head."""
+WEBSOCKET_PROTOCOL = "app.core.http.websocket_protocol:FrameWritingProtocol"
+"""uvicorn's websocket protocol as `parley serve` runs it: writing frames framed once for many."""
 
 
 def free_port() -> int:
@@ -79,7 +81,9 @@ class ServerProcess:
             "--http",
             HTTP_PROTOCOL,
             "--ws",
-            "websockets-sansio",
+            WEBSOCKET_PROTOCOL,
+            "--ws-per-message-deflate",
+            self.env.get("SOCKET_WS_COMPRESSION") or "false",  # as `parley serve` sets it
             "--ws-ping-interval",
             "0",
             "--access-log" if self.access_log else "--no-access-log",

@@ -102,6 +102,7 @@ SETTINGS = SocketSettings(
     connect_timeout=60,
     max_backlog_bytes=1 << 20,
     max_backlog_packets=100,
+    ws_compression=False,
     max_per_user=5,
     max_rooms=10,
     max_concurrent_handlers=4,
