@@ -26,7 +26,14 @@ LINT_PATHS := app tests $(wildcard bench)
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
-	$(BIN)/mypy app
+	$(BIN)/mypy
+
+# mypy strict over app and tests (pyproject's [tool.mypy] files).
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# Everything CI checks besides the tests: lint (ruff, mypy, the import contracts).
+check: lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

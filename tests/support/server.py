@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -87,7 +88,7 @@ class ServerProcess:
             "5",
         ]
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def start(self, timeout: float = 30.0) -> Self:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
