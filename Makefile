@@ -17,8 +17,12 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/parley serve
 
+# The suite spread over pytest-xdist workers: most tests wait on servers and sockets, so more
+# workers than cores pay; a module's tests that share a server stay in one worker (tests/conftest.py).
+TEST_WORKERS ?= 4
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # bench/ joins the checks once it holds code (git keeps no empty folder, so a fresh clone may lack it).
 LINT_PATHS := app tests $(wildcard bench)
