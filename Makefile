@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck check bench clean
+.PHONY: run test install lint typecheck contracts check bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,12 +31,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # mypy strict over app and tests (pyproject's [tool.mypy] files).
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Everything CI checks besides the tests: lint (ruff, mypy, the import contracts).
+# Import contracts (pyproject's [tool.importlinter]): core never imports a domain module, modules
+# use each other only through what a module exports.
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+# Everything CI checks besides the tests: lint = ruff, mypy over app and tests, the import contracts.
 check: lint
 
 bench: $(STAMP)
