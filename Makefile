@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test install lint typecheck contracts check bench clean
 
-$(STAMP): pyproject.toml
+# The example module (examples/game) is installed beside Parley: the end-to-end tests serve it.
+$(STAMP): pyproject.toml examples/game/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e examples/game
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -26,7 +28,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # bench/ joins the checks once it holds code (git keeps no empty folder, so a fresh clone may lack it).
-LINT_PATHS := app tests $(wildcard bench)
+LINT_PATHS := app tests examples $(wildcard bench)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
@@ -34,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# mypy strict over app and tests (pyproject's [tool.mypy] files).
+# mypy strict over app, tests and the example module (pyproject's [tool.mypy] files).
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
@@ -43,7 +45,7 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-# Everything CI checks besides the tests: lint = ruff, mypy over app and tests, the import contracts.
+# Everything CI checks besides the tests: lint = ruff, mypy (see typecheck), the import contracts.
 check: lint
 
 bench: $(STAMP)
