@@ -9,7 +9,7 @@ import asyncio
 import inspect
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import engineio
@@ -264,6 +264,7 @@ async def test_the_listener_subscribes_and_ends_an_outage(manager: RedisManager,
     assert_overrides(RedisManager, socketio.AsyncRedisManager, "_redis_listen_with_retries")
     manager.outage = True
     listening = manager._redis_listen_with_retries()
+    assert isinstance(listening, AsyncGenerator)  # typed AsyncIterator; closed below
     receiving = asyncio.ensure_future(anext(listening))
     publisher = Redis.from_url(redis_url)
     try:
@@ -295,6 +296,7 @@ async def test_room_operations_of_other_nodes_are_applied_and_not_handed_on(
 
     manager._apply_room_op = apply  # type: ignore[method-assign]
     listening = manager._listen()
+    assert isinstance(listening, AsyncGenerator)  # typed AsyncIterator; closed below
     receiving = asyncio.ensure_future(anext(listening))
     publisher = Redis.from_url(redis_url)
     try:

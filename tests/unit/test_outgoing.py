@@ -189,13 +189,13 @@ async def test_after_a_failed_send_nothing_more_is_written_or_kept(ws: FakeWebSo
 
 async def test_the_message_of_a_shared_packet_is_written_as_is(ws: FakeWebSocket) -> None:
     pkt = message("x")
-    pkt.asgi_message = {"type": "websocket.send", "text": "4x"}  # type: ignore[attr-defined]
+    pkt.asgi_message = {"type": "websocket.send", "text": "4x"}
     queue = OutgoingQueue(ROOMY)
     queue.attach(ws.send)
 
     queue.put_nowait(pkt)
 
-    assert ws.messages[0] is pkt.asgi_message  # type: ignore[attr-defined]
+    assert ws.messages[0] is pkt.asgi_message
 
 
 async def test_finish_hands_a_failure_back_to_the_coroutine_that_waited() -> None:
