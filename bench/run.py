@@ -9,11 +9,13 @@ out of reach; every socket authenticates with a JWT signed with the server's sec
 the handshake after the first never provisions). Idle memory is measured in the first repetition
 only (`--memory-reps`): 10k Parley handshakes take over a minute.
 
-Parley's own `chat:send` has no Node counterpart: it runs against a second Parley on a fresh
-PostgreSQL database (created on `--postgres-url` and dropped afterwards), with `chat_clients`
-sockets of one participant sending to `chat_conversations` group conversations: first closed loop
-(messages/s), then open loop at half the median of that rate (ack latency p50/p99). Every message
-is validated, committed with its seq, acked, and fanned out as `chat:message` to the room.
+Parley's own `chat:send` has no Node counterpart: it runs against a second Parley, in four shapes
+(`CHAT_SHAPES`): on a fresh PostgreSQL database (created on `--postgres-url` and dropped afterwards)
+and on a fresh SQLite file, each with `chat_clients` sockets of one participant sending to
+`chat_conversations` group conversations, then all of them to one (a hot room): first closed loop
+(messages/s), then open loop at half that rate (ack latency p50/p99). Every message is validated,
+committed with its seq, acked, and fanned out as `chat:message` to the room. `--only chat` runs
+these cases alone.
 """
 
 from __future__ import annotations
@@ -67,6 +69,32 @@ class Profile:
 FULL = Profile(2, 0.5, (1, 10, 100), (100, 1000), 1000, 5, (1000, 5000, 10000), 300)
 QUICK = Profile(1, 0.5, (1, 100), (100,), 100, 5, (500,), 100)
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass(frozen=True)
+class ChatShape:
+    """One `chat:send` load: its cases' key prefix, the database it runs on, how many conversations."""
+
+    key: str
+    database: str
+    hot: bool
+
+    def conversations(self, profile: Profile) -> int:
+        return 1 if self.hot else profile.chat_conversations
+
+    def label(self, profile: Profile) -> str:
+        where = "PostgreSQL" if self.database == "postgresql" else "SQLite"
+        rooms = "one conversation" if self.hot else f"{profile.chat_conversations} conversations"
+        return f"chat:send on {where}, {profile.chat_clients} sockets, {rooms}"
+
+
+CHAT_SHAPES = (
+    ChatShape("chat", "postgresql", hot=False),
+    ChatShape("chat_hot", "postgresql", hot=True),
+    ChatShape("chat_sqlite", "sqlite", hot=False),
+    ChatShape("chat_sqlite_hot", "sqlite", hot=True),
+)
+CHAT_TARGETS = {"chat": 5000, "chat_hot": 3000, "chat_sqlite": 3000, "chat_sqlite_hot": 3000}
 
 
 @dataclass
@@ -272,8 +300,9 @@ def bench_token(secret: str) -> str:
 
 
 class Runner:
-    def __init__(self, cload: Path, token: str, profile: Profile) -> None:
-        self.cload, self.token, self.profile = cload, token, profile
+    def __init__(self, cload: Path, secret: str, profile: Profile) -> None:
+        self.cload, self.secret, self.profile = cload, secret, profile
+        self.token = bench_token(secret)
 
     def argv(self, mode: str, server: Server, **params: Any) -> list[str]:
         params = {"port": server.port, "token": self.token, **params}
@@ -384,26 +413,26 @@ def define_cases(profile: Profile) -> dict[str, Case]:
             for n in profile.idle_steps
         ),
     ]
-    chat = f"{profile.chat_clients} sockets, {profile.chat_conversations} conversations"
-    cases += [
-        Case(
-            "chat_send",
-            f"chat:send on PostgreSQL, {chat}",
-            "msg/s",
-            higher_is_better=True,
-            target=5000,
-            absolute=True,
-        ),
-        Case("chat_p50", "chat:send ack p50 at half that rate", "ms", higher_is_better=False),
-        Case(
-            "chat_p99",
-            "chat:send ack p99 at half that rate",
-            "ms",
-            higher_is_better=False,
-            target=20,
-            absolute=True,
-        ),
-    ]
+    for shape in CHAT_SHAPES:
+        cases += [
+            Case(
+                f"{shape.key}_send",
+                shape.label(profile),
+                "msg/s",
+                higher_is_better=True,
+                target=CHAT_TARGETS[shape.key],
+                absolute=True,
+            ),
+            Case(f"{shape.key}_p50", "  ack p50 at half that rate", "ms", higher_is_better=False),
+            Case(
+                f"{shape.key}_p99",
+                "  ack p99 at half that rate",
+                "ms",
+                higher_is_better=False,
+                target=20,
+                absolute=True,
+            ),
+        ]
     return {case.key: case for case in cases}
 
 
@@ -434,24 +463,41 @@ def run_server(
     record("lat_p99", result["lat"]["p99_ms"], result)
 
 
-def run_chat(runner: Runner, cases: dict[str, Case], work: Path, postgres_url: str, secret: str) -> None:
-    """Parley's `chat:send` on a fresh PostgreSQL database (Node has no counterpart)."""
-    with postgres_database(postgres_url) as database_url:
-        server = start_parley(work, database_url, secret, name="parley-postgres")
-        try:
-            conversations = create_conversations(server, runner.token, runner.profile.chat_conversations)
-            throughput, latency = runner.chat(server, conversations)
-        except RuntimeError:
-            print(f"{server.name} log:\n{server.log_tail()}", file=sys.stderr)
-            raise
-        finally:
-            server.stop()
-    for key, value, result in (
-        ("chat_send", throughput["rps"], throughput),
-        ("chat_p50", latency["lat"]["p50_ms"], latency),
-        ("chat_p99", latency["lat"]["p99_ms"], latency),
-    ):
-        cases[key].record("parley", value, result)
+def run_chat(runner: Runner, cases: dict[str, Case], work: Path, postgres_url: str) -> None:
+    """Parley's `chat:send` in every shape of `CHAT_SHAPES` (Node has no counterpart)."""
+    for shape in CHAT_SHAPES:
+        with chat_database(shape, work, postgres_url) as database_url:
+            server = start_parley(work, database_url, runner.secret, name=f"parley-{shape.key}")
+            try:
+                count = shape.conversations(runner.profile)
+                conversations = create_conversations(server, runner.token, count)
+                throughput, latency = runner.chat(server, conversations)
+            except RuntimeError:
+                print(f"{server.name} log:\n{server.log_tail()}", file=sys.stderr)
+                raise
+            finally:
+                server.stop()
+        for suffix, value, result in (
+            ("send", throughput["rps"], throughput),
+            ("p50", latency["lat"]["p50_ms"], latency),
+            ("p99", latency["lat"]["p99_ms"], latency),
+        ):
+            cases[f"{shape.key}_{suffix}"].record("parley", value, result)
+
+
+@contextlib.contextmanager
+def chat_database(shape: ChatShape, work: Path, postgres_url: str) -> Iterator[str]:
+    """A fresh database for one shape: a PostgreSQL database, or a new SQLite file (removed after)."""
+    if shape.database == "postgresql":
+        with postgres_database(postgres_url) as database_url:
+            yield database_url
+        return
+    path = work / f"{shape.key}-{secrets.token_hex(4)}.db"
+    try:
+        yield f"sqlite+aiosqlite:///{path}"
+    finally:
+        for leftover in work.glob(f"{path.name}*"):
+            leftover.unlink()
 
 
 def number(value: float) -> str:
@@ -540,6 +586,21 @@ def wait_for_quiet_machine(say: Callable[[str], None]) -> None:
         time.sleep(10)
 
 
+def compare_with_node(
+    runner: Runner, cases: dict[str, Case], work: Path, modules: Path, args: argparse.Namespace, rep: int
+) -> None:
+    """One repetition of the cases Parley and Node both run, in alternating order."""
+    with servers(work, modules, args.database_url, runner.secret) as started:
+        order = ["parley", "node"] if rep % 2 == 0 else ["node", "parley"]
+        for name in order:
+            print(f"repetition {rep + 1}: {name}", file=sys.stderr, flush=True)
+            try:
+                run_server(runner, started[name], cases, runner.profile, memory=rep < args.memory_reps)
+            except RuntimeError:
+                print(f"{name} log:\n{started[name].log_tail()}", file=sys.stderr)
+                raise
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3, --quick 1)")
@@ -557,7 +618,11 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
         help="a PostgreSQL server where the chat:send case creates (and drops) its database",
     )
-    parser.add_argument("--no-chat", action="store_true", help="skip the chat:send case on PostgreSQL")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--no-chat", action="store_true", help="skip the chat:send cases")
+    chosen.add_argument(
+        "--only", choices=["chat"], default=None, help="run only these cases (chat: the chat:send shapes)"
+    )
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
     if args.idle_steps:
@@ -569,27 +634,24 @@ def main(argv: list[str] | None = None) -> int:
 
     raise_fd_limit()
     cases = define_cases(profile)
+    if args.only == "chat":
+        cases = {key: case for key, case in cases.items() if key.startswith("chat")}
     work = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     try:
         cload = build_load_generator(work)
-        say("installing socket.io from the npm registry")
-        modules = install_node_peer(work)
         secret = secrets.token_hex(32)
-        runner = Runner(cload, bench_token(secret), profile)
+        runner = Runner(cload, secret, profile)
+        modules = None
+        if args.only is None:
+            say("installing socket.io from the npm registry")
+            modules = install_node_peer(work)
         for rep in range(reps):
             wait_for_quiet_machine(say)
-            with servers(work, modules, args.database_url, secret) as started:
-                order = ["parley", "node"] if rep % 2 == 0 else ["node", "parley"]
-                for name in order:
-                    say(f"repetition {rep + 1}/{reps}: {name}")
-                    try:
-                        run_server(runner, started[name], cases, profile, memory=rep < args.memory_reps)
-                    except RuntimeError:
-                        say(f"{name} log:\n{started[name].log_tail()}")
-                        raise
+            if modules is not None:
+                compare_with_node(runner, cases, work, modules, args, rep)
             if not args.no_chat:
-                say(f"repetition {rep + 1}/{reps}: parley chat:send on PostgreSQL")
-                run_chat(runner, cases, work, args.postgres_url, secret)
+                say(f"repetition {rep + 1}/{reps}: parley chat:send")
+                run_chat(runner, cases, work, args.postgres_url)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(table(cases))
