@@ -39,6 +39,7 @@ from app.modules.chat.schemas import (
     UpdateConversationIn,
 )
 from app.modules.chat.service import ChatService
+from app.modules.chat.writer import MessageWriter
 
 PAGE_DEFAULT = 20
 PAGE_MAX = 100
@@ -196,11 +197,17 @@ class ConversationController(Controller):
         data: PostMessageIn,
         identity: Identity,
         chat_service: ChatService,
+        chat_writer: MessageWriter,
         chat_events: ChatEvents,
     ) -> Response[Envelope[MessageOut]]:
         """Send as over the socket, with the same events; a re-sent `client_msg_id` answers 200."""
         sent = await chat_service.send(
-            identity, conversation_id, data.body, data.client_msg_id or uuid.uuid4().hex, events=chat_events
+            identity,
+            conversation_id,
+            data.body,
+            data.client_msg_id or uuid.uuid4().hex,
+            writer=chat_writer,
+            events=chat_events,
         )
         if sent.stored:
             return Response(ok(sent.message, "Sent"), status_code=HTTP_201_CREATED)

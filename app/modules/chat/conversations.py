@@ -268,7 +268,7 @@ class Conversations(ReadStates):
             if conversation.kind == "direct":
                 raise forbidden("A direct conversation cannot be left")
             raise AppError(ErrorCode.CONFLICT, "The participants changed meanwhile; try again")
-        seq = await self._next_seq(conversation_id, None)
+        seq = await self._next_seq(conversation_id)
         if seq is None:
             raise not_found("Conversation")
         row = await self._insert_message(

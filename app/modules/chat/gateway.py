@@ -32,6 +32,7 @@ from app.modules.chat.schemas import (
     SyncPayload,
 )
 from app.modules.chat.service import ChatService
+from app.modules.chat.writer import MessageWriter
 
 ACCESS_ERRORS = (ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED)
 
@@ -67,13 +68,19 @@ class ChatGateway(Gateway):
     @ws_payload(SendPayload)
     @ws_response("chat:send", SendAck)
     async def send(
-        self, ctx: SocketContext, payload: SendPayload, chat: ChatService, events: ChatEvents
+        self,
+        ctx: SocketContext,
+        payload: SendPayload,
+        chat: ChatService,
+        writer: MessageWriter,
+        events: ChatEvents,
     ) -> SendAck:
         sent = await chat.send(
             ctx.identity,
             payload.conversation_id,
             payload.body,
             payload.client_msg_id,
+            writer=writer,
             events=events,
             skip_sid=ctx.sid,
         )

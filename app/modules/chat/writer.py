@@ -1,0 +1,143 @@
+"""The node's one writer of chat messages: concurrent sends are committed together (group commit).
+
+A message handed over while no batch is being written is written at once, alone; the ones handed over
+while a batch is in flight wait for it and are written together as the next batch, so the batch size
+follows the load with no timer. Each sender gets its own outcome (`BatchWrite`), after the commit.
+
+The writer keeps one database connection of its own, so the hot path never pays the pool's pre-ping;
+when a batch fails on a connection that died (a database restart, a connection cut), it is written
+again once on a new connection, unless the failure came while committing (the commit may have
+happened). Any other database failure fails every message of the batch, which stores none of them:
+UNAVAILABLE when the database cannot serve, INTERNAL otherwise; the next batch starts afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.errors import AppError, ErrorCode
+from app.core.faults import is_unavailable
+from app.modules.chat.batch import BatchWrite, Checkpoint, Draft, Outcome
+
+if TYPE_CHECKING:
+    from app.core.context import AppContext
+
+logger = logging.getLogger(__name__)
+
+BATCH_MAX = 256
+"""Messages in one batch at most: a larger backlog is written as several batches in a row."""
+
+
+class MessageWriter:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._queue: list[tuple[Draft, asyncio.Future[Outcome]]] = []
+        self._draining: asyncio.Task[None] | None = None
+        self._connection: AsyncConnection | None = None
+        self._open = asyncio.Event()
+        self._open.set()
+        self._queued = asyncio.Event()
+        self.checkpoint: Checkpoint | None = None
+        """Awaited in every attempt of a batch once its seqs are taken, before its messages are
+        inserted: tests cut the database there. None in service."""
+
+    async def write(self, draft: Draft) -> Outcome:
+        """Store `draft` in the next batch; its outcome once that batch is committed (or failed)."""
+        outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._queue.append((draft, outcome))
+        self._queued.set()
+        if self._draining is None:
+            self._draining = asyncio.create_task(self._drain(), name="chat-writer")
+        return await asyncio.shield(outcome)
+
+    async def close(self) -> None:
+        """Finish the batches already handed over, then give the connection back."""
+        self._open.set()
+        if self._draining is not None:
+            await self._draining
+        await self._drop_connection(invalidate=False)
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """No batch starts while this is entered; the messages handed over meanwhile are written as one
+        batch once it is left (tests form batches with it, see `queued_at_least`)."""
+        self._open.clear()
+        try:
+            yield
+        finally:
+            self._open.set()
+
+    async def queued_at_least(self, count: int) -> None:
+        """Return once `count` messages wait for the next batch."""
+        while len(self._queue) < count:
+            self._queued.clear()
+            await self._queued.wait()
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                await self._open.wait()
+                batch, self._queue = self._queue[:BATCH_MAX], self._queue[BATCH_MAX:]
+                await self._flush(batch)
+        finally:
+            self._draining = None
+
+    async def _flush(self, batch: list[tuple[Draft, asyncio.Future[Outcome]]]) -> None:
+        drafts = [draft for draft, _ in batch]
+        self.ctx.metrics.chat_batch_size.observe(len(drafts))
+        try:
+            outcomes = await self._write_batch(drafts)
+        except Exception as exc:  # noqa: BLE001 - every sender is answered; the cause is logged once
+            failure = self._failure(exc, len(drafts))
+            for _, outcome in batch:
+                if not outcome.done():
+                    outcome.set_exception(AppError(failure.code, failure.message))
+            return
+        for draft, outcome in batch:
+            if not outcome.done():
+                outcome.set_result(outcomes[draft.id])
+
+    async def _write_batch(self, drafts: list[Draft]) -> dict[uuid.UUID, Outcome]:
+        """Write the batch, once more on a new connection if its connection turned out dead."""
+        retried = False
+        while True:
+            connection = await self._connect()
+            write = BatchWrite(connection, drafts, self.checkpoint)
+            try:
+                return await write.run()
+            except Exception as exc:
+                await self._drop_connection(invalidate=True)
+                if retried or write.committing or not is_unavailable(exc):
+                    raise
+                retried = True
+                logger.info("chat writer: connection lost (%s); writing the batch again", type(exc).__name__)
+
+    def _failure(self, exc: Exception, size: int) -> AppError:
+        if is_unavailable(exc):
+            logger.warning(
+                "chat writer: the database is unavailable (%s); %d messages failed", type(exc).__name__, size
+            )
+            return AppError(ErrorCode.UNAVAILABLE, "Service temporarily unavailable; try again")
+        logger.error("chat writer: a batch of %d messages failed", size, exc_info=exc)
+        return AppError(ErrorCode.INTERNAL, "Internal server error")
+
+    async def _connect(self) -> AsyncConnection:
+        if self._connection is None:
+            self._connection = await self.ctx.db.engine.connect()
+        return self._connection
+
+    async def _drop_connection(self, *, invalidate: bool) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        with contextlib.suppress(Exception):
+            if invalidate:
+                await connection.invalidate()
+            await connection.close()
