@@ -87,7 +87,17 @@ class Queue:
         return task
 
 
-async def test_a_mixed_batch_answers_each_message_on_its_own(node: Node) -> None:
+async def seqs_heard(client: RecordingClient, wanted: set[int]) -> list[int]:
+    """The seqs of the `chat:message` events `client` got, once those of `wanted` have all come."""
+    index = 0
+    heard: list[int] = []
+    while not wanted <= set(heard):
+        heard.append((await client.wait_for("chat:message", index=index))["message"]["seq"])
+        index += 1
+    return heard
+
+
+async def test_a_mixed_batch_answers_each_message_on_its_own(node: Node, backend: Backend) -> None:
     alice, bob, carol = [await register_and_login(node.http) for _ in range(3)]
     cid = await make_group(node.http, alice, bob, carol)
     batches_before = node.batches()
@@ -114,15 +124,16 @@ async def test_a_mixed_batch_answers_each_message_on_its_own(node: Node) -> None
                     headers=auth(alice),
                 )
             )
-            kicked = await node.http.delete(
-                f"/api/conversations/{cid}/participants/{carol.user_id}", headers=auth(alice)
-            )
+            async with serving(backend) as other_node:  # carol is removed on another node meanwhile
+                kicked = await other_node.http.delete(
+                    f"/api/conversations/{cid}/participants/{carol.user_id}", headers=auth(alice)
+                )
             assert kicked.status_code == 200, kicked.text
             batches_held = node.batches()
         answers = await asyncio.gather(good, resent, first, again, removed)
         rest_answer = await over_rest
         mention = await bob_sock.wait_for("notification:new")
-        heard = [(await alice_sock.wait_for("chat:message", index=i))["message"]["seq"] for i in range(3)]
+        heard = await seqs_heard(alice_sock, {4, 5})
     finally:
         for client in (alice_sock, bob_sock, carol_sock):
             await client.close()
@@ -154,11 +165,36 @@ async def test_a_mixed_batch_answers_each_message_on_its_own(node: Node) -> None
     count, total = node.batches()
     assert (count - batches_held[0], total - batches_held[1]) == (1, 6), "the six messages made one batch"
     assert mention["data"]["seq"] == 3
-    assert sorted(heard) == [2, 4, 5], "carol's removal, bob's message once and the REST send"
-    assert len(alice_sock.events["chat:message"]) == 3, "nothing for alice's own socket send or re-sends"
+    assert set(heard) <= {2, 4, 5}, "bob's message and the REST send (and the removal, heard across nodes)"
+    assert heard.count(4) == 1, "bob's message, sent twice, is broadcast once"
     state = (await node.http.get(f"/api/conversations/{cid}", headers=auth(bob))).json()["data"]
     assert {p["user_id"]: p["last_read_seq"] for p in state["participants"]}[bob.user_id] == 4, (
         "a sender has read up to the message the batch stored for them"
+    )
+
+
+async def test_a_leave_takes_its_place_among_the_messages_around_it(node: Node) -> None:
+    alice, bob = await register_and_login(node.http), await register_and_login(node.http)
+    cid = await make_group(node.http, alice, bob)
+    alice_sock, bob_sock = [await connect(node.url, account) for account in (alice, bob)]
+    try:
+        queue = Queue(node.writer)
+        async with node.writer.held():
+            before = await queue.add(alice_sock.call("chat:send", send(cid, "before", "a-1")))
+            leave = await queue.add(bob_sock.call("conversation:leave", {"conversation_id": cid}))
+            after = await queue.add(alice_sock.call("chat:send", send(cid, "after", "a-2")))
+            batches_held = node.batches()
+        acks = await asyncio.gather(before, leave, after)
+    finally:
+        for client in (alice_sock, bob_sock):
+            await client.close()
+    assert [ack["ok"] for ack in acks] == [True, True, True], acks
+    stored = await history(node, alice, cid)
+    assert [(m["seq"], m["kind"]) for m in stored] == [(1, "text"), (2, "system"), (3, "text")], stored
+    assert stored[1]["sender_id"] == bob.user_id
+    count, total = node.batches()
+    assert (count - batches_held[0], total - batches_held[1]) == (2, 2), (
+        "a message, the leave alone, a message"
     )
 
 

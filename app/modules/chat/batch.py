@@ -93,13 +93,26 @@ REFUSED = Refused()
 Outcome = Sent | Refused
 
 
+@dataclass(slots=True)
+class Attempt:
+    """How far one write on the writer's connection got: once its commit has been sent, whether it
+    happened is unknown, so it is never written again."""
+
+    committing: bool = False
+
+
 class BatchWrite:
     """The outcome of every draft of one batch, by draft id, written on `connection`."""
 
     def __init__(
-        self, connection: AsyncConnection, drafts: Sequence[Draft], checkpoint: Checkpoint | None = None
+        self,
+        connection: AsyncConnection,
+        drafts: Sequence[Draft],
+        attempt: Attempt,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         self.connection = connection
+        self.attempt = attempt
         self.checkpoint = checkpoint
         self.dialect = connection.dialect.name
         self.firsts: dict[MessageKey | uuid.UUID, Draft] = {}
@@ -109,7 +122,6 @@ class BatchWrite:
             if first is not draft:
                 self.repeats[draft.id] = first
         self.settled: dict[uuid.UUID, Outcome] = {}
-        self.committing = False
 
     async def run(self) -> dict[uuid.UUID, Outcome]:
         for _ in range(ATTEMPTS):
@@ -131,7 +143,6 @@ class BatchWrite:
 
     async def _attempt(self, pending: list[Draft]) -> None:
         transaction = await self.connection.begin()
-        self.committing = False
         try:
             last_seqs = await self._take_seqs(pending)
             refused = {draft.conversation_id for draft in pending} - last_seqs.keys()
@@ -147,7 +158,7 @@ class BatchWrite:
                 self.settled.update(earlier)
                 return
             mentions = await self._notify_mentions(pending, messages)
-            self.committing = True
+            self.attempt.committing = True
             await transaction.commit()
         except BaseException:
             if transaction.is_active:

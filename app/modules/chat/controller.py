@@ -145,10 +145,11 @@ class ConversationController(Controller):
         user_id: uuid.UUID,
         identity: Identity,
         chat_service: ChatService,
+        chat_writer: MessageWriter,
         chat_events: ChatEvents,
     ) -> Envelope[ParticipantChange]:
         removal = await chat_service.remove_participant(
-            me(identity), conversation_id, user_id, events=chat_events
+            me(identity), conversation_id, user_id, writer=chat_writer, events=chat_events
         )
         change = ParticipantChange(removal.conversation_id, removal.user_id, removal.by, removal.new_owner)
         return ok(change, "Removed")
@@ -172,9 +173,10 @@ class ConversationController(Controller):
         conversation_id: uuid.UUID,
         identity: Identity,
         chat_service: ChatService,
+        chat_writer: MessageWriter,
         chat_events: ChatEvents,
     ) -> Envelope[ConversationRefOut]:
-        await chat_service.leave(identity, conversation_id, events=chat_events)
+        await chat_service.leave(identity, conversation_id, writer=chat_writer, events=chat_events)
         return ok(ConversationRefOut(str(conversation_id)), "Left")
 
     @get("/{conversation_id:uuid}/messages", summary="Message history")

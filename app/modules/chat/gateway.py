@@ -186,7 +186,12 @@ class ChatGateway(Gateway):
     @ws_payload(ConversationRef)
     @ws_response("conversation:leave", ConversationRefOut)
     async def leave(
-        self, ctx: SocketContext, payload: ConversationRef, chat: ChatService, events: ChatEvents
+        self,
+        ctx: SocketContext,
+        payload: ConversationRef,
+        chat: ChatService,
+        writer: MessageWriter,
+        events: ChatEvents,
     ) -> ConversationRefOut:
-        await chat.leave(ctx.identity, payload.conversation_id, events=events)
+        await chat.leave(ctx.identity, payload.conversation_id, writer=writer, events=events)
         return ConversationRefOut(str(payload.conversation_id))

@@ -17,14 +17,15 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import AppError, ErrorCode
 from app.core.faults import is_unavailable
-from app.modules.chat.batch import BatchWrite, Checkpoint, Draft, Outcome
+from app.modules.chat.batch import Attempt, BatchWrite, Checkpoint, Draft, Outcome
 
 if TYPE_CHECKING:
     from app.core.context import AppContext
@@ -34,11 +35,16 @@ logger = logging.getLogger(__name__)
 BATCH_MAX = 256
 """Messages in one batch at most: a larger backlog is written as several batches in a row."""
 
+T = TypeVar("T")
+Work = Callable[[AsyncConnection, Attempt], Awaitable[T]]
+"""A write of its own on the writer's connection, in a transaction it commits (see `run_alone`)."""
+Entry = tuple[Draft | Work[Any], asyncio.Future[Any]]
+
 
 class MessageWriter:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self._queue: list[tuple[Draft, asyncio.Future[Outcome]]] = []
+        self._queue: list[Entry] = []
         self._draining: asyncio.Task[None] | None = None
         self._connection: AsyncConnection | None = None
         self._open = asyncio.Event()
@@ -50,12 +56,22 @@ class MessageWriter:
 
     async def write(self, draft: Draft) -> Outcome:
         """Store `draft` in the next batch; its outcome once that batch is committed (or failed)."""
-        outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.append((draft, outcome))
+        outcome: Outcome = await self._hand_over(draft)
+        return outcome
+
+    async def run_alone(self, work: Work[T]) -> T:
+        """Run `work` as a batch of its own, after the messages handed over before it and before the
+        ones handed over after it (a participant's removal with its system message)."""
+        result: T = await self._hand_over(work)
+        return result
+
+    async def _hand_over(self, item: Draft | Work[Any]) -> Any:
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, answer))
         self._queued.set()
         if self._draining is None:
             self._draining = asyncio.create_task(self._drain(), name="chat-writer")
-        return await asyncio.shield(outcome)
+        return await asyncio.shield(answer)
 
     async def close(self) -> None:
         """Finish the batches already handed over, then give the connection back."""
@@ -84,42 +100,65 @@ class MessageWriter:
         try:
             while self._queue:
                 await self._open.wait()
-                batch, self._queue = self._queue[:BATCH_MAX], self._queue[BATCH_MAX:]
-                await self._flush(batch)
+                await self._flush(self._next_batch())
         finally:
             self._draining = None
 
-    async def _flush(self, batch: list[tuple[Draft, asyncio.Future[Outcome]]]) -> None:
-        drafts = [draft for draft, _ in batch]
-        self.ctx.metrics.chat_batch_size.observe(len(drafts))
-        try:
-            outcomes = await self._write_batch(drafts)
-        except Exception as exc:  # noqa: BLE001 - every sender is answered; the cause is logged once
-            failure = self._failure(exc, len(drafts))
-            for _, outcome in batch:
-                if not outcome.done():
-                    outcome.set_exception(AppError(failure.code, failure.message))
-            return
-        for draft, outcome in batch:
-            if not outcome.done():
-                outcome.set_result(outcomes[draft.id])
+    def _next_batch(self) -> list[Entry]:
+        """The messages at the head of the queue (up to BATCH_MAX), or the work there alone."""
+        size = 1
+        if isinstance(self._queue[0][0], Draft):
+            while size < min(len(self._queue), BATCH_MAX) and isinstance(self._queue[size][0], Draft):
+                size += 1
+        batch, self._queue = self._queue[:size], self._queue[size:]
+        return batch
 
-    async def _write_batch(self, drafts: list[Draft]) -> dict[uuid.UUID, Outcome]:
-        """Write the batch, once more on a new connection if its connection turned out dead."""
+    async def _flush(self, batch: list[Entry]) -> None:
+        try:
+            answers = await self._answers(batch)
+        except Exception as exc:  # noqa: BLE001 - every sender is answered; the cause is logged once
+            failure = self._failure(exc, len(batch))
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(AppError(failure.code, failure.message))
+            return
+        for (_, answer), result in zip(batch, answers, strict=True):
+            if not answer.done():
+                answer.set_result(result)
+
+    async def _answers(self, batch: list[Entry]) -> list[Any]:
+        """Each entry's answer: a message's outcome, or the result of the work that is alone."""
+        head = batch[0][0]
+        if not isinstance(head, Draft):
+            return [await self._on_connection(head)]
+        drafts = [item for item, _ in batch if isinstance(item, Draft)]
+        self.ctx.metrics.chat_batch_size.observe(len(drafts))
+        outcomes = await self._on_connection(partial(self._write_batch, drafts))
+        return [outcomes[draft.id] for draft in drafts]
+
+    async def _write_batch(
+        self, drafts: list[Draft], connection: AsyncConnection, attempt: Attempt
+    ) -> dict[uuid.UUID, Outcome]:
+        return await BatchWrite(connection, drafts, attempt, self.checkpoint).run()
+
+    async def _on_connection(self, work: Work[T]) -> T:
+        """Run `work`, once more on a new connection if its connection turned out dead."""
         retried = False
         while True:
             connection = await self._connect()
-            write = BatchWrite(connection, drafts, self.checkpoint)
+            attempt = Attempt()
             try:
-                return await write.run()
+                return await work(connection, attempt)
             except Exception as exc:
                 await self._drop_connection(invalidate=True)
-                if retried or write.committing or not is_unavailable(exc):
+                if retried or attempt.committing or not is_unavailable(exc):
                     raise
                 retried = True
-                logger.info("chat writer: connection lost (%s); writing the batch again", type(exc).__name__)
+                logger.info("chat writer: connection lost (%s); writing again", type(exc).__name__)
 
     def _failure(self, exc: Exception, size: int) -> AppError:
+        """What every entry of a failed batch is answered: UNAVAILABLE when the database cannot serve,
+        INTERNAL for anything else (logged with its traceback)."""
         if is_unavailable(exc):
             logger.warning(
                 "chat writer: the database is unavailable (%s); %d messages failed", type(exc).__name__, size
