@@ -299,3 +299,42 @@ async def cut_half_way(
     assert again["data"]["message"]["seq"] == 5
     heard = await socks[1].wait_for("chat:message", index=2)
     assert heard["message"]["seq"] == 5, "bob's socket heard kept 0, kept 2 and now this one"
+
+
+WAITING_ON_A_LOCK = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'"
+
+
+async def test_a_removal_on_another_node_that_deadlocks_with_a_batch_is_run_again(
+    node: Node, backend: Backend
+) -> None:
+    """The batch holds the conversation's row; bob's removal on another node deletes his participant row
+    and waits for the conversation's; the batch's insert then advances bob's read state, waiting for the
+    removal: PostgreSQL breaks the deadlock by rolling one back, and that one is run again."""
+    if backend.name != "postgres":
+        pytest.skip("SQLite runs one write transaction at a time: there is no deadlock to break")
+    database = backend.database_url.rsplit("/", 1)[1]
+    alice, bob = await register_and_login(node.http), await register_and_login(node.http)
+    cid = await make_group(node.http, alice, bob)
+    bob_sock = await connect(node.url, bob)
+    half_way = HalfWay(node.writer)
+    try:
+        sent = asyncio.ensure_future(bob_sock.call("chat:send", send(cid, "racing", "r-1")))
+        await half_way.reached.wait()
+        async with serving(backend) as other_node:
+            leaving = asyncio.ensure_future(
+                other_node.http.post(f"/api/conversations/{cid}/leave", headers=auth(bob))
+            )
+            while (await database_query(database, WAITING_ON_A_LOCK, database))[0][0] == 0:
+                await asyncio.sleep(0.05)  # until the removal waits for the conversation's row
+            half_way.go_on.set()
+            ack, left = await asyncio.gather(sent, leaving)
+    finally:
+        await bob_sock.close()
+    assert left.status_code == 200, left.text
+    stored = await history(node, alice, cid)
+    assert [m["seq"] for m in stored] == list(range(1, len(stored) + 1)), stored
+    if ack["ok"]:
+        assert [m["kind"] for m in stored] == ["text", "system"], "the send won, then bob left"
+    else:
+        assert ack["error"]["code"] == "FORBIDDEN", ack
+        assert [m["kind"] for m in stored] == ["system"], "bob left first; his message was refused"

@@ -6,9 +6,10 @@ follows the load with no timer. Each sender gets its own outcome (`BatchWrite`),
 
 The writer keeps one database connection of its own, so the hot path never pays the pool's pre-ping;
 when a batch fails on a connection that died (a database restart, a connection cut), it is written
-again once on a new connection, unless the failure came while committing (the commit may have
-happened). Any other database failure fails every message of the batch, which stores none of them:
-UNAVAILABLE when the database cannot serve, INTERNAL otherwise; the next batch starts afresh.
+again once on a new connection, and so is one that PostgreSQL rolled back to break a deadlock, unless
+the failure came while committing (the commit may have happened). Any other database failure fails
+every message of the batch, which stores none of them: UNAVAILABLE when the database cannot serve,
+INTERNAL otherwise; the next batch starts afresh.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import AppError, ErrorCode
-from app.core.faults import is_unavailable
+from app.core.faults import is_transaction_conflict, is_unavailable
 from app.modules.chat.batch import Attempt, BatchWrite, Checkpoint, Draft, Outcome
 
 if TYPE_CHECKING:
@@ -142,7 +143,8 @@ class MessageWriter:
         return await BatchWrite(connection, drafts, attempt, self.checkpoint).run()
 
     async def _on_connection(self, work: Work[T]) -> T:
-        """Run `work`, once more on a new connection if its connection turned out dead."""
+        """Run `work`, once more if it failed on a connection that turned out dead (on a new one) or lost
+        a race with another transaction (a deadlock with a removal on another node)."""
         retried = False
         while True:
             connection = await self._connect()
@@ -150,11 +152,13 @@ class MessageWriter:
             try:
                 return await work(connection, attempt)
             except Exception as exc:
-                await self._drop_connection(invalidate=True)
-                if retried or attempt.committing or not is_unavailable(exc):
+                conflict = is_transaction_conflict(exc)
+                if not conflict:
+                    await self._drop_connection(invalidate=True)
+                if retried or attempt.committing or not (conflict or is_unavailable(exc)):
                     raise
                 retried = True
-                logger.info("chat writer: connection lost (%s); writing again", type(exc).__name__)
+                logger.info("chat writer: %s; writing again", type(exc).__name__)
 
     def _failure(self, exc: Exception, size: int) -> AppError:
         """What every entry of a failed batch is answered: UNAVAILABLE when the database cannot serve,
