@@ -46,32 +46,25 @@ ATTEMPTS = 4
 the re-sends in another, and each further one only if the participants or another node changed things
 in between."""
 
-MessageKey = tuple[uuid.UUID, uuid.UUID | None, str]
+MessageKey = tuple[uuid.UUID, uuid.UUID | None, str | None]
 Checkpoint = Callable[[], Awaitable[None]]
 
 
 @dataclass(slots=True)
 class Draft:
-    """A message to store: a participant's text (idempotent by `client_msg_id`) or a system notice."""
+    """A participant's text message to store, idempotent by `client_msg_id`."""
 
     conversation_id: uuid.UUID
     sender_id: uuid.UUID
     body: str
-    client_msg_id: str | None
-    sender_name: str = ""
-    kind: str = "text"
+    client_msg_id: str
+    sender_name: str
     id: uuid.UUID = field(default_factory=uuid.uuid4)
 
     @property
-    def key(self) -> MessageKey | None:
-        """The idempotency key; a system notice has none and is never a re-send."""
-        if self.client_msg_id is None:
-            return None
+    def key(self) -> MessageKey:
+        """The message's idempotency key, as the unique index of `messages` has it."""
         return (self.conversation_id, self.sender_id, self.client_msg_id)
-
-    @property
-    def needs_membership(self) -> bool:
-        return self.kind == "text"
 
     def values(self, seq: int) -> dict[str, Any]:
         return {
@@ -79,7 +72,7 @@ class Draft:
             "conversation_id": self.conversation_id,
             "seq": seq,
             "sender_id": self.sender_id,
-            "kind": self.kind,
+            "kind": "text",
             "body": self.body,
             "client_msg_id": self.client_msg_id,
         }
@@ -115,10 +108,10 @@ class BatchWrite:
         self.attempt = attempt
         self.checkpoint = checkpoint
         self.dialect = connection.dialect.name
-        self.firsts: dict[MessageKey | uuid.UUID, Draft] = {}
+        self.firsts: dict[MessageKey, Draft] = {}
         self.repeats: dict[uuid.UUID, Draft] = {}
         for draft in drafts:
-            first = self.firsts.setdefault(draft.key or draft.id, draft)
+            first = self.firsts.setdefault(draft.key, draft)
             if first is not draft:
                 self.repeats[draft.id] = first
         self.settled: dict[uuid.UUID, Outcome] = {}
@@ -174,8 +167,7 @@ class BatchWrite:
         counts = Counter(draft.conversation_id for draft in pending)
         senders: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
         for draft in pending:
-            if draft.needs_membership:
-                senders[draft.conversation_id].add(draft.sender_id)
+            senders[draft.conversation_id].add(draft.sender_id)
         ids = CONVERSATIONS.c.id
         in_order = select(ids).where(ids.in_(list(counts))).order_by(ids).with_for_update()
         statement = (
@@ -220,7 +212,7 @@ class BatchWrite:
             next_seq[draft.conversation_id] += 1
         statement = UPSERT_MESSAGE[self.dialect].values(values)
         ours = {draft.id for draft in pending}
-        by_key = {draft.key: draft for draft in pending if draft.key is not None}
+        by_key = {draft.key: draft for draft in pending}
         stored: dict[uuid.UUID, MessageOut] = {}
         earlier: dict[uuid.UUID, Outcome] = {}
         for row in await self.connection.execute(statement):
@@ -242,7 +234,7 @@ class BatchWrite:
         sources = []
         notices: dict[uuid.UUID, tuple[uuid.UUID, NotificationOut]] = {}
         for draft in pending:
-            names = mentioned_names(draft.body) if draft.kind == "text" else []
+            names = mentioned_names(draft.body)
             if names:
                 ids = {name: uuid.uuid4() for name in names}
                 notice = _mention_notice(draft, messages[draft.id])
@@ -266,8 +258,6 @@ class BatchWrite:
 
 def _all_participate(conversation_id: uuid.UUID, senders: set[uuid.UUID]) -> Any:
     """The conversation's row, if every one of `senders` is a participant of it."""
-    if not senders:
-        return CONVERSATIONS.c.id == conversation_id
     participating = (
         select(func.count())
         .where(PARTICIPANTS.c.conversation_id == conversation_id, PARTICIPANTS.c.user_id.in_(senders))
