@@ -1,4 +1,4 @@
-"""Compose the modules into one Litestar app wrapped by python-socketio's ASGI app."""
+"""Compose modules into one Litestar app wrapped by python-socketio's ASGI app (`app.main` says which)."""
 
 from __future__ import annotations
 
@@ -89,18 +89,8 @@ def _socket_layer(
     return server, runtime
 
 
-def create_app(
-    settings: Settings, modules: Sequence[Module] | None = None, *, worker: int | None = None
-) -> ParleyApp:
-    """The app of one process; `worker` is its index under `parley serve --workers N`."""
-    if modules is None:
-        from app.modules import MODULES
-
-        modules = MODULES
-        if settings.bench_events_enabled:  # bench-only events, off by default (README "Benchmarks")
-            from app.modules.bench.module import bench_module
-
-            modules = (*MODULES, bench_module)
+def build_app(settings: Settings, modules: Sequence[Module], *, worker: int | None = None) -> ParleyApp:
+    """The app of one process made of `modules`; `worker` is its index under `parley serve --workers N`."""
     configure_logging(settings.log_level, settings.log_format)
     db = Database(settings)
     ctx = AppContext(

@@ -14,7 +14,8 @@ import httpx
 import uvicorn
 
 from app.config.settings import Settings
-from app.core.app_factory import ParleyApp, create_app
+from app.core.app_factory import ParleyApp
+from app.main import create_app
 from tests.support.clients import Account, RecordingClient
 from tests.support.server import free_port
 
