@@ -43,6 +43,8 @@ Entry = tuple[Draft | Work[Any], asyncio.Future[Any]]
 
 
 class MessageWriter:
+    """Writes the chat messages (and participants' removals) of this node, in batches, in order."""
+
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self._queue: list[Entry] = []
