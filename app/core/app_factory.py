@@ -25,14 +25,15 @@ from app.core.http.security_headers import add_security_headers
 from app.core.logging import configure_logging
 from app.core.module import Module
 from app.core.security.tokens import TokenCodec
+from app.core.socket.engine.managers import LocalManager, RedisManager
+from app.core.socket.engine.server import ParleyServer
 from app.core.socket.gateway import bind_handlers
 from app.core.socket.hub import SocketHub
-from app.core.socket.managers import LocalManager, RedisManager
+from app.core.socket.protocol import CORE_EVENTS
 from app.core.socket.ready import compose_session_ready
 from app.core.socket.registry import EventRegistry
 from app.core.socket.rooms import RoomManager
 from app.core.socket.runtime import SocketRuntime
-from app.core.socket.server import ParleyServer
 from app.core.socket.sids import owner_prefix
 from app.core.socket.tracker import ConnectionTracker
 from app.core.state import create_state_backend
@@ -76,8 +77,11 @@ def _socket_layer(
             rooms.register_auth_hook(prefix, make_hook(ctx))
     tracker = ConnectionTracker(ctx.state, ctx.node_id, settings.presence_ttl)
     gateways = [gateway_type(ctx) for module in modules for gateway_type in module.gateways]
-    ready = compose_session_ready([(module.name, module.session_ready) for module in modules])
-    registry = EventRegistry(gateways, core_events=(ready.event,))
+    ready = compose_session_ready(
+        [(module.name, module.session_ready) for module in modules],
+        [(module.name, module.limits) for module in modules],
+    )
+    registry = EventRegistry(gateways, core_events=(ready.event, *CORE_EVENTS))
     ctx.provide(SocketHub, hub)
     ctx.provide(RoomManager, rooms)
     ctx.provide(ConnectionTracker, tracker)

@@ -20,7 +20,7 @@ from typing import Any
 import socketio
 from socketio import packet as sio_packet
 
-from app.core.socket.outgoing import EncodedMessage
+from app.core.socket.engine.outgoing import EncodedMessage
 from app.core.socket.sockets import LocalSockets
 
 logger = logging.getLogger(__name__)
