@@ -585,7 +585,8 @@ lock this benchmark holds, and waiting for it in turn would wait forever."""
 
 
 def pytest_running() -> bool:
-    """Whether a test suite runs on this machine (a process of pytest itself, not one waiting to start it)."""
+    """Whether a test suite runs on this machine: a process of pytest itself (not one waiting to start
+    it, nor a browser or nginx a test left behind with pytest's folder in its arguments)."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -594,7 +595,8 @@ def pytest_running() -> bool:
             argv = (proc / "cmdline").read_bytes()
         except OSError:
             continue
-        if command not in WAITERS and b"pytest" in argv and proc.name != str(os.getpid()):
+        words = [Path(word).name for word in argv.decode(errors="replace").split("\0")]
+        if command not in WAITERS and ("pytest" in words or "py.test" in words):
             return True
     return False
 
