@@ -210,12 +210,13 @@ class BatchWrite:
         for draft in pending:
             values.append(draft.values(next_seq[draft.conversation_id]))
             next_seq[draft.conversation_id] += 1
-        statement = UPSERT_MESSAGE[self.dialect].values(values)
         ours = {draft.id for draft in pending}
         by_key = {draft.key: draft for draft in pending}
         stored: dict[uuid.UUID, MessageOut] = {}
         earlier: dict[uuid.UUID, Outcome] = {}
-        for row in await self.connection.execute(statement):
+        # One statement built once, given every row: SQLAlchemy sends it as one multi-row INSERT
+        # ("insertmanyvalues") from its compiled cache; `.values([...])` was compiled anew each time.
+        for row in await self.connection.execute(UPSERT_MESSAGE[self.dialect], values):
             message = message_out(row)
             if row.id in ours:
                 stored[row.id] = message
