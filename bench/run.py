@@ -9,11 +9,13 @@ out of reach; every socket authenticates with a JWT signed with the server's sec
 the handshake after the first never provisions). Idle memory is measured in the first repetition
 only (`--memory-reps`): 10k Parley handshakes take over a minute.
 
-Parley's own `chat:send` has no Node counterpart: it runs against a second Parley on a fresh
-PostgreSQL database (created on `--postgres-url` and dropped afterwards), with `chat_clients`
-sockets of one participant sending to `chat_conversations` group conversations: first closed loop
-(messages/s), then open loop at half the median of that rate (ack latency p50/p99). Every message
-is validated, committed with its seq, acked, and fanned out as `chat:message` to the room.
+Parley's own `chat:send` has no Node counterpart: it runs against a second Parley, in four shapes
+(`CHAT_SHAPES`): on a fresh PostgreSQL database (created on `--postgres-url` and dropped afterwards)
+and on a fresh SQLite file, each with `chat_clients` sockets of one participant sending to
+`chat_conversations` group conversations, then all of them to one (a hot room): first closed loop
+(messages/s), then open loop at half that rate (ack latency p50/p99). Every message is validated,
+committed with its seq, acked, and fanned out as `chat:message` to the room. `--cases chat` runs
+these cases alone.
 """
 
 from __future__ import annotations
@@ -73,6 +75,32 @@ SERVERS = ("parley", "node", "before")
 """Who is measured: this Parley, the Node peer and, with `--before DIR`, an earlier Parley."""
 CASE_GROUPS = ("idle", "connect", "echo", "fanout", "latency", "deflate", "chat")
 """What `--cases` can name: each group's cases run, in this order, or are left out of the run."""
+
+
+@dataclass(frozen=True)
+class ChatShape:
+    """One `chat:send` load: its cases' key prefix, the database it runs on, how many conversations."""
+
+    key: str
+    database: str
+    hot: bool
+
+    def conversations(self, profile: Profile) -> int:
+        return 1 if self.hot else profile.chat_conversations
+
+    def label(self, profile: Profile) -> str:
+        where = "PostgreSQL" if self.database == "postgresql" else "SQLite"
+        rooms = "one conversation" if self.hot else f"{profile.chat_conversations} conversations"
+        return f"chat:send on {where}, {profile.chat_clients} sockets, {rooms}"
+
+
+CHAT_SHAPES = (
+    ChatShape("chat", "postgresql", hot=False),
+    ChatShape("chat_hot", "postgresql", hot=True),
+    ChatShape("chat_sqlite", "sqlite", hot=False),
+    ChatShape("chat_sqlite_hot", "sqlite", hot=True),
+)
+CHAT_TARGETS = {"chat": 5000, "chat_hot": 3000, "chat_sqlite": 3000, "chat_sqlite_hot": 3000}
 
 
 @dataclass
@@ -283,8 +311,9 @@ def bench_token(secret: str) -> str:
 
 
 class Runner:
-    def __init__(self, cload: Path, token: str, profile: Profile) -> None:
-        self.cload, self.token, self.profile = cload, token, profile
+    def __init__(self, cload: Path, secret: str, profile: Profile) -> None:
+        self.cload, self.secret, self.profile = cload, secret, profile
+        self.token = bench_token(secret)
 
     def argv(self, mode: str, server: Server, **params: Any) -> list[str]:
         params = {"port": server.port, "token": self.token, **params}
@@ -411,28 +440,30 @@ def define_cases(profile: Profile) -> dict[str, Case]:
             for n in profile.idle_steps
         ),
     ]
-    chat = f"{profile.chat_clients} sockets, {profile.chat_conversations} conversations"
-    cases += [
-        Case(
-            "chat_send",
-            f"chat:send on PostgreSQL, {chat}",
-            "msg/s",
-            higher_is_better=True,
-            target=5000,
-            absolute=True,
-            group="chat",
-        ),
-        Case("chat_p50", "chat:send ack p50 at half that rate", "ms", higher_is_better=False, group="chat"),
-        Case(
-            "chat_p99",
-            "chat:send ack p99 at half that rate",
-            "ms",
-            higher_is_better=False,
-            target=20,
-            absolute=True,
-            group="chat",
-        ),
-    ]
+    for shape in CHAT_SHAPES:
+        cases += [
+            Case(
+                f"{shape.key}_send",
+                shape.label(profile),
+                "msg/s",
+                higher_is_better=True,
+                target=CHAT_TARGETS[shape.key],
+                absolute=True,
+                group="chat",
+            ),
+            Case(
+                f"{shape.key}_p50", "  ack p50 at half that rate", "ms", higher_is_better=False, group="chat"
+            ),
+            Case(
+                f"{shape.key}_p99",
+                "  ack p99 at half that rate",
+                "ms",
+                higher_is_better=False,
+                target=20,
+                absolute=True,
+                group="chat",
+            ),
+        ]
     return {case.key: case for case in cases}
 
 
@@ -477,24 +508,41 @@ def run_server(
     record("lat_p99", result["lat"]["p99_ms"], result)
 
 
-def run_chat(runner: Runner, cases: dict[str, Case], work: Path, postgres_url: str, secret: str) -> None:
-    """Parley's `chat:send` on a fresh PostgreSQL database (Node has no counterpart)."""
-    with postgres_database(postgres_url) as database_url:
-        server = start_parley(work, database_url, secret, name="parley-postgres")
-        try:
-            conversations = create_conversations(server, runner.token, runner.profile.chat_conversations)
-            throughput, latency = runner.chat(server, conversations)
-        except RuntimeError:
-            print(f"{server.name} log:\n{server.log_tail()}", file=sys.stderr)
-            raise
-        finally:
-            server.stop()
-    for key, value, result in (
-        ("chat_send", throughput["rps"], throughput),
-        ("chat_p50", latency["lat"]["p50_ms"], latency),
-        ("chat_p99", latency["lat"]["p99_ms"], latency),
-    ):
-        cases[key].record("parley", value, result)
+def run_chat(runner: Runner, cases: dict[str, Case], work: Path, postgres_url: str) -> None:
+    """Parley's `chat:send` in every shape of `CHAT_SHAPES` (Node has no counterpart)."""
+    for shape in CHAT_SHAPES:
+        with chat_database(shape, work, postgres_url) as database_url:
+            server = start_parley(work, database_url, runner.secret, name=f"parley-{shape.key}")
+            try:
+                count = shape.conversations(runner.profile)
+                conversations = create_conversations(server, runner.token, count)
+                throughput, latency = runner.chat(server, conversations)
+            except RuntimeError:
+                print(f"{server.name} log:\n{server.log_tail()}", file=sys.stderr)
+                raise
+            finally:
+                server.stop()
+        for suffix, value, result in (
+            ("send", throughput["rps"], throughput),
+            ("p50", latency["lat"]["p50_ms"], latency),
+            ("p99", latency["lat"]["p99_ms"], latency),
+        ):
+            cases[f"{shape.key}_{suffix}"].record("parley", value, result)
+
+
+@contextlib.contextmanager
+def chat_database(shape: ChatShape, work: Path, postgres_url: str) -> Iterator[str]:
+    """A fresh database for one shape: a PostgreSQL database, or a new SQLite file (removed after)."""
+    if shape.database == "postgresql":
+        with postgres_database(postgres_url) as database_url:
+            yield database_url
+        return
+    path = work / f"{shape.key}-{secrets.token_hex(4)}.db"
+    try:
+        yield f"sqlite+aiosqlite:///{path}"
+    finally:
+        for leftover in work.glob(f"{path.name}*"):
+            leftover.unlink()
 
 
 def number(value: float) -> str:
@@ -585,11 +633,50 @@ def servers(
             server.stop()
 
 
+WAITERS = {"flock", "timeout"}
+"""Commands that only wait to run a test suite: `flock -s /tmp/parley-cpu.lock … pytest` waits for the
+lock this benchmark holds, and waiting for it in turn would wait forever."""
+
+
+def pytest_running() -> bool:
+    """Whether a test suite runs on this machine: a process of pytest itself (not one waiting to start
+    it, nor a browser or nginx a test left behind with pytest's folder in its arguments)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "comm").read_text().strip()
+            argv = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        words = [Path(word).name for word in argv.decode(errors="replace").split("\0")]
+        if command not in WAITERS and ("pytest" in words or "py.test" in words):
+            return True
+    return False
+
+
 def wait_for_quiet_machine(say: Callable[[str], None]) -> None:
     """Other work shares this machine: do not measure while a test suite runs."""
-    while subprocess.run(["pgrep", "-f", "pytest"], capture_output=True, check=False).returncode == 0:
+    while pytest_running():
         say("a pytest run is in progress; waiting")
         time.sleep(10)
+
+
+def compare_with_node(
+    runner: Runner, cases: dict[str, Case], work: Path, modules: Path, args: argparse.Namespace, rep: int
+) -> None:
+    """One repetition of the cases Parley and Node both run; each repetition starts with the next server."""
+    with servers(work, modules, args.database_url, runner.secret, args.before) as started:
+        names = list(started)
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order:
+            print(f"repetition {rep + 1}: {name}", file=sys.stderr, flush=True)
+            groups = args.cases if rep < args.memory_reps else args.cases - {"idle"}
+            try:
+                run_server(runner, started[name], cases, runner.profile, groups)
+            except RuntimeError:
+                print(f"{name} log:\n{started[name].log_tail()}", file=sys.stderr)
+                raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -609,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
         help="a PostgreSQL server where the chat:send case creates (and drops) its database",
     )
-    parser.add_argument("--no-chat", action="store_true", help="skip the chat:send case on PostgreSQL")
+    parser.add_argument("--no-chat", action="store_true", help="skip the chat:send cases")
     parser.add_argument(
         "--cases",
         type=case_groups,
@@ -638,26 +725,19 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     try:
         cload = build_load_generator(work)
-        say("installing socket.io from the npm registry")
-        modules = install_node_peer(work)
         secret = secrets.token_hex(32)
-        runner = Runner(cload, bench_token(secret), profile)
+        runner = Runner(cload, secret, profile)
+        modules = None
+        if args.cases - {"chat"}:
+            say("installing socket.io from the npm registry")
+            modules = install_node_peer(work)
         for rep in range(reps):
             wait_for_quiet_machine(say)
-            with servers(work, modules, args.database_url, secret, args.before) as started:
-                names = list(started)  # each repetition starts with the next one
-                order = names[rep % len(names) :] + names[: rep % len(names)]
-                for name in order:
-                    say(f"repetition {rep + 1}/{reps}: {name}")
-                    try:
-                        groups = args.cases if rep < args.memory_reps else args.cases - {"idle"}
-                        run_server(runner, started[name], cases, profile, groups)
-                    except RuntimeError:
-                        say(f"{name} log:\n{started[name].log_tail()}")
-                        raise
+            if modules is not None:
+                compare_with_node(runner, cases, work, modules, args, rep)
             if "chat" in args.cases:
-                say(f"repetition {rep + 1}/{reps}: parley chat:send on PostgreSQL")
-                run_chat(runner, cases, work, args.postgres_url, secret)
+                say(f"repetition {rep + 1}/{reps}: parley chat:send")
+                run_chat(runner, cases, work, args.postgres_url)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(table(cases))

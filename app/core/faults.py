@@ -20,6 +20,20 @@ resources (too many connections, out of memory or disk), and operator interventi
 restarting, not accepting connections yet)."""
 
 
+CONFLICT_SQLSTATES = ("40001", "40P01")
+"""A transaction that lost a race with another (a serialization failure, a deadlock broken by
+PostgreSQL): rolled back, it may well succeed when run again."""
+
+
+def is_transaction_conflict(exc: BaseException) -> bool:
+    """The database rolled the transaction back because of a concurrent one; not a bug."""
+    return isinstance(exc, sqlalchemy.exc.DBAPIError) and any(
+        str(getattr(cause, "sqlstate", None) or "") in CONFLICT_SQLSTATES
+        for cause in (exc.orig, exc.__cause__)
+        if cause is not None
+    )
+
+
 def is_stale_transport(exc: BaseException) -> bool:
     """uvloop's refusal to write on a connection its peer already reset (a pooled connection gone
     stale while idle): `RuntimeError: unable to perform operation on <TCPTransport closed=True …>`."""

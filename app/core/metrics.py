@@ -51,6 +51,12 @@ class Metrics:
         self.messages_stored = Counter(
             "parley_messages_stored_total", "Chat messages stored", registry=self.registry
         )
+        self.chat_batch_size = Histogram(
+            "parley_chat_write_batch_size",
+            "Chat messages written per transaction (group commit)",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
         self.sync_recoveries = Counter(
             "parley_sync_recoveries_total",
             "chat:sync answers, by outcome",

@@ -7,7 +7,6 @@ clients drive it. Transaction control (SQLite's `BEGIN IMMEDIATE`) is not a quer
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -16,15 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import event
 
 from app.core.app_factory import ParleyApp
-from app.main import create_app
 from app.modules.chat.service import ChatService
 from tests.support.backends import Backend
 from tests.support.clients import Account, RecordingClient, register_and_login
-from tests.support.server import free_port
+from tests.support.live import auth, serve_in_process
+from tests.support.live import connect as connect_to
+from tests.support.live import make_group as group_of
 
 BUDGET = 3
 
@@ -53,45 +52,20 @@ class LiveApp:
 
 @pytest.fixture
 async def live(backend: Backend) -> AsyncIterator[LiveApp]:
-    parley = create_app(backend.settings(RATE_LIMIT_ENABLED="false"))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(parley.asgi, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done(), "the in-process server stopped during start-up"
-        await asyncio.sleep(0.01)
-    counter = StatementCounter()
-    event.listen(parley.context.db.engine.sync_engine, "before_cursor_execute", counter)
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url) as http:
-        yield LiveApp(parley, url, http, counter)
-    event.remove(parley.context.db.engine.sync_engine, "before_cursor_execute", counter)
-    server.should_exit = True
-    await serving
-
-
-def auth(account: Account) -> dict[str, str]:
-    return {"Authorization": f"Bearer {account.access_token}"}
+    async with serve_in_process(backend.settings(RATE_LIMIT_ENABLED="false")) as (parley, url):
+        counter = StatementCounter()
+        event.listen(parley.context.db.engine.sync_engine, "before_cursor_execute", counter)
+        async with httpx.AsyncClient(base_url=url) as http:
+            yield LiveApp(parley, url, http, counter)
+        event.remove(parley.context.db.engine.sync_engine, "before_cursor_execute", counter)
 
 
 async def make_group(live: LiveApp, owner: Account, *others: Account) -> str:
-    response = await live.http.post(
-        "/api/conversations",
-        json={"kind": "group", "title": "budget", "participant_ids": [o.user_id for o in others]},
-        headers=auth(owner),
-    )
-    assert response.status_code == 201, response.text
-    conversation_id: str = response.json()["data"]["id"]
-    return conversation_id
+    return await group_of(live.http, owner, *others, title="budget")
 
 
 async def connect(live: LiveApp, account: Account) -> RecordingClient:
-    client = RecordingClient()
-    await client.connect(live.url, account.access_token)
-    await client.wait_for("session:ready")
-    return client
+    return await connect_to(live.url, account)
 
 
 async def test_socket_handlers_stay_within_three_statements(live: LiveApp) -> None:

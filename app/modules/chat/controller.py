@@ -39,6 +39,7 @@ from app.modules.chat.schemas import (
     UpdateConversationIn,
 )
 from app.modules.chat.service import ChatService
+from app.modules.chat.writer import MessageWriter
 
 PAGE_DEFAULT = 20
 PAGE_MAX = 100
@@ -144,10 +145,11 @@ class ConversationController(Controller):
         user_id: uuid.UUID,
         identity: Identity,
         chat_service: ChatService,
+        chat_writer: MessageWriter,
         chat_events: ChatEvents,
     ) -> Envelope[ParticipantChange]:
         removal = await chat_service.remove_participant(
-            me(identity), conversation_id, user_id, events=chat_events
+            me(identity), conversation_id, user_id, writer=chat_writer, events=chat_events
         )
         change = ParticipantChange(removal.conversation_id, removal.user_id, removal.by, removal.new_owner)
         return ok(change, "Removed")
@@ -171,9 +173,10 @@ class ConversationController(Controller):
         conversation_id: uuid.UUID,
         identity: Identity,
         chat_service: ChatService,
+        chat_writer: MessageWriter,
         chat_events: ChatEvents,
     ) -> Envelope[ConversationRefOut]:
-        await chat_service.leave(identity, conversation_id, events=chat_events)
+        await chat_service.leave(identity, conversation_id, writer=chat_writer, events=chat_events)
         return ok(ConversationRefOut(str(conversation_id)), "Left")
 
     @get("/{conversation_id:uuid}/messages", summary="Message history")
@@ -196,11 +199,17 @@ class ConversationController(Controller):
         data: PostMessageIn,
         identity: Identity,
         chat_service: ChatService,
+        chat_writer: MessageWriter,
         chat_events: ChatEvents,
     ) -> Response[Envelope[MessageOut]]:
         """Send as over the socket, with the same events; a re-sent `client_msg_id` answers 200."""
         sent = await chat_service.send(
-            identity, conversation_id, data.body, data.client_msg_id or uuid.uuid4().hex, events=chat_events
+            identity,
+            conversation_id,
+            data.body,
+            data.client_msg_id or uuid.uuid4().hex,
+            writer=chat_writer,
+            events=chat_events,
         )
         if sent.stored:
             return Response(ok(sent.message, "Sent"), status_code=HTTP_201_CREATED)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import and_, case, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.core.db import utc_now
@@ -29,13 +31,16 @@ from app.modules.chat.schemas import (
     ConversationOut,
     ConversationPage,
     ConversationSummaryOut,
+    MessageOut,
     MuteOut,
     UnreadUpdate,
 )
 
 if TYPE_CHECKING:
     from app.core.security.identity import Identity
+    from app.modules.chat.batch import Attempt
     from app.modules.chat.broadcasts import ChatEvents
+    from app.modules.chat.writer import MessageWriter
 
 
 class Conversations(ReadStates):
@@ -218,13 +223,22 @@ class Conversations(ReadStates):
         await events.participants_added(str(conversation_id), added, by=str(actor))
         return await self._load(conversation_id)
 
-    async def leave(self, member: Identity, conversation_id: uuid.UUID, *, events: ChatEvents) -> Removal:
+    async def leave(
+        self, member: Identity, conversation_id: uuid.UUID, *, writer: MessageWriter, events: ChatEvents
+    ) -> Removal:
         """The caller leaves: three statements in one transaction, then the events."""
         user_id = uuid.UUID(member.user_id)
-        return await self._remove(conversation_id, user_id, f"{member.display_name} left", user_id, events)
+        notice = f"{member.display_name} left"
+        return await self._remove(conversation_id, user_id, notice, user_id, writer=writer, events=events)
 
     async def remove_participant(
-        self, actor: uuid.UUID, conversation_id: uuid.UUID, user_id: uuid.UUID, *, events: ChatEvents
+        self,
+        actor: uuid.UUID,
+        conversation_id: uuid.UUID,
+        user_id: uuid.UUID,
+        *,
+        writer: MessageWriter,
+        events: ChatEvents,
     ) -> Removal:
         """Remove someone: anyone may remove themselves; the owner anyone; an admin members only."""
         conversation, participant = await self._access(conversation_id, actor)
@@ -241,7 +255,8 @@ class Conversations(ReadStates):
                 raise forbidden("You may not remove that participant")
         name = await self.session.scalar(select(USERS.c.display_name).where(USERS.c.id == user_id))
         verb = "left" if user_id == actor else "was removed"
-        return await self._remove(conversation_id, user_id, f"{name} {verb}", actor, events)
+        notice = f"{name} {verb}"
+        return await self._remove(conversation_id, user_id, notice, actor, writer=writer, events=events)
 
     async def _remove(
         self,
@@ -249,44 +264,67 @@ class Conversations(ReadStates):
         user_id: uuid.UUID,
         notice: str,
         actor: uuid.UUID,
+        *,
+        writer: MessageWriter,
         events: ChatEvents,
     ) -> Removal:
-        group_only = select(Conversation.id).where(Conversation.kind == "group")
-        removed = (
-            await self.session.execute(
-                delete(Participant)
-                .where(
-                    Participant.conversation_id == conversation_id,
-                    Participant.user_id == user_id,
-                    Participant.conversation_id.in_(group_only),
-                )
-                .returning(Participant.role, _successor(conversation_id, user_id))
-            )
-        ).one_or_none()
+        """The participant row goes and `notice` is stored with the next seq, in one transaction of the
+        message writer (so it takes its place among the messages sent around it); then the events."""
+        await self.session.rollback()  # this session's reads end here: the writer's transaction follows
+        removed = await writer.run_alone(partial(self._remove_on, conversation_id, user_id, notice))
         if removed is None:
             conversation = await self._recheck_access(conversation_id, user_id)
             if conversation.kind == "direct":
                 raise forbidden("A direct conversation cannot be left")
             raise AppError(ErrorCode.CONFLICT, "The participants changed meanwhile; try again")
-        seq = await self._next_seq(conversation_id, None)
-        if seq is None:
-            raise not_found("Conversation")
-        row = await self._insert_message(
-            {
-                "id": uuid.uuid4(),
-                "conversation_id": conversation_id,
-                "seq": seq,
-                "sender_id": user_id,
-                "kind": "system",
-                "body": notice,
-                "client_msg_id": None,
-            }
-        )
-        await self.session.commit()
-        new_owner = str(removed[1]) if removed[0] == "owner" and removed[1] is not None else None
-        removal = Removal(str(conversation_id), str(user_id), str(actor), message_out(row), new_owner)
+        message, new_owner = removed
+        removal = Removal(str(conversation_id), str(user_id), str(actor), message, new_owner)
         await events.participant_removed(removal)
         return removal
+
+    async def _remove_on(
+        self,
+        conversation_id: uuid.UUID,
+        user_id: uuid.UUID,
+        notice: str,
+        connection: AsyncConnection,
+        attempt: Attempt,
+    ) -> tuple[MessageOut, str | None] | None:
+        """On the writer's connection, three statements: delete a group's participant row, take the
+        next seq, store `notice`. None, with nothing changed, if there was no such row."""
+        async with AsyncSession(bind=connection, expire_on_commit=False) as session:
+            store = type(self)(session=session)
+            group_only = select(Conversation.id).where(Conversation.kind == "group")
+            removed = (
+                await session.execute(
+                    delete(Participant)
+                    .where(
+                        Participant.conversation_id == conversation_id,
+                        Participant.user_id == user_id,
+                        Participant.conversation_id.in_(group_only),
+                    )
+                    .returning(Participant.role, _successor(conversation_id, user_id))
+                )
+            ).one_or_none()
+            seq = None if removed is None else await store._next_seq(conversation_id)
+            if removed is None or seq is None:
+                await session.rollback()
+                return None
+            row = await store._insert_message(
+                {
+                    "id": uuid.uuid4(),
+                    "conversation_id": conversation_id,
+                    "seq": seq,
+                    "sender_id": user_id,
+                    "kind": "system",
+                    "body": notice,
+                    "client_msg_id": None,
+                }
+            )
+            attempt.committing = True
+            await session.commit()
+        new_owner = str(removed[1]) if removed[0] == "owner" and removed[1] is not None else None
+        return message_out(row), new_owner
 
     async def set_muted(
         self, user_id: uuid.UUID, conversation_id: uuid.UUID, muted: bool, *, events: ChatEvents

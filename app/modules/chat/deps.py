@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.context import AppContext
 from app.modules.chat.broadcasts import ChatEvents
 from app.modules.chat.service import ChatService
+from app.modules.chat.writer import MessageWriter
 
 
 async def provide_chat_service(db_session: AsyncSession) -> AsyncGenerator[ChatService, None]:
@@ -21,7 +22,12 @@ def provide_chat_events(app_ctx: AppContext) -> ChatEvents:
     return app_ctx.get(ChatEvents)
 
 
+def provide_chat_writer(app_ctx: AppContext) -> MessageWriter:
+    return app_ctx.get(MessageWriter)
+
+
 DEPENDENCIES = {
     "chat_service": Provide(provide_chat_service),
     "chat_events": Provide(provide_chat_events, sync_to_thread=False),
+    "chat_writer": Provide(provide_chat_writer, sync_to_thread=False),
 }

@@ -33,6 +33,7 @@ from app.modules.chat.schemas import (
     SyncPayload,
 )
 from app.modules.chat.service import ChatService
+from app.modules.chat.writer import MessageWriter
 
 ACCESS_ERRORS = (ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED)
 
@@ -67,13 +68,19 @@ class ChatGateway(Gateway):
     )
     @ws_response("chat:send", SendAck)
     async def send(
-        self, client: SocketContext, payload: SendPayload, chat: ChatService, events: ChatEvents
+        self,
+        client: SocketContext,
+        payload: SendPayload,
+        chat: ChatService,
+        writer: MessageWriter,
+        events: ChatEvents,
     ) -> SendAck:
         sent = await chat.send(
             client.identity,
             payload.conversation_id,
             payload.body,
             payload.client_msg_id,
+            writer=writer,
             events=events,
             skip_sid=client.sid,
         )
@@ -173,7 +180,12 @@ class ChatGateway(Gateway):
     )
     @ws_response("conversation:leave", ConversationRefOut)
     async def leave(
-        self, client: SocketContext, payload: ConversationRef, chat: ChatService, events: ChatEvents
+        self,
+        client: SocketContext,
+        payload: ConversationRef,
+        chat: ChatService,
+        writer: MessageWriter,
+        events: ChatEvents,
     ) -> ConversationRefOut:
-        await chat.leave(client.identity, payload.conversation_id, events=events)
+        await chat.leave(client.identity, payload.conversation_id, writer=writer, events=events)
         return ConversationRefOut(str(payload.conversation_id))

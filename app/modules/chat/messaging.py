@@ -6,27 +6,15 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from advanced_alchemy.types import GUID
-from sqlalchemy import JSON, String, and_, case, func, literal, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from app.core.errors import AppError, ErrorCode, validation_error
-from app.modules.chat.models import Conversation, Message, Notification, Participant
-from app.modules.chat.rows import (
-    LIKE_ESCAPE,
-    MESSAGE_COLUMNS,
-    NOTIFICATION_BODY_MAX,
-    USERS,
-    Mention,
-    Sent,
-    check_body,
-    like_pattern,
-    mentioned_names,
-    message_out,
-)
+from app.modules.chat.batch import Draft
+from app.modules.chat.models import Conversation, Message, Participant
+from app.modules.chat.rows import LIKE_ESCAPE, MESSAGE_COLUMNS, Sent, check_body, like_pattern, message_out
 from app.modules.chat.schemas import (
     MessageOut,
     MessagePage,
-    NotificationOut,
     SyncCursor,
     SyncedConversation,
     SyncError,
@@ -36,6 +24,7 @@ from app.modules.chat.store import ChatStore
 if TYPE_CHECKING:
     from app.core.security.identity import Identity
     from app.modules.chat.broadcasts import ChatEvents
+    from app.modules.chat.writer import MessageWriter
 
 
 class Messaging(ChatStore):
@@ -46,95 +35,25 @@ class Messaging(ChatStore):
         body: str,
         client_msg_id: str,
         *,
+        writer: MessageWriter,
         events: ChatEvents,
         skip_sid: str | None = None,
     ) -> Sent:
         """Store a text message with the next seq; a re-send returns the stored one and changes nothing.
 
-        Three statements at most: take the seq, insert, notify the mentioned (only if any).
+        The writer stores it in its next batch (see `MessageWriter`); the events go out once that batch
+        is committed. A sender who is not a participant is told why, asked in a statement of its own.
         """
         check_body(body)
         sender_id = uuid.UUID(sender.user_id)
-        seq = await self._next_seq(conversation_id, sender_id)
-        if seq is None:
+        draft = Draft(conversation_id, sender_id, body, client_msg_id, sender_name=sender.display_name)
+        outcome = await writer.write(draft)
+        if not isinstance(outcome, Sent):
             await self._recheck_access(conversation_id, sender_id)
             raise AppError(ErrorCode.CONFLICT, "Your membership changed meanwhile; send again")
-        message_id = uuid.uuid4()
-        row = await self._insert_message(
-            {
-                "id": message_id,
-                "conversation_id": conversation_id,
-                "seq": seq,
-                "sender_id": sender_id,
-                "kind": "text",
-                "body": body,
-                "client_msg_id": client_msg_id,
-            }
-        )
-        if row.id != message_id:
-            await self.session.rollback()
-            return Sent(message_out(row), stored=False)
-        message = message_out(row)
-        names = mentioned_names(body)
-        mentions = await self._notify_mentions(sender, message, names) if names else []
-        await self.session.commit()
-        sent = Sent(message, stored=True, mentions=mentions)
-        await events.message_sent(sent, skip_sid=skip_sid)
-        return sent
-
-    async def _notify_mentions(
-        self, sender: Identity, message: MessageOut, names: list[str]
-    ) -> list[Mention]:
-        """One INSERT … SELECT: a notification for each mentioned participant other than the sender
-        who has not muted the conversation."""
-        username = func.lower(USERS.c.username)
-        notification_id = case(
-            {name: literal(uuid.uuid4(), GUID(length=16)) for name in names}, value=username
-        )
-        data = {"conversation_id": message.conversation_id, "message_id": message.id, "seq": message.seq}
-        title = f"{sender.display_name} mentioned you"[:200]
-        body = message.body[:NOTIFICATION_BODY_MAX]
-        source = (
-            select(
-                notification_id,
-                Participant.user_id,
-                literal("mention", String()),
-                literal(title, String()),
-                literal(body, String()),
-                literal(data, JSON()),
-                literal(uuid.UUID(message.conversation_id), GUID(length=16)),
-                literal(uuid.UUID(message.id), GUID(length=16)),
-            )
-            .join_from(Participant, USERS, USERS.c.id == Participant.user_id)
-            .where(
-                Participant.conversation_id == uuid.UUID(message.conversation_id),
-                Participant.user_id != uuid.UUID(sender.user_id),
-                Participant.muted_at.is_(None),
-                username.in_(names),
-            )
-        )
-        statement = (
-            self._insert(Notification)
-            .from_select(
-                ["id", "user_id", "kind", "title", "body", "data", "conversation_id", "message_id"], source
-            )
-            .returning(Notification.id, Notification.user_id, Notification.created_at)
-        )
-        rows = (await self.session.execute(statement)).all()
-        return [
-            Mention(
-                user_id=str(row.user_id),
-                notification=NotificationOut(
-                    id=str(row.id),
-                    kind="mention",
-                    title=title,
-                    body=body,
-                    data=data,
-                    created_at=row.created_at,
-                ),
-            )
-            for row in rows
-        ]
+        if outcome.stored:
+            await events.message_sent(outcome, skip_sid=skip_sid)
+        return outcome
 
     async def sync(
         self, user_id: uuid.UUID, cursors: Sequence[SyncCursor], limit: int

@@ -20,6 +20,7 @@ from app.modules.chat.notifications_controller import NotificationController
 from app.modules.chat.room_hooks import ChatMembership, ParticipantRoomHook
 from app.modules.chat.schemas import UnreadSummary
 from app.modules.chat.service import ChatService
+from app.modules.chat.writer import MessageWriter
 
 
 def _participants_only(rooms: RoomPrefix) -> Callable[[AppContext], ParticipantRoomHook]:
@@ -44,12 +45,17 @@ async def _unread(ctx: AppContext, identity: Identity) -> UnreadSummary:
         return await uow.service(ChatService).unread_summary(uuid.UUID(identity.user_id), window)
 
 
+async def _close_writer(ctx: AppContext) -> None:
+    await ctx.get(MessageWriter).close()
+
+
 chat_module = Module(
     name="chat",
     controllers=[ConversationController, NotificationController],
     gateways=[ChatGateway],
     dependencies=DEPENDENCIES,
-    providers={Membership: ChatMembership, ChatEvents: ChatEvents},
+    providers={Membership: ChatMembership, ChatEvents: ChatEvents, MessageWriter: MessageWriter},
+    on_shutdown=[_close_writer],
     room_hooks={
         GROUP_ROOMS.prefix: _participants_only(GROUP_ROOMS),
         ACTIVE_ROOMS.prefix: _participants_only(ACTIVE_ROOMS),

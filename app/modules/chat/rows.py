@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from advanced_alchemy.types import GUID
-from sqlalchemy import String, Table, bindparam, column, exists, table, update
+from sqlalchemy import String, Table, bindparam, column, table, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -167,9 +167,9 @@ MESSAGE_COLUMNS = (
     Message.created_at,
 )
 
-# The two statements of every send, built once on the tables (not the mapped classes): an ORM
-# statement is rebuilt, keyed and routed through the ORM's bulk path on every call, which cost
-# more than the database round trips themselves.
+# The tables a message is written to, and the two statements of a system message, built once on the
+# tables (not the mapped classes): an ORM statement is rebuilt, keyed and routed through the ORM's
+# bulk path on every call, which cost more than the database round trips themselves.
 CONVERSATIONS = cast("Table", Conversation.__table__)
 PARTICIPANTS = cast("Table", Participant.__table__)
 MESSAGES = cast("Table", Message.__table__)
@@ -178,12 +178,6 @@ TAKE_SEQ = (
     .where(CONVERSATIONS.c.id == bindparam("conversation_id"))
     .values(last_seq=CONVERSATIONS.c.last_seq + 1, updated_at=utc_now())
     .returning(CONVERSATIONS.c.last_seq)
-)
-TAKE_SEQ_AS_MEMBER = TAKE_SEQ.where(
-    exists().where(
-        PARTICIPANTS.c.conversation_id == bindparam("conversation_id"),
-        PARTICIPANTS.c.user_id == bindparam("member"),
-    )
 )
 
 

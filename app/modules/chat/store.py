@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import forbidden, not_found
 from app.modules.chat.models import Conversation, Participant
-from app.modules.chat.rows import TAKE_SEQ, TAKE_SEQ_AS_MEMBER, UPSERT_MESSAGE, conversation_out
+from app.modules.chat.rows import TAKE_SEQ, UPSERT_MESSAGE, conversation_out
 from app.modules.chat.schemas import ConversationOut
 
 
@@ -97,13 +97,9 @@ class ChatStore(SQLAlchemyAsyncRepositoryService[Conversation]):
         )
         return {str(uid) for uid in (await self.session.execute(statement)).scalars()}
 
-    async def _next_seq(self, conversation_id: uuid.UUID, member: uuid.UUID | None) -> int | None:
-        """Take the conversation's next seq (row-locked until commit); None if `member` is not one."""
-        if member is None:
-            result = await self.session.execute(TAKE_SEQ, {"conversation_id": conversation_id})
-        else:
-            params = {"conversation_id": conversation_id, "member": member}
-            result = await self.session.execute(TAKE_SEQ_AS_MEMBER, params)
+    async def _next_seq(self, conversation_id: uuid.UUID) -> int | None:
+        """Take the conversation's next seq (row-locked until commit); None if it does not exist."""
+        result = await self.session.execute(TAKE_SEQ, {"conversation_id": conversation_id})
         seq: int | None = result.scalar_one_or_none()
         return seq
 
