@@ -166,7 +166,12 @@ VARIABLES: tuple[Variable, ...] = (
         _parse_positive_int,
         "PostgreSQL connections one process (each worker) may hold at most",
     ),
-    Variable("REDIS_URL", "", _parse_optional, "empty: state and fan-out in process; redis://… to scale out"),
+    Variable(
+        "REDIS_URL",
+        "",
+        _parse_optional,
+        "empty: state and fan-out in process; redis://… to scale out, redis+cluster://… on a Redis Cluster",
+    ),
     Variable(
         "REDIS_PREFIX", "parley:", _parse_str, "prefix of every Redis key and channel of this deployment"
     ),
@@ -442,8 +447,11 @@ class Settings:
         """Cross-variable rules that a single parser cannot see."""
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise SettingsError("DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
-        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        if self.redis_url and not self.redis_url.startswith(schemes):
+            raise SettingsError(
+                "REDIS_URL must start with redis://, rediss://, unix:// or (a Redis Cluster) redis+cluster://"
+            )
         if self.serve.workers > 1 and not self.redis_url:
             raise SettingsError(f"WORKERS={self.serve.workers} needs REDIS_URL, so the workers share state")
         if self.socket.max_payload_bytes < 1024:
