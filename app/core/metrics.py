@@ -51,6 +51,11 @@ class Metrics:
         self.messages_stored = Counter(
             "parley_messages_stored_total", "Chat messages stored", registry=self.registry
         )
+        self.fanout_received = Counter(
+            "parley_fanout_messages_received_total",
+            "Fan-out messages this node read (and decoded) from Redis",
+            registry=self.registry,
+        )
         self.sync_recoveries = Counter(
             "parley_sync_recoveries_total",
             "chat:sync answers, by outcome",
