@@ -49,6 +49,12 @@ SILENT_AFTER = 15.0
 RETRY_MIN = 0.2
 RETRY_MAX = 2.0
 DATA_MESSAGES = frozenset({"message", "smessage"})
+SUBSCRIBED = frozenset({"subscribe", "ssubscribe"})
+UNSUBSCRIBED = frozenset({"unsubscribe", "sunsubscribe"})
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class OutageLog:
@@ -87,6 +93,8 @@ class Link:
         self.owner = channels
         self.held: set[str] = set()
         """The channels this connection should be subscribed to; given back after a reconnect."""
+        self.confirmed: set[str] = set()
+        """The channels Redis confirmed on the open connection."""
         self.pubsub: PubSub | None = None
         self.has_channels = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -154,13 +162,20 @@ class Link:
                 await pubsub.ping()
                 continue
             heard = now
-            if message["type"] in DATA_MESSAGES:
+            kind = message["type"]
+            if kind in DATA_MESSAGES:
                 await self.owner.inbox.put(message["data"])
+            elif kind in SUBSCRIBED:
+                self.confirmed.add(_text(message["channel"]))
+                await self.owner.notify_confirmed()
+            elif kind in UNSUBSCRIBED:
+                self.confirmed.discard(_text(message["channel"]))
         raise ConnectionError("subscription connection closed to be rebuilt")
 
     async def _drop(self, pubsub: PubSub | None) -> None:
         if pubsub is not None and self.pubsub is pubsub:
             self.pubsub = None
+            self.confirmed.clear()
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -193,6 +208,7 @@ class FanOutChannels:
         self.links: dict[str, Link] = {}
         self.wanted: set[str] = set()
         self._sync_task: asyncio.Task[None] | None = None
+        self._confirmations = asyncio.Condition()
 
     def batches(self, channels: list[str]) -> Iterable[list[str]]:
         """Channels that one command may name: a cluster's must share a slot."""
@@ -222,6 +238,27 @@ class FanOutChannels:
         """Wait until the subscriptions asked for so far are written (not confirmed) to Redis."""
         while self._sync_task is not None and not self._sync_task.done():
             await asyncio.shield(self._sync_task)
+
+    def holds(self, channel: str) -> bool:
+        """Whether Redis confirmed this node's subscription to `channel`."""
+        return any(channel in link.confirmed for link in self.links.values())
+
+    async def notify_confirmed(self) -> None:
+        async with self._confirmations:
+            self._confirmations.notify_all()
+
+    async def confirmed(self, channels: list[str], timeout: float) -> bool:
+        """Wait until Redis confirmed this node's subscription to each of `channels`; False if it did
+        not within `timeout` seconds (Redis is away, or a channel is no longer wanted)."""
+        await self.settled()
+        async with self._confirmations:
+            try:
+                await asyncio.wait_for(
+                    self._confirmations.wait_for(lambda: all(map(self.holds, channels))), timeout
+                )
+            except TimeoutError:
+                return False
+        return True
 
     async def _sync(self) -> None:
         """Bring each connection's channels in line with `wanted`; changes made meanwhile are picked

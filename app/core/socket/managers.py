@@ -32,8 +32,13 @@ from app.core.socket.sockets import LocalSockets
 logger = logging.getLogger(__name__)
 
 ROOM_OP = "parley:room_op"
+ROOM_OP_DONE = "parley:room_op_done"
 ROOM_METHODS = frozenset({"emit", "close_room", ROOM_OP})
 """Messages that name rooms: published on the rooms' channels."""
+TO_HOST = frozenset({"callback", ROOM_OP_DONE})
+"""Messages for one node: published on its own channel."""
+JOIN_CONFIRM_TIMEOUT = 2.0
+"""How long a join by room waits for the nodes holding the room to confirm it."""
 COPIES_REMEMBERED = 4096
 """Copies of emits to several rooms recognised as already handled (they arrive within moments)."""
 NAMESPACE = "/"
@@ -80,6 +85,16 @@ class RoomOpsMixin:
 
     async def room_operation(self, op: dict[str, Any]) -> None:
         await self._apply_room_op(op)
+
+    async def enter_rooms(self, sid: str, rooms: list[str]) -> None:
+        """Put a socket of this node in several rooms at once (one round of subscriptions on Redis)."""
+        manager: Any = self
+        for room in rooms:
+            manager.basic_enter_room(sid, NAMESPACE, room)
+        await self.subscriptions_written()
+
+    async def subscriptions_written(self) -> None:
+        """Return once the subscriptions the rooms joined so far need are written (none in process)."""
 
     def _room_limit_reached(self, sid: str, op: dict[str, Any], target: str) -> bool:
         """A join that would take a socket past `max_rooms` (its own sid room not counted) is skipped."""
@@ -172,6 +187,10 @@ class RedisManager(RoomOpsMixin, AsyncPubSubManager, FanOutManager):  # type: ig
         self.received = metrics.fanout_received
         self._copies = itertools.count(1)
         self._copies_seen: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._join_ids = itertools.count(1)
+        self._join_replies: dict[int, int] = {}
+        self._join_replied = asyncio.Condition()
+        self._confirming: set[asyncio.Task[None]] = set()
 
     def initialize(self) -> None:
         super().initialize()
@@ -185,7 +204,7 @@ class RedisManager(RoomOpsMixin, AsyncPubSubManager, FanOutManager):  # type: ig
         return f"{self.channel}#{room}"
 
     def channels_of(self, message: dict[str, Any]) -> list[str]:
-        if message.get("method") == "callback":
+        if message.get("method") in TO_HOST:
             return [self.host_channel(message["host_id"])]
         room = message.get("room")
         rooms: list[Any] = room if isinstance(room, list) else [room]
@@ -208,20 +227,27 @@ class RedisManager(RoomOpsMixin, AsyncPubSubManager, FanOutManager):  # type: ig
         """Join, and return once the room's channel is asked of Redis: what the client does after
         the answer (and other nodes' emits it causes) finds this node subscribed."""
         await super().enter_room(sid, namespace, room, eio_sid=eio_sid)
+        await self.subscriptions_written()
+
+    async def subscriptions_written(self) -> None:
         await self.channels.settled()
 
-    async def _publish(self, data: dict[str, Any]) -> None:
+    async def _publish(self, data: dict[str, Any]) -> int:
+        """Publish on the channels `data` concerns; the number of nodes (this one included) that
+        received it, 0 when Redis could not be reached."""
         channels = self.channels_of(data)
         if len(channels) > 1:
             data = {**data, "copy": next(self._copies)}
         encoded = self.json.dumps(data)
+        received = 0
         for channel in channels:
             try:
-                await self.channels.publish(channel, encoded)
+                received += await self.channels.publish(channel, encoded)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any Redis failure means "not delivered to other nodes"
                 self.channels.outages.failed("publish", exc)
+        return received
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         copy = message.get("copy")
@@ -240,7 +266,52 @@ class RedisManager(RoomOpsMixin, AsyncPubSubManager, FanOutManager):  # type: ig
 
     async def room_operation(self, op: dict[str, Any]) -> None:
         await self._apply_room_op(op)
-        await self._publish({"method": ROOM_OP, "host_id": self.host_id, **op})
+        message = {"method": ROOM_OP, "host_id": self.host_id, **op}
+        if op["op"] != "join" or "room" not in op:
+            await self._publish(message)
+            return
+        await self._join_everywhere(message)
+
+    async def _join_everywhere(self, message: dict[str, Any]) -> None:
+        """Publish a join by room and wait until each node holding the room has applied it and holds
+        the targets' channels, so that an emit to a target right after reaches every socket moved
+        (the targets' channels may not have been held by those nodes before)."""
+        reply = next(self._join_ids)
+        self._join_replies[reply] = 0
+        try:
+            received = await self._publish({**message, "reply": reply})
+            own_copy = self.channels.holds(self.room_channel(message["room"]))
+            expected = received - 1 if own_copy else received
+            async with self._join_replied:
+                await asyncio.wait_for(
+                    self._join_replied.wait_for(lambda: self._join_replies[reply] >= expected),
+                    JOIN_CONFIRM_TIMEOUT,
+                )
+        except TimeoutError:
+            logger.warning(
+                "join of %s to %s: %d of %d nodes confirmed within %g s",
+                message["room"],
+                ", ".join(message["targets"]),
+                self._join_replies[reply],
+                expected,
+                JOIN_CONFIRM_TIMEOUT,
+            )
+        finally:
+            del self._join_replies[reply]
+
+    async def _confirm_join(self, op: dict[str, Any]) -> None:
+        """Tell the node that published a join by room that this node applied it and holds the
+        channels of the targets its sockets entered."""
+        rooms = self.rooms.get(NAMESPACE, {})
+        targets = [self.room_channel(t) for t in op["targets"] if has_own_channel(t) and t in rooms]
+        await self.channels.confirmed(targets, JOIN_CONFIRM_TIMEOUT)
+        await self._publish({"method": ROOM_OP_DONE, "host_id": op["host_id"], "reply": op["reply"]})
+
+    async def _join_confirmed(self, reply: int) -> None:
+        if reply in self._join_replies:
+            self._join_replies[reply] += 1
+            async with self._join_replied:
+                self._join_replied.notify_all()
 
     async def _listen(self) -> AsyncIterator[Any]:
         """Hand python-socketio the messages of this node's channels; apply room operations from
@@ -248,19 +319,29 @@ class RedisManager(RoomOpsMixin, AsyncPubSubManager, FanOutManager):  # type: ig
         while True:
             message = await self.channels.inbox.get()
             self.received.inc()
-            op = self._decode_room_op(message)
-            if op is None:
+            data = self._decode_room_op(message)
+            if data is None:
                 yield message
-            elif op.get("host_id") != self.host_id:
-                try:
-                    await self._apply_room_op(op)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    where = op.get("room", "sockets chosen by identity")
-                    logger.exception("room operation %s on %s failed", op.get("op"), where)
+            elif data["method"] == ROOM_OP_DONE:
+                await self._join_confirmed(data["reply"])
+            elif data.get("host_id") != self.host_id:
+                await self._apply_remote_op(data)
+
+    async def _apply_remote_op(self, op: dict[str, Any]) -> None:
+        try:
+            await self._apply_room_op(op)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            where = op.get("room", "sockets chosen by identity")
+            logger.exception("room operation %s on %s failed", op.get("op"), where)
+        if op.get("reply") is not None:
+            task = asyncio.create_task(self._confirm_join(op), name="parley-confirm-join")
+            self._confirming.add(task)
+            task.add_done_callback(self._confirming.discard)
 
     def _decode_room_op(self, message: Any) -> dict[str, Any] | None:
+        """A room operation or a join's confirmation (both hold the ROOM_OP marker); None otherwise."""
         marker: bytes | str = ROOM_OP.encode() if isinstance(message, bytes) else ROOM_OP
         if not isinstance(message, bytes | str) or marker not in message:  # type: ignore[operator]
             return None
@@ -268,7 +349,7 @@ class RedisManager(RoomOpsMixin, AsyncPubSubManager, FanOutManager):  # type: ig
             data = self.json.loads(message)
         except ValueError:
             return None
-        return data if isinstance(data, dict) and data.get("method") == ROOM_OP else None
+        return data if isinstance(data, dict) and data.get("method") in (ROOM_OP, ROOM_OP_DONE) else None
 
     async def close(self) -> None:
         """Stop listening and close this node's Redis connections."""
