@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.support.backends import BACKENDS, Backend, destroy_backend, make_backend, require_services
+from tests.support.redis_cluster import RedisCluster
 from tests.support.server import ServerProcess
 
 _created: dict[str, Backend] = {}
@@ -64,3 +65,13 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A real three-master Redis Cluster on loopback ports, for the tests that run on one."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
