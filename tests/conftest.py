@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.backends import BACKENDS, Backend, destroy_backend, make_backend, require_services
-from tests.support.redis_cluster import RedisCluster
+from tests.support.redis_servers import RedisCluster
 from tests.support.server import ServerProcess
 
 _created: dict[str, Backend] = {}

@@ -22,7 +22,7 @@ from tests.support.clients import (
     register_admin,
     register_and_login,
 )
-from tests.support.redis_cluster import RedisCluster
+from tests.support.redis_servers import RedisCluster
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
