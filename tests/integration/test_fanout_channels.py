@@ -21,7 +21,7 @@ from tests.support.redis_servers import LoneRedis, RedisCluster
 from tests.unit.test_fanout_manager import ROOMY, FakeEioSocket
 
 pytestmark = pytest.mark.postgres_redis
-ROOMS = 500
+ROOMS = [f"game:{index}-open" for index in range(500)]
 SETTLE_WITHIN = 10.0
 
 
@@ -113,13 +113,12 @@ async def test_a_socket_joining_500_rooms_costs_two_subscribe_commands(
 ) -> None:
     node = await nodes(lone_redis)
     sid = await node.connect()
-    rooms = [f"game:{index}-open" for index in range(ROOMS)]
     subscribes, unsubscribes = lone_redis.calls("subscribe"), lone_redis.calls("unsubscribe")
-    await node.hold(sid, rooms)
+    await node.hold(sid, ROOMS)
     assert lone_redis.calls("subscribe") - subscribes <= 2
-    assert lone_redis.subscribers(node.manager.room_channel(rooms[123])) == 1
+    assert lone_redis.subscribers(node.manager.room_channel(ROOMS[123])) == 1
     await node.manager.disconnect(sid, "/", ignore_queue=True)
-    await until(lambda: lone_redis.subscribers(node.manager.room_channel(rooms[-1])) == 0)
+    await until(lambda: lone_redis.subscribers(node.manager.room_channel(ROOMS[-1])) == 0)
     assert lone_redis.calls("unsubscribe") - unsubscribes <= 2
     assert lone_redis.subscribers(node.manager.channel) == 1, "the shared channel stays"
 
@@ -129,17 +128,16 @@ async def test_500_rooms_on_a_cluster_are_sharded_channels_of_every_master(
 ) -> None:
     node = await nodes(redis_cluster)
     sid = await node.connect()
-    rooms = [f"game:{index}-open" for index in range(ROOMS)]
-    await node.hold(sid, rooms)
+    await node.hold(sid, ROOMS)
     held = redis_cluster.shard_subscriptions()
-    assert all(held.get(node.manager.room_channel(room)) == 1 for room in rooms)
+    assert all(held.get(node.manager.room_channel(room)) == 1 for room in ROOMS)
     masters = [
         port for port in redis_cluster.ports if redis_cluster.cli(port, "pubsub", "shardchannels").strip()
     ]
     assert len(masters) == len(redis_cluster.ports), "500 rooms spread over every master's slots"
     assert len(node.manager.channels.links) == len(redis_cluster.ports), "one connection per master"
     await node.manager.disconnect(sid, "/", ignore_queue=True)
-    room_channel = node.manager.room_channel(rooms[0])
+    room_channel = node.manager.room_channel(ROOMS[0])
     await until(lambda: redis_cluster.subscribers(room_channel) == 0)
 
 
