@@ -22,7 +22,6 @@ from tests.support.clients import (
     register_admin,
     register_and_login,
 )
-from tests.support.redis_servers import RedisCluster
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -35,16 +34,6 @@ ENV = {"LOGIN_POLICY": "single", "SOCKET_MAX_PER_USER": "3"}
 def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
     """Several nodes exist only scaled out: these tests run on PostgreSQL + Redis alone."""
     return backend_factory(request.param)
-
-
-@pytest.fixture(scope="module", params=["redis", "redis-cluster"])
-def redis_url(request: pytest.FixtureRequest, backend: Backend) -> str:
-    """The same tests on one Redis and on a three-master Redis Cluster (sharded pub/sub)."""
-    if request.param == "redis-cluster":
-        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
-        return cluster.url
-    assert backend.redis_url is not None
-    return backend.redis_url
 
 
 @pytest.fixture(scope="module")

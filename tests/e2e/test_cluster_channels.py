@@ -34,15 +34,6 @@ def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Bac
     return backend_factory(request.param)
 
 
-@pytest.fixture(scope="module", params=["redis", "redis-cluster"])
-def redis_url(request: pytest.FixtureRequest, backend: Backend) -> str:
-    if request.param == "redis-cluster":
-        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
-        return cluster.url
-    assert backend.redis_url is not None
-    return backend.redis_url
-
-
 @pytest.fixture(scope="module")
 def nodes(
     backend: Backend, redis_url: str, tmp_path_factory: pytest.TempPathFactory
