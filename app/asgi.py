@@ -7,7 +7,7 @@ import gc
 import socketio
 
 from app.config.settings import get_settings
-from app.core.app_factory import create_app
+from app.main import create_app
 
 
 def create_asgi() -> socketio.ASGIApp:

@@ -14,7 +14,8 @@ import click
 from app.config.serving import parse_workers
 from app.config.settings import Settings, SettingsError, get_settings
 from app.core.logging import configure_logging
-from app.modules.docs.cli import docs
+from app.main import create_app
+from app.modules.docs.cli import docs_commands
 
 if TYPE_CHECKING:
     from app.modules.accounts.schemas import RegisterIn
@@ -186,4 +187,4 @@ async def _create_user(settings: Settings, body: RegisterIn, admin: bool) -> str
         await db.dispose()
 
 
-main.add_command(docs)
+main.add_command(docs_commands(create_app))

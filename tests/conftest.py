@@ -44,7 +44,7 @@ async def app_client(backend: Backend) -> AsyncIterator[httpx.AsyncClient]:
     """The whole app in process (lifespan included), over ASGI."""
     from litestar.testing import AsyncTestClient
 
-    from app.core.app_factory import create_app
+    from app.main import create_app
 
     app = create_app(backend.settings())
     async with AsyncTestClient(app=app.litestar, base_url="http://parley.test") as client:

@@ -1,4 +1,4 @@
-"""Compose the modules into one Litestar app wrapped by python-socketio's ASGI app."""
+"""Compose modules into one Litestar app wrapped by python-socketio's ASGI app (`app.main` says which)."""
 
 from __future__ import annotations
 
@@ -25,14 +25,15 @@ from app.core.http.security_headers import add_security_headers
 from app.core.logging import configure_logging
 from app.core.module import Module
 from app.core.security.tokens import TokenCodec
+from app.core.socket.engine.managers import LocalManager, RedisManager
+from app.core.socket.engine.server import ParleyServer
 from app.core.socket.gateway import bind_handlers
 from app.core.socket.hub import SocketHub
-from app.core.socket.managers import LocalManager, RedisManager
+from app.core.socket.protocol import CORE_EVENTS
 from app.core.socket.ready import compose_session_ready
 from app.core.socket.registry import EventRegistry
 from app.core.socket.rooms import RoomManager
 from app.core.socket.runtime import SocketRuntime
-from app.core.socket.server import ParleyServer
 from app.core.socket.sids import owner_prefix
 from app.core.socket.tracker import ConnectionTracker
 from app.core.state import create_state_backend
@@ -76,8 +77,11 @@ def _socket_layer(
             rooms.register_auth_hook(prefix, make_hook(ctx))
     tracker = ConnectionTracker(ctx.state, ctx.node_id, settings.presence_ttl)
     gateways = [gateway_type(ctx) for module in modules for gateway_type in module.gateways]
-    ready = compose_session_ready([(module.name, module.session_ready) for module in modules])
-    registry = EventRegistry(gateways, core_events=(ready.event,))
+    ready = compose_session_ready(
+        [(module.name, module.session_ready) for module in modules],
+        [(module.name, module.limits) for module in modules],
+    )
+    registry = EventRegistry(gateways, core_events=(ready.event, *CORE_EVENTS))
     ctx.provide(SocketHub, hub)
     ctx.provide(RoomManager, rooms)
     ctx.provide(ConnectionTracker, tracker)
@@ -89,18 +93,8 @@ def _socket_layer(
     return server, runtime
 
 
-def create_app(
-    settings: Settings, modules: Sequence[Module] | None = None, *, worker: int | None = None
-) -> ParleyApp:
-    """The app of one process; `worker` is its index under `parley serve --workers N`."""
-    if modules is None:
-        from app.modules import MODULES
-
-        modules = MODULES
-        if settings.bench_events_enabled:  # bench-only events, off by default (README "Benchmarks")
-            from app.modules.bench.module import bench_module
-
-            modules = (*MODULES, bench_module)
+def build_app(settings: Settings, modules: Sequence[Module], *, worker: int | None = None) -> ParleyApp:
+    """The app of one process made of `modules`; `worker` is its index under `parley serve --workers N`."""
     configure_logging(settings.log_level, settings.log_format)
     db = Database(settings)
     ctx = AppContext(

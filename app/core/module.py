@@ -2,7 +2,7 @@
 
 A module never reaches into another; it contributes controllers (HTTP), gateways (socket event
 handlers), HTTP dependencies, room authorization hooks, rooms a socket joins on connect, parts of
-`session:ready`, and start-up/shut-down work.
+`session:ready` and of its `limits`, and start-up/shut-down work.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from litestar.types import ControllerRouterHandler
 if TYPE_CHECKING:
     from app.core.context import AppContext
     from app.core.security.identity import Identity
-    from app.core.socket.ready import ReadyPart
+    from app.core.socket.ready import LimitPart, ReadyPart
     from app.core.socket.rooms import RoomHook
 
 LifecycleHook = Callable[["AppContext"], Awaitable[None]]
@@ -37,6 +37,7 @@ class Module:
     room_hooks: Mapping[str, RoomHookFactory] = field(default_factory=dict)
     connect_rooms: Sequence[ConnectRooms] = ()
     session_ready: Mapping[str, ReadyPart] = field(default_factory=dict)
+    limits: Mapping[str, LimitPart] = field(default_factory=dict)
     on_connect: Sequence[SocketHook] = ()
     on_disconnect: Sequence[SocketHook] = ()
     on_startup: Sequence[LifecycleHook] = ()

@@ -20,9 +20,9 @@ import uvicorn
 
 from app.asgi import leave_startup_to_the_collector
 from app.config.settings import Settings
-from app.core.app_factory import create_app
 from app.core.http.server_protocol import HeadDeadlineProtocol
 from app.core.socket.runtime import SocketRuntime
+from app.main import create_app
 from app.serve.handoff import SOCKET_IO_PATH
 
 CONNECTIONS_CLOSE_WITHIN = 5

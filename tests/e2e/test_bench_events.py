@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import websockets
 
-from app.core.app_factory import create_app
 from app.core.socket.registry import EventRegistry
+from app.main import create_app
 from tests.support.backends import Backend
 from tests.support.clients import RecordingClient, external_token
 from tests.support.raw import RawSocket, raw, stalled_socket

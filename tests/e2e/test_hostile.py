@@ -19,7 +19,7 @@ import pytest
 import socketio
 import websockets
 
-from app.core.socket.transport import transport_label
+from app.core.socket.engine.transport import transport_label
 from tests.support.backends import Backend
 from tests.support.clients import RecordingClient, external_token, register_and_login
 from tests.support.raw import raw

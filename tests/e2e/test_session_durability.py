@@ -92,13 +92,6 @@ def own_redis(backend: Backend, tmp_path: Path) -> Iterator[OwnRedis | None]:
 
 
 @pytest.fixture
-def scaled_out(backend: Backend) -> None:
-    """Skips the embedded default (no Redis) before any server starts."""
-    if backend.redis_url is None:
-        pytest.skip("the embedded default has no Redis")
-
-
-@pytest.fixture
 def node(backend: Backend, own_redis: OwnRedis | None, tmp_path: Path) -> Iterator[ServerProcess]:
     env = backend.env(REDIS_URL=own_redis.url) if own_redis is not None else backend.env()
     server = ServerProcess(env, tmp_path / "node.log").start()
@@ -138,8 +131,8 @@ async def test_a_restarted_server_and_redis_keep_every_session(
     assert renewed.status_code == 200, renewed.text
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_a_restarted_redis_keeps_every_session(
-    scaled_out: None,
     node: ServerProcess,
     own_redis: OwnRedis,
     http: httpx.AsyncClient,

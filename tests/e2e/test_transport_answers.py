@@ -19,7 +19,7 @@ import httpx
 import pytest
 import websockets
 
-from app.core.socket.transport import transport_label
+from app.core.socket.engine.transport import transport_label
 from tests.support.backends import Backend
 from tests.support.clients import external_token
 from tests.support.raw import raw

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import jwt
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy.exc import OperationalError
 
+from app.modules.accounts import service as accounts_service
 from app.modules.accounts.service import UserService
 from tests.support.accounts import (
     client_for,
@@ -153,6 +155,27 @@ async def test_wrong_password_and_unknown_user_answer_the_same(app_client: httpx
     unknown_body.pop("timestamp")
     assert wrong_body == unknown_body
     assert wrong_body["error"]["code"] == "UNAUTHORIZED"
+
+
+async def test_wrong_password_and_unknown_user_cost_the_same_hash_check(
+    app_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Timing gives no user away: an unknown name is checked against a dummy hash of the same cost."""
+    account = await register_and_login(app_client)
+    checked: list[str] = []
+
+    class CountingHasher(PasswordHasher):
+        def verify(self, password_hash: str | bytes, password: str | bytes) -> Literal[True]:
+            checked.append(str(password_hash).rsplit("$", 2)[0])  # algorithm and cost, not salt or digest
+            return super().verify(password_hash, password)
+
+    monkeypatch.setattr(accounts_service, "_hasher", CountingHasher())
+    for username in (account.username, name()):
+        attempt = {"username": username, "password": "not-it-42"}
+        answer = await app_client.post("/api/auth/login", json=attempt)
+        assert answer.status_code == 401
+    assert len(checked) == 2
+    assert checked[0] == checked[1]
 
 
 async def test_refresh_rotates_the_refresh_token(app_client: httpx.AsyncClient) -> None:

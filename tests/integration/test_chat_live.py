@@ -19,7 +19,8 @@ import pytest
 import uvicorn
 from sqlalchemy import event
 
-from app.core.app_factory import ParleyApp, create_app
+from app.core.app_factory import ParleyApp
+from app.main import create_app
 from app.modules.chat.service import ChatService
 from tests.support.backends import Backend
 from tests.support.clients import Account, RecordingClient, register_and_login

@@ -12,11 +12,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 from markupsafe import escape
 
-from app.core.app_factory import create_app
 from app.core.errors import ErrorCode
 from app.core.socket.protocol import FORCE_LOGOUT_REASONS
 from app.core.socket.registry import EventRegistry
-from app.modules import MODULES
+from app.main import MODULES, create_app
 from app.modules.docs.getting_started import STEPS, regions
 from tests.support.backends import Backend
 from tests.support.hostile import HOSTILE, HOSTILE_MODULE

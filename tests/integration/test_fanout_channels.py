@@ -16,7 +16,7 @@ import pytest
 import socketio
 
 from app.core.metrics import Metrics
-from app.core.socket.managers import RedisManager
+from app.core.socket.engine.managers import RedisManager
 from tests.support.redis_servers import LoneRedis, RedisCluster
 from tests.unit.test_fanout_manager import ROOMY, FakeEioSocket
 

@@ -11,7 +11,7 @@ import httpx
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.core.app_factory import create_app
+from app.main import create_app
 from tests.support.backends import Backend
 from tests.support.server import free_port
 

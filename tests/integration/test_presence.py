@@ -19,12 +19,12 @@ import pytest
 
 from app.core.context import AppContext
 from app.core.db import Database, UnitOfWork
-from app.core.membership import Membership
 from app.core.security.identity import Identity
 from app.core.security.tokens import TokenCodec
 from app.core.socket.tracker import ConnectionTracker
 from app.core.state import StateBackend, create_state_backend
 from app.modules.accounts.service import UserService
+from app.modules.chat import Membership
 from app.modules.presence.hooks import PresenceRoomHook
 from app.modules.presence.presence import Presence, online_key
 from app.modules.presence.schemas import UserStatus

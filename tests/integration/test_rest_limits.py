@@ -10,7 +10,7 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.core.app_factory import create_app
+from app.main import create_app
 from tests.support.backends import Backend
 from tests.support.clients import sign_token
 

@@ -16,7 +16,6 @@ import socketio
 from sqlalchemy import text
 
 from app.config.settings import get_settings
-from app.core.app_factory import create_app
 from app.core.db import UnitOfWork
 from app.core.errors import ErrorCode
 from app.core.module import Module
@@ -24,7 +23,7 @@ from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_p
 from app.core.socket.hub import SocketHub
 from app.core.socket.protocol import RoomName
 from app.core.socket.rooms import RoomManager
-from app.modules import MODULES
+from app.main import MODULES, create_app
 
 OPEN_SUFFIX = "-open"
 

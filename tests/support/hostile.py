@@ -10,10 +10,9 @@ import msgspec
 import socketio
 
 from app.config.settings import get_settings
-from app.core.app_factory import create_app
 from app.core.module import Module
 from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_payload, ws_response
-from app.modules import MODULES
+from app.main import MODULES, create_app
 
 HOSTILE = "<script>alert('registry')</script>"
 INJECTED = '<script>window.injected = true</script><img src=x onerror="window.injected = true">'

@@ -10,7 +10,7 @@ import pytest
 
 from app.core.socket import Gateway, server_event, ws_event, ws_payload, ws_response
 from app.core.socket.decorators import GatewayDefinitionError
-from app.modules import MODULES
+from app.main import MODULES
 
 
 class Ping(msgspec.Struct):

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import socketio
 
-from app.core.socket.managers import LocalManager
-from app.core.socket.outgoing import BacklogLimit, OutgoingQueue
+from app.core.socket.engine.managers import LocalManager
+from app.core.socket.engine.outgoing import BacklogLimit, OutgoingQueue
 
 ROOM = "bench:r"
 ROOMY = BacklogLimit(max_bytes=1 << 20, max_packets=100)

@@ -14,7 +14,7 @@ from typing import Any
 import socketio
 
 from app.core.security.identity import Identity
-from app.core.socket.managers import LocalManager
+from app.core.socket.engine.managers import LocalManager
 from app.core.socket.sockets import LocalSocket
 
 NAMESPACE = "/"

@@ -14,12 +14,12 @@ from litestar.di import Provide
 from litestar.testing import AsyncTestClient
 from sqlalchemy.exc import OperationalError
 
-from app.core.app_factory import ParleyApp, create_app
+from app.core.app_factory import ParleyApp
 from app.core.context import AppContext
 from app.core.http.envelope import Envelope, ok
 from app.core.module import Module
 from app.db.migrate import upgrade
-from app.modules import MODULES
+from app.main import MODULES, create_app
 from tests.support.backends import Backend
 
 LEAKY_SQL = "SELECT password_hash FROM users WHERE username = 'alice'"

@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 from engineio import packet as eio_packet
 
-from app.core.socket.outgoing import CLOSE_WEBSOCKET, BacklogLimit, EncodedMessage, OutgoingQueue, finish
+from app.core.socket.engine.outgoing import (
+    CLOSE_WEBSOCKET,
+    BacklogLimit,
+    EncodedMessage,
+    OutgoingQueue,
+    finish,
+)
 
 
 class Transport:

@@ -7,10 +7,10 @@ import pytest
 
 from app.core.errors import AppError, ErrorCode
 from app.core.socket.dispatcher import validation_failure
+from app.core.socket.engine.server import encoded_size, origin_checker
 from app.core.socket.protocol import ExceptionEvent, RoomPayload
 from app.core.socket.rooms import AnyoneHook, OwnIdHook, RoomManager, room_prefix
 from app.core.socket.runtime import bearer_token, refusal
-from app.core.socket.server import encoded_size, origin_checker
 
 HOST = {"HTTP_HOST": "chat.example:8000", "wsgi.url_scheme": "https"}
 

@@ -8,8 +8,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from app.core.socket.ready import ReadyPart, compose_session_ready
-from app.core.socket.schemas import Limits, RateLimitView, UserView
+from app.config.settings import Settings
+from app.core.socket.ready import LimitPart, ReadyPart, compose_limits, compose_session_ready
+from app.core.socket.schemas import RateLimitView, UserView
 
 
 class Score(msgspec.Struct):
@@ -24,7 +25,8 @@ def _part(schema: Any, example: Any, fallback: Any = None) -> ReadyPart:
     return ReadyPart(_never, schema, "a part", example, fallback)
 
 
-LIMITS = Limits(1024, {"default": RateLimitView(1, 1.0)}, 10, 6.0, 30.0)
+TTL = {"typing_ttl": LimitPart(lambda settings: settings.typing_ttl, float, 6)}
+LIMITS = compose_limits([("typing", TTL)])(1024, {"default": RateLimitView(1, 1.0)}, 10, 6.0)
 BASE = {
     "user": UserView("u1", "alice", "Alice"),
     "session_id": "s1",
@@ -70,3 +72,31 @@ def test_an_example_that_does_not_fit_is_refused_as_any_event_example() -> None:
 
     with pytest.raises(GatewayDefinitionError, match="does not fit"):
         compose_session_ready([("a", {"score": _part(Score | None, {"points": "many"})})])
+
+
+def test_modules_add_limits_after_the_core_s() -> None:
+    shape = compose_session_ready([], [("typing", TTL)])
+    limits = msgspec.json.schema(shape.payload_type)["$defs"]["Limits"]
+    assert list(limits["properties"]) == ["max_payload_bytes", "rate_limits", "max_rooms", "typing_ttl"]
+    assert shape.event.examples[0]["limits"]["typing_ttl"] == 6
+
+
+def test_limits_are_read_from_the_settings_with_the_default_bucket_and_each_one_used() -> None:
+    settings = Settings.from_env(
+        {"TYPING_TTL": "4", "RATE_LIMIT_CHAT": "5/2", "RATE_LIMIT_DEFAULT": "9/1"}, env_file=None
+    )
+    shape = compose_session_ready([], [("typing", TTL)])
+    limits = msgspec.to_builtins(shape.limits(settings, ["chat", "default", "chat"]))
+    assert limits["rate_limits"] == {
+        "default": {"capacity": 9, "per_seconds": 1.0},
+        "chat": {"capacity": 5, "per_seconds": 2.0},
+    }
+    assert limits["typing_ttl"] == 4.0
+    assert limits["max_rooms"] == settings.socket.max_rooms
+
+
+def test_a_limit_taken_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="'typing_ttl' of module b is already taken"):
+        compose_limits([("a", TTL), ("b", TTL)])
+    with pytest.raises(ValueError, match="'max_rooms' of module a"):
+        compose_limits([("a", {"max_rooms": LimitPart(lambda settings: 1, int, 1)})])

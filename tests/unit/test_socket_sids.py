@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.core.socket.engine.transport import ParleyEngine
 from app.core.socket.sids import owner_prefix, worker_of
-from app.core.socket.transport import ParleyEngine
 
 
 @pytest.mark.parametrize(

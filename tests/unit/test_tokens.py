@@ -174,3 +174,19 @@ def test_a_verify_only_server_cannot_issue(tmp_path: Path) -> None:
     with pytest.raises(AppError) as caught:
         codec.issue("user-1", "session-1")
     assert caught.value.code == ErrorCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_a_token_dated_in_the_future_is_refused(claim: str) -> None:
+    token = jwt.encode({"sub": "user-1", "exp": now() + 600, claim: now() + 120}, SECRET, algorithm="HS256")
+    assert refused(TokenCodec(hs256()), token) == ErrorCode.UNAUTHORIZED
+
+
+def test_key_hints_in_the_header_choose_no_key() -> None:
+    """`kid` and `jku` are ignored: only the configured key verifies, whatever the header points at."""
+    hints = {"kid": "attacker-key", "jku": "https://evil.example/jwks.json"}
+    claims = {"sub": "user-1", "exp": now() + 600}
+    codec = TokenCodec(hs256())
+    assert codec.verify(jwt.encode(claims, SECRET, algorithm="HS256", headers=hints)).subject == "user-1"
+    forged = jwt.encode(claims, "another-secret-another-secret-0123", algorithm="HS256", headers=hints)
+    assert refused(codec, forged) == ErrorCode.UNAUTHORIZED

@@ -11,8 +11,8 @@ import pytest
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
-from app.core.socket.outgoing import BacklogLimit
-from app.core.socket.transport import ParleyEngine, ParleySocket
+from app.core.socket.engine.outgoing import BacklogLimit
+from app.core.socket.engine.transport import ParleyEngine, ParleySocket
 
 DEADLINE = 0.2
 

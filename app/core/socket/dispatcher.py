@@ -19,7 +19,7 @@ from app.core.faults import is_unavailable
 from app.core.socket.context import SocketContext
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import SocketHub
-from app.core.socket.protocol import EVENT_NAME_ECHO_MAX, AckError, AckOk, ExceptionEvent
+from app.core.socket.protocol import EVENT_NAME_ECHO_MAX, EXCEPTION, AckError, AckOk, ExceptionEvent
 from app.core.socket.sockets import LocalSocket
 from app.core.text import explain
 
@@ -143,7 +143,7 @@ class Dispatcher:
         if answer is not None:
             await answer(AckError.of(error))
         elif sock.sid in self.hub.local:
-            await self.hub.emit_to_socket(sock.sid, "exception", ExceptionEvent.of(event, error))
+            await self.hub.emit_to_socket(sock.sid, EXCEPTION.name, ExceptionEvent.of(event, error))
 
     async def _run(self, sock: LocalSocket, event: str, handler: BoundHandler | None, args: list[Any]) -> Any:
         if handler is None:

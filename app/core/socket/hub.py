@@ -13,11 +13,11 @@ import msgspec
 
 from app.core.metrics import Metrics
 from app.core.socket.decorators import ServerEvent
-from app.core.socket.protocol import ForceLogout, ForceLogoutReason
+from app.core.socket.protocol import FORCE_LOGOUT, ForceLogout, ForceLogoutReason
 from app.core.socket.sockets import LocalSockets
 
 if TYPE_CHECKING:
-    from app.core.socket.server import ParleyServer
+    from app.core.socket.engine.server import ParleyServer
 
 NAMESPACE = "/"
 
@@ -113,7 +113,7 @@ class SocketHub:
                 "op": "disconnect",
                 "users": list(users),
                 "sessions": list(sessions),
-                "event": "force_logout",
+                "event": FORCE_LOGOUT.name,
                 "data": msgspec.to_builtins(ForceLogout(reason, message)),
             }
         )

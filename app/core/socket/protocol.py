@@ -1,4 +1,8 @@
-"""Wire shapes shared by every event: acks, the `exception` event and `force_logout`."""
+"""Wire shapes shared by every event: acks, and the events the core itself emits to any client.
+
+`FORCE_LOGOUT` and `EXCEPTION` are declared here, once: the core emits them by these declarations
+and documents them through `CORE_EVENTS` (`session:ready`, composed from the modules, is in `ready`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from app.core.errors import AppError, ErrorDetails
+from app.core.socket.decorators import ServerEvent, server_event
 
 ROOM_NAME_MAX = 128
 RoomName = Annotated[
@@ -108,6 +113,26 @@ class ExceptionEvent(msgspec.Struct):
 class ForceLogout(msgspec.Struct):
     reason: ForceLogoutReason
     message: str
+
+
+FORCE_LOGOUT = server_event(
+    "force_logout",
+    ForceLogout,
+    description="Your session ended (another login, logout, expiry, an admin); "
+    "the socket is disconnected right after.",
+    category="session",
+    room="session:{sessionId} or user:{userId}",
+    examples=[{"reason": "duplicate_login", "message": "You logged in somewhere else"}],
+)
+EXCEPTION = server_event(
+    "exception",
+    ExceptionEvent,
+    description="The failure of an event emitted without an ack callback.",
+    category="session",
+    room="the emitting socket",
+    examples=[{"event": "chat:send", "code": "VALIDATION_ERROR", "message": "body: Expected `str`"}],
+)
+CORE_EVENTS: tuple[ServerEvent, ...] = (FORCE_LOGOUT, EXCEPTION)
 
 
 class RoomPayload(msgspec.Struct, forbid_unknown_fields=True):

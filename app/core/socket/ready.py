@@ -1,5 +1,8 @@
 """`session:ready`: the core's fields plus one field per module part, composed into one typed Struct.
 
+Its `limits` are composed the same way: the core's own (payload size, rate limits by bucket, rooms)
+and those a module declares by a :class:`LimitPart` read from the settings.
+
 A module contributes a field by declaring a :class:`ReadyPart` (how to compute it, its type, an
 example, and what is sent if computing it fails). The composed Struct encodes the event and is the
 payload the docs describe, so the page, the AsyncAPI document and the client types show the real
@@ -14,15 +17,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
+from app.config.settings import Settings
 from app.core.socket.decorators import ServerEvent, server_event
-from app.core.socket.schemas import Limits, UserView
+from app.core.socket.schemas import RateLimitView, UserView
 from app.core.types import UtcDateTime
 
 if TYPE_CHECKING:
     from app.core.context import AppContext
     from app.core.security.identity import Identity
 
-EVENT = "session:ready"
+SESSION_READY = "session:ready"
 _USER = "00000000-0000-4000-8000-000000000001"
 _BASE_EXAMPLE: dict[str, Any] = {
     "user": {"id": _USER, "username": "alice", "display_name": "Alice"},
@@ -34,9 +38,12 @@ _LIMITS_EXAMPLE: dict[str, Any] = {
     "max_payload_bytes": 65536,
     "rate_limits": {"default": {"capacity": 30, "per_seconds": 1}},
     "max_rooms": 500,
-    "typing_ttl": 6,
-    "presence_ttl": 30,
 }
+_CORE_LIMITS: list[tuple[str, Any]] = [
+    ("max_payload_bytes", int),
+    ("rate_limits", dict[str, RateLimitView]),
+    ("max_rooms", int),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +61,21 @@ class ReadyPart:
     fallback: Any = None
 
 
+@dataclass(frozen=True, slots=True)
+class LimitPart:
+    """One field of `session:ready.limits` given by a module: `read` from the settings once, of type
+    `schema`; `example` shows it in the docs."""
+
+    read: Callable[[Settings], Any]
+    schema: Any
+    example: Any
+
+
 def _described(kind: Any, description: str) -> Any:
     return Annotated[kind, msgspec.Meta(description=description)]
 
 
-def _fields(parts: Mapping[str, ReadyPart]) -> list[tuple[str, Any]]:
+def _fields(parts: Mapping[str, ReadyPart], limits: type[msgspec.Struct]) -> list[tuple[str, Any]]:
     return [
         ("user", _described(UserView, "The user this socket belongs to.")),
         (
@@ -70,26 +87,62 @@ def _fields(parts: Mapping[str, ReadyPart]) -> list[tuple[str, Any]]:
         ("rooms", _described(list[str], "Every room the socket is in right now.")),
         ("server_time", _described(UtcDateTime, "The server's clock, to correct for a skewed client clock.")),
         *((key, _described(part.schema, part.description)) for key, part in parts.items()),
-        ("limits", _described(Limits, "What a well-behaved client stays within.")),
+        ("limits", _described(limits, "What a well-behaved client stays within.")),
     ]
 
 
 @dataclass(frozen=True, slots=True)
 class SessionReadyShape:
-    """The composed payload type, its parts, and the declared server event."""
+    """The composed payload type, its parts, its limits, and the declared server event."""
 
     payload_type: type[msgspec.Struct]
     parts: Mapping[str, ReadyPart]
+    limits_type: type[msgspec.Struct]
+    limit_parts: Mapping[str, LimitPart]
     event: ServerEvent
 
-    def payload(self, base: Mapping[str, Any], produced: Mapping[str, Any], limits: Limits) -> msgspec.Struct:
+    def limits(self, settings: Settings, buckets: Sequence[str]) -> msgspec.Struct:
+        """The limits under `settings`: the size of the `default` bucket and of each of `buckets`."""
+        rate_limits = settings.rate_limits
+        return self.limits_type(
+            max_payload_bytes=settings.socket.max_payload_bytes,
+            rate_limits={
+                bucket: RateLimitView(limit.capacity, limit.per_seconds)
+                for bucket, limit in (
+                    (bucket, rate_limits.for_class(bucket)) for bucket in dict.fromkeys(("default", *buckets))
+                )
+            },
+            max_rooms=settings.socket.max_rooms,
+            **{key: part.read(settings) for key, part in self.limit_parts.items()},
+        )
+
+    def payload(
+        self, base: Mapping[str, Any], produced: Mapping[str, Any], limits: msgspec.Struct
+    ) -> msgspec.Struct:
         """The event: `base` (the core's fields), each part's value (its fallback when missing)."""
         values = {key: produced.get(key, part.fallback) for key, part in self.parts.items()}
         return self.payload_type(**base, **values, limits=limits)
 
 
-def compose_session_ready(contributions: Sequence[tuple[str, Mapping[str, ReadyPart]]]) -> SessionReadyShape:
-    """One Struct from the core's fields and every module's parts (module name, its parts), in order.
+def compose_limits(contributions: Sequence[tuple[str, Mapping[str, LimitPart]]]) -> type[msgspec.Struct]:
+    """The `Limits` Struct: the core's fields, then every module's parts (module name, its parts)."""
+    fields: list[tuple[str, Any]] = list(_CORE_LIMITS)
+    for module, contributed in contributions:
+        for key, part in contributed.items():
+            if key in dict(fields):
+                raise ValueError(f"limit {key!r} of module {module} is already taken")
+            fields.append((key, part.schema))
+    limits = msgspec.defstruct("Limits", fields, module=__name__)
+    limits.__doc__ = "What a well-behaved client should stay within."
+    return limits
+
+
+def compose_session_ready(
+    contributions: Sequence[tuple[str, Mapping[str, ReadyPart]]],
+    limit_contributions: Sequence[tuple[str, Mapping[str, LimitPart]]] = (),
+) -> SessionReadyShape:
+    """One Struct from the core's fields and every module's parts (module name, its parts), in order;
+    its `limits` likewise from the core's and the modules' limit parts.
 
     Raises `ValueError` when two modules contribute the same key or a fallback does not fit its type.
     """
@@ -103,15 +156,18 @@ def compose_session_ready(contributions: Sequence[tuple[str, Mapping[str, ReadyP
             except msgspec.ValidationError as exc:
                 raise ValueError(f"session:ready field {key!r}: its fallback does not fit: {exc}") from None
             parts[key] = part
-    payload_type = msgspec.defstruct("SessionReady", _fields(parts), module=__name__, omit_defaults=False)
+    limit_parts = {key: part for _, contributed in limit_contributions for key, part in contributed.items()}
+    limits = compose_limits(limit_contributions)
+    fields = _fields(parts, limits)
+    payload_type = msgspec.defstruct("SessionReady", fields, module=__name__, omit_defaults=False)
     payload_type.__doc__ = "Everything a client needs right after connecting."
     example = {
         **_BASE_EXAMPLE,
         **{key: part.example for key, part in parts.items()},
-        "limits": _LIMITS_EXAMPLE,
+        "limits": {**_LIMITS_EXAMPLE, **{key: part.example for key, part in limit_parts.items()}},
     }
     event = server_event(
-        EVENT,
+        SESSION_READY,
         payload_type,
         description="Sent once, right after connect: who you are, your rooms, the server's clock, "
         "what the modules add (such as unread counts and missed announcements) and the limits.",
@@ -119,4 +175,4 @@ def compose_session_ready(contributions: Sequence[tuple[str, Mapping[str, ReadyP
         room="the connecting socket",
         examples=[example],
     )
-    return SessionReadyShape(payload_type, parts, event)
+    return SessionReadyShape(payload_type, parts, limits, limit_parts, event)

@@ -9,7 +9,7 @@ from app.core.socket.gateway import Gateway
 
 
 class EventRegistry:
-    """`core_events` are server events the core itself emits (`session:ready`, composed from modules)."""
+    """`core_events`: server events the core emits (`session:ready`, `force_logout`, `exception`)."""
 
     def __init__(self, gateways: Sequence[Gateway], core_events: Sequence[ServerEvent] = ()) -> None:
         self.client_events: dict[str, EventSpec] = {}

@@ -20,13 +20,13 @@ from app.core.faults import is_unavailable
 from app.core.module import Module
 from app.core.security.identity import Authenticator, Identity
 from app.core.socket.dispatcher import Answer, Dispatcher
+from app.core.socket.engine.server import ParleyServer
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import SocketHub
-from app.core.socket.protocol import AckError, ExceptionEvent, ForceLogout
+from app.core.socket.protocol import EXCEPTION, FORCE_LOGOUT, AckError, ExceptionEvent, ForceLogout
 from app.core.socket.ready import SessionReadyShape
 from app.core.socket.rooms import RoomManager, identity_rooms
-from app.core.socket.schemas import Limits, UserView
-from app.core.socket.server import ParleyServer
+from app.core.socket.schemas import UserView
 from app.core.socket.shutdown import close_transports
 from app.core.socket.sockets import LocalSocket
 from app.core.socket.tracker import ConnectionTracker
@@ -90,7 +90,7 @@ class SocketRuntime:
         self.tracker = tracker
         self.modules = modules
         self.settings = app.settings.socket
-        self.limits = Limits.from_settings(app.settings)
+        self.limits = ready.limits(app.settings, [handler.spec.rate_limit for handler in handlers])
         self.ready = ready
         self.dispatcher = Dispatcher(
             app, hub, handlers, app.settings.rate_limits, self.settings.max_concurrent_handlers
@@ -235,7 +235,9 @@ class SocketRuntime:
             "rooms": sorted(self.hub.rooms_of(sid)),
             "server_time": dt.datetime.now(dt.UTC),
         }
-        await self.hub.emit_to_socket(sid, "session:ready", self.ready.payload(base, produced, self.limits))
+        await self.hub.emit_to_socket(
+            sid, self.ready.event.name, self.ready.payload(base, produced, self.limits)
+        )
 
     @staticmethod
     async def _guarded(module: Module, what: str, sock: LocalSocket, work: Awaitable[Any]) -> Any:
@@ -299,7 +301,7 @@ class SocketRuntime:
         if ack_id is not None:
             await self.server.send_ack(eio_sid, ack_id, AckError.of(error))
         else:
-            await self.hub.emit_to_socket(sid, "exception", ExceptionEvent.of(event, error))
+            await self.hub.emit_to_socket(sid, EXCEPTION.name, ExceptionEvent.of(event, error))
 
     async def undecodable(self, sid: str, eio_sid: str, event: str, ack_id: int | None) -> None:
         sock = self.hub.local.get(sid)
@@ -335,7 +337,7 @@ class SocketRuntime:
         if sid not in self.hub.local:
             return
         await self.hub.emit_to_socket(
-            sid, "force_logout", ForceLogout("token_expired", "Your token expired; log in again")
+            sid, FORCE_LOGOUT.name, ForceLogout("token_expired", "Your token expired; log in again")
         )
         await self.server.disconnect(sid, ignore_queue=True)
 

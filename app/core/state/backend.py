@@ -9,8 +9,6 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable
 
-from app.config.settings import Settings
-
 SignalHandler = Callable[[bytes], Awaitable[None]]
 
 
@@ -86,13 +84,3 @@ class StateBackend(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
-
-
-def create_state_backend(settings: Settings, prefix: str = "parley:") -> StateBackend:
-    if settings.redis_url:
-        from app.core.state.redis import RedisStateBackend
-
-        return RedisStateBackend(settings.redis_url, prefix=prefix)
-    from app.core.state.memory import MemoryStateBackend
-
-    return MemoryStateBackend()

@@ -11,7 +11,7 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import func, literal, select
 
-from app.modules.accounts.models import User
+from app.modules.accounts import User
 from app.modules.announcements.models import Announcement
 from app.modules.announcements.schemas import AnnouncementIn, AnnouncementOut
 

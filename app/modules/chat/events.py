@@ -6,7 +6,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from app.core.context import AppContext
-from app.core.membership import MembershipEnded
 from app.core.socket.hub import SocketHub
 from app.modules.chat.declarations import (
     CHAT_MESSAGE,
@@ -18,6 +17,7 @@ from app.modules.chat.declarations import (
     PARTICIPANT_REMOVED,
     UNREAD_UPDATE,
 )
+from app.modules.chat.membership import MembershipEnded
 from app.modules.chat.schemas import (
     ChatMessageEvent,
     ChatReadEvent,
@@ -30,7 +30,7 @@ from app.modules.chat.schemas import (
 )
 
 if TYPE_CHECKING:
-    from app.modules.chat.service import ReadState, Removal, Sent
+    from app.modules.chat.rows import ReadState, Removal, Sent
 
 logger = logging.getLogger(__name__)
 

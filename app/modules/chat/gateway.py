@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from app.core.errors import ErrorCode
-from app.core.membership import ConversationBlurred
 from app.core.socket import Gateway, SocketContext, ws_event, ws_payload, ws_response
 from app.modules.chat.declarations import (
     CHAT_MESSAGE,
@@ -19,6 +18,7 @@ from app.modules.chat.declarations import (
     UNREAD_UPDATE,
 )
 from app.modules.chat.events import ChatEvents, active_room
+from app.modules.chat.membership import ConversationBlurred
 from app.modules.chat.schemas import (
     ConversationRef,
     ConversationRefOut,

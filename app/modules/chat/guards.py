@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 
 from app.core.context import AppContext
-from app.core.membership import Membership
+from app.modules.chat.membership import Membership
 from app.modules.chat.service import ChatService
 
 

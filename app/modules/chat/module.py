@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from app.core.context import AppContext
-from app.core.membership import Membership
 from app.core.module import Module
 from app.core.security.identity import Identity
 from app.core.socket.ready import ReadyPart
@@ -15,6 +14,7 @@ from app.modules.chat.deps import DEPENDENCIES
 from app.modules.chat.events import ChatEvents, group_room
 from app.modules.chat.gateway import ChatGateway
 from app.modules.chat.guards import ChatMembership, ParticipantRoomHook
+from app.modules.chat.membership import Membership
 from app.modules.chat.notifications_controller import NotificationController
 from app.modules.chat.schemas import UnreadSummary
 from app.modules.chat.service import ChatService

@@ -7,20 +7,24 @@ and in-process state that are never opened, so neither PostgreSQL nor Redis is n
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from app.config.settings import Settings, SettingsError
+from app.core.app_factory import ParleyApp
 from app.core.socket.registry import EventRegistry
 from app.modules.docs.service import DocsService
 
 OFFLINE_DATABASE = "sqlite+aiosqlite:///:memory:"
 
 
-def offline_service() -> DocsService:
-    from app.core.app_factory import create_app
+AppFactory = Callable[[Settings], ParleyApp]
+"""Composes the app from settings, as the server does (`app.main.create_app`)."""
 
+
+def offline_service(create_app: AppFactory) -> DocsService:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -47,20 +51,23 @@ OUTPUT = click.option(
 )
 
 
-@click.group()
-def docs() -> None:
-    """The socket protocol's documentation."""
+def docs_commands(create_app: AppFactory) -> click.Group:
+    """`parley docs`, writing what the app `create_app` composes."""
 
+    @click.group()
+    def docs() -> None:
+        """The socket protocol's documentation."""
 
-@docs.command("spec")
-@OUTPUT
-def spec(output: Path | None) -> None:
-    """The AsyncAPI 2.6.0 document (JSON)."""
-    _write(offline_service().spec_json + b"\n", output)
+    @docs.command("spec")
+    @OUTPUT
+    def spec(output: Path | None) -> None:
+        """The AsyncAPI 2.6.0 document (JSON)."""
+        _write(offline_service(create_app).spec_json + b"\n", output)
 
+    @docs.command("types")
+    @OUTPUT
+    def types(output: Path | None) -> None:
+        """TypeScript declarations for Socket.IO clients."""
+        _write(offline_service(create_app).client_types().encode(), output)
 
-@docs.command("types")
-@OUTPUT
-def types(output: Path | None) -> None:
-    """TypeScript declarations for Socket.IO clients."""
-    _write(offline_service().client_types().encode(), output)
+    return docs

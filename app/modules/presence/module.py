@@ -8,9 +8,10 @@ from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.context import AppContext
-from app.core.membership import ConversationBlurred
 from app.core.module import Module
 from app.core.security.identity import Identity
+from app.core.socket.ready import LimitPart
+from app.modules.chat import ConversationBlurred
 from app.modules.presence.controller import PresenceController
 from app.modules.presence.gateway import PresenceGateway, TypingGateway
 from app.modules.presence.hooks import PresenceRoomHook
@@ -57,6 +58,10 @@ presence_module = Module(
     dependencies={"last_seen_service": Provide(provide_last_seen_service)},
     providers={Presence: Presence, PresenceRelations: PresenceRelations, TypingIndicators: TypingIndicators},
     room_hooks={"presence:": PresenceRoomHook},
+    limits={
+        "typing_ttl": LimitPart(lambda settings: settings.typing_ttl, float, 6),
+        "presence_ttl": LimitPart(lambda settings: settings.presence_ttl, float, 30),
+    },
     on_connect=[_connected],
     on_disconnect=[_disconnected],
     on_startup=[_start],

@@ -25,9 +25,9 @@ from collections import Counter
 from collections.abc import Sequence
 
 from app.core.context import AppContext
-from app.core.membership import Membership
 from app.core.security.identity import Identity
 from app.core.socket.tracker import ConnectionTracker
+from app.modules.chat import Membership
 from app.modules.presence.events import USER_STATUS
 from app.modules.presence.schemas import UserStatus
 from app.modules.presence.service import LastSeenService

@@ -15,7 +15,7 @@ import logging
 import msgspec
 
 from app.core.context import AppContext
-from app.core.membership import MembershipEnded
+from app.modules.chat import MembershipEnded
 from app.modules.presence.presence import membership
 
 logger = logging.getLogger(__name__)

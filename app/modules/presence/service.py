@@ -11,7 +11,7 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import select, update
 
 from app.core.db import utc_now
-from app.modules.accounts.models import User
+from app.modules.accounts import User
 
 
 class LastSeenService(SQLAlchemyAsyncRepositoryService[User]):

@@ -1,37 +1,17 @@
-"""The gateway's own events: rooms, token refresh, and the protocol events every client sees."""
+"""The gateway's own client events: rooms and token refresh (the core declares what it emits)."""
 
 from __future__ import annotations
 
 from app.core.errors import AppError, ErrorCode
 from app.core.security.identity import Authenticator
-from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_payload, ws_response
-from app.core.socket.protocol import ExceptionEvent, ForceLogout, RoomAck, RoomPayload
+from app.core.socket import Gateway, SocketContext, ws_event, ws_payload, ws_response
+from app.core.socket.protocol import RoomAck, RoomPayload
 from app.core.socket.rooms import RoomManager, identity_rooms
 from app.core.socket.runtime import SocketRuntime
-from app.core.socket.schemas import RefreshAck, RefreshPayload
-
-FORCE_LOGOUT = server_event(
-    "force_logout",
-    ForceLogout,
-    description="Your session ended (another login, logout, expiry, an admin); "
-    "the socket is disconnected right after.",
-    category="session",
-    room="session:{sessionId} or user:{userId}",
-    examples=[{"reason": "duplicate_login", "message": "You logged in somewhere else"}],
-)
-EXCEPTION = server_event(
-    "exception",
-    ExceptionEvent,
-    description="The failure of an event emitted without an ack callback.",
-    category="session",
-    room="the emitting socket",
-    examples=[{"event": "chat:send", "code": "VALIDATION_ERROR", "message": "body: Expected `str`"}],
-)
+from app.modules.realtime.schemas import RefreshAck, RefreshPayload
 
 
 class RealtimeGateway(Gateway):
-    emits = (FORCE_LOGOUT, EXCEPTION)
-
     @ws_event(
         "room:join",
         "Join a room. Its prefix's hook decides (`user:` own id, `session:` own session, "

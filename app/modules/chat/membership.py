@@ -1,6 +1,7 @@
-"""Who shares a conversation with whom: provided by the chat module, used by presence and typing.
+"""Who shares a conversation with whom: provided by this module, used by presence and typing.
 
-Modules depend on this interface, not on the chat module, so either can change alone.
+Other modules depend on this protocol (exported by `app.modules.chat`), not on how chat stores
+participants, so either can change alone.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from engineio import packet as eio_packet
 from engineio import payload as eio_payload
 
 if TYPE_CHECKING:
-    from app.core.socket.outgoing import ASGISend
-    from app.core.socket.transport import ASGIReceive, ParleyEngine, ParleySocket
+    from app.core.socket.engine.outgoing import ASGISend
+    from app.core.socket.engine.transport import ASGIReceive, ParleyEngine, ParleySocket
 
 
 CLIENT_POSTS = frozenset({eio_packet.CLOSE, eio_packet.PONG, eio_packet.MESSAGE})

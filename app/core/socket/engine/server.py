@@ -25,8 +25,8 @@ from socketio import packet
 from app.config.settings import SocketSettings
 from app.core.metrics import Metrics
 from app.core.socket import json as socket_json
-from app.core.socket.outgoing import BacklogLimit, EncodedMessage
-from app.core.socket.transport import ParleyEngine, transport_label
+from app.core.socket.engine.outgoing import BacklogLimit, EncodedMessage
+from app.core.socket.engine.transport import ParleyEngine, transport_label
 
 logger = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from engineio import async_socket
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
-from app.core.socket.outgoing import ASGISend, BacklogLimit, OutgoingQueue, asgi_message
-from app.core.socket.polling import handle_post
+from app.core.socket.engine.outgoing import ASGISend, BacklogLimit, OutgoingQueue, asgi_message
+from app.core.socket.engine.polling import handle_post
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from app.core.metrics import Metrics
 from app.core.socket.channels import FanOutChannels
-from app.core.socket.outgoing import EncodedMessage
+from app.core.socket.engine.outgoing import EncodedMessage
 from app.core.socket.sockets import LocalSockets
 
 logger = logging.getLogger(__name__)
