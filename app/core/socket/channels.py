@@ -46,6 +46,8 @@ INBOX_SIZE = 10_000
 """Messages read from Redis and not yet handled; past it this node stops reading."""
 PING_AFTER = 5.0
 SILENT_AFTER = 15.0
+SETTLE_WITHIN = 2.0
+"""How long a join waits for its subscription to be written before answering anyway."""
 RETRY_MIN = 0.2
 RETRY_MAX = 2.0
 DATA_MESSAGES = frozenset({"message", "smessage"})
@@ -139,6 +141,7 @@ class Link:
             except Exception as exc:  # noqa: BLE001 - every fault: log once, reconnect, resubscribe
                 self.owner.outages.failed(f"subscriptions on {self.name}", exc)
                 await self._drop(self.pubsub)
+                self.owner.read_slots_again()
                 await asyncio.sleep(retry)
                 retry = min(retry * 2, RETRY_MAX)
             else:
@@ -209,6 +212,7 @@ class FanOutChannels:
         self.wanted: set[str] = set()
         self._sync_task: asyncio.Task[None] | None = None
         self._confirmations = asyncio.Condition()
+        self._slots_stale = False
 
     def batches(self, channels: list[str]) -> Iterable[list[str]]:
         """Channels that one command may name: a cluster's must share a slot."""
@@ -234,10 +238,20 @@ class FanOutChannels:
         if self._sync_task is None or self._sync_task.done():
             self._sync_task = asyncio.create_task(self._sync(), name="parley-fanout-sync")
 
+    def read_slots_again(self) -> None:
+        """A connection was lost: on a cluster, slots may have moved (resharding, failover), so the
+        next sync reads them again and moves each channel to the master that owns it now."""
+        if self.sharded:
+            self._slots_stale = True
+            self._schedule_sync()
+
     async def settled(self) -> None:
-        """Wait until the subscriptions asked for so far are written (not confirmed) to Redis."""
-        while self._sync_task is not None and not self._sync_task.done():
-            await asyncio.shield(self._sync_task)
+        """Wait until the subscriptions asked for so far are written (not confirmed) to Redis, or
+        `SETTLE_WITHIN` seconds while Redis is away (the reader subscribes them once it is back)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SETTLE_WITHIN):
+                while self._sync_task is not None and not self._sync_task.done():
+                    await asyncio.shield(self._sync_task)
 
     def holds(self, channel: str) -> bool:
         """Whether Redis confirmed this node's subscription to `channel`."""
@@ -292,6 +306,9 @@ class FanOutChannels:
         cluster = self.publisher
         assert isinstance(cluster, RedisCluster)
         await cluster.initialize()
+        if self._slots_stale:
+            await cluster.nodes_manager.initialize()
+            self._slots_stale = False
         by_node: defaultdict[str, set[str]] = defaultdict(set)
         for channel in channels:
             node = cluster.get_node_from_key(channel)
