@@ -150,6 +150,7 @@ class Link:
     async def _read_until_lost(self) -> None:
         pubsub = self.client.pubsub()
         self.pubsub = pubsub
+        await pubsub.connect()  # type: ignore[no-untyped-call]  # to be read and pinged with no channel
         await self._send(pubsub, set(self.held), subscribe=True)
         if self.rebuilds:
             detail = f"{len(self.held)} channels subscribed again on {self.name}"
