@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test install lint typecheck check bench clean
 
-$(STAMP): pyproject.toml
+# The example module (examples/game) is installed beside Parley: the end-to-end tests serve it.
+$(STAMP): pyproject.toml examples/game/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e examples/game
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -21,12 +23,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # bench/ joins the checks once it holds code (git keeps no empty folder, so a fresh clone may lack it).
-LINT_PATHS := app tests $(wildcard bench)
+LINT_PATHS := app tests examples $(wildcard bench)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
-	$(BIN)/mypy app
+	$(BIN)/mypy app examples/game/parley_game
 	$(BIN)/lint-imports
 
 bench: $(STAMP)

@@ -14,7 +14,7 @@ import click
 from app.config.serving import parse_workers
 from app.config.settings import Settings, SettingsError, get_settings
 from app.core.logging import configure_logging
-from app.main import create_app
+from app.main import create_app, modules_for
 from app.modules.docs.cli import docs_commands
 
 if TYPE_CHECKING:
@@ -48,8 +48,9 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     workers = _workers(workers, settings)
     if workers > 1 and settings.is_sqlite:
         logger.warning("several workers on SQLite serialize their writes; use PostgreSQL to scale out")
+    _check_modules(settings)
     if migrate:
-        _migrate(settings, "head")
+        _migrate(settings, "heads")
     else:
         _check_database(settings)
     # Every process reads the settings again: --host/--port must reach the docs' URL and the workers.
@@ -84,10 +85,37 @@ def _workers(option: int | None, settings: Settings) -> int:
     return workers
 
 
+def _check_modules(settings: Settings) -> None:
+    """Modules that cannot be found or composed stop the command with one line, before any work."""
+    from app.core.app_factory import CORE_REQUIRES
+    from app.core.module_order import order_modules
+
+    with _module_failures_in_one_line():
+        order_modules(modules_for(settings), CORE_REQUIRES)
+
+
+@contextlib.contextmanager
+def _module_failures_in_one_line() -> Iterator[None]:
+    """A module that cannot be loaded, or revisions the database holds that no named module brings."""
+    from alembic.util import CommandError
+
+    from app.core.module import ModuleError
+
+    try:
+        yield
+    except ModuleError as exc:
+        raise click.ClickException(str(exc)) from None
+    except CommandError as exc:
+        raise click.ClickException(
+            f"migrations: {exc}; a module whose revisions the database holds must stay in PARLEY_MODULES "
+            "until `parley db downgrade NAME@base` takes them away"
+        ) from None
+
+
 def _migrate(settings: Settings, revision: str) -> None:
     from app.db.migrate import upgrade
 
-    with _database_failures_in_one_line(settings):
+    with _module_failures_in_one_line(), _database_failures_in_one_line(settings):
         upgrade(settings, revision)
 
 
@@ -127,10 +155,22 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.argument("revision", default="head")
+@click.argument("revision", default="heads")
 def db_upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION (default: head)."""
+    """Apply migrations up to REVISION (default: heads, Parley's and every module's)."""
     _migrate(_settings(), revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (`game@base`: every revision of the module game)."""
+    from app.db.migrate import downgrade
+
+    settings = _settings()
+    with _module_failures_in_one_line(), _database_failures_in_one_line(settings):
+        downgrade(settings, revision)
     click.echo(f"database at {revision}")
 
 

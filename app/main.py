@@ -1,6 +1,7 @@
 """The composition root: the modules that make up Parley, composed into one app.
 
-Adding a module is one line in `MODULES`; `app.core` composes whatever it is given and knows none.
+Adding a module of Parley's own is one line in `MODULES`; an application's own modules are named by
+PARLEY_MODULES. `app.core` composes whatever it is given and knows none.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from app.config.settings import Settings
 from app.core.app_factory import ParleyApp, build_app
 from app.core.module import Module
+from app.core.module_loader import load_modules
 from app.modules.accounts.module import accounts_module
 from app.modules.announcements.module import announcements_module
 from app.modules.bench.module import bench_module
@@ -31,8 +33,10 @@ MODULES: tuple[Module, ...] = (
 
 
 def modules_for(settings: Settings) -> tuple[Module, ...]:
-    """`MODULES`, and the bench-only events when BENCH_EVENTS_ENABLED (README "Benchmarks")."""
-    return (*MODULES, bench_module) if settings.bench_events_enabled else MODULES
+    """`MODULES`, the bench-only events when BENCH_EVENTS_ENABLED (README "Benchmarks"), then the
+    application's own modules that PARLEY_MODULES names (README "Write a module")."""
+    own = (*MODULES, bench_module) if settings.bench_events_enabled else MODULES
+    return (*own, *load_modules(settings.modules))
 
 
 def create_app(

@@ -1,333 +1,54 @@
 """Typed settings, read once from the environment and `.env`.
 
-Every variable is declared once, in :data:`VARIABLES`, with its default, its parser and a one-line
-comment; `.env.example` is generated from the same table (see ``tests/unit/test_settings.py``), so
-the two never drift.
+Every variable is declared once, in :data:`app.config.variables.VARIABLES`, with its default, its
+parser (`parsers.py`) and a one-line comment; `.env.example` is generated from the same table (see
+``tests/unit/test_settings.py``), so the two never drift. The groups of settings are in
+`sections.py`; this module composes them and is where the rest of Parley imports them from.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from dotenv import dotenv_values
 
-from app.config.serving import SERVE_VARIABLES, ServeSettings
-
-AppEnv = Literal["local", "dev", "prod"]
-JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
-LoginPolicy = Literal["single", "single_per_device", "multi"]
-LogFormat = Literal["text", "json"]
-
-DEFAULT_JWT_SECRET = "change-me-local-only-secret-0123456789abcdef"
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./parley.db"
-
-
-class SettingsError(ValueError):
-    """A variable is missing or holds a value Parley cannot use; the message names it."""
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """A token bucket: ``capacity`` events, refilled evenly over ``per_seconds``."""
-
-    capacity: int
-    per_seconds: float
-
-    @property
-    def refill_per_second(self) -> float:
-        return self.capacity / self.per_seconds
-
-    def __str__(self) -> str:
-        return f"{self.capacity}/{self.per_seconds:g}"
-
-
-def _parse_str(raw: str) -> str:
-    return raw.strip()
-
-
-def _parse_optional(raw: str) -> str | None:
-    return raw.strip() or None
-
-
-def _parse_positive_int(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise ValueError("must be positive")
-    return value
-
-
-def _parse_port(raw: str) -> int:
-    value = int(raw)
-    if not 1 <= value <= 65535:
-        raise ValueError("must be between 1 and 65535")
-    return value
-
-
-def _parse_positive_float(raw: str) -> float:
-    value = float(raw)
-    if value <= 0:
-        raise ValueError("must be positive")
-    return value
-
-
-def _parse_non_negative_float(raw: str) -> float:
-    value = float(raw)
-    if not value >= 0:
-        raise ValueError("must be zero or more")
-    return value
-
-
-def _parse_bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected true or false")
-
-
-def _parse_csv(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-def _parse_rate(raw: str) -> RateLimit:
-    capacity, _, seconds = raw.partition("/")
-    limit = RateLimit(capacity=int(capacity), per_seconds=float(seconds or "1"))
-    if limit.capacity <= 0 or limit.per_seconds <= 0:
-        raise ValueError("expected CAPACITY/SECONDS with both positive")
-    return limit
-
-
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip()
-        if value not in allowed:
-            raise ValueError(f"expected one of {', '.join(allowed)}")
-        return value
-
-    return parse
-
-
-def _parse_log_level(raw: str) -> str:
-    return _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")(raw.strip().upper())
-
-
-def _parse_optional_http_url(raw: str) -> str | None:
-    value = raw.strip()
-    if value and not value.startswith(("http://", "https://")):
-        raise ValueError("expected an http:// or https:// URL")
-    return value or None
-
-
-def _parse_email(raw: str) -> str:
-    value = raw.strip()
-    local, at, domain = value.partition("@")
-    if not (local and at and "." in domain.strip(".")) or any(c.isspace() for c in value):
-        raise ValueError("expected an e-mail address such as ops@example.org")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class Variable:
-    name: str
-    default: str | None
-    parse: Callable[[str], Any]
-    comment: str
-
-
-VARIABLES: tuple[Variable, ...] = (
-    Variable("APP_ENV", "local", _choice("local", "dev", "prod"), "local | dev | prod"),
-    Variable("HOST", "127.0.0.1", _parse_str, "interface `parley serve` binds to"),
-    Variable("PORT", "8000", _parse_port, "port `parley serve` listens on"),
-    Variable(
-        "PUBLIC_URL",
-        "",
-        _parse_optional,
-        "URL clients use to reach this server (docs); default http://HOST:PORT",
-    ),
-    Variable(
-        "DATABASE_URL",
-        DEFAULT_DATABASE_URL,
-        _parse_str,
-        "SQLite (embedded default) or postgresql+asyncpg://…",
-    ),
-    Variable("DATABASE_ECHO", "false", _parse_bool, "log every SQL statement"),
-    Variable(
-        "DATABASE_MAX_CONNECTIONS",
-        "30",
-        _parse_positive_int,
-        "PostgreSQL connections one process (each worker) may hold at most",
-    ),
-    Variable(
-        "REDIS_URL",
-        "",
-        _parse_optional,
-        "empty: state and fan-out in process; redis://… to scale out, redis+cluster://… on a Redis Cluster",
-    ),
-    Variable(
-        "REDIS_PREFIX", "parley:", _parse_str, "prefix of every Redis key and channel of this deployment"
-    ),
-    Variable("JWT_ALGORITHM", "HS256", _choice("HS256", "RS256", "ES256"), "the only algorithm accepted"),
-    Variable("JWT_SECRET", DEFAULT_JWT_SECRET, _parse_str, "HS256 secret; must be changed for prod"),
-    Variable(
-        "JWT_PRIVATE_KEY_FILE", "", _parse_optional, "PEM private key (RS256/ES256); omit to only verify"
-    ),
-    Variable("JWT_PUBLIC_KEY_FILE", "", _parse_optional, "PEM public key (RS256/ES256)"),
-    Variable("JWT_ISSUER", "", _parse_optional, "`iss` to issue and require; empty: not checked"),
-    Variable("JWT_AUDIENCE", "", _parse_optional, "`aud` to issue and require; empty: not checked"),
-    Variable("ACCESS_TOKEN_TTL", "900", _parse_positive_int, "access token lifetime, seconds"),
-    Variable(
-        "REFRESH_TOKEN_TTL", "2592000", _parse_positive_int, "refresh token and session lifetime, seconds"
-    ),
-    Variable(
-        "REFRESH_REUSE_GRACE",
-        "2",
-        _parse_non_negative_float,
-        "seconds a just-replaced refresh token is refused without revoking its session (racing refreshes)",
-    ),
-    Variable(
-        "LOGIN_POLICY",
-        "single_per_device",
-        _choice("single", "single_per_device", "multi"),
-        "which older sessions a login revokes",
-    ),
-    Variable("SOCKET_DEFAULT_ROOMS", "user:{userId},broadcast:all", _parse_csv, "rooms every socket joins"),
-    Variable(
-        "SOCKET_CORS_ORIGINS",
-        "",
-        _parse_csv,
-        "allowed browser origins, comma-separated; empty: same origin only",
-    ),
-    Variable("SOCKET_MAX_PAYLOAD_BYTES", "65536", _parse_positive_int, "largest inbound packet, bytes"),
-    Variable("SOCKET_PING_INTERVAL", "25", _parse_positive_float, "Engine.IO ping interval, seconds"),
-    Variable("SOCKET_PING_TIMEOUT", "20", _parse_positive_float, "Engine.IO ping timeout, seconds"),
-    Variable(
-        "SOCKET_CONNECT_TIMEOUT",
-        "10",
-        _parse_positive_float,
-        "seconds a transport may take to join `/`, to upgrade, or to send a request body",
-    ),
-    Variable(
-        "SOCKET_MAX_BACKLOG_BYTES",
-        "4194304",
-        _parse_positive_int,
-        "bytes that may wait to be sent to one socket, acks included; past it the socket is cut off",
-    ),
-    Variable(
-        "SOCKET_MAX_BACKLOG_PACKETS",
-        "1024",
-        _parse_positive_int,
-        "packets that may wait to be sent to one socket",
-    ),
-    Variable("SOCKET_MAX_PER_USER", "20", _parse_positive_int, "sockets one user may hold at once"),
-    Variable("SOCKET_MAX_ROOMS", "500", _parse_positive_int, "rooms one socket may be in"),
-    Variable(
-        "SOCKET_MAX_CONCURRENT_HANDLERS", "8", _parse_positive_int, "handlers running at once per socket"
-    ),
-    Variable("PRESENCE_TTL", "30", _parse_positive_float, "seconds before a silent node's users go offline"),
-    Variable("TYPING_TTL", "6", _parse_positive_float, "seconds a typing indicator lives without refresh"),
-    Variable("RATE_LIMIT_ENABLED", "true", _parse_bool, "turn socket, login and REST rate limits on or off"),
-    Variable("RATE_LIMIT_DEFAULT", "30/1", _parse_rate, "socket events per socket: CAPACITY/SECONDS"),
-    Variable("RATE_LIMIT_CHAT", "20/1", _parse_rate, "chat:send per socket"),
-    Variable("RATE_LIMIT_TYPING", "5/1", _parse_rate, "chat:typing per socket"),
-    Variable("RATE_LIMIT_AUTH", "20/60", _parse_rate, "login/register attempts per client address"),
-    Variable(
-        "RATE_LIMIT_REST", "30/10", _parse_rate, "REST writes per user (per client address without a token)"
-    ),
-    Variable(
-        "SESSION_READY_CONVERSATIONS",
-        "100",
-        _parse_positive_int,
-        "conversations a socket joins on connect and session:ready lists: the most recently active",
-    ),
-    Variable(
-        "WS_DOCS_ENABLED",
-        "",
-        _parse_optional,
-        "serve /ws-docs; empty: true for local and dev, false for prod",
-    ),
-    Variable("DOCS_CONTACT_NAME", "Parley", _parse_str, "contact named in the API documents (info.contact)"),
-    Variable("DOCS_CONTACT_URL", "", _parse_optional_http_url, "contact URL; empty: PUBLIC_URL's /ws-docs"),
-    Variable(
-        "DOCS_CONTACT_EMAIL",
-        "parley@example.com",
-        _parse_email,
-        "contact e-mail in the API documents; set the address of whoever runs this server",
-    ),
-    Variable("DOCS_LICENSE_NAME", "Proprietary", _parse_str, "license of the API named in its documents"),
-    Variable("DOCS_LICENSE_URL", "", _parse_optional_http_url, "URL of that license; empty: none"),
-    Variable(
-        "BENCH_EVENTS_ENABLED",
-        "false",
-        _parse_bool,
-        "bench-only echo/broadcast events; keep off in production",
-    ),
-    *(Variable(*spec) for spec in SERVE_VARIABLES),
-    Variable("LOG_LEVEL", "INFO", _parse_log_level, "DEBUG | INFO | WARNING | ERROR"),
-    Variable("LOG_FORMAT", "text", _choice("text", "json"), "text | json (one object per line)"),
+from app.config.keys import check_key_file
+from app.config.parsers import RateLimit, SettingsError, parse_bool_named
+from app.config.sections import (
+    AppEnv,
+    DocsInfo,
+    JwtAlgorithm,
+    JwtSettings,
+    LogFormat,
+    LoginPolicy,
+    RateLimitSettings,
+    SocketSettings,
 )
+from app.config.serving import ServeSettings
+from app.config.variables import DEFAULT_JWT_SECRET, VARIABLES
 
-
-@dataclass(frozen=True, slots=True)
-class JwtSettings:
-    algorithm: JwtAlgorithm
-    secret: str
-    private_key_file: str | None
-    public_key_file: str | None
-    issuer: str | None
-    audience: str | None
-    access_ttl: int
-    refresh_ttl: int
-    refresh_reuse_grace: float
-
-
-@dataclass(frozen=True, slots=True)
-class SocketSettings:
-    default_rooms: tuple[str, ...]
-    cors_origins: tuple[str, ...]
-    max_payload_bytes: int
-    ping_interval: float
-    ping_timeout: float
-    connect_timeout: float
-    max_backlog_bytes: int
-    max_backlog_packets: int
-    max_per_user: int
-    max_rooms: int
-    max_concurrent_handlers: int
-    ready_conversations: int
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitSettings:
-    enabled: bool
-    default: RateLimit
-    chat: RateLimit
-    typing: RateLimit
-    auth: RateLimit
-    rest: RateLimit
-
-    def for_class(self, name: str) -> RateLimit:
-        """The bucket of an event class; unknown classes share the default bucket size."""
-        return {"chat": self.chat, "typing": self.typing}.get(name, self.default)
-
-
-@dataclass(frozen=True, slots=True)
-class DocsInfo:
-    """Who answers for the API and under which license, as the AsyncAPI and OpenAPI documents say."""
-
-    contact_name: str
-    contact_url: str
-    contact_email: str
-    license_name: str
-    license_url: str | None
+__all__ = [
+    "DEFAULT_JWT_SECRET",
+    "VARIABLES",
+    "AppEnv",
+    "DocsInfo",
+    "JwtAlgorithm",
+    "JwtSettings",
+    "LogFormat",
+    "LoginPolicy",
+    "RateLimit",
+    "RateLimitSettings",
+    "Settings",
+    "SettingsError",
+    "SocketSettings",
+    "env_example",
+    "get_settings",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +70,7 @@ class Settings:
     rate_limits: RateLimitSettings
     ws_docs_enabled: bool
     docs_info: DocsInfo
+    modules: tuple[str, ...]
     bench_events_enabled: bool
     serve: ServeSettings
     log_level: str
@@ -380,7 +102,7 @@ class Settings:
     def _build(cls, v: Mapping[str, Any]) -> Settings:
         docs_flag = v["WS_DOCS_ENABLED"]
         docs_enabled = (
-            v["APP_ENV"] != "prod" if docs_flag is None else _parse_bool_named("WS_DOCS_ENABLED", docs_flag)
+            v["APP_ENV"] != "prod" if docs_flag is None else parse_bool_named("WS_DOCS_ENABLED", docs_flag)
         )
         public_url = v["PUBLIC_URL"] or f"http://{v['HOST']}:{v['PORT']}"
         return cls(
@@ -437,6 +159,7 @@ class Settings:
                 license_name=v["DOCS_LICENSE_NAME"] or "Proprietary",
                 license_url=v["DOCS_LICENSE_URL"],
             ),
+            modules=v["PARLEY_MODULES"],
             bench_events_enabled=v["BENCH_EVENTS_ENABLED"],
             serve=ServeSettings.from_values(v),
             log_level=v["LOG_LEVEL"],
@@ -465,34 +188,9 @@ class Settings:
         else:
             if not jwt.public_key_file:
                 raise SettingsError(f"JWT_PUBLIC_KEY_FILE is required for JWT_ALGORITHM={jwt.algorithm}")
-            _check_key_file("JWT_PUBLIC_KEY_FILE", jwt.public_key_file, jwt.algorithm, private=False)
+            check_key_file("JWT_PUBLIC_KEY_FILE", jwt.public_key_file, jwt.algorithm, private=False)
             if jwt.private_key_file:
-                _check_key_file("JWT_PRIVATE_KEY_FILE", jwt.private_key_file, jwt.algorithm, private=True)
-
-
-KEY_TYPES: dict[str, tuple[type[Any], type[Any]]] = {
-    "RS256": (rsa.RSAPublicKey, rsa.RSAPrivateKey),
-    "ES256": (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey),
-}
-
-
-def _check_key_file(name: str, path: str, algorithm: str, *, private: bool) -> None:
-    """The file exists and holds a PEM key of the algorithm's kind, so a bad key stops start-up."""
-    try:
-        pem = Path(path).read_bytes()
-    except OSError:
-        raise SettingsError(f"{name}={path!r} is not a readable file") from None
-    try:
-        key: Any = (
-            serialization.load_pem_private_key(pem, password=None)
-            if private
-            else serialization.load_pem_public_key(pem)
-        )
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        kind = "private" if private else "public"
-        raise SettingsError(f"{name}={path!r} is not a PEM {kind} key") from None
-    if not isinstance(key, KEY_TYPES[algorithm][1 if private else 0]):
-        raise SettingsError(f"{name}={path!r} does not hold a key for JWT_ALGORITHM={algorithm}")
+                check_key_file("JWT_PRIVATE_KEY_FILE", jwt.private_key_file, jwt.algorithm, private=True)
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -508,13 +206,6 @@ def _read_env_file(path: Path) -> dict[str, str]:
     if unknown:
         raise SettingsError(f"{unknown[0]} in {path} is not a Parley variable (see .env.example)")
     return values
-
-
-def _parse_bool_named(name: str, raw: str) -> bool:
-    try:
-        return _parse_bool(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
 
 
 @lru_cache(maxsize=1)

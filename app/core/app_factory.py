@@ -24,6 +24,8 @@ from app.core.http.request import ParleyRequest
 from app.core.http.security_headers import add_security_headers
 from app.core.logging import configure_logging
 from app.core.module import Module
+from app.core.module_order import order_modules
+from app.core.security.identity import Authenticator
 from app.core.security.tokens import TokenCodec
 from app.core.socket.engine.managers import LocalManager, RedisManager
 from app.core.socket.engine.server import ParleyServer
@@ -39,6 +41,9 @@ from app.core.socket.tracker import ConnectionTracker
 from app.core.state import create_state_backend
 
 logger = logging.getLogger(__name__)
+
+CORE_REQUIRES = (Authenticator,)
+"""What the socket layer and the REST guards take from a module: who a token belongs to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +99,11 @@ def _socket_layer(
 
 
 def build_app(settings: Settings, modules: Sequence[Module], *, worker: int | None = None) -> ParleyApp:
-    """The app of one process made of `modules`; `worker` is its index under `parley serve --workers N`."""
+    """The app of one process made of `modules`; `worker` is its index under `parley serve --workers N`.
+
+    `modules` may come in any order (`order_modules`); a ModuleError says in one line why they cannot
+    be composed."""
+    modules = order_modules(modules, CORE_REQUIRES)
     configure_logging(settings.log_level, settings.log_format)
     db = Database(settings)
     ctx = AppContext(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.config.settings import Settings
 from app.core.db import Database, UnitOfWork
-from app.core.events import EventBus
+from app.core.event_bus import EventBus
 from app.core.metrics import Metrics
 from app.core.security.tokens import TokenCodec
 from app.core.state import StateBackend

@@ -19,7 +19,7 @@ from app.core.db import Database, UnitOfWork
 from app.db.migrate import upgrade
 from app.modules.accounts.service import UserService
 from tests.support.backends import PG_HOST, PG_PORT, PG_USER, require_services
-from tests.support.server import free_port
+from tests.support.server import ROOT, free_port
 
 PARLEY = str(Path(sys.executable).parent / "parley")
 PASSWORD = "correct-horse-42"
@@ -192,3 +192,57 @@ def test_workers_on_a_port_in_use_stop_with_one_line(tmp_path: Path, env: dict[s
     assert result.returncode == 3, result.stderr
     assert "Traceback" not in result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_modules_that_cannot_be_composed_stop_the_command_in_one_line(tmp_path: Path) -> None:
+    """A module named by PARLEY_MODULES that cannot be found, whose requirement nobody provides, or
+    that sits in a cycle: every command that composes modules exits 1 with one line, before it
+    touches the database."""
+    database = tmp_path / "untouched.db"
+    faults = "tests.support.module_faults"
+    modules = {
+        "missing provider": (
+            f"{faults}:lonely",
+            f"module 'lonely' requires {faults}.Referee, which no module provides",
+        ),
+        "cycle": (
+            f"{faults}:chicken,{faults}:egg",
+            "modules require each other in a cycle: chicken -> egg -> chicken",
+        ),
+        "unknown": (
+            "no_such_package:module",
+            "PARLEY_MODULES: 'no_such_package:module' is no installed entry point",
+        ),
+    }
+    commands = {
+        f"{label}, {' '.join(args)}": (args, modules_named, reason)
+        for label, (modules_named, reason) in modules.items()
+        for args in (("serve", "--port", str(free_port())), ("docs", "spec"))
+    }
+    commands["unknown, db upgrade"] = (("db", "upgrade"), *modules["unknown"])
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{database}", "PYTHONPATH": str(ROOT)}
+    outcomes = run_together(
+        tmp_path,
+        {label: (args, {**env, "PARLEY_MODULES": named}) for label, (args, named, _) in commands.items()},
+    )
+    for label, (_, _, reason) in commands.items():
+        outcome = outcomes[label]
+        assert outcome.returncode == 1, (label, outcome.stderr)
+        lines = outcome.stderr.strip().splitlines()
+        assert len(lines) == 1, (label, outcome.stderr)
+        assert reason in lines[0], (label, lines[0])
+    assert not database.exists()
+
+
+def test_revisions_of_a_module_no_longer_named_stop_the_upgrade_in_one_line(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    with_game = run(tmp_path, "db", "upgrade", **env, PARLEY_MODULES="game")
+    assert with_game.returncode == 0, with_game.stderr
+    without = run(tmp_path, "db", "upgrade", **env)
+    assert without.returncode == 1
+    lines = without.stderr.strip().splitlines()
+    assert len(lines) == 1, without.stderr
+    assert "game_0001" in lines[0]
+    assert "PARLEY_MODULES" in lines[0]
+    assert "parley db downgrade NAME@base" in lines[0]

@@ -5,6 +5,9 @@ schema they build is the one the models describe.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,15 +16,18 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from app.config.settings import Settings
 from app.core.db import Base
 from app.core.db.engine import create_engine
-from app.db.migrate import downgrade, upgrade
+from app.db.migrate import alembic_config, downgrade, upgrade
 from app.db.models import load_models
 from tests.support.backends import Backend, _create_pg_database, _drop_pg_database
+
+PARLEY = str(Path(sys.executable).parent / "parley")
 
 
 @pytest.fixture
@@ -85,3 +91,41 @@ def test_every_migration_goes_down_and_up_again(fresh: Settings) -> None:
 def test_migrations_build_what_the_models_describe(fresh: Settings) -> None:
     upgrade(fresh)
     assert asyncio.run(inspect_database(fresh, drift)) == []
+
+
+def parley_db(settings: Settings, *args: str) -> None:
+    """`parley db ARGS` as an operator runs it, with PARLEY_MODULES naming the example module."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": settings.database_url,
+        "PARLEY_MODULES": "game",
+    }
+    done = subprocess.run(
+        [PARLEY, "db", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def versions(connection: Connection) -> set[str]:
+    return {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
+
+
+def test_a_module_brings_its_own_migration_branch(fresh: Settings) -> None:
+    """The example module's table comes with PARLEY_MODULES only, as a branch of its own: applied
+    beside Parley's head, again without effect, taken down alone, and up again."""
+    parley_head = ScriptDirectory.from_config(alembic_config(fresh)).get_current_head()
+    upgrade(fresh)
+    assert "game_scores" not in asyncio.run(inspect_database(fresh, tables))
+    for _ in range(2):
+        parley_db(fresh, "upgrade")
+        assert {"users", "game_scores"} <= asyncio.run(inspect_database(fresh, tables))
+        assert asyncio.run(inspect_database(fresh, versions)) == {parley_head, "game_0001"}
+    parley_db(fresh, "downgrade", "game@base")
+    found = asyncio.run(inspect_database(fresh, tables))
+    assert "game_scores" not in found
+    assert "users" in found
+    assert asyncio.run(inspect_database(fresh, versions)) == {parley_head}
+    parley_db(fresh, "upgrade")
+    assert "game_scores" in asyncio.run(inspect_database(fresh, tables))
+    parley_db(fresh, "downgrade", "base")
+    assert asyncio.run(inspect_database(fresh, tables)) <= {"alembic_version"}

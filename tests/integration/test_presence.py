@@ -25,8 +25,8 @@ from app.core.socket.tracker import ConnectionTracker
 from app.core.state import StateBackend, create_state_backend
 from app.modules.accounts.service import UserService
 from app.modules.chat import Membership
-from app.modules.presence.hooks import PresenceRoomHook
 from app.modules.presence.presence import Presence, online_key
+from app.modules.presence.room_hooks import PresenceRoomHook
 from app.modules.presence.schemas import UserStatus
 from app.modules.presence.service import LastSeenService
 from tests.support.backends import Backend

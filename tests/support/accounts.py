@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 from litestar.testing import AsyncTestClient
 
 from app.core.app_factory import ParleyApp
-from app.core.security.events import SessionsRevoked
+from app.core.security.domain_events import SessionsRevoked
 from app.main import create_app
 from app.modules.accounts import service
 from tests.support.backends import Backend

@@ -13,7 +13,7 @@ import msgspec
 
 from app.config.settings import Settings
 from app.core.errors import ErrorCode
-from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_payload, ws_response
+from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_response
 from app.core.socket.registry import EventRegistry
 from app.modules.docs.description import ProtocolDescription, describe
 
@@ -79,9 +79,8 @@ class NotesGateway(Gateway):
         optimistic=True,
         room_required="board:",
     )
-    @ws_payload(NotePayload)
     @ws_response("note:add", NoteAck)
-    async def add(self, ctx: SocketContext, payload: NotePayload) -> NoteAck:
+    async def add(self, client: SocketContext, payload: NotePayload) -> NoteAck:
         return NoteAck(id=1, pinned_at=dt.datetime.now(dt.UTC))
 
     @ws_event(
@@ -90,9 +89,8 @@ class NotesGateway(Gateway):
         category="notes",
         examples=[{"board": "b1", "up_to": 7}],
     )
-    @ws_payload(ReadPayload)
     @ws_response("note:read", ReadPayload)
-    async def read(self, ctx: SocketContext, payload: ReadPayload) -> ReadPayload:
+    async def read(self, client: SocketContext, payload: ReadPayload) -> ReadPayload:
         return payload
 
 
@@ -102,7 +100,6 @@ class PingPayload(msgspec.Struct):
 
 class AlphaGateway(Gateway):
     @ws_event("alpha:ping", "Answer with the same nonce.", category="alpha", examples=[{"nonce": 1}])
-    @ws_payload(PingPayload)
     @ws_response("alpha:ping", PingPayload)
     async def ping(self, payload: PingPayload) -> PingPayload:
         return payload

@@ -11,7 +11,7 @@ import socketio
 
 from app.config.settings import get_settings
 from app.core.module import Module
-from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_payload, ws_response
+from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_response
 from app.main import MODULES, create_app
 
 HOSTILE = "<script>alert('registry')</script>"
@@ -42,9 +42,8 @@ class HostileGateway(Gateway):
         category="xss",
         examples=[{"text": "</script><script>alert('console')</script>"}],
     )
-    @ws_payload(Shout)
     @ws_response("xss:shout", Shout)
-    async def shout(self, ctx: SocketContext, payload: Shout) -> Shout:
+    async def shout(self, client: SocketContext, payload: Shout) -> Shout:
         return payload
 
 

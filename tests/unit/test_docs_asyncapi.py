@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from app.core.errors import ErrorCode
-from app.core.socket import Gateway, server_event, ws_event, ws_payload, ws_response
+from app.core.socket import Gateway, server_event, ws_event, ws_response
 from app.core.socket.registry import EventRegistry
 from app.modules.docs.asyncapi import generate
 from app.modules.docs.description import COMMON_ERRORS, describe
@@ -414,14 +414,15 @@ class PingAck(msgspec.Struct):
     pong: int
 
 
-def test_an_ack_name_taken_by_a_struct_is_refused() -> None:
-    taken = msgspec.defstruct("PingPongAck", [("x", int)])
+PingPongAck = msgspec.defstruct("PingPongAck", [("x", int)])
+"""A payload named like the ack of the event it belongs to (`ping:pong` → `PingPongAck`)."""
 
+
+def test_an_ack_name_taken_by_a_struct_is_refused() -> None:
     class TakenGateway(Gateway):
         @ws_event("ping:pong", "Ping.", category="c", examples=[{"x": 1}])
-        @ws_payload(taken)
         @ws_response("ping:pong", PingAck)
-        async def ping(self) -> PingAck:
+        async def ping(self, payload: PingPongAck) -> PingAck:
             return PingAck(1)
 
     description = _described(TakenGateway)

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from app.core.socket import Gateway, server_event, ws_event, ws_payload, ws_response
+from app.core.socket import Gateway, server_event, ws_event, ws_response
 from app.core.socket.decorators import GatewayDefinitionError
 from app.main import MODULES
 
@@ -26,7 +26,7 @@ def test_public_coroutine_without_ws_event_is_refused() -> None:
 
 
 def test_handler_without_payload_struct_is_refused() -> None:
-    with pytest.raises(GatewayDefinitionError, match=r"needs @ws_payload"):
+    with pytest.raises(GatewayDefinitionError, match=r"needs a `payload: Struct` parameter"):
 
         class Bad(Gateway):
             @ws_event("a:b", "Does a thing.", category="c", examples=[{"nonce": 1}])
@@ -40,19 +40,37 @@ def test_handler_without_response_is_refused() -> None:
 
         class Bad(Gateway):
             @ws_event("a:b", "Does a thing.", category="c", examples=[{"nonce": 1}])
-            @ws_payload(Ping)
-            async def handle(self) -> None:
+            async def handle(self, payload: Ping) -> None:
                 return None
 
 
-def test_payload_without_ws_event_is_refused() -> None:
+def test_response_without_ws_event_is_refused() -> None:
     with pytest.raises(GatewayDefinitionError, match=r"no @ws_event"):
 
         class Bad(Gateway):
-            @ws_payload(Ping)
             @ws_response("a:b", Ping)
-            async def handle(self) -> Ping:
+            async def handle(self, payload: Ping) -> Ping:
                 return Ping(1)
+
+
+def test_a_payload_that_is_no_struct_is_refused() -> None:
+    with pytest.raises(GatewayDefinitionError, match=r"`payload` must be annotated with a Struct"):
+
+        class Bad(Gateway):
+            @ws_event("a:b", "Does a thing.", category="c", examples=[{"nonce": 1}])
+            @ws_response("a:b", Ping)
+            async def handle(self, payload: dict[str, int]) -> Ping:
+                return Ping(1)
+
+
+def test_the_payload_type_is_read_from_the_signature() -> None:
+    class Good(Gateway):
+        @ws_event("a:b", "Does a thing.", category="c", examples=[{"nonce": 1}])
+        @ws_response("a:b", Ping)
+        async def handle(self, payload: Ping) -> Ping:
+            return payload
+
+    assert Good.handlers["handle"].payload is Ping
 
 
 @pytest.mark.parametrize(
@@ -79,9 +97,8 @@ def test_incomplete_metadata_is_refused(overrides: dict[str, Any], problem: str)
 
         class Bad(Gateway):
             @ws_event(name, description, **arguments)
-            @ws_payload(Ping)
             @ws_response(name, Ping)
-            async def handle(self) -> Ping:
+            async def handle(self, payload: Ping) -> Ping:
                 return Ping(1)
 
 
@@ -90,9 +107,8 @@ def test_ack_declared_for_another_event_is_refused() -> None:
 
         class Bad(Gateway):
             @ws_event("a:b", "Does a thing.", category="c", examples=[{"nonce": 1}])
-            @ws_payload(Ping)
             @ws_response("a:c", Ping)
-            async def handle(self) -> Ping:
+            async def handle(self, payload: Ping) -> Ping:
                 return Ping(1)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from app.core.app_factory import ParleyApp
 from app.core.context import AppContext
 from app.core.http.envelope import Envelope, ok
-from app.core.module import Module
+from app.core.module import Module, ModuleError
 from app.db.migrate import upgrade
 from app.main import MODULES, create_app
 from tests.support.backends import Backend
@@ -134,7 +134,7 @@ def test_a_dependency_provided_twice_is_refused(backend: Backend) -> None:
 
 def test_a_provider_registered_twice_is_refused(backend: Backend) -> None:
     twin = Module(name="twin", providers={Greeter: lambda _ctx: Greeter("again")})
-    with pytest.raises(RuntimeError, match="Greeter is provided twice"):
+    with pytest.raises(RuntimeError, match="Greeter is provided by both module 'probe' and module 'twin'"):
         create_app(backend.settings(), modules=(*MODULES, probe_module([]), twin))
 
 
@@ -148,3 +148,47 @@ def test_every_module_has_a_unique_name() -> None:
     names = [module.name for module in MODULES]
     assert len(names) == len(set(names))
     assert {"accounts", "health"} <= set(names)
+
+
+class Doorbell:
+    def __init__(self, greeter: Greeter) -> None:
+        self.greeter = greeter
+
+
+async def test_modules_listed_before_their_providers_start_after_them(backend: Backend) -> None:
+    """The probe's provider and start-up hook use the doorbell module's, which is listed after it."""
+    calls: list[str] = []
+
+    async def rang(ctx: AppContext) -> None:
+        calls.append(f"ring:{ctx.get(Doorbell).greeter.greeting}")
+
+    doorbell = Module(
+        name="doorbell",
+        providers={Doorbell: lambda ctx: Doorbell(ctx.get(Greeter))},
+        on_startup=[rang],
+        requires=[Greeter],
+    )
+    async with serve(backend, (doorbell, *reversed(MODULES), probe_module(calls))) as client:
+        assert (await client.get("/api/probe/greet")).json()["data"] == "hello!"
+        assert calls == ["start:hello", "ring:hello"]
+
+
+@pytest.mark.parametrize(
+    ("left_out", "reason"),
+    [
+        (
+            "chat",
+            "module 'presence' requires app.modules.chat.membership.Membership, which no module provides",
+        ),
+        (
+            "accounts",
+            "Parley's core needs app.core.security.identity.Authenticator, which no module provides",
+        ),
+    ],
+)
+def test_leaving_out_a_provider_stops_start_up_naming_it(
+    backend: Backend, left_out: str, reason: str
+) -> None:
+    with pytest.raises(ModuleError) as refused:
+        create_app(backend.settings(), modules=[module for module in MODULES if module.name != left_out])
+    assert str(refused.value) == reason

@@ -9,7 +9,7 @@ from app.core.errors import AppError, ErrorCode
 from app.core.socket.dispatcher import validation_failure
 from app.core.socket.engine.server import encoded_size, origin_checker
 from app.core.socket.protocol import ExceptionEvent, RoomPayload
-from app.core.socket.rooms import AnyoneHook, OwnIdHook, RoomManager, room_prefix
+from app.core.socket.rooms import USER_ROOMS, AnyoneHook, OwnIdHook, RoomManager, RoomPrefix, room_prefix
 from app.core.socket.runtime import bearer_token, refusal
 
 HOST = {"HTTP_HOST": "chat.example:8000", "wsgi.url_scheme": "https"}
@@ -76,7 +76,7 @@ def test_malformed_room_names_are_validation_errors(room: str) -> None:
 
 async def test_room_manager_admits_by_prefix_hook() -> None:
     rooms = RoomManager()
-    rooms.register_auth_hook("user:", OwnIdHook("user:"))
+    rooms.register_auth_hook(USER_ROOMS.prefix, OwnIdHook(USER_ROOMS))
     rooms.register_auth_hook("broadcast:", AnyoneHook())
     await rooms.authorize("u1", "user:u1")
     await rooms.authorize("u1", "broadcast:all")
@@ -111,3 +111,12 @@ def test_exception_events_echo_at_most_a_short_event_name() -> None:
     event = ExceptionEvent.of("x" * 5000, AppError(ErrorCode.NOT_FOUND, "Unknown event"))
     assert len(event.event) == 100
     assert (event.code, event.message) == ("NOT_FOUND", "Unknown event")
+
+
+def test_a_room_family_builds_and_reads_back_its_rooms() -> None:
+    assert USER_ROOMS.room("u1") == "user:u1"
+    assert USER_ROOMS.holds("user:u1")
+    assert not USER_ROOMS.holds("group:u1")
+    assert USER_ROOMS.key_of("user:u1") == "u1"
+    with pytest.raises(ValueError, match="must look like"):
+        RoomPrefix("User")

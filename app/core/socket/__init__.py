@@ -1,7 +1,7 @@
 """The Socket.IO gateway: decorated handlers, acks, rooms and cross-node operations."""
 
 from app.core.socket.context import SocketContext
-from app.core.socket.decorators import ServerEvent, server_event, ws_event, ws_payload, ws_response
+from app.core.socket.decorators import ServerEvent, server_event, ws_event, ws_response
 from app.core.socket.gateway import Gateway
 
 __all__ = [
@@ -10,6 +10,5 @@ __all__ = [
     "SocketContext",
     "server_event",
     "ws_event",
-    "ws_payload",
     "ws_response",
 ]

@@ -21,7 +21,7 @@ class SocketContext:
 
     sid: str
     identity: Identity
-    app: AppContext
+    ctx: AppContext
     hub: SocketHub
     opened: float = field(default_factory=time.monotonic)
     """When the handler started (`time.monotonic()`): what it checked before a join may have changed since."""
@@ -47,7 +47,7 @@ class SocketContext:
         for; rooms the server puts a socket in (on connect, on joining a conversation) are not refused.
         A removal that ran while the handler was checking the join is applied after it.
         """
-        limit = self.app.settings.socket.max_rooms
+        limit = self.ctx.settings.socket.max_rooms
         if len(set(self.rooms()).union(rooms)) > limit:
             raise AppError(
                 ErrorCode.RATE_LIMITED, f"A socket may be in at most {limit} rooms", {"limit": limit}

@@ -1,6 +1,8 @@
 """Decorators that make a gateway method an event handler, and declarations of server events.
 
-The metadata they record is the one description of the protocol: the dispatcher validates payloads
+A handler states its payload type once, as the annotation of its `payload` parameter; the gateway
+reads it from the signature when the class is defined. The metadata is the one description of the
+protocol: the dispatcher validates payloads
 with the same Structs, and the docs (AsyncAPI, HTML page, TypeScript types) are generated from it.
 Incomplete or inconsistent metadata raises `GatewayDefinitionError` when the gateway class is
 defined, i.e. at import time.
@@ -106,15 +108,6 @@ def ws_event(
     return decorate
 
 
-def ws_payload(struct: type[msgspec.Struct]) -> Callable[[F], F]:
-    """The Struct that validates (and documents) the event's payload."""
-
-    def decorate(func: F) -> F:
-        return _update(func, "ws_payload", payload=struct)
-
-    return decorate
-
-
 def ws_response(event: str, struct: type[Any]) -> Callable[[F], F]:
     """The Struct of the ack's `data` for `event` (the handler's own event name)."""
 
@@ -157,14 +150,14 @@ def _check_examples(where: str, struct: type[Any] | None, examples: Sequence[Map
 
 
 def check_event_spec(where: str, spec: EventSpec) -> None:
-    _require("ws_event" in spec.decorated, where, "has @ws_payload/@ws_response but no @ws_event")
+    _require("ws_event" in spec.decorated, where, "has @ws_response but no @ws_event")
     _require(
         bool(re.match(EVENT_NAME_PATTERN, spec.name)), where, f"event name {spec.name!r} is not `area:action`"
     )
     _require(bool(spec.description.strip()), where, "needs a description")
     _require(bool(spec.category.strip()), where, "needs a category")
     _require(spec.direction == "client_to_server", where, "a handler receives client→server events only")
-    _require("ws_payload" in spec.decorated, where, "needs @ws_payload(Struct)")
+    _require(spec.payload is not None, where, "needs a `payload: Struct` parameter")
     _require("ws_response" in spec.decorated, where, "needs @ws_response(event, Struct)")
     _require(
         spec.response_event == spec.name,

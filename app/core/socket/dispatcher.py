@@ -69,13 +69,13 @@ def resolvers_for(handler: BoundHandler) -> tuple[Resolver, ...]:
 class Dispatcher:
     def __init__(
         self,
-        app: AppContext,
+        ctx: AppContext,
         hub: SocketHub,
         handlers: list[BoundHandler],
         rate_limits: RateLimitSettings,
         max_concurrent: int,
     ) -> None:
-        self.app = app
+        self.ctx = ctx
         self.hub = hub
         self.handlers = {h.spec.name: h for h in handlers}
         self.resolvers = {h.spec.name: resolvers_for(h) for h in handlers}
@@ -91,7 +91,7 @@ class Dispatcher:
         for resolvers in self.resolvers.values():
             for resolver in resolvers:
                 if resolver.kind == "provider":
-                    self.app.get(resolver.type)
+                    self.ctx.get(resolver.type)
 
     async def dispatch(self, sock: LocalSocket, event: str, args: list[Any], answer: Answer | None) -> None:
         started = time.perf_counter()
@@ -199,8 +199,8 @@ class Dispatcher:
     async def _invoke(self, sock: LocalSocket, handler: BoundHandler, payload: Any) -> Any:
         if sock.sid not in self.hub.local:
             raise AppError(ErrorCode.UNAUTHORIZED, "Socket is disconnected")
-        context = SocketContext(sock.sid, sock.identity, self.app, self.hub)
-        async with UnitOfWork(self.app.db) as uow:
+        context = SocketContext(sock.sid, sock.identity, self.ctx, self.hub)
+        async with UnitOfWork(self.ctx.db) as uow:
             kwargs: dict[str, Any] = {}
             for resolver in self.resolvers[handler.spec.name]:
                 if resolver.kind == "context":
@@ -212,7 +212,7 @@ class Dispatcher:
                 elif resolver.kind == "service":
                     kwargs[resolver.name] = uow.service(resolver.type)
                 else:
-                    kwargs[resolver.name] = self.app.get(resolver.type)
+                    kwargs[resolver.name] = self.ctx.get(resolver.type)
             try:
                 return await handler.call(**kwargs)
             except msgspec.ValidationError as exc:

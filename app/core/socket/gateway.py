@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, get_type_hints
+
+import msgspec
 
 from app.core.socket.decorators import (
     SPEC_ATTRIBUTE,
@@ -20,8 +22,9 @@ if TYPE_CHECKING:
 
 
 class Gateway:
-    """Subclass, decorate methods with `@ws_event`, `@ws_payload`, `@ws_response`; list emitted events.
+    """Subclass, decorate methods with `@ws_event` and `@ws_response`; list emitted events.
 
+    A handler's payload type is the annotation of its `payload` parameter, stated once.
     Every public coroutine method must be a decorated handler: an undocumented handler is a
     definition error, raised when the class is created.
     """
@@ -29,8 +32,8 @@ class Gateway:
     emits: ClassVar[tuple[ServerEvent, ...]] = ()
     handlers: ClassVar[dict[str, EventSpec]] = {}
 
-    def __init__(self, app: AppContext) -> None:
-        self.app = app
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -44,12 +47,26 @@ class Gateway:
                 continue
             if not inspect.iscoroutinefunction(value):
                 raise GatewayDefinitionError(f"{where}: a handler must be `async def`")
+            spec = replace(spec, payload=payload_type(where, value))
             check_event_spec(where, spec)
             handlers[attribute] = spec
         for event in cls.emits:
             if not isinstance(event, ServerEvent):
                 raise GatewayDefinitionError(f"{cls.__qualname__}.emits: {event!r} is not a ServerEvent")
         cls.handlers = handlers
+
+
+def payload_type(where: str, handler: Callable[..., Any]) -> type[msgspec.Struct] | None:
+    """The Struct annotated on the handler's `payload` parameter; None without one."""
+    if "payload" not in inspect.signature(handler).parameters:
+        return None
+    try:
+        annotation = get_type_hints(handler).get("payload")
+    except NameError as exc:
+        raise GatewayDefinitionError(f"{where}: cannot resolve a parameter type ({exc})") from None
+    if not (isinstance(annotation, type) and issubclass(annotation, msgspec.Struct)):
+        raise GatewayDefinitionError(f"{where}: `payload` must be annotated with a Struct, not {annotation}")
+    return annotation
 
 
 Handler = Callable[..., Awaitable[Any]]

@@ -19,6 +19,7 @@ import msgspec
 
 from app.config.settings import Settings
 from app.core.socket.decorators import ServerEvent, server_event
+from app.core.socket.rooms import BROADCAST_ROOMS, USER_ROOMS
 from app.core.socket.schemas import RateLimitView, UserView
 from app.core.types import UtcDateTime
 
@@ -31,7 +32,7 @@ _USER = "00000000-0000-4000-8000-000000000001"
 _BASE_EXAMPLE: dict[str, Any] = {
     "user": {"id": _USER, "username": "alice", "display_name": "Alice"},
     "session_id": "2f9c1d7e-6a4b-4c1e-9b0a-3e5d7c9a1b2c",
-    "rooms": [f"user:{_USER}", "broadcast:all"],
+    "rooms": [USER_ROOMS.room(_USER), BROADCAST_ROOMS.room("all")],
     "server_time": "2026-11-22T09:00:00Z",
 }
 _LIMITS_EXAMPLE: dict[str, Any] = {

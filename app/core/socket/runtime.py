@@ -74,7 +74,7 @@ def refusal(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefu
 class SocketRuntime:
     def __init__(
         self,
-        app: AppContext,
+        ctx: AppContext,
         server: ParleyServer,
         hub: SocketHub,
         rooms: RoomManager,
@@ -83,17 +83,17 @@ class SocketRuntime:
         handlers: list[BoundHandler],
         ready: SessionReadyShape,
     ) -> None:
-        self.app = app
+        self.ctx = ctx
         self.server = server
         self.hub = hub
         self.rooms = rooms
         self.tracker = tracker
         self.modules = modules
-        self.settings = app.settings.socket
-        self.limits = ready.limits(app.settings, [handler.spec.rate_limit for handler in handlers])
+        self.settings = ctx.settings.socket
+        self.limits = ready.limits(ctx.settings, [handler.spec.rate_limit for handler in handlers])
         self.ready = ready
         self.dispatcher = Dispatcher(
-            app, hub, handlers, app.settings.rate_limits, self.settings.max_concurrent_handlers
+            ctx, hub, handlers, ctx.settings.rate_limits, self.settings.max_concurrent_handlers
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._draining = False
@@ -101,7 +101,7 @@ class SocketRuntime:
 
     @property
     def authenticator(self) -> Authenticator:
-        return self.app.get(Authenticator)  # type: ignore[type-abstract]
+        return self.ctx.get(Authenticator)  # type: ignore[type-abstract]
 
     async def authenticate(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         """Admit a socket or refuse it with `connect_error {code, message}`; never leak a count."""
@@ -109,20 +109,20 @@ class SocketRuntime:
         try:
             identity, rooms = await self._admit(environ, auth)
         except AppError as error:
-            self.app.metrics.errors.labels(error.code.value).inc()
+            self.ctx.metrics.errors.labels(error.code.value).inc()
             raise refusal(error.code, error.message) from None
         except Exception as exc:
             if not is_unavailable(exc):
                 logger.exception("handshake of %s failed", sid, extra={"sid": sid})
                 raise refusal(ErrorCode.INTERNAL, "Internal server error") from None
             logger.warning("refusing %s: a backing service is unavailable (%s)", sid, type(exc).__name__)
-            self.app.metrics.errors.labels(ErrorCode.UNAVAILABLE.value).inc()
+            self.ctx.metrics.errors.labels(ErrorCode.UNAVAILABLE.value).inc()
             raise refusal(ErrorCode.UNAVAILABLE, "Service temporarily unavailable") from None
         sock = LocalSocket(
             sid=sid, identity=identity, slots=asyncio.Semaphore(self.settings.max_concurrent_handlers)
         )
         self.hub.local.add(sock)
-        self.app.metrics.sockets_connected.inc()
+        self.ctx.metrics.sockets_connected.inc()
         await self.server.manager.enter_rooms(sid, rooms)
         if await self.hub.catch_up(sid, started):
             await self._revoked_while_admitted(sock)
@@ -131,14 +131,14 @@ class SocketRuntime:
     async def _revoked_while_admitted(self, sock: LocalSocket) -> None:
         """The socket's session (or user) was revoked after its token was checked: refuse it."""
         self.hub.local.remove(sock.sid)
-        self.app.metrics.sockets_connected.dec()
+        self.ctx.metrics.sockets_connected.dec()
         await self._uncount(sock.identity.user_id)
         logger.info(
             "refusing %s: its session was revoked during the handshake",
             sock.sid,
             extra={"sid": sock.sid, "user_id": sock.identity.user_id},
         )
-        self.app.metrics.errors.labels(ErrorCode.SESSION_REVOKED.value).inc()
+        self.ctx.metrics.errors.labels(ErrorCode.SESSION_REVOKED.value).inc()
         raise refusal(ErrorCode.SESSION_REVOKED, "This session has been revoked; log in again")
 
     async def _admit(self, environ: dict[str, Any], auth: Any) -> tuple[Identity, list[str]]:
@@ -205,7 +205,7 @@ class SocketRuntime:
             )
         for module in self.modules:
             for contribute in module.connect_rooms:
-                rooms.extend(await contribute(self.app, identity))
+                rooms.extend(await contribute(self.ctx, identity))
         return list(dict.fromkeys(rooms))
 
     async def connected(self, sid: str) -> None:
@@ -220,12 +220,12 @@ class SocketRuntime:
         identity = sock.identity
         for module in self.modules:
             for hook in module.on_connect:
-                await self._guarded(module, "connect hook", sock, hook(self.app, identity, sid))
+                await self._guarded(module, "connect hook", sock, hook(self.ctx, identity, sid))
         produced: dict[str, Any] = {}
         for module in self.modules:
             for key, part in module.session_ready.items():
                 value = await self._guarded(
-                    module, f"session:ready part {key}", sock, part.produce(self.app, identity)
+                    module, f"session:ready part {key}", sock, part.produce(self.ctx, identity)
                 )
                 if value is not None:
                     produced[key] = value
@@ -259,11 +259,11 @@ class SocketRuntime:
             return
         if sock.expiry is not None:
             sock.expiry.cancel()
-        self.app.metrics.sockets_connected.dec()
+        self.ctx.metrics.sockets_connected.dec()
         await self._uncount(sock.identity.user_id)
         for module in self.modules:
             for hook in module.on_disconnect:
-                await self._guarded(module, "disconnect hook", sock, hook(self.app, sock.identity, sid))
+                await self._guarded(module, "disconnect hook", sock, hook(self.ctx, sock.identity, sid))
         logger.debug(
             "socket %s disconnected: %s", sid, reason, extra={"sid": sid, "user_id": sock.identity.user_id}
         )
@@ -297,7 +297,7 @@ class SocketRuntime:
 
     async def _refuse(self, sid: str, eio_sid: str, event: str, ack_id: int | None, error: AppError) -> None:
         """Answer an event that is not run: its ack, or an `exception` event when it asked for none."""
-        self.app.metrics.errors.labels(error.code.value).inc()
+        self.ctx.metrics.errors.labels(error.code.value).inc()
         if ack_id is not None:
             await self.server.send_ack(eio_sid, ack_id, AckError.of(error))
         else:
@@ -360,7 +360,7 @@ class SocketRuntime:
             return
         self._draining = True
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.app.settings.serve.shutdown_grace
+        deadline = loop.time() + self.ctx.settings.serve.shutdown_grace
         waited = len(self._tasks)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=max(0.0, deadline - loop.time()))

@@ -7,7 +7,7 @@ import logging
 from app.core.context import AppContext
 from app.core.db import UnitOfWork
 from app.core.errors import AppError, ErrorCode
-from app.core.security.events import RevocationReason, SessionsRevoked
+from app.core.security.domain_events import RevocationReason, SessionsRevoked
 from app.core.security.identity import Identity
 from app.core.security.tokens import AccessClaims
 from app.modules.accounts.models import User

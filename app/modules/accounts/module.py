@@ -5,10 +5,11 @@ from __future__ import annotations
 from app.core.context import AppContext
 from app.core.module import Module
 from app.core.security.identity import Authenticator
+from app.core.socket.rooms import SESSION_ROOMS
 from app.modules.accounts.auth import AccountsAuthenticator, AuthFlows
 from app.modules.accounts.controller import AdminUsersController, AuthController
 from app.modules.accounts.deps import DEPENDENCIES
-from app.modules.accounts.guards import session_hook
+from app.modules.accounts.room_hooks import session_hook
 from app.modules.accounts.sessions import SessionStore
 from app.modules.accounts.users import UsersController
 
@@ -30,5 +31,5 @@ accounts_module = Module(
     controllers=[AuthController, AdminUsersController, UsersController],
     dependencies=DEPENDENCIES,
     providers={SessionStore: _sessions, Authenticator: _authenticator, AuthFlows: _flows},
-    room_hooks={"session:": session_hook},
+    room_hooks={SESSION_ROOMS.prefix: session_hook},
 )

@@ -14,7 +14,7 @@ from app.core.context import AppContext
 from app.core.http.envelope import Envelope, ok
 from app.core.security.identity import Identity
 from app.core.types import utc_moment
-from app.modules.announcements.events import SYSTEM_ANNOUNCEMENT
+from app.modules.announcements.declarations import SYSTEM_ANNOUNCEMENT
 from app.modules.announcements.schemas import AnnouncementIn, AnnouncementList, AnnouncementOut
 from app.modules.announcements.service import AnnouncementService, announcement_out
 

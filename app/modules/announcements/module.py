@@ -13,7 +13,7 @@ from app.core.module import Module
 from app.core.security.identity import Identity
 from app.core.socket.ready import ReadyPart
 from app.modules.announcements.controller import AdminAnnouncementsController, AnnouncementsController
-from app.modules.announcements.events import AnnouncementsGateway
+from app.modules.announcements.declarations import AnnouncementsGateway
 from app.modules.announcements.schemas import AnnouncementOut
 from app.modules.announcements.service import AnnouncementService, announcement_out
 

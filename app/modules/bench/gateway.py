@@ -5,7 +5,7 @@ BENCH_EVENTS_ENABLED. They run through the real gateway: handshake, rate limits,
 from __future__ import annotations
 
 from app.core.errors import ErrorCode
-from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_payload, ws_response
+from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_response
 from app.core.socket.hub import SocketHub
 from app.core.socket.rooms import RoomManager
 from app.modules.bench.schemas import BenchBroadcastIn, BenchData, BenchRoomIn, BenchRoomOut
@@ -33,7 +33,6 @@ class BenchGateway(Gateway):
         examples=[_SAMPLE],
         errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
     )
-    @ws_payload(BenchData)
     @ws_response("bench:ping", BenchData)
     async def ping(self, payload: BenchData) -> BenchData:
         return payload
@@ -45,11 +44,10 @@ class BenchGateway(Gateway):
         examples=[{"room": "bench:room1"}],
         errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED],
     )
-    @ws_payload(BenchRoomIn)
     @ws_response("bench:join", BenchRoomOut)
-    async def join(self, ctx: SocketContext, payload: BenchRoomIn, rooms: RoomManager) -> BenchRoomOut:
-        await rooms.authorize(ctx.user_id, payload.room)
-        await ctx.join(payload.room)
+    async def join(self, client: SocketContext, payload: BenchRoomIn, rooms: RoomManager) -> BenchRoomOut:
+        await rooms.authorize(client.user_id, payload.room)
+        await client.join(payload.room)
         return BenchRoomOut(room=payload.room)
 
     @ws_event(
@@ -59,11 +57,10 @@ class BenchGateway(Gateway):
         examples=[{"room": "bench:room1", "data": _SAMPLE}],
         errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED],
     )
-    @ws_payload(BenchBroadcastIn)
     @ws_response("bench:bcast", BenchRoomOut)
     async def bcast(
-        self, ctx: SocketContext, payload: BenchBroadcastIn, rooms: RoomManager, hub: SocketHub
+        self, client: SocketContext, payload: BenchBroadcastIn, rooms: RoomManager, hub: SocketHub
     ) -> BenchRoomOut:
-        await rooms.authorize(ctx.user_id, payload.room)
+        await rooms.authorize(client.user_id, payload.room)
         await hub.emit(BENCH_MSG, payload.data, room=payload.room)
         return BenchRoomOut(room=payload.room)

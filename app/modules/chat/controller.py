@@ -14,7 +14,7 @@ from app.core.errors import validation_error
 from app.core.http.envelope import Envelope, ok
 from app.core.security.identity import Identity
 from app.core.text import SINGLE_LINE
-from app.modules.chat.events import ChatEvents
+from app.modules.chat.broadcasts import ChatEvents
 from app.modules.chat.schemas import (
     MAX_SEQ,
     MESSAGES_LIMIT_DEFAULT,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.core.socket import server_event
+from app.core.socket.rooms import RoomPrefix
 from app.modules.chat.schemas import (
     ChatMessageEvent,
     ChatReadEvent,
@@ -39,6 +40,11 @@ CONVERSATION_EXAMPLE = {
         {"user_id": BOB, "role": "member", "last_read_seq": 40},
     ],
 }
+
+GROUP_ROOMS = RoomPrefix("group:")
+"""`group:{conversationId}`: the sockets of a conversation's participants (unless muted)."""
+ACTIVE_ROOMS = RoomPrefix("active:")
+"""`active:{conversationId}`: the sockets viewing a conversation (read receipts, typing)."""
 
 CHAT_MESSAGE = server_event(
     "chat:message",

@@ -8,7 +8,7 @@ from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.context import AppContext
-from app.modules.chat.events import ChatEvents
+from app.modules.chat.broadcasts import ChatEvents
 from app.modules.chat.service import ChatService
 
 

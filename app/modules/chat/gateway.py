@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 
 from app.core.errors import ErrorCode
-from app.core.socket import Gateway, SocketContext, ws_event, ws_payload, ws_response
+from app.core.socket import Gateway, SocketContext, ws_event, ws_response
+from app.modules.chat.broadcasts import ChatEvents
 from app.modules.chat.declarations import (
+    ACTIVE_ROOMS,
     CHAT_MESSAGE,
     CHAT_READ,
     CONVERSATION,
@@ -17,7 +19,6 @@ from app.modules.chat.declarations import (
     PARTICIPANT_REMOVED,
     UNREAD_UPDATE,
 )
-from app.modules.chat.events import ChatEvents, active_room
 from app.modules.chat.membership import ConversationBlurred
 from app.modules.chat.schemas import (
     ConversationRef,
@@ -36,8 +37,8 @@ from app.modules.chat.service import ChatService
 ACCESS_ERRORS = (ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED)
 
 
-def caller(ctx: SocketContext) -> uuid.UUID:
-    return uuid.UUID(ctx.user_id)
+def caller(client: SocketContext) -> uuid.UUID:
+    return uuid.UUID(client.user_id)
 
 
 class ChatGateway(Gateway):
@@ -64,18 +65,17 @@ class ChatGateway(Gateway):
         rate_limit="chat",
         optimistic=True,
     )
-    @ws_payload(SendPayload)
     @ws_response("chat:send", SendAck)
     async def send(
-        self, ctx: SocketContext, payload: SendPayload, chat: ChatService, events: ChatEvents
+        self, client: SocketContext, payload: SendPayload, chat: ChatService, events: ChatEvents
     ) -> SendAck:
         sent = await chat.send(
-            ctx.identity,
+            client.identity,
             payload.conversation_id,
             payload.body,
             payload.client_msg_id,
             events=events,
-            skip_sid=ctx.sid,
+            skip_sid=client.sid,
         )
         return SendAck(sent.message)
 
@@ -91,12 +91,11 @@ class ChatGateway(Gateway):
         examples=[{"conversations": [{"conversation_id": CONVERSATION, "after_seq": 40}], "limit": 50}],
         errors=list(ACCESS_ERRORS),
     )
-    @ws_payload(SyncPayload)
     @ws_response("chat:sync", SyncAck)
-    async def sync(self, ctx: SocketContext, payload: SyncPayload, chat: ChatService) -> SyncAck:
-        synced = await chat.sync(caller(ctx), payload.conversations, payload.limit)
+    async def sync(self, client: SocketContext, payload: SyncPayload, chat: ChatService) -> SyncAck:
+        synced = await chat.sync(caller(client), payload.conversations, payload.limit)
         for conversation in synced:
-            self.app.metrics.sync_recoveries.labels(str(conversation.recovered).lower()).inc()
+            self.ctx.metrics.sync_recoveries.labels(str(conversation.recovered).lower()).inc()
         return SyncAck(synced)
 
     @ws_event(
@@ -107,13 +106,12 @@ class ChatGateway(Gateway):
         examples=[{"conversation_id": CONVERSATION, "last_read_seq": 42}],
         errors=list(ACCESS_ERRORS),
     )
-    @ws_payload(ReadPayload)
     @ws_response("chat:read", ReadOut)
     async def read(
-        self, ctx: SocketContext, payload: ReadPayload, chat: ChatService, events: ChatEvents
+        self, client: SocketContext, payload: ReadPayload, chat: ChatService, events: ChatEvents
     ) -> ReadOut:
         return await chat.mark_read(
-            caller(ctx), payload.conversation_id, payload.last_read_seq, events=events
+            caller(client), payload.conversation_id, payload.last_read_seq, events=events
         )
 
     @ws_event(
@@ -124,13 +122,12 @@ class ChatGateway(Gateway):
         examples=[{"conversation_id": CONVERSATION}],
         errors=list(ACCESS_ERRORS),
     )
-    @ws_payload(ConversationRef)
     @ws_response("conversation:focus", ConversationRefOut)
     async def focus(
-        self, ctx: SocketContext, payload: ConversationRef, chat: ChatService
+        self, client: SocketContext, payload: ConversationRef, chat: ChatService
     ) -> ConversationRefOut:
-        await chat.require_participant(payload.conversation_id, caller(ctx))
-        await ctx.join(active_room(str(payload.conversation_id)))
+        await chat.require_participant(payload.conversation_id, caller(client))
+        await client.join(ACTIVE_ROOMS.room(str(payload.conversation_id)))
         return ConversationRefOut(str(payload.conversation_id))
 
     @ws_event(
@@ -141,12 +138,11 @@ class ChatGateway(Gateway):
         examples=[{"conversation_id": CONVERSATION}],
         errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
     )
-    @ws_payload(ConversationRef)
     @ws_response("conversation:blur", ConversationRefOut)
-    async def blur(self, ctx: SocketContext, payload: ConversationRef) -> ConversationRefOut:
+    async def blur(self, client: SocketContext, payload: ConversationRef) -> ConversationRefOut:
         conversation_id = str(payload.conversation_id)
-        await ctx.leave(active_room(conversation_id))
-        await ctx.app.events.publish(ConversationBlurred(ctx.sid, ctx.user_id, conversation_id))
+        await client.leave(ACTIVE_ROOMS.room(conversation_id))
+        await client.ctx.events.publish(ConversationBlurred(client.sid, client.user_id, conversation_id))
         return ConversationRefOut(conversation_id)
 
     @ws_event(
@@ -161,12 +157,11 @@ class ChatGateway(Gateway):
         examples=[{"conversation_id": CONVERSATION, "muted": True}],
         errors=[*ACCESS_ERRORS, ErrorCode.CONFLICT],
     )
-    @ws_payload(MutePayload)
     @ws_response("conversation:mute", MuteOut)
     async def mute(
-        self, ctx: SocketContext, payload: MutePayload, chat: ChatService, events: ChatEvents
+        self, client: SocketContext, payload: MutePayload, chat: ChatService, events: ChatEvents
     ) -> MuteOut:
-        return await chat.set_muted(caller(ctx), payload.conversation_id, payload.muted, events=events)
+        return await chat.set_muted(caller(client), payload.conversation_id, payload.muted, events=events)
 
     @ws_event(
         "conversation:leave",
@@ -176,10 +171,9 @@ class ChatGateway(Gateway):
         examples=[{"conversation_id": CONVERSATION}],
         errors=[*ACCESS_ERRORS, ErrorCode.INTERNAL],
     )
-    @ws_payload(ConversationRef)
     @ws_response("conversation:leave", ConversationRefOut)
     async def leave(
-        self, ctx: SocketContext, payload: ConversationRef, chat: ChatService, events: ChatEvents
+        self, client: SocketContext, payload: ConversationRef, chat: ChatService, events: ChatEvents
     ) -> ConversationRefOut:
-        await chat.leave(ctx.identity, payload.conversation_id, events=events)
+        await chat.leave(client.identity, payload.conversation_id, events=events)
         return ConversationRefOut(str(payload.conversation_id))

@@ -35,7 +35,7 @@ from app.modules.chat.store import ChatStore
 
 if TYPE_CHECKING:
     from app.core.security.identity import Identity
-    from app.modules.chat.events import ChatEvents
+    from app.modules.chat.broadcasts import ChatEvents
 
 
 class Messaging(ChatStore):

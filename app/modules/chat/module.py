@@ -9,20 +9,22 @@ from app.core.context import AppContext
 from app.core.module import Module
 from app.core.security.identity import Identity
 from app.core.socket.ready import ReadyPart
+from app.core.socket.rooms import RoomPrefix
+from app.modules.chat.broadcasts import ChatEvents
 from app.modules.chat.controller import ConversationController
+from app.modules.chat.declarations import ACTIVE_ROOMS, GROUP_ROOMS
 from app.modules.chat.deps import DEPENDENCIES
-from app.modules.chat.events import ChatEvents, group_room
 from app.modules.chat.gateway import ChatGateway
-from app.modules.chat.guards import ChatMembership, ParticipantRoomHook
 from app.modules.chat.membership import Membership
 from app.modules.chat.notifications_controller import NotificationController
+from app.modules.chat.room_hooks import ChatMembership, ParticipantRoomHook
 from app.modules.chat.schemas import UnreadSummary
 from app.modules.chat.service import ChatService
 
 
-def _participants_only(prefix: str) -> Callable[[AppContext], ParticipantRoomHook]:
+def _participants_only(rooms: RoomPrefix) -> Callable[[AppContext], ParticipantRoomHook]:
     def make(ctx: AppContext) -> ParticipantRoomHook:
-        return ParticipantRoomHook(ctx.get(Membership), prefix)  # type: ignore[type-abstract]
+        return ParticipantRoomHook(ctx.get(Membership), rooms)  # type: ignore[type-abstract]
 
     return make
 
@@ -33,7 +35,7 @@ async def _conversation_rooms(ctx: AppContext, identity: Identity) -> Sequence[s
     window = ctx.settings.socket.ready_conversations
     async with ctx.unit_of_work() as uow:
         ids = await uow.service(ChatService).recent_conversation_ids(uuid.UUID(identity.user_id), window)
-    return [group_room(str(cid)) for cid in ids]
+    return [GROUP_ROOMS.room(str(cid)) for cid in ids]
 
 
 async def _unread(ctx: AppContext, identity: Identity) -> UnreadSummary:
@@ -48,7 +50,10 @@ chat_module = Module(
     gateways=[ChatGateway],
     dependencies=DEPENDENCIES,
     providers={Membership: ChatMembership, ChatEvents: ChatEvents},
-    room_hooks={"group:": _participants_only("group:"), "active:": _participants_only("active:")},
+    room_hooks={
+        GROUP_ROOMS.prefix: _participants_only(GROUP_ROOMS),
+        ACTIVE_ROOMS.prefix: _participants_only(ACTIVE_ROOMS),
+    },
     connect_rooms=[_conversation_rooms],
     session_ready={
         "unread": ReadyPart(

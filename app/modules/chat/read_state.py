@@ -14,7 +14,7 @@ from app.modules.chat.schemas import ReadOut, UnreadConversation, UnreadSummary
 from app.modules.chat.store import ChatStore
 
 if TYPE_CHECKING:
-    from app.modules.chat.events import ChatEvents
+    from app.modules.chat.broadcasts import ChatEvents
 
 
 class ReadStates(ChatStore):

@@ -14,6 +14,7 @@ import click
 
 from app.config.settings import Settings, SettingsError
 from app.core.app_factory import ParleyApp
+from app.core.module import ModuleError
 from app.core.socket.registry import EventRegistry
 from app.modules.docs.service import DocsService
 
@@ -30,7 +31,10 @@ def offline_service(create_app: AppFactory) -> DocsService:
     except SettingsError as exc:
         raise click.ClickException(f"configuration error: {exc}") from None
     offline = dataclasses.replace(settings, database_url=OFFLINE_DATABASE, redis_url=None)
-    registry = create_app(offline).context.get(EventRegistry)
+    try:
+        registry = create_app(offline).context.get(EventRegistry)
+    except ModuleError as exc:
+        raise click.ClickException(str(exc)) from None
     return DocsService(registry, settings)
 
 

@@ -108,7 +108,7 @@ def _rate_limit(bucket: str, limits: RateLimitSettings) -> RateLimitDoc:
 
 
 def describe_client_event(spec: EventSpec, limits: RateLimitSettings) -> EventDoc:
-    assert spec.payload is not None, "the gateway refuses handlers without @ws_payload"
+    assert spec.payload is not None, "the gateway refuses handlers without a `payload: Struct` parameter"
     return EventDoc(
         name=spec.name,
         direction="client_to_server",

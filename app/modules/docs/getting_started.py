@@ -1,6 +1,6 @@
 """The getting-started path: its steps, and the code of each step cut from programs a test runs.
 
-The programs live in `docs_templates/getting-started/`, one per client (socket.io-client,
+The programs live in `app/docs_templates/getting-started/`, one per client (socket.io-client,
 @parley/client, python-socketio). Each marks its steps with `[step NAME]` … `[end]` comments; the
 `/ws-docs` page and the README show those regions, and `tests/e2e/test_getting_started.py` runs the
 whole programs against a live server, so the code shown cannot rot.
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-SNIPPETS_DIR = Path(__file__).resolve().parents[3] / "docs_templates" / "getting-started"
-README_START = "<!-- getting-started: generated from docs_templates/getting-started; do not edit -->"
+SNIPPETS_DIR = Path(__file__).resolve().parents[2] / "docs_templates" / "getting-started"
+README_START = "<!-- getting-started: generated from app/docs_templates/getting-started; do not edit -->"
 README_END = "<!-- getting-started: end -->"
 _REGION = re.compile(r"^[ \t]*(?://|#) \[step ([a-z-]+)\]\n(.*?)^[ \t]*(?://|#) \[end\]\n", re.M | re.S)
 
@@ -158,7 +158,7 @@ def readme_section() -> str:
     client = next(program for program in PROGRAMS if program.key == "client")
     files = ", ".join(program.file for program in PROGRAMS)
     closing = (
-        f"The whole programs: `docs_templates/getting-started/` ({files}); `{client.file}` does the "
+        f"The whole programs: `app/docs_templates/getting-started/` ({files}); `{client.file}` does the "
         "same with `@parley/client`, which reconnects, syncs and retries by itself. `/ws-docs` shows "
         "all three side by side."
     )

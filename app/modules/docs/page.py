@@ -1,6 +1,6 @@
 """The `/ws-docs` page: the description and schemas as readable views, rendered by jinja2.
 
-The template lives in `docs_templates/`; autoescaping is on, so every text from the registry
+The template lives in `app/docs_templates/`; autoescaping is on, so every text from the registry
 (examples, patterns, names) reaches the browser escaped, and descriptions go through Markdown with
 raw HTML off (`markdown.py`).
 """
@@ -20,7 +20,7 @@ from app.modules.docs.description import DIRECTIONS, EventDoc, ProtocolDescripti
 from app.modules.docs.markdown import markdown, markdown_inline
 from app.modules.docs.schemas import REF_PREFIX, SchemaCatalog
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "docs_templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "docs_templates"
 TEMPLATE = "ws_docs.html"
 DIRECTION_LABELS = {"client_to_server": "Client → server", "server_to_client": "Server → client"}
 DIRECTION_ARROWS = {"client_to_server": "→", "server_to_client": "←"}

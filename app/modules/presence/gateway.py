@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from app.core.errors import AppError, ErrorCode
-from app.core.socket import Gateway, SocketContext, ws_event, ws_payload, ws_response
-from app.modules.presence.events import CHAT_TYPING, EXAMPLE_CONVERSATION, EXAMPLE_USER, USER_STATUS
+from app.core.socket import Gateway, SocketContext, ws_event, ws_response
+from app.modules.presence.declarations import (
+    CHAT_TYPING,
+    EXAMPLE_CONVERSATION,
+    EXAMPLE_USER,
+    PRESENCE_ROOMS,
+    USER_STATUS,
+)
 from app.modules.presence.presence import Presence, membership
 from app.modules.presence.schemas import (
     PresenceStatuses,
@@ -28,14 +34,13 @@ class PresenceGateway(Gateway):
         examples=[{"user_ids": [EXAMPLE_USER]}],
         errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
     )
-    @ws_payload(PresenceSubscribeIn)
     @ws_response("presence:subscribe", PresenceStatuses)
     async def subscribe(
-        self, ctx: SocketContext, payload: PresenceSubscribeIn, presence: Presence, users: LastSeenService
+        self, client: SocketContext, payload: PresenceSubscribeIn, presence: Presence, users: LastSeenService
     ) -> PresenceStatuses:
-        visible = await presence.visible_to(ctx.user_id, [str(user_id) for user_id in payload.user_ids])
+        visible = await presence.visible_to(client.user_id, [str(user_id) for user_id in payload.user_ids])
         statuses = await presence.statuses(users, visible)
-        await ctx.join(*(f"presence:{status.user_id}" for status in statuses))
+        await client.join(*(PRESENCE_ROOMS.room(status.user_id) for status in statuses))
         return PresenceStatuses(statuses)
 
     @ws_event(
@@ -46,15 +51,14 @@ class PresenceGateway(Gateway):
         examples=[{"user_ids": [EXAMPLE_USER]}],
         errors=[ErrorCode.VALIDATION_ERROR],
     )
-    @ws_payload(PresenceSubscribeIn)
     @ws_response("presence:unsubscribe", PresenceStatuses)
     async def unsubscribe(
-        self, ctx: SocketContext, payload: PresenceSubscribeIn, presence: Presence, users: LastSeenService
+        self, client: SocketContext, payload: PresenceSubscribeIn, presence: Presence, users: LastSeenService
     ) -> PresenceStatuses:
         user_ids = list(dict.fromkeys(str(user_id) for user_id in payload.user_ids))
         for user_id in user_ids:
-            await ctx.leave(f"presence:{user_id}")
-        visible = await presence.visible_to(ctx.user_id, user_ids)
+            await client.leave(PRESENCE_ROOMS.room(user_id))
+        visible = await presence.visible_to(client.user_id, user_ids)
         return PresenceStatuses(await presence.statuses(users, visible))
 
 
@@ -72,14 +76,15 @@ class TypingGateway(Gateway):
         errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED],
         rate_limit="typing",
     )
-    @ws_payload(TypingIn)
     @ws_response("chat:typing", TypingAck)
-    async def typing(self, ctx: SocketContext, payload: TypingIn, indicators: TypingIndicators) -> TypingAck:
+    async def typing(
+        self, client: SocketContext, payload: TypingIn, indicators: TypingIndicators
+    ) -> TypingAck:
         conversation_id = str(payload.conversation_id)
-        if not await membership(self.app).is_participant(conversation_id, ctx.user_id):
+        if not await membership(self.ctx).is_participant(conversation_id, client.user_id):
             raise AppError(ErrorCode.FORBIDDEN, "You are not a participant of this conversation")
         if payload.typing:
-            await indicators.start(ctx.sid, conversation_id, ctx.user_id)
+            await indicators.start(client.sid, conversation_id, client.user_id)
         else:
-            await indicators.stop(ctx.sid, conversation_id, ctx.user_id)
+            await indicators.stop(client.sid, conversation_id, client.user_id)
         return TypingAck()

@@ -11,12 +11,13 @@ from app.core.context import AppContext
 from app.core.module import Module
 from app.core.security.identity import Identity
 from app.core.socket.ready import LimitPart
-from app.modules.chat import ConversationBlurred
+from app.modules.chat import ConversationBlurred, Membership
 from app.modules.presence.controller import PresenceController
+from app.modules.presence.declarations import PRESENCE_ROOMS
 from app.modules.presence.gateway import PresenceGateway, TypingGateway
-from app.modules.presence.hooks import PresenceRoomHook
 from app.modules.presence.presence import Presence
 from app.modules.presence.relations import PresenceRelations
+from app.modules.presence.room_hooks import PresenceRoomHook
 from app.modules.presence.service import LastSeenService
 from app.modules.presence.typing import TypingIndicators
 
@@ -57,7 +58,7 @@ presence_module = Module(
     gateways=[PresenceGateway, TypingGateway],
     dependencies={"last_seen_service": Provide(provide_last_seen_service)},
     providers={Presence: Presence, PresenceRelations: PresenceRelations, TypingIndicators: TypingIndicators},
-    room_hooks={"presence:": PresenceRoomHook},
+    room_hooks={PRESENCE_ROOMS.prefix: PresenceRoomHook},
     limits={
         "typing_ttl": LimitPart(lambda settings: settings.typing_ttl, float, 6),
         "presence_ttl": LimitPart(lambda settings: settings.presence_ttl, float, 30),
@@ -66,4 +67,5 @@ presence_module = Module(
     on_disconnect=[_disconnected],
     on_startup=[_start],
     on_shutdown=[_stop],
+    requires=[Membership],  # whom a user shares a conversation with: chat provides it
 )

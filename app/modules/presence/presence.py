@@ -28,7 +28,7 @@ from app.core.context import AppContext
 from app.core.security.identity import Identity
 from app.core.socket.tracker import ConnectionTracker
 from app.modules.chat import Membership
-from app.modules.presence.events import USER_STATUS
+from app.modules.presence.declarations import PRESENCE_ROOMS, USER_STATUS
 from app.modules.presence.schemas import UserStatus
 from app.modules.presence.service import LastSeenService
 
@@ -46,16 +46,16 @@ def node_users_key(node_id: str) -> str:
     return f"presence_node:{node_id}"
 
 
-def membership(app: AppContext) -> Membership:
+def membership(ctx: AppContext) -> Membership:
     """Provided by the chat module; looked up per call so presence starts without it."""
-    return app.get(Membership)  # type: ignore[type-abstract]
+    return ctx.get(Membership)  # type: ignore[type-abstract]
 
 
 class Presence:
-    def __init__(self, app: AppContext) -> None:
-        self.app = app
-        self.state = app.state
-        ttl = app.settings.presence_ttl
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.state = ctx.state
+        ttl = ctx.settings.presence_ttl
         self.grace = min(GRACE_MAX, ttl / 4)
         self.sweep_interval = min(SWEEP_INTERVAL_MAX, ttl / 6)
         self._local: Counter[str] = Counter()
@@ -64,13 +64,13 @@ class Presence:
 
     @property
     def tracker(self) -> ConnectionTracker:
-        return self.app.get(ConnectionTracker)
+        return self.ctx.get(ConnectionTracker)
 
     async def visible_to(self, viewer: str, user_ids: Sequence[str]) -> list[str]:
         """The ids whose presence `viewer` may see: themself and users sharing a conversation."""
         wanted = list(dict.fromkeys(user_ids))
         others = [user_id for user_id in wanted if user_id != viewer]
-        contacts = await membership(self.app).contacts_among(viewer, others) if others else set()
+        contacts = await membership(self.ctx).contacts_among(viewer, others) if others else set()
         return [user_id for user_id in wanted if user_id == viewer or user_id in contacts]
 
     async def statuses(self, service: LastSeenService, user_ids: Sequence[str]) -> list[UserStatus]:
@@ -90,10 +90,10 @@ class Presence:
             pending.cancel()
         self._local[user_id] += 1
         if self._local[user_id] == 1:
-            await self.state.set_add(node_users_key(self.app.node_id), user_id)
+            await self.state.set_add(node_users_key(self.ctx.node_id), user_id)
         # No TTL: the key goes when the user goes offline or their node is swept.
         if await self.state.set_if_absent(online_key(user_id), b"1", ttl=None):
-            async with self.app.unit_of_work() as uow:
+            async with self.ctx.unit_of_work() as uow:
                 seen = await uow.service(LastSeenService).last_seen_of([user_id])
             await self._emit(UserStatus(user_id, "online", seen.get(user_id)))
 
@@ -120,7 +120,7 @@ class Presence:
             if await self.tracker.count(user_id) == 0 and await self.state.delete(online_key(user_id)):
                 await self._mark_offline([user_id])
             if user_id not in self._local:
-                await self.state.set_remove(node_users_key(self.app.node_id), user_id)
+                await self.state.set_remove(node_users_key(self.ctx.node_id), user_id)
         except Exception:
             logger.exception("could not settle the presence of %s", user_id, extra={"user_id": user_id})
 
@@ -128,7 +128,7 @@ class Presence:
         """Store `last_seen_at` and tell subscribers; they are told even if the database fails."""
         stamps: dict[str, dt.datetime | None] = {}
         try:
-            async with self.app.unit_of_work() as uow:
+            async with self.ctx.unit_of_work() as uow:
                 stamps = await uow.service(LastSeenService).touch(user_ids)
         except Exception:
             logger.exception("could not store last_seen_at of %d users", len(user_ids))
@@ -136,7 +136,7 @@ class Presence:
             await self._emit(UserStatus(user_id, "offline", stamps.get(user_id)))
 
     async def _emit(self, status: UserStatus) -> None:
-        await self.app.hub.emit(USER_STATUS, status, room=f"presence:{status.user_id}")
+        await self.ctx.hub.emit(USER_STATUS, status, room=PRESENCE_ROOMS.room(status.user_id))
         logger.debug("user %s is %s", status.user_id, status.status, extra={"user_id": status.user_id})
 
     async def start(self) -> None:
@@ -164,11 +164,11 @@ class Presence:
     async def sweep(self) -> None:
         """Mark offline the users of nodes whose heartbeat lapsed (one survivor per dead node)."""
         for node_id in await self.tracker.dead_nodes():
-            if node_id == self.app.node_id:
+            if node_id == self.ctx.node_id:
                 continue
             lock = f"presence_sweep:{node_id}"
             if await self.state.set_if_absent(
-                lock, self.app.node_id.encode(), ttl=self.app.settings.presence_ttl
+                lock, self.ctx.node_id.encode(), ttl=self.ctx.settings.presence_ttl
             ):
                 await self._bury(node_id)
 

@@ -16,28 +16,24 @@ import msgspec
 
 from app.core.context import AppContext
 from app.modules.chat import MembershipEnded
+from app.modules.presence.declarations import PRESENCE_ROOMS
 from app.modules.presence.presence import membership
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "presence_relations_ended"
-PREFIX = "presence:"
-
-
-def presence_room(user_id: str) -> str:
-    return f"{PREFIX}{user_id}"
 
 
 class PresenceRelations:
-    def __init__(self, app: AppContext) -> None:
-        self.app = app
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
 
     async def start(self) -> None:
-        await self.app.state.subscribe(CHANNEL, self._on_signal)
-        self.app.events.subscribe(MembershipEnded, self._announce)
+        await self.ctx.state.subscribe(CHANNEL, self._on_signal)
+        self.ctx.events.subscribe(MembershipEnded, self._announce)
 
     async def _announce(self, event: MembershipEnded) -> None:
-        await self.app.state.publish(CHANNEL, msgspec.json.encode(list(event.user_ids)))
+        await self.ctx.state.publish(CHANNEL, msgspec.json.encode(list(event.user_ids)))
 
     async def _on_signal(self, raw: bytes) -> None:
         try:
@@ -51,27 +47,30 @@ class PresenceRelations:
     async def recheck(self, user_id: str) -> None:
         """End this node's presence subscriptions between `user_id` and users they no longer share
         a conversation with."""
-        hub = self.app.hub
+        hub = self.ctx.hub
         own = hub.local.of_user(user_id)
         followed = {
-            room.removeprefix(PREFIX) for sid in own for room in hub.rooms_of(sid) if room.startswith(PREFIX)
+            PRESENCE_ROOMS.key_of(room)
+            for sid in own
+            for room in hub.rooms_of(sid)
+            if PRESENCE_ROOMS.holds(room)
         }
         followed.discard(user_id)
         followers: dict[str, str] = {}
-        for sid in hub.members(presence_room(user_id)):
+        for sid in hub.members(PRESENCE_ROOMS.room(user_id)):
             sock = hub.local.get(sid)
             if sock is not None and sock.identity.user_id != user_id:
                 followers[sid] = sock.identity.user_id
         candidates = followed | set(followers.values())
         if not candidates:
             return
-        lost = candidates - await membership(self.app).contacts_among(user_id, sorted(candidates))
+        lost = candidates - await membership(self.ctx).contacts_among(user_id, sorted(candidates))
         for sid in own:
             for other in sorted(lost & followed):
-                await hub.leave(sid, presence_room(other))
+                await hub.leave(sid, PRESENCE_ROOMS.room(other))
         for sid, follower in followers.items():
             if follower in lost:
-                await hub.leave(sid, presence_room(user_id))
+                await hub.leave(sid, PRESENCE_ROOMS.room(user_id))
         if lost:
             logger.info(
                 "presence between %s and %d users ended with their last shared conversation",

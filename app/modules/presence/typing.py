@@ -17,7 +17,8 @@ import logging
 import time
 
 from app.core.context import AppContext
-from app.modules.presence.events import CHAT_TYPING
+from app.modules.chat import ACTIVE_ROOMS
+from app.modules.presence.declarations import CHAT_TYPING
 from app.modules.presence.schemas import TypingOut
 
 logger = logging.getLogger(__name__)
@@ -35,10 +36,10 @@ def throttle_key(conversation_id: str, user_id: str) -> str:
 
 
 class TypingIndicators:
-    def __init__(self, app: AppContext) -> None:
-        self.app = app
-        self.state = app.state
-        self.ttl = app.settings.typing_ttl
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.state = ctx.state
+        self.ttl = ctx.settings.typing_ttl
         self.throttle = min(THROTTLE_MAX, self.ttl / 2)
         self._timers: dict[tuple[str, str], tuple[str, asyncio.Task[None]]] = {}
 
@@ -67,10 +68,10 @@ class TypingIndicators:
         self._timers.clear()
 
     async def _broadcast(self, sid: str, conversation_id: str, user_id: str, *, typing: bool) -> None:
-        await self.app.hub.emit(
+        await self.ctx.hub.emit(
             CHAT_TYPING,
             TypingOut(conversation_id, user_id, typing, self.ttl if typing else 0.0),
-            room=f"active:{conversation_id}",
+            room=ACTIVE_ROOMS.room(conversation_id),
             skip_sid=sid,
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.core.errors import AppError, ErrorCode
 from app.core.security.identity import Authenticator
-from app.core.socket import Gateway, SocketContext, ws_event, ws_payload, ws_response
+from app.core.socket import Gateway, SocketContext, ws_event, ws_response
 from app.core.socket.protocol import RoomAck, RoomPayload
 from app.core.socket.rooms import RoomManager, identity_rooms
 from app.core.socket.runtime import SocketRuntime
@@ -20,11 +20,10 @@ class RealtimeGateway(Gateway):
         examples=[{"room": "broadcast:all"}],
         errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED],
     )
-    @ws_payload(RoomPayload)
     @ws_response("room:join", RoomAck)
-    async def join(self, ctx: SocketContext, payload: RoomPayload, rooms: RoomManager) -> RoomAck:
-        await rooms.authorize(ctx.user_id, payload.room)
-        await ctx.join(payload.room)
+    async def join(self, client: SocketContext, payload: RoomPayload, rooms: RoomManager) -> RoomAck:
+        await rooms.authorize(client.user_id, payload.room)
+        await client.join(payload.room)
         return RoomAck(room=payload.room)
 
     @ws_event(
@@ -35,15 +34,14 @@ class RealtimeGateway(Gateway):
         examples=[{"room": "broadcast:all"}],
         errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN],
     )
-    @ws_payload(RoomPayload)
     @ws_response("room:leave", RoomAck)
-    async def leave(self, ctx: SocketContext, payload: RoomPayload) -> RoomAck:
-        if payload.room in identity_rooms(ctx.identity):
+    async def leave(self, client: SocketContext, payload: RoomPayload) -> RoomAck:
+        if payload.room in identity_rooms(client.identity):
             raise AppError(
                 ErrorCode.FORBIDDEN,
                 f"{payload.room} is an identity room: every socket of its user or session stays in it",
             )
-        await ctx.leave(payload.room)
+        await client.leave(payload.room)
         return RoomAck(room=payload.room)
 
     @ws_event(
@@ -59,17 +57,16 @@ class RealtimeGateway(Gateway):
             ErrorCode.FORBIDDEN,
         ],
     )
-    @ws_payload(RefreshPayload)
     @ws_response("auth:refresh", RefreshAck)
     async def refresh(
         self,
-        ctx: SocketContext,
+        client: SocketContext,
         payload: RefreshPayload,
         authenticator: Authenticator,
         runtime: SocketRuntime,
     ) -> RefreshAck:
         identity = await authenticator.authenticate(payload.token)
-        if identity.user_id != ctx.user_id or identity.session_id != ctx.session_id:
+        if identity.user_id != client.user_id or identity.session_id != client.session_id:
             raise AppError(ErrorCode.FORBIDDEN, "The token belongs to another user or session")
-        runtime.refresh(ctx.sid, identity)
+        runtime.refresh(client.sid, identity)
         return RefreshAck(expires_at=identity.expires_at)

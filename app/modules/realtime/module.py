@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from app.core.context import AppContext
 from app.core.module import Module
-from app.core.security.events import SessionsRevoked
-from app.core.socket.rooms import AnyoneHook, OwnIdHook
+from app.core.security.domain_events import SessionsRevoked
+from app.core.socket.rooms import BROADCAST_ROOMS, USER_ROOMS, AnyoneHook, OwnIdHook
 from app.modules.realtime.gateway import RealtimeGateway
 
 
@@ -21,6 +21,9 @@ async def _subscribe_revocations(ctx: AppContext) -> None:
 realtime_module = Module(
     name="realtime",
     gateways=[RealtimeGateway],
-    room_hooks={"user:": lambda _ctx: OwnIdHook("user:"), "broadcast:": lambda _ctx: AnyoneHook()},
+    room_hooks={
+        USER_ROOMS.prefix: lambda _ctx: OwnIdHook(USER_ROOMS),
+        BROADCAST_ROOMS.prefix: lambda _ctx: AnyoneHook(),
+    },
     on_startup=[_subscribe_revocations],
 )

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from app.core.socket import server_event
+from app.core.socket.rooms import RoomPrefix
 from app.modules.presence.schemas import TypingOut, UserStatus
+
+PRESENCE_ROOMS = RoomPrefix("presence:")
+"""`presence:{userId}`: the sockets following a user's online status."""
 
 EXAMPLE_USER = "00000000-0000-4000-8000-000000000002"
 EXAMPLE_CONVERSATION = "00000000-0000-4000-8000-0000000000c1"

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 
 from app.core.context import AppContext
+from app.core.socket.rooms import RoomPrefix
 from app.modules.chat.membership import Membership
 from app.modules.chat.service import ChatService
 
@@ -42,9 +43,9 @@ class ChatMembership:
 class ParticipantRoomHook:
     """`group:{id}` and `active:{id}`: participants of conversation `id` only."""
 
-    def __init__(self, membership: Membership, prefix: str) -> None:
+    def __init__(self, membership: Membership, rooms: RoomPrefix) -> None:
         self.membership = membership
-        self.prefix = prefix
+        self.rooms = rooms
 
     async def can_join(self, user_id: str, room: str) -> bool:
-        return await self.membership.is_participant(room.removeprefix(self.prefix), user_id)
+        return await self.membership.is_participant(self.rooms.key_of(room), user_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from app.core.context import AppContext
+from app.modules.presence.declarations import PRESENCE_ROOMS
 from app.modules.presence.presence import Presence
 
 
@@ -17,11 +18,11 @@ def canonical_user_id(text: str) -> str | None:
 
 
 class PresenceRoomHook:
-    def __init__(self, app: AppContext) -> None:
-        self.app = app
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
 
     async def can_join(self, user_id: str, room: str) -> bool:
-        target = canonical_user_id(room.removeprefix("presence:"))
+        target = canonical_user_id(PRESENCE_ROOMS.key_of(room))
         if target is None:
             return False
-        return target in await self.app.get(Presence).visible_to(user_id, [target])
+        return target in await self.ctx.get(Presence).visible_to(user_id, [target])

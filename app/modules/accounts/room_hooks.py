@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.core.context import AppContext
+from app.core.socket.rooms import SESSION_ROOMS
 from app.modules.accounts.sessions import SessionStore
 
 
@@ -13,7 +14,7 @@ class OwnSessionHook:
 
     async def can_join(self, user_id: str, room: str) -> bool:
         async with self.ctx.unit_of_work() as uow:
-            record = await self.sessions.live(uow.session, room.removeprefix("session:"))
+            record = await self.sessions.live(uow.session, SESSION_ROOMS.key_of(room))
         return record is not None and record.user_id == user_id
 
 

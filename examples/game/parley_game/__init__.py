@@ -1,0 +1,1 @@
+"""Game tables on Parley: `game:{table}` rooms, their events, a scores table and its REST route."""
