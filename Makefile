@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck check bench clean
+.PHONY: run test install lint typecheck contracts check bench clean
 
 # The example module (examples/game) is installed beside Parley: the end-to-end tests serve it.
 $(STAMP): pyproject.toml examples/game/pyproject.toml
@@ -19,8 +19,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/parley serve
 
+# The suite spread over pytest-xdist workers (four, on two cores shared with other runs, made server
+# start-ups miss their deadlines); a module's tests that share a server stay in one worker
+# (tests/conftest.py).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # bench/ joins the checks once it holds code (git keeps no empty folder, so a fresh clone may lack it).
 LINT_PATHS := app tests examples $(wildcard bench)
@@ -28,8 +33,20 @@ LINT_PATHS := app tests examples $(wildcard bench)
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
-	$(BIN)/mypy app examples/game/parley_game
+	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# mypy strict over app, tests and the example module (pyproject's [tool.mypy] files).
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# Import contracts (pyproject's [tool.importlinter]): core never imports a domain module, modules
+# use each other only through what a module exports.
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+# Everything CI checks besides the tests: lint = ruff, mypy (see typecheck), the import contracts.
+check: lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -3,7 +3,7 @@
 // (websocket transport only), and sends `40{"token":...}` so that an authenticating server
 // accepts it. Compiled by bench/run.py at run time.
 //
-// build: gcc -O2 -o cload cload.c
+// build: gcc -O2 -o cload cload.c -lz
 // usage: ./cload MODE key=value...   MODE = echo | fanout | connect | idle
 //   port=3001 token=JWT clients=1 (echo, connect) members=100 (fanout) window=8 duration=5 warmup=1
 //   payload=64 rate=N (open loop: p50/p99) spids=PID (the server's CPU% over the measured window)
@@ -13,6 +13,8 @@
 //   conversation i % count, each with a client_msg_id unique across runs)
 //   sender_port=P (fanout: the sender connects to another server than the members)
 //   marks=1 (print {"mark":"window"} when the measured window starts, for outside meters)
+//   deflate=1 (ask for permessage-deflate, as browsers do, and inflate what comes compressed;
+//   what the client sends stays uncompressed, which the extension allows)
 // Events: bench:ping (acked echo), bench:join (acked), bench:bcast -> bench:msg to the room.
 // Prints one JSON line per measurement.
 #define _GNU_SOURCE
@@ -29,6 +31,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define BUFSZ (256 * 1024)
 typedef struct {
@@ -39,10 +42,12 @@ typedef struct {
   double t_sent;     // echo: send time of the in-flight request (depth 1)
   double ring[1024]; // open-loop echo: send time by ack id % 1024
   const char *chat;  // chats=: this client's conversation id
+  z_stream *inflate; // deflate=1 and negotiated: the server's compressed messages, in one context
 } conn_t;
 
 static int SENDER_PORT = 0, MARKS = 0;  // fanout: the sender on another server; print the window's start
 static int PORT = 3001, SIO = 1, NCLI = 1, NMEM = 100, WINDOW = 8, PAYLOAD = 64;
+static int DEFLATE = 0;
 static double DURATION = 5, WARMUP = 1, RATE = 0;  // RATE>0: open loop, RATE sends/s in total
 static char SPIDS[256] = "", TOKEN[4096] = "", STEPS[256] = "", CHATS[4096] = "";
 static char *CHAT_IDS[64]; static int NCHATS = 0; static long NONCE = 0;
@@ -90,6 +95,20 @@ static void ws_sends(conn_t *c, const char *s) { ws_send(c, s, strlen(s)); }
 // a websocket-level ping (opcode 9) is answered with a pong carrying its payload, as RFC 6455 asks
 static void ws_pong(conn_t *c, const char *p, size_t n) { char b[126]; memcpy(b, p, n > 125 ? 125 : n); ws_send_op(c, 10, b, n > 125 ? 125 : n); }
 
+// a compressed message's payload (RFC 7692: append 00 00 ff ff, inflate); valid until the next call
+static char INFLATED[BUFSZ];
+static void inflate_payload(conn_t *c, char **pl, size_t *plen) {
+  static unsigned char tail[4] = {0, 0, 0xff, 0xff};
+  z_stream *z = c->inflate;
+  if (!z) { errno = EPROTO; die("a compressed frame without permessage-deflate"); }
+  z->next_out = (unsigned char *)INFLATED; z->avail_out = sizeof INFLATED;
+  z->next_in = (unsigned char *)*pl; z->avail_in = *plen;
+  if (inflate(z, Z_SYNC_FLUSH) < 0) { errno = EPROTO; die("inflate"); }
+  z->next_in = tail; z->avail_in = 4;
+  if (inflate(z, Z_SYNC_FLUSH) < 0 && z->avail_in) { errno = EPROTO; die("inflate tail"); }
+  *pl = INFLATED; *plen = sizeof INFLATED - z->avail_out;
+}
+
 // extract one complete frame from c->buf; returns payload ptr/len via args, consumed bytes, 0 if incomplete
 static size_t ws_frame(conn_t *c, char **pl, size_t *plen, int *op) {
   unsigned char *b = (unsigned char *)c->buf;
@@ -100,6 +119,7 @@ static size_t ws_frame(conn_t *c, char **pl, size_t *plen, int *op) {
   if (b[1] & 128) hl += 4;  // server frames are not masked, but tolerate
   if (c->len < hl + n) return 0;
   *op = b[0] & 15; *pl = c->buf + hl; *plen = n;
+  if (b[0] & 0x40) inflate_payload(c, pl, plen);  // RSV1: a compressed message
   return hl + n;
 }
 
@@ -111,8 +131,9 @@ static conn_t *open_conn(void) {
   int one = 1; setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   char req[512];
   int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                   SIO ? "/socket.io/?EIO=4&transport=websocket" : "/", PORT);
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+                   SIO ? "/socket.io/?EIO=4&transport=websocket" : "/", PORT,
+                   DEFLATE ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
   if (send(c->fd, req, n, 0) != n) die("send upgrade");
   // read the HTTP response head; keep any bytes after it
   for (;;) {
@@ -121,6 +142,11 @@ static conn_t *open_conn(void) {
     char *e = strstr(c->buf, "\r\n\r\n");
     if (e) {
       if (strncmp(c->buf, "HTTP/1.1 101", 12)) { errno = EPROTO; die("no 101"); }
+      *e = 0;
+      if (DEFLATE && strcasestr(c->buf, "permessage-deflate")) {
+        c->inflate = calloc(1, sizeof *c->inflate);
+        if (inflateInit2(c->inflate, -15) != Z_OK) die("inflateInit2");
+      }
       size_t hl = e + 4 - c->buf; memmove(c->buf, c->buf + hl, c->len - hl); c->len -= hl; break;
     }
   }
@@ -235,6 +261,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "warmup")) WARMUP = atof(v); else if (!strcmp(k, "payload")) PAYLOAD = atoi(v);
     else if (!strcmp(k, "spids")) snprintf(SPIDS, sizeof SPIDS, "%s", v);
     else if (!strcmp(k, "rate")) RATE = atof(v);
+    else if (!strcmp(k, "deflate")) DEFLATE = atoi(v);
     else if (!strcmp(k, "token")) snprintf(TOKEN, sizeof TOKEN, "%s", v);
     else if (!strcmp(k, "steps")) snprintf(STEPS, sizeof STEPS, "%s", v);
     else if (!strcmp(k, "chats")) snprintf(CHATS, sizeof CHATS, "%s", v);

@@ -1,4 +1,4 @@
-"""Parley beside Node socket.io 4.8, same load, same run: `python -m bench [--reps N] [--quick]`.
+"""Parley beside Node socket.io 4.8, same load, same run: `python -m bench [--reps N] [--quick] [--cases …]`.
 
 Each repetition starts a fresh Parley (`parley serve`: uvicorn + uvloop, its real settings, a
 temporary SQLite file or `--database-url`) and a fresh Node peer (`node_peer.js`, socket.io installed
@@ -62,11 +62,17 @@ class Profile:
     connect_clients: int
     chat_clients: int = 20
     chat_conversations: int = 10
+    deflate_members: int = 1000
+    """Idle connections and fan-out members of the cases with a client that asks for compression."""
 
 
 FULL = Profile(2, 0.5, (1, 10, 100), (100, 1000), 1000, 5, (1000, 5000, 10000), 300)
-QUICK = Profile(1, 0.5, (1, 100), (100,), 100, 5, (500,), 100)
+QUICK = Profile(1, 0.5, (1, 100), (100,), 100, 5, (500,), 100, deflate_members=100)
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SERVERS = ("parley", "node", "before")
+"""Who is measured: this Parley, the Node peer and, with `--before DIR`, an earlier Parley."""
+CASE_GROUPS = ("idle", "connect", "echo", "fanout", "latency", "deflate", "chat")
+"""What `--cases` can name: each group's cases run, in this order, or are left out of the run."""
 
 
 @dataclass
@@ -80,9 +86,14 @@ class Case:
     higher_is_better: bool
     target: float | None = None
     absolute: bool = False
-    samples: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
-    server_cpu: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
-    client_cpu: dict[str, list[float]] = field(default_factory=lambda: {"parley": [], "node": []})
+    group: str = ""
+    """Its entry of `CASE_GROUPS`: by default the key without its trailing count."""
+    samples: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in SERVERS})
+    server_cpu: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in SERVERS})
+    client_cpu: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in SERVERS})
+
+    def __post_init__(self) -> None:
+        self.group = self.group or self.key.rstrip("0123456789")
 
     def record(self, server: str, value: float, result: dict[str, Any] | None = None) -> None:
         """One sample of `server`, with both CPU shares when the load generator measured them."""
@@ -165,7 +176,7 @@ def raise_fd_limit() -> None:
 
 def build_load_generator(work: Path) -> Path:
     binary = work / "cload"
-    subprocess.run(["gcc", "-O2", "-o", str(binary), str(HERE / "cload.c")], check=True)
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(HERE / "cload.c"), "-lz"], check=True)
     return binary
 
 
@@ -207,16 +218,16 @@ def parley_env(work: Path, database_url: str | None, secret: str) -> dict[str, s
     return env
 
 
-def start_parley(work: Path, database_url: str | None, secret: str, name: str = "parley") -> Server:
+def start_parley(
+    work: Path, database_url: str | None, secret: str, name: str = "parley", source: Path | None = None
+) -> Server:
+    """`parley serve`; with `source`, the `app` package of that checkout instead of this one."""
     port = free_port()
     parley = Path(sys.executable).parent / "parley"
-    server = Server(
-        name,
-        [str(parley), "serve", "--port", str(port)],
-        parley_env(work, database_url, secret),
-        work,
-        port,
-    )
+    env = parley_env(work, database_url, secret)
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    server = Server(name, [str(parley), "serve", "--port", str(port)], env, work, port)
     server.wait_ready()
     return server
 
@@ -316,14 +327,16 @@ class Runner:
         )
         return float(json.loads(done.stdout.splitlines()[-1])["conns_per_s"])
 
-    def idle_memory(self, server: Server) -> dict[int, float]:
+    def idle_memory(self, server: Server, steps: tuple[int, ...], **params: Any) -> dict[int, float]:
         """KiB of server RSS per idle connection at each step (RSS delta / connections)."""
         server.settle()
         base = server.rss_kib()
-        steps = ",".join(str(n) for n in self.profile.idle_steps)
         per_conn: dict[int, float] = {}
         proc = subprocess.Popen(
-            self.argv("idle", server, steps=steps), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            self.argv("idle", server, steps=",".join(str(n) for n in steps), **params),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert proc.stdin is not None
         assert proc.stdout is not None
@@ -336,7 +349,7 @@ class Runner:
                     print(
                         f"{server.name} closed idle connections: {step}\n{server.log_tail()}", file=sys.stderr
                     )
-                if step["conns"] == self.profile.idle_steps[-1]:
+                if step["conns"] == steps[-1]:
                     break
                 proc.stdin.write("next\n")
                 proc.stdin.flush()
@@ -371,8 +384,22 @@ def define_cases(profile: Profile) -> dict[str, Case]:
             )
             for n in profile.fanout_members
         ),
-        Case("lat_p50", f"latency p50, {lat}", "ms", higher_is_better=False),
-        Case("lat_p99", f"latency p99, {lat}", "ms", higher_is_better=False, target=1.0),
+        Case(
+            "idle_deflate",
+            f"memory per idle conn, {profile.deflate_members}, client asks deflate",
+            "KiB",
+            higher_is_better=False,
+            group="deflate",
+        ),
+        Case(
+            "fanout_deflate",
+            f"fan-out to {profile.deflate_members} members, client asks deflate",
+            "deliv/s",
+            higher_is_better=True,
+            group="deflate",
+        ),
+        Case("lat_p50", f"latency p50, {lat}", "ms", higher_is_better=False, group="latency"),
+        Case("lat_p99", f"latency p99, {lat}", "ms", higher_is_better=False, target=1.0, group="latency"),
         *(
             Case(
                 f"idle{n}",
@@ -393,8 +420,9 @@ def define_cases(profile: Profile) -> dict[str, Case]:
             higher_is_better=True,
             target=5000,
             absolute=True,
+            group="chat",
         ),
-        Case("chat_p50", "chat:send ack p50 at half that rate", "ms", higher_is_better=False),
+        Case("chat_p50", "chat:send ack p50 at half that rate", "ms", higher_is_better=False, group="chat"),
         Case(
             "chat_p99",
             "chat:send ack p99 at half that rate",
@@ -402,31 +430,46 @@ def define_cases(profile: Profile) -> dict[str, Case]:
             higher_is_better=False,
             target=20,
             absolute=True,
+            group="chat",
         ),
     ]
     return {case.key: case for case in cases}
 
 
 def run_server(
-    runner: Runner, server: Server, cases: dict[str, Case], profile: Profile, *, memory: bool
+    runner: Runner,
+    server: Server,
+    cases: dict[str, Case],
+    profile: Profile,
+    groups: set[str],
 ) -> None:
+    """Run the cases of `groups` (`CASE_GROUPS`) against one server."""
     name = server.name
 
     def record(key: str, value: float, result: dict[str, Any] | None = None) -> None:
         cases[key].record(name, value, result)
 
-    if memory:
-        for conns, kib in runner.idle_memory(server).items():
+    if "idle" in groups:
+        for conns, kib in runner.idle_memory(server, profile.idle_steps).items():
             record(f"idle{conns}", kib)
-    record("connect", runner.connect_rate(server))
-    server.settle()
-    for n in profile.echo_clients:
+    if "deflate" in groups:
+        members = profile.deflate_members
+        record("idle_deflate", runner.idle_memory(server, (members,), deflate=1)[members])
+        result = runner.measure("fanout", server, members=members, window=8, deflate=1)
+        record("fanout_deflate", result["deliveries_per_s"], result)
+        server.settle()
+    if "connect" in groups:
+        record("connect", runner.connect_rate(server))
+        server.settle()
+    for n in profile.echo_clients if "echo" in groups else ():
         result = runner.measure("echo", server, clients=n)
         record(f"echo{n}", result["rps"], result)
-    for n in profile.fanout_members:
+    for n in profile.fanout_members if "fanout" in groups else ():
         result = runner.measure("fanout", server, members=n, window=8)
         record(f"fanout{n}", result["deliveries_per_s"], result)
         server.settle()
+    if "latency" not in groups:
+        return
     result = runner.measure("fanout", server, members=profile.latency_members, rate=profile.latency_rate)
     if result["received"] < result["expected"]:
         raise RuntimeError(f"{name} lost deliveries: {result}")
@@ -464,8 +507,8 @@ def spread(values: list[float]) -> str:
     return " / ".join(number(v) for v in (min(values), statistics.median(values), max(values)))
 
 
-def ratio(case: Case) -> float | None:
-    parley, node = case.samples["parley"], case.samples["node"]
+def ratio(case: Case, to: str = "node") -> float | None:
+    parley, node = case.samples["parley"], case.samples[to]
     if not parley or not node or statistics.median(node) == 0:
         return None
     return statistics.median(parley) / statistics.median(node)
@@ -486,7 +529,7 @@ def cpu(values: list[float]) -> str:
 
 
 def table(cases: dict[str, Case]) -> str:
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             "case",
             "unit",
@@ -498,20 +541,25 @@ def table(cases: dict[str, Case]) -> str:
             "CPU load P/N",
         )
     ]
+    before = any(case.samples["before"] for case in cases.values())
+    if before:
+        rows[0] += ("before min/med/max", "Parley/before")
     for case in cases.values():
         value = ratio(case)
-        rows.append(
-            (
-                case.label,
-                case.unit,
-                spread(case.samples["parley"]),
-                spread(case.samples["node"]),
-                f"{value:.2f}x" if value is not None else "-",
-                verdict(case, value),
-                f"{cpu(case.server_cpu['parley'])}/{cpu(case.server_cpu['node'])}",
-                f"{cpu(case.client_cpu['parley'])}/{cpu(case.client_cpu['node'])}",
-            )
+        row: tuple[str, ...] = (
+            case.label,
+            case.unit,
+            spread(case.samples["parley"]),
+            spread(case.samples["node"]),
+            f"{value:.2f}x" if value is not None else "-",
+            verdict(case, value),
+            f"{cpu(case.server_cpu['parley'])}/{cpu(case.server_cpu['node'])}",
+            f"{cpu(case.client_cpu['parley'])}/{cpu(case.client_cpu['node'])}",
         )
+        if before:
+            gain = ratio(case, to="before")
+            row += (spread(case.samples["before"]), f"{gain:.2f}x" if gain is not None else "-")
+        rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"
@@ -522,11 +570,15 @@ def table(cases: dict[str, Case]) -> str:
 
 
 @contextlib.contextmanager
-def servers(work: Path, modules: Path, database_url: str | None, secret: str) -> Iterator[dict[str, Server]]:
+def servers(
+    work: Path, modules: Path, database_url: str | None, secret: str, before: Path | None
+) -> Iterator[dict[str, Server]]:
     started: dict[str, Server] = {}
     try:
         started["parley"] = start_parley(work, database_url, secret)
         started["node"] = start_node(work, modules)
+        if before is not None:
+            started["before"] = start_parley(work, database_url, secret, name="before", source=before)
         yield started
     finally:
         for server in started.values():
@@ -558,7 +610,21 @@ def main(argv: list[str] | None = None) -> int:
         help="a PostgreSQL server where the chat:send case creates (and drops) its database",
     )
     parser.add_argument("--no-chat", action="store_true", help="skip the chat:send case on PostgreSQL")
+    parser.add_argument(
+        "--cases",
+        type=case_groups,
+        default=set(CASE_GROUPS),
+        help=f"the case groups to run, comma-separated, of {','.join(CASE_GROUPS)} (default all)",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="a checkout of an earlier Parley (e.g. a git worktree of main) measured in the same run",
+    )
     args = parser.parse_args(argv)
+    if args.no_chat:
+        args.cases.discard("chat")
     profile = QUICK if args.quick else FULL
     if args.idle_steps:
         profile = dataclasses.replace(profile, idle_steps=tuple(int(n) for n in args.idle_steps.split(",")))
@@ -568,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     raise_fd_limit()
-    cases = define_cases(profile)
+    cases = {key: case for key, case in define_cases(profile).items() if case.group in args.cases}
     work = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     try:
         cload = build_load_generator(work)
@@ -578,16 +644,18 @@ def main(argv: list[str] | None = None) -> int:
         runner = Runner(cload, bench_token(secret), profile)
         for rep in range(reps):
             wait_for_quiet_machine(say)
-            with servers(work, modules, args.database_url, secret) as started:
-                order = ["parley", "node"] if rep % 2 == 0 else ["node", "parley"]
+            with servers(work, modules, args.database_url, secret, args.before) as started:
+                names = list(started)  # each repetition starts with the next one
+                order = names[rep % len(names) :] + names[: rep % len(names)]
                 for name in order:
                     say(f"repetition {rep + 1}/{reps}: {name}")
                     try:
-                        run_server(runner, started[name], cases, profile, memory=rep < args.memory_reps)
+                        groups = args.cases if rep < args.memory_reps else args.cases - {"idle"}
+                        run_server(runner, started[name], cases, profile, groups)
                     except RuntimeError:
                         say(f"{name} log:\n{started[name].log_tail()}")
                         raise
-            if not args.no_chat:
+            if "chat" in args.cases:
                 say(f"repetition {rep + 1}/{reps}: parley chat:send on PostgreSQL")
                 run_chat(runner, cases, work, args.postgres_url, secret)
     finally:
@@ -595,6 +663,15 @@ def main(argv: list[str] | None = None) -> int:
     print(table(cases))
     save(cases, profile, reps)
     return 0
+
+
+def case_groups(text: str) -> set[str]:
+    """`--cases`: a comma-separated list of `CASE_GROUPS`."""
+    groups = {group.strip() for group in text.split(",") if group.strip()}
+    unknown = groups - set(CASE_GROUPS)
+    if unknown or not groups:
+        raise argparse.ArgumentTypeError(f"not case groups: {', '.join(sorted(unknown)) or 'none given'}")
+    return groups
 
 
 def save(cases: dict[str, Case], profile: Profile, reps: int) -> None:

@@ -36,6 +36,7 @@ class SocketSettings:
     connect_timeout: float
     max_backlog_bytes: int
     max_backlog_packets: int
+    ws_compression: bool
     max_per_user: int
     max_rooms: int
     max_concurrent_handlers: int

@@ -136,6 +136,7 @@ class Settings:
                 connect_timeout=v["SOCKET_CONNECT_TIMEOUT"],
                 max_backlog_bytes=v["SOCKET_MAX_BACKLOG_BYTES"],
                 max_backlog_packets=v["SOCKET_MAX_BACKLOG_PACKETS"],
+                ws_compression=v["SOCKET_WS_COMPRESSION"],
                 max_per_user=v["SOCKET_MAX_PER_USER"],
                 max_rooms=v["SOCKET_MAX_ROOMS"],
                 max_concurrent_handlers=v["SOCKET_MAX_CONCURRENT_HANDLERS"],

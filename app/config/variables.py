@@ -122,6 +122,13 @@ VARIABLES: tuple[Variable, ...] = (
         parse_positive_int,
         "packets that may wait to be sent to one socket",
     ),
+    Variable(
+        "SOCKET_WS_COMPRESSION",
+        "false",
+        parse_bool,
+        "accept permessage-deflate from websocket clients (costs memory per connection and a compression "
+        "per recipient of a broadcast)",
+    ),
     Variable("SOCKET_MAX_PER_USER", "20", parse_positive_int, "sockets one user may hold at once"),
     Variable("SOCKET_MAX_ROOMS", "500", parse_positive_int, "rooms one socket may be in"),
     Variable(

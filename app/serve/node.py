@@ -21,6 +21,7 @@ import uvicorn
 from app.asgi import leave_startup_to_the_collector
 from app.config.settings import Settings
 from app.core.http.server_protocol import HeadDeadlineProtocol
+from app.core.http.websocket_protocol import FrameWritingProtocol
 from app.core.socket.runtime import SocketRuntime
 from app.main import create_app
 from app.serve.handoff import SOCKET_IO_PATH
@@ -72,7 +73,10 @@ def uvicorn_config(settings: Settings, app: ASGIApp, host: str, port: int) -> uv
         port=port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http=HeadDeadlineProtocol,
-        ws="websockets-sansio",
+        ws=FrameWritingProtocol,
+        # Off unless SOCKET_WS_COMPRESSION: a compressed websocket holds zlib state for as long as it
+        # is open and compresses every broadcast again, instead of taking its frame as is.
+        ws_per_message_deflate=settings.socket.ws_compression,
         ws_max_size=settings.socket.max_payload_bytes * 2 + 1024,
         # Engine.IO's ping/pong already finds dead clients; a second heartbeat in the websocket
         # layer would cost every idle connection a timer and a frame each way every 20 s.

@@ -55,7 +55,7 @@ def through(backend: Backend, proxies: dict[str, TcpProxy]) -> dict[str, str]:
     }
 
 
-READS = {
+READS: dict[str, Callable[[str], tuple[str, dict[str, str]]]] = {
     "session": lambda user_id: ("/api/auth/me", {}),
     "database": lambda user_id: ("/api/conversations", {}),
     "both": lambda user_id: ("/api/presence", {"user_ids": user_id}),

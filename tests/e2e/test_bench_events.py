@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -128,3 +129,49 @@ async def messages_until_closed(sock: RawSocket) -> int:
             frame = await asyncio.wait_for(sock.ws.recv(), 10)
             delivered += str(frame).startswith('42["bench:msg"')
     return delivered
+
+
+async def test_a_broadcast_reaches_compressed_and_plain_websockets_alike(
+    backend: Backend,
+    start_server: Callable[..., ServerProcess],
+    clients: Callable[[], RecordingClient],
+) -> None:
+    """One frame serves every websocket that negotiated nothing; one that negotiated permessage-deflate
+    gets the same messages compressed; sizes cross each frame length encoding, text is not ASCII."""
+    server = start_server(
+        backend, BENCH_EVENTS_ENABLED="true", SOCKET_MAX_PAYLOAD_BYTES=300_000, SOCKET_WS_COMPRESSION="true"
+    )
+    sender = clients()
+    await sender.connect(server.url, external_token(server))
+    fillers = ["", "é" * 40, "x" * 200, "한" * 30_000, "y" * 70_000]
+    async with (
+        raw(server, external_token(server), compression=None) as plain,
+        raw(server, external_token(server), compression="deflate") as compressed,
+    ):
+        assert compressed.ws.protocol.extensions, "the client negotiated permessage-deflate"
+        assert not plain.ws.protocol.extensions
+        for sock in (plain, compressed):
+            await sock.call("bench:join", {"room": "bench:both"})
+        for s, filler in enumerate(fillers):
+            await sender.call("bench:bcast", {"room": "bench:both", "data": {"s": s, "m": filler}})
+        for sock in (plain, compressed):
+            received = [json.loads((await sock.packet())[1:])[1] for _ in fillers]
+            assert received == [{"s": s, "m": filler} for s, filler in enumerate(fillers)]
+
+
+async def test_by_default_an_offer_of_compression_is_declined_and_the_socket_works(
+    backend: Backend,
+    start_server: Callable[..., ServerProcess],
+    clients: Callable[[], RecordingClient],
+) -> None:
+    server = start_server(backend, BENCH_EVENTS_ENABLED="true")
+    sender = clients()
+    await sender.connect(server.url, external_token(server))
+    async with raw(server, external_token(server), compression="deflate") as offered:
+        assert not offered.ws.protocol.extensions, "permessage-deflate was declined"
+        assert await offered.call("bench:join", {"room": "bench:plain"}) == {
+            "ok": True,
+            "data": {"room": "bench:plain"},
+        }
+        await sender.call("bench:bcast", {"room": "bench:plain", "data": {"s": 1, "m": "é"}})
+        assert json.loads((await offered.packet())[1:]) == ["bench:msg", {"s": 1, "m": "é"}]

@@ -173,7 +173,7 @@ async def test_focusing_a_conversation_counts_against_the_rooms_per_socket_bound
     headers = {"Authorization": f"Bearer {token}"}
     conversations = []
     for title in ("one", "two", "three"):
-        body = {"kind": "group", "title": title, "participant_ids": []}
+        body: dict[str, Any] = {"kind": "group", "title": title, "participant_ids": []}
         response = await http.post("/api/conversations", json=body, headers=headers)
         assert response.status_code == 201, response.text
         conversations.append(response.json()["data"]["id"])

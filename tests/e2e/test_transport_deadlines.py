@@ -262,3 +262,18 @@ async def test_a_websocket_that_drops_is_uncounted(
         async with raw(server, user.token) as sock:
             sock.ws.transport.abort()
     await user.counted_nowhere(http, clients)
+
+
+async def test_a_close_packet_over_websocket_ends_the_session(
+    server: ServerProcess, http: httpx.AsyncClient, clients: Any
+) -> None:
+    """Engine.IO's CLOSE (`1`) sent as a raw frame: the server closes the websocket at once (well
+    before the ping timeout) and the disconnect handler runs, so the user is counted nowhere."""
+    user = User(server)
+    async with raw(server, user.token) as sock:
+        assert await user.status(http) == "online"
+        await sock.send("1")
+        started = time.monotonic()
+        await asyncio.wait_for(sock.ws.wait_closed(), DEADLINE)
+        assert time.monotonic() - started < DEADLINE
+    await user.counted_nowhere(http, clients)

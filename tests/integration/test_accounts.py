@@ -206,7 +206,9 @@ async def test_concurrent_refreshes_with_one_token_succeed_once(app_client: http
 
 
 @pytest.mark.parametrize(
-    "token", ["", "no-dot", f"{uuid.uuid4()}.forged-secret", "x" * 600, "only-session-id."]
+    "token",
+    ["", "no-dot", f"{uuid.uuid4()}.forged-secret", "x" * 600, "only-session-id."],
+    ids=["empty", "no-dot", "forged-secret", "too-long", "only-session-id"],
 )
 async def test_refresh_with_a_bad_token_is_refused(app_client: httpx.AsyncClient, token: str) -> None:
     response = await app_client.post("/api/auth/refresh", json={"refresh_token": token})

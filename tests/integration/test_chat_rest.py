@@ -91,7 +91,8 @@ async def conversation(http: httpx.AsyncClient, account: Account, conversation_i
 
 
 def read_seq(conv: dict[str, Any], account: Account) -> int:
-    return next(p["last_read_seq"] for p in conv["participants"] if p["user_id"] == account.user_id)
+    seq: int = next(p["last_read_seq"] for p in conv["participants"] if p["user_id"] == account.user_id)
+    return seq
 
 
 async def test_group_send_history_and_unread(app_client: httpx.AsyncClient) -> None:

@@ -97,7 +97,7 @@ class ProbeGateway(Gateway):
         errors=[ErrorCode.INTERNAL],
     )
     @ws_response("game:boom", Done)
-    async def boom(self, uow: UnitOfWork) -> Done:
+    async def boom(self, payload: Nothing, uow: UnitOfWork) -> Done:
         await uow.session.execute(text("SELECT secret_column FROM no_such_table_for_parley"))
         return Done()
 

@@ -87,15 +87,16 @@ class Nginx:
         assert checked.returncode == 0, checked.stderr
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.process.returncode}:\n{self.error_log()}")
-            try:
-                httpx.get(f"{self.url}/health", timeout=1.0)
-            except httpx.HTTPError:
-                time.sleep(0.05)
-            else:
-                return self
+        with httpx.Client(timeout=1.0) as client:  # one for every try, as in `wait_until_healthy`
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"nginx exited with {self.process.returncode}:\n{self.error_log()}")
+                try:
+                    client.get(f"{self.url}/health")
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+                else:
+                    return self
         raise RuntimeError(f"nginx did not answer within {timeout}s:\n{self.error_log()}")
 
     def stop(self) -> None:

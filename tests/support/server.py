@@ -12,12 +12,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Self
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_PROTOCOL = "app.core.http.server_protocol:HeadDeadlineProtocol"
 """uvicorn's HTTP protocol as `parley serve` runs it: with a deadline for each request's head."""
+WEBSOCKET_PROTOCOL = "app.core.http.websocket_protocol:FrameWritingProtocol"
+"""uvicorn's websocket protocol as `parley serve` runs it: writing frames framed once for many."""
 
 
 def free_port() -> int:
@@ -29,14 +32,17 @@ def free_port() -> int:
 def wait_until_healthy(process: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float) -> None:
     """Return once `url`/health answers 200; fail with the server's log if it exits or never does."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.05)
+    # one client for every try: a client made per try loads the CA bundle each time, which costs
+    # more CPU than the server's start when several workers wait on servers at once
+    with httpx.Client(timeout=0.5) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                if client.get(f"{url}/health").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
     raise RuntimeError(f"server did not answer /health within {timeout}s:\n{log_path.read_text()}")
 
 
@@ -79,7 +85,9 @@ class ServerProcess:
             "--http",
             HTTP_PROTOCOL,
             "--ws",
-            "websockets-sansio",
+            WEBSOCKET_PROTOCOL,
+            "--ws-per-message-deflate",
+            self.env.get("SOCKET_WS_COMPRESSION") or "false",  # as `parley serve` sets it
             "--ws-ping-interval",
             "0",
             "--access-log" if self.access_log else "--no-access-log",
@@ -87,7 +95,7 @@ class ServerProcess:
             "5",
         ]
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def start(self, timeout: float = 60.0) -> Self:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT

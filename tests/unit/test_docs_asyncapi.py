@@ -414,8 +414,10 @@ class PingAck(msgspec.Struct):
     pong: int
 
 
-PingPongAck = msgspec.defstruct("PingPongAck", [("x", int)])
-"""A payload named like the ack of the event it belongs to (`ping:pong` → `PingPongAck`)."""
+class PingPongAck(msgspec.Struct):
+    """A payload named like the ack of the event it belongs to (`ping:pong` → `PingPongAck`)."""
+
+    x: int
 
 
 def test_an_ack_name_taken_by_a_struct_is_refused() -> None:

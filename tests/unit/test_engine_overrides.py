@@ -9,7 +9,7 @@ import asyncio
 import inspect
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import engineio
@@ -105,6 +105,7 @@ SETTINGS = SocketSettings(
     connect_timeout=60,
     max_backlog_bytes=1 << 20,
     max_backlog_packets=100,
+    ws_compression=False,
     max_per_user=5,
     max_rooms=10,
     max_concurrent_handlers=4,
@@ -290,6 +291,7 @@ async def test_room_operations_of_other_nodes_are_applied_and_not_handed_on(
     manager.channels.want(manager.channel)
     assert await manager.channels.confirmed([manager.channel], 5)
     listening = manager._listen()
+    assert isinstance(listening, AsyncGenerator)  # typed AsyncIterator; closed below
     receiving = asyncio.ensure_future(anext(listening))
     publisher = Redis.from_url(redis_url)
     try:

@@ -24,8 +24,8 @@ class Node:
     def __init__(self) -> None:
         self.manager = LocalManager()
         self.server = socketio.AsyncServer(client_manager=self.manager, async_mode="asgi")
-        self.server.disconnect = self._record_disconnect  # type: ignore[method-assign]
-        self.server.emit = self._record_emit  # type: ignore[method-assign]
+        self.server.disconnect = self._record_disconnect
+        self.server.emit = self._record_emit
         self.disconnected: list[str] = []
         self.emitted: list[tuple[str, Any, str]] = []
         self.count = 0

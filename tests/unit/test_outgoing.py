@@ -1,7 +1,7 @@
-"""The outgoing queue: an attached queue writes through at once, keeps order behind a send that has
-to wait, closes the websocket after a CLOSE packet and drops what follows a failed send; what waits
-is bounded in packets and bytes, on a websocket and on long-polling alike; a released queue holds
-nothing."""
+"""The outgoing queue: an attached queue writes through at once (a packet's frame as is, where the
+server takes frames), keeps order behind a send that has to wait, closes the websocket after a CLOSE
+packet and drops what follows a failed send; what waits is bounded in packets and bytes, on a
+websocket and on long-polling alike; a released queue holds nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 from engineio import packet as eio_packet
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
 
+from app.core.http.websocket_protocol import server_frame
 from app.core.socket.engine.outgoing import (
     CLOSE_WEBSOCKET,
     BacklogLimit,
@@ -52,6 +55,23 @@ class FakeWebSocket:
 
     def texts(self) -> list[str | None]:
         return [message.get("text") for message in self.messages]
+
+
+class FrameTakingWebSocket(FakeWebSocket):
+    """A websocket whose server also takes frames (`FrameWritingProtocol.write_frame`): while the
+    transport is writable and nothing was negotiated that changes frames (`compressed`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.compressed = False
+        self.frames: list[bytes] = []
+
+    def write_frame(self, frame: bytes) -> bool:
+        if self.compressed or not self.writable.is_set():
+            return False
+        self.frames.append(frame)
+        self.messages.append({"type": "websocket.send", "text": bytes(parsed(frame).data).decode()})
+        return True
 
 
 ROOMY = BacklogLimit(max_bytes=1 << 20, max_packets=100)
@@ -169,13 +189,13 @@ async def test_after_a_failed_send_nothing_more_is_written_or_kept(ws: FakeWebSo
 
 async def test_the_message_of_a_shared_packet_is_written_as_is(ws: FakeWebSocket) -> None:
     pkt = message("x")
-    pkt.asgi_message = {"type": "websocket.send", "text": "4x"}  # type: ignore[attr-defined]
+    pkt.asgi_message = {"type": "websocket.send", "text": "4x"}
     queue = OutgoingQueue(ROOMY)
     queue.attach(ws.send)
 
     queue.put_nowait(pkt)
 
-    assert ws.messages[0] is pkt.asgi_message  # type: ignore[attr-defined]
+    assert ws.messages[0] is pkt.asgi_message
 
 
 async def test_finish_hands_a_failure_back_to_the_coroutine_that_waited() -> None:
@@ -308,3 +328,86 @@ async def test_releasing_a_long_polling_queue_ends_the_poll_that_waits() -> None
 
     assert await asyncio.wait_for(poll, 1) is None
     assert not queue.reading
+
+
+def parsed(frame: bytes) -> Frame:
+    """A frame as the websockets library reads it (a client reads unmasked frames)."""
+    reader = StreamReader()
+    reader.feed_data(frame)
+    parser = Frame.parse(reader.read_exact, mask=False)
+    try:
+        next(parser)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    raise AssertionError("an incomplete frame")
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_a_server_frame_is_the_frame_websockets_writes(size: int) -> None:
+    text = ("한" + "x" * size)[:size] if size else ""
+
+    frame = server_frame(text)
+
+    assert frame == Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
+    assert bytes(parsed(frame).data).decode() == text
+    binary = server_frame(b"\x00" * size)
+    assert parsed(binary).opcode is Opcode.BINARY
+    assert len(parsed(binary).data) == size
+
+
+async def test_a_shared_packet_is_framed_once_and_its_bytes_go_to_every_recipient() -> None:
+    sockets = [FrameTakingWebSocket() for _ in range(3)]
+    queues = [OutgoingQueue(ROOMY) for _ in sockets]
+    for queue, ws in zip(queues, sockets, strict=True):
+        queue.attach(ws.send, ws.write_frame)
+    pkt = EncodedMessage('2["news",{"s":1}]')
+
+    for queue in queues:
+        queue.put_nowait(pkt)
+
+    assert all(ws.frames[0] is sockets[0].frames[0] for ws in sockets)
+    assert parsed(sockets[0].frames[0]).data == b'42["news",{"s":1}]'
+
+
+async def test_a_frame_is_not_written_past_what_waits_and_the_order_holds() -> None:
+    ws = FrameTakingWebSocket()
+    queue = OutgoingQueue(ROOMY)
+    queue.attach(ws.send, ws.write_frame)
+    queue.put_nowait(message("a"))
+    ws.writable.clear()
+
+    queue.put_nowait(message("b"))  # refused as a frame: sent through `send`, which waits
+    queue.put_nowait(message("c"))
+    ws.writable.set()
+    queue.put_nowait(message("d"))  # writable again, but "b" and "c" still wait
+    await asyncio.wait_for(queue.join(), 1)
+    queue.put_nowait(message("e"))
+
+    assert ws.texts() == ["4a", "4b", "4c", "4d", "4e"]
+    assert len(ws.frames) == 2, "a and e went out as frames, the rest through send"
+
+
+async def test_a_compressed_websocket_gets_its_packets_through_send() -> None:
+    ws = FrameTakingWebSocket()
+    ws.compressed = True
+    queue = OutgoingQueue(ROOMY)
+    queue.attach(ws.send, ws.write_frame)
+
+    queue.put_nowait(message("a"))
+    queue.put_nowait(eio_packet.Packet(eio_packet.CLOSE))
+
+    assert ws.frames == []
+    assert ws.texts() == ["4a", "1", None]
+
+
+async def test_a_released_queue_holds_no_frame_writer() -> None:
+    queue = OutgoingQueue(ROOMY)
+    ws = FrameTakingWebSocket()
+    queue.attach(ws.send, ws.write_frame)
+    gone = weakref.ref(ws)
+    del ws
+
+    queue.release()
+    gc.collect()
+
+    assert gone() is None

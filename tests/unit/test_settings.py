@@ -113,6 +113,7 @@ def test_a_missing_dotenv_file_is_fine(tmp_path: Path) -> None:
         ("SOCKET_CONNECT_TIMEOUT", "0"),
         ("SOCKET_MAX_BACKLOG_BYTES", "0"),
         ("SOCKET_MAX_BACKLOG_PACKETS", "many"),
+        ("SOCKET_WS_COMPRESSION", "sometimes"),
         ("JWT_SECRET", "short"),
         ("WORKERS", "0"),
         ("WORKERS", "four"),

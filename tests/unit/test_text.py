@@ -86,7 +86,9 @@ def test_documents_are_checked_key_and_value_at_any_depth() -> None:
     with pytest.raises(AppError) as raised:
         text.check_document({"list": deep}, "metadata")
     assert raised.value.details is not None
-    assert raised.value.details["field"].startswith("metadata.list.0.0")
+    field = raised.value.details["field"]
+    assert field is not None
+    assert field.startswith("metadata.list.0.0")
     with pytest.raises(AppError) as key_error:
         text.check_document({"k\u202e": 1}, "metadata")
     assert key_error.value.details == {"field": "metadata"}

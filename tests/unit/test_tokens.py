@@ -114,7 +114,7 @@ def test_an_hs256_server_refuses_an_rs256_token(tmp_path: Path) -> None:
 
 
 def test_alg_none_is_refused() -> None:
-    unsigned = jwt.encode({"sub": "user-1", "exp": now() + 600}, None, algorithm="none")
+    unsigned = jwt.encode({"sub": "user-1", "exp": now() + 600}, "", algorithm="none")
     assert refused(TokenCodec(hs256()), unsigned) == ErrorCode.UNAUTHORIZED
 
 

@@ -132,10 +132,10 @@ class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
         event: str,
         data: Any,
         namespace: str,
-        room: str | None = None,
+        room: str | list[str] | None = None,
         skip_sid: Any = None,
         callback: Any = None,
-        to: str | None = None,
+        to: str | list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         if callback is not None or namespace not in self.rooms:
@@ -150,7 +150,9 @@ class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
             return
         self._enqueue(EncodedMessage(encoded), namespace, to or room, skip_sid)
 
-    def _enqueue(self, pkt: EncodedMessage, namespace: str, room: str | None, skip_sid: Any) -> None:
+    def _enqueue(
+        self, pkt: EncodedMessage, namespace: str, room: str | list[str] | None, skip_sid: Any
+    ) -> None:
         skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         sockets = self.server.eio.sockets
         for sid, eio_sid in list(self.get_participants(namespace, room)):

@@ -16,9 +16,12 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from engineio import packet as eio_packet
+
+from app.core.http.websocket_protocol import FrameWriter, server_frame
 
 ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
 CLOSE_WEBSOCKET: dict[str, Any] = {"type": "websocket.close"}
@@ -35,6 +38,14 @@ def asgi_message(pkt: Any) -> dict[str, Any]:
     return {"type": "websocket.send", "text": encoded}
 
 
+def websocket_frame(pkt: Any) -> bytes:
+    """The websocket frame of an Engine.IO packet (shared by every recipient if cached as `frame`)."""
+    frame: bytes | None = getattr(pkt, "frame", None)
+    if frame is not None:
+        return frame
+    return server_frame(pkt.encode())
+
+
 class EncodedMessage(eio_packet.Packet):  # type: ignore[misc]
     """An Engine.IO message around Socket.IO text encoded once, written as is to every recipient."""
 
@@ -42,6 +53,11 @@ class EncodedMessage(eio_packet.Packet):  # type: ignore[misc]
         super().__init__(eio_packet.MESSAGE, encoded)
         self._encoded = f"{eio_packet.MESSAGE}{encoded}"
         self.asgi_message = {"type": "websocket.send", "text": self._encoded}
+
+    @cached_property
+    def frame(self) -> bytes:
+        """Framed on first use, for the first websocket recipient, and written as is to the others."""
+        return server_frame(self._encoded)
 
     def encode(self, b64: bool = False) -> str:  # noqa: ARG002 - Engine.IO's signature
         return self._encoded
@@ -95,6 +111,7 @@ class OutgoingQueue:
         self.waiting_bytes = 0
         self._sizes: deque[int] = deque()
         self._send: ASGISend | None = None
+        self._write_frame: FrameWriter | None = None
         self._early: list[Any] = []
         self._polling: asyncio.Queue[Any] | None = None
         self._readers = 0
@@ -108,10 +125,12 @@ class OutgoingQueue:
         """A long-polling GET is waiting for packets."""
         return self._readers > 0
 
-    def attach(self, send: ASGISend) -> None:
-        """Write through `send` from now on, starting with what was queued before."""
+    def attach(self, send: ASGISend, write_frame: FrameWriter | None = None) -> None:
+        """Write through `send` from now on, starting with what was queued before; with the
+        server's `write_frame` (`websocket_protocol.py`), each packet's frame whenever it takes it."""
         waiting = self._take_waiting()
         self._send = send
+        self._write_frame = write_frame
         for item in waiting:
             self.put_nowait(item)
 
@@ -128,7 +147,8 @@ class OutgoingQueue:
         elif item is None:
             self.close_websocket()
         elif not self._websocket_closed:
-            self._write(asgi_message(item))
+            if not self._framed(item):
+                self._write(asgi_message(item))
             if item.packet_type == eio_packet.CLOSE:
                 self.close_websocket()
 
@@ -182,6 +202,7 @@ class OutgoingQueue:
         self._dropping = True
         self._drop_waiting()
         self._send = None
+        self._write_frame = None
         self.on_overflow = None  # the socket it points back to is then freed without waiting for a collection
         if self._readers:  # end a long-polling GET that waits for packets that will never come
             self._poll_queue().put_nowait(None)
@@ -236,6 +257,14 @@ class OutgoingQueue:
         self._sizes.clear()
         self.waiting_bytes = 0
         return waiting
+
+    def _framed(self, pkt: Any) -> bool:
+        """Write the packet's frame directly when nothing waits before it and the server takes it."""
+        return (
+            self._drainer is None
+            and self._write_frame is not None
+            and self._write_frame(websocket_frame(pkt))
+        )
 
     def _write(self, message: dict[str, Any]) -> None:
         if self._drainer is not None:

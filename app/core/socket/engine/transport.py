@@ -32,7 +32,14 @@ from engineio import async_socket
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
-from app.core.socket.engine.outgoing import ASGISend, BacklogLimit, OutgoingQueue, asgi_message
+from app.core.http.websocket_protocol import FRAME_WRITER, FrameWriter
+from app.core.socket.engine.outgoing import (
+    ASGISend,
+    BacklogLimit,
+    OutgoingQueue,
+    asgi_message,
+    websocket_frame,
+)
 from app.core.socket.engine.polling import handle_post
 
 logger = logging.getLogger(__name__)
@@ -40,7 +47,8 @@ logger = logging.getLogger(__name__)
 ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
 PING = eio_packet.Packet(eio_packet.PING)
 PING.asgi_message = asgi_message(PING)
-"""One PING for every socket (`asgi_message` caches its encoding)."""
+PING.frame = websocket_frame(PING)
+"""One PING for every socket (`asgi_message` and `frame` are its encodings, cached)."""
 
 
 def transport_label(eio_sid: str) -> str:
@@ -73,15 +81,21 @@ class DirectWebSocket:
     async def __call__(self, environ: dict[str, Any]) -> str:
         receive: ASGIReceive = environ["asgi.receive"]
         send: ASGISend = environ["asgi.send"]
+        write_frame: FrameWriter | None = (environ["asgi.scope"].get("extensions") or {}).get(FRAME_WRITER)
         await send({"type": "websocket.accept"})
-        await serve_websocket(self.socket, self.server, receive, send)
+        await serve_websocket(self.socket, self.server, receive, send, write_frame)
         return ""
 
 
 async def serve_websocket(
-    socket: ParleySocket, server: ParleyEngine, receive: ASGIReceive, send: ASGISend
+    socket: ParleySocket,
+    server: ParleyEngine,
+    receive: ASGIReceive,
+    send: ASGISend,
+    write_frame: FrameWriter | None = None,
 ) -> None:
-    """Read packets until the client leaves; packets to it are written by its queue."""
+    """Read packets until the client leaves; packets to it are written by its queue (framed once
+    per packet and written as is, where the server offers `write_frame`)."""
     queue = socket.queue
     if socket.connected:
         if not await upgrade(socket, server, receive, send):
@@ -89,7 +103,7 @@ async def serve_websocket(
     else:
         socket.connected = True
         socket.upgraded = True
-    queue.attach(send)
+    queue.attach(send, write_frame)
     try:
         await read_packets(socket, server, receive)
     finally:
@@ -129,6 +143,8 @@ async def read_packets(socket: ParleySocket, server: ParleyEngine, receive: ASGI
                 await on_message(socket.sid, pkt.data)
             else:
                 await socket.receive(pkt)
+                if socket.closed:  # the client's CLOSE: end the websocket too
+                    return
         except eio_exceptions.UnknownPacketError:
             await server.faults.malformed(
                 socket.sid, f"Engine.IO packet type {pkt.packet_type} from a client"

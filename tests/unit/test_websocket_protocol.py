@@ -1,0 +1,131 @@
+"""Parley's websocket protocol under a real uvicorn server on a loopback port, with a websockets client:
+an accepted websocket offers `write_frame`, whose frame reaches the client as is; it refuses (and
+`send` serves) when permessage-deflate was negotiated or once the websocket is closing; the
+handshake's request and response are let go of; reading pauses only once `INBOUND_BACKLOG` messages
+wait for the application, and resumes once it has read them."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+import websockets
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from app.core.http.websocket_protocol import (
+    FRAME_WRITER,
+    INBOUND_BACKLOG,
+    FrameWritingProtocol,
+    server_frame,
+)
+from tests.support.server import free_port
+
+OVERRIDES = {
+    "handle_connect": "(self, event: 'Request') -> 'None'",
+    "send": "(self, message: 'ASGISendEvent') -> 'None'",
+    "send_receive_event_to_app": "(self) -> 'None'",
+}
+"""uvicorn's methods the protocol overrides, with the signatures they were written against."""
+
+
+def test_the_overridden_uvicorn_methods_are_still_there_as_they_were() -> None:
+    for name, signature in OVERRIDES.items():
+        assert name in vars(FrameWritingProtocol)
+        upstream = getattr(WebSocketsSansIOProtocol, name, None)
+        assert upstream is not None, f"uvicorn's protocol no longer has {name}"
+        assert str(inspect.signature(upstream)) == signature, f"uvicorn's {name} changed its signature"
+        assert inspect.iscoroutinefunction(upstream) == inspect.iscoroutinefunction(
+            vars(FrameWritingProtocol)[name]
+        )
+
+
+class App:
+    """An ASGI app that accepts every websocket and hands the test its `receive` and protocol."""
+
+    def __init__(self) -> None:
+        self.accepted: asyncio.Queue[tuple[Any, FrameWritingProtocol]] = asyncio.Queue()
+        self.done = asyncio.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        writer = scope["extensions"][FRAME_WRITER]
+        await self.accepted.put((receive, writer.__self__))
+        await self.done.wait()
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[App, str]]:
+    app = App()
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, ws=FrameWritingProtocol, lifespan="off", log_config=None
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.ensure_future(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield app, f"ws://127.0.0.1:{port}/"
+    app.done.set()
+    server.should_exit = True
+    await asyncio.wait_for(task, 10)
+
+
+async def test_a_frame_reaches_the_client_as_is_and_the_handshake_is_let_go(served: tuple[App, str]) -> None:
+    app, url = served
+    async with websockets.connect(url, compression=None) as client:
+        _receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
+
+        assert protocol.write_frame(server_frame("héllo"))
+        assert protocol.write_frame(server_frame(b"\x01\x02"))
+
+        assert await asyncio.wait_for(client.recv(), 5) == "héllo"
+        assert await asyncio.wait_for(client.recv(), 5) == b"\x01\x02"
+        assert not hasattr(protocol, "request")
+        assert not hasattr(protocol, "response")
+
+
+async def test_a_compressed_or_closing_websocket_refuses_frames(served: tuple[App, str]) -> None:
+    app, url = served
+    async with websockets.connect(url, compression="deflate") as client:
+        _receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        assert client.protocol.extensions, "permessage-deflate was negotiated"
+
+        assert not protocol.write_frame(server_frame("x"))
+    async with websockets.connect(url, compression=None):
+        _receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        await protocol.send({"type": "websocket.close", "code": 1000})
+
+        assert not protocol.write_frame(server_frame("x"))
+
+
+async def eventually_queued(protocol: FrameWritingProtocol, count: int) -> None:
+    while protocol.queue.qsize() < count:
+        await asyncio.sleep(0.01)
+
+
+async def test_reading_pauses_only_once_the_inbound_backlog_is_full(served: tuple[App, str]) -> None:
+    app, url = served
+    async with websockets.connect(url, compression=None) as client:
+        receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
+
+        for index in range(INBOUND_BACKLOG - 1):
+            await client.send(f"m{index}")
+        await asyncio.wait_for(eventually_queued(protocol, INBOUND_BACKLOG - 1), 5)
+        assert not protocol.read_paused, "a short backlog leaves reading on"
+
+        await client.send("the last that fits")
+        await asyncio.wait_for(eventually_queued(protocol, INBOUND_BACKLOG), 5)
+        assert protocol.read_paused
+        received = [await receive() for _ in range(INBOUND_BACKLOG)]
+        assert not protocol.read_paused, "reading resumes once the application has read them all"
+
+        await client.send("after")
+        assert await asyncio.wait_for(receive(), 5) == {"type": "websocket.receive", "text": "after"}
+        assert [message["text"] for message in received[:2]] == ["m0", "m1"]
