@@ -67,6 +67,9 @@ async def all_departed(server: ServerProcess) -> None:
             assert asyncio.get_running_loop().time() < deadline, "sockets still counted as connected"
 
 
+# 5,000 handshakes take about 80 s on a free core: longer than the suite's per-test limit once
+# another worker shares the machine.
+@pytest.mark.timeout(360)
 async def test_closed_connections_give_their_memory_back(server: ServerProcess) -> None:
     token = external_token(server)
     await cycles(server, token, WARM_UP)
