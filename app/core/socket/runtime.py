@@ -123,7 +123,8 @@ class SocketRuntime:
         )
         self.hub.local.add(sock)
         self.ctx.metrics.sockets_connected.inc()
-        await self.server.manager.enter_rooms(sid, rooms)
+        for room in rooms:
+            await self.server.enter_room(sid, room)
         if await self.hub.catch_up(sid, started):
             await self._revoked_while_admitted(sock)
         self._schedule_expiry(sock)
