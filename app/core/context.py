@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.config.settings import Settings
-from app.core.db import Database, UnitOfWork
+from app.core.db import Database, UnitOfWork, shared_unit_of_work, unit_of_work
 from app.core.event_bus import EventBus
 from app.core.metrics import Metrics
 from app.core.security.tokens import TokenCodec
@@ -55,4 +56,8 @@ class AppContext:
             raise RuntimeError(f"no module provides {key.__qualname__}") from None
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.db)
+        return unit_of_work(self.db)
+
+    def shared_unit_of_work(self) -> AbstractAsyncContextManager[None]:
+        """Inside, this task's units of work share one session (see `shared_unit_of_work`)."""
+        return shared_unit_of_work(self.db)

@@ -2,6 +2,14 @@
 
 from app.core.db.base import Base, DatabaseClockMixin, utc_now
 from app.core.db.engine import Database
-from app.core.db.unit_of_work import UnitOfWork
+from app.core.db.unit_of_work import UnitOfWork, shared_unit_of_work, unit_of_work
 
-__all__ = ["Base", "Database", "DatabaseClockMixin", "UnitOfWork", "utc_now"]
+__all__ = [
+    "Base",
+    "Database",
+    "DatabaseClockMixin",
+    "UnitOfWork",
+    "shared_unit_of_work",
+    "unit_of_work",
+    "utc_now",
+]

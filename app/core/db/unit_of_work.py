@@ -6,10 +6,18 @@ Services are built on one session; nothing is written unless the caller commits:
         users = uow.service(UserService)
         await users.create(...)
         await uow.commit()
+
+`shared_unit_of_work(db)` lets a sequence of such blocks in one task (a socket handshake's token
+check, rooms and `session:ready` parts) use one session: one pooled connection checked out and one
+transaction begun for all of them rather than one each. Units other tasks open are their own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -55,3 +63,53 @@ class UnitOfWork:
             await self._session.close()
             self._session = None
         self._services.clear()
+
+
+class BorrowedUnitOfWork(UnitOfWork):
+    """A block's view of the shared unit: leaving it keeps the session open for the next block,
+    except that a block that fails rolls back, so the next one starts on a clean transaction."""
+
+    def __init__(self, owner: UnitOfWork) -> None:
+        self._owner = owner
+
+    @property
+    def session(self) -> AsyncSession:
+        return self._owner.session
+
+    def service(self, service_type: type[S]) -> S:
+        return self._owner.service(service_type)
+
+    async def rollback(self) -> None:
+        await self._owner.rollback()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            await self._owner.rollback()
+
+
+_SHARED: ContextVar[tuple[UnitOfWork, asyncio.Task[Any] | None] | None] = ContextVar(
+    "shared_unit_of_work", default=None
+)
+
+
+def unit_of_work(db: Database) -> UnitOfWork:
+    """A new unit, or a view of the shared one when the current task opened it."""
+    shared = _SHARED.get()
+    if shared is not None and shared[1] is asyncio.current_task():
+        return BorrowedUnitOfWork(shared[0])
+    return UnitOfWork(db)
+
+
+@contextlib.asynccontextmanager
+async def shared_unit_of_work(db: Database) -> AsyncIterator[None]:
+    """Inside, this task's `unit_of_work(db)` blocks share one session, closed on the way out.
+    Tasks started inside inherit the context but not the session (it is not safe to share)."""
+    owner = UnitOfWork(db)
+    token = _SHARED.set((owner, asyncio.current_task()))
+    try:
+        async with owner:
+            yield
+    finally:
+        _SHARED.reset(token)

@@ -107,7 +107,8 @@ class SocketRuntime:
         """Admit a socket or refuse it with `connect_error {code, message}`; never leak a count."""
         started = time.monotonic()
         try:
-            identity, rooms = await self._admit(environ, auth)
+            async with self.ctx.shared_unit_of_work():
+                identity, rooms = await self._admit(environ, auth)
         except AppError as error:
             self.ctx.metrics.errors.labels(error.code.value).inc()
             raise refusal(error.code, error.message) from None
@@ -222,14 +223,7 @@ class SocketRuntime:
         for module in self.modules:
             for hook in module.on_connect:
                 await self._guarded(module, "connect hook", sock, hook(self.ctx, identity, sid))
-        produced: dict[str, Any] = {}
-        for module in self.modules:
-            for key, part in module.session_ready.items():
-                value = await self._guarded(
-                    module, f"session:ready part {key}", sock, part.produce(self.ctx, identity)
-                )
-                if value is not None:
-                    produced[key] = value
+        produced = await self._ready_parts(sock)
         base = {
             "user": UserView(identity.user_id, identity.username, identity.display_name),
             "session_id": identity.session_id,
@@ -239,6 +233,19 @@ class SocketRuntime:
         await self.hub.emit_to_socket(
             sid, self.ready.event.name, self.ready.payload(base, produced, self.limits)
         )
+
+    async def _ready_parts(self, sock: LocalSocket) -> dict[str, Any]:
+        """Every module's `session:ready` part, its queries on one database session."""
+        produced: dict[str, Any] = {}
+        async with self.ctx.shared_unit_of_work():
+            for module in self.modules:
+                for key, part in module.session_ready.items():
+                    value = await self._guarded(
+                        module, f"session:ready part {key}", sock, part.produce(self.ctx, sock.identity)
+                    )
+                    if value is not None:
+                        produced[key] = value
+        return produced
 
     @staticmethod
     async def _guarded(module: Module, what: str, sock: LocalSocket, work: Awaitable[Any]) -> Any:
