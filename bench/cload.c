@@ -4,8 +4,8 @@
 // accepts it. Compiled by bench/run.py at run time.
 //
 // build: gcc -O2 -o cload cload.c -lz
-// usage: ./cload MODE key=value...   MODE = echo | fanout | connect | idle
-//   port=3001 token=JWT clients=1 (echo, connect) members=100 (fanout) window=8 duration=5 warmup=1
+// usage: ./cload MODE key=value...   MODE = echo | fanout | connect | idle | storm
+//   port=3001 token=JWT clients=1 (echo, connect, storm) members=100 (fanout) window=8 duration=5 warmup=1
 //   payload=64 rate=N (open loop: p50/p99) spids=PID (the server's CPU% over the measured window)
 //   steps=1000,5000 (idle: open that many connections in total, print a line, wait for a line
 //   on stdin, go on; the pings the server sends meanwhile are answered)
@@ -120,7 +120,8 @@ static size_t ws_frame(conn_t *c, char **pl, size_t *plen, int *op) {
   return hl + n;
 }
 
-static conn_t *open_conn(void) {
+// a socket with the websocket upgrade request sent; its response is read by take_upgrade_head
+static conn_t *start_conn(void) {
   conn_t *c = calloc(1, sizeof *c); c->buf = malloc(BUFSZ); c->next_id = 1;
   c->fd = socket(AF_INET, SOCK_STREAM, 0); if (c->fd < 0) die("socket");
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(PORT)}; a.sin_addr.s_addr = htonl(0x7f000001);
@@ -132,21 +133,30 @@ static conn_t *open_conn(void) {
                    SIO ? "/socket.io/?EIO=4&transport=websocket" : "/", PORT,
                    DEFLATE ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
   if (send(c->fd, req, n, 0) != n) die("send upgrade");
-  // read the HTTP response head; keep any bytes after it
-  for (;;) {
-    ssize_t r = recv(c->fd, c->buf + c->len, BUFSZ - c->len, 0); if (r <= 0) die("recv upgrade");
-    c->len += r; c->buf[c->len] = 0;
-    char *e = strstr(c->buf, "\r\n\r\n");
-    if (e) {
-      if (strncmp(c->buf, "HTTP/1.1 101", 12)) { errno = EPROTO; die("no 101"); }
-      *e = 0;
-      if (DEFLATE && strcasestr(c->buf, "permessage-deflate")) {
-        c->inflate = calloc(1, sizeof *c->inflate);
-        if (inflateInit2(c->inflate, -15) != Z_OK) die("inflateInit2");
-      }
-      size_t hl = e + 4 - c->buf; memmove(c->buf, c->buf + hl, c->len - hl); c->len -= hl; break;
-    }
+  return c;
+}
+
+// 1 once c->buf holds the whole HTTP response head (a 101, or die), which is then dropped
+static int take_upgrade_head(conn_t *c) {
+  c->buf[c->len] = 0;
+  char *e = strstr(c->buf, "\r\n\r\n");
+  if (!e) return 0;
+  if (strncmp(c->buf, "HTTP/1.1 101", 12)) { errno = EPROTO; die("no 101"); }
+  *e = 0;
+  if (DEFLATE && strcasestr(c->buf, "permessage-deflate")) {
+    c->inflate = calloc(1, sizeof *c->inflate);
+    if (inflateInit2(c->inflate, -15) != Z_OK) die("inflateInit2");
   }
+  size_t hl = e + 4 - c->buf; memmove(c->buf, c->buf + hl, c->len - hl); c->len -= hl;
+  return 1;
+}
+
+static conn_t *open_conn(void) {
+  conn_t *c = start_conn();
+  do {  // read the HTTP response head; keep any bytes after it
+    ssize_t r = recv(c->fd, c->buf + c->len, BUFSZ - c->len - 1, 0); if (r <= 0) die("recv upgrade");
+    c->len += r;
+  } while (!take_upgrade_head(c));
   return c;
 }
 
@@ -169,13 +179,18 @@ static void wait_for(conn_t *c, const char *prefix) {
   }
 }
 
+// the hello a client sends once Engine.IO is open: the namespace connect, with the token if given
+static void send_hello(conn_t *c) {
+  char hello[4200];
+  if (TOKEN[0]) snprintf(hello, sizeof hello, "40{\"token\":\"%s\"}", TOKEN); else strcpy(hello, "40");
+  ws_sends(c, hello);
+}
+
 static conn_t *connect_client(void) {
   conn_t *c = open_conn();
   if (SIO) {
-    char hello[4200];
     wait_for(c, "0{");
-    if (TOKEN[0]) snprintf(hello, sizeof hello, "40{\"token\":\"%s\"}", TOKEN); else strcpy(hello, "40");
-    ws_sends(c, hello); wait_for(c, "40");
+    send_hello(c); wait_for(c, "40");
   }
   return c;
 }
@@ -187,6 +202,57 @@ static int connect_rate(void) {
   for (int i = 0; i < NCLI; i++) cs[i] = connect_client();
   double el = now() - t0;
   printf("{\"mode\":\"connect\",\"gen\":\"cload\",\"clients\":%d,\"conns_per_s\":%.0f}\n", NCLI, NCLI / el);
+  fflush(stdout);
+  return 0;
+}
+
+// a reconnect storm: `clients` connections opened at once, each through the upgrade, Engine.IO open,
+// namespace connect and the `session:ready` event; the time from the first connect until each is ready
+enum { STORM_UPGRADE, STORM_OPEN, STORM_CONNECT, STORM_READY, STORM_DONE };
+static int storm_frames(conn_t *c, int *state) {  // 1 when this frame batch made the client ready
+  char *p; size_t n; int op; size_t used;
+  while (*state != STORM_DONE && (used = ws_frame(c, &p, &n, &op))) {
+    int ping = n == 1 && p[0] == '2';
+    int refused = n >= 2 && p[0] == '4' && p[1] == '4';
+    int hit = (*state == STORM_OPEN && n >= 2 && !memcmp(p, "0{", 2)) ||
+              (*state == STORM_CONNECT && n >= 2 && !memcmp(p, "40", 2)) ||
+              (*state == STORM_READY && n >= 18 && !memcmp(p, "42[\"session:ready\"", 18));
+    if (op == 9) ws_pong(c, p, n);
+    memmove(c->buf, c->buf + used, c->len - used); c->len -= used;
+    if (refused) { errno = EACCES; die("connect refused"); }
+    if (ping) ws_sends(c, "3");
+    if (!hit) continue;
+    if (*state == STORM_OPEN) send_hello(c);
+    if (++*state == STORM_DONE) return 1;
+  }
+  return 0;
+}
+
+static int storm(void) {
+  conn_t **cs = calloc(NCLI, sizeof *cs); int *state = calloc(NCLI, sizeof(int));
+  double *ready = calloc(NCLI, sizeof(double));
+  int ep = epoll_create1(0), left = NCLI;
+  double t0 = now();
+  for (int i = 0; i < NCLI; i++) {
+    cs[i] = start_conn();
+    struct epoll_event e = {.events = EPOLLIN, .data.u32 = i}; epoll_ctl(ep, EPOLL_CTL_ADD, cs[i]->fd, &e);
+  }
+  struct epoll_event evs[256];
+  while (left) {
+    int ne = epoll_wait(ep, evs, 256, 30000);
+    if (ne == 0) { printf("{\"error\":\"%d of %d clients not ready after 30 s\"}\n", left, NCLI); return 1; }
+    for (int k = 0; k < ne; k++) {
+      int i = evs[k].data.u32; conn_t *c = cs[i];
+      ssize_t r = recv(c->fd, c->buf + c->len, BUFSZ - c->len - 1, MSG_DONTWAIT);
+      if (r == 0) { printf("{\"error\":\"server closed connection %d\"}\n", i); return 1; }
+      if (r < 0) { if (errno == EAGAIN) continue; die("recv"); }
+      c->len += r;
+      if (state[i] == STORM_UPGRADE && take_upgrade_head(c)) state[i] = STORM_OPEN;
+      if (state[i] != STORM_UPGRADE && storm_frames(c, &state[i])) { ready[NCLI - left] = now() - t0; left--; }
+    }
+  }
+  printf("{\"mode\":\"storm\",\"gen\":\"cload\",\"clients\":%d,\"all_ready_ms\":%.1f,\"median_ready_ms\":%.1f}\n",
+         NCLI, ready[NCLI - 1] * 1e3, ready[NCLI / 2] * 1e3);
   fflush(stdout);
   return 0;
 }
@@ -268,6 +334,7 @@ int main(int argc, char **argv) {
   memset(PAY, 'x', PAYLOAD); PAY[PAYLOAD] = 0;
   if (!strcmp(mode, "connect")) return connect_rate();
   if (!strcmp(mode, "idle")) return idle();
+  if (!strcmp(mode, "storm")) return storm();
   int fanout = !strcmp(mode, "fanout");
   int n = fanout ? NMEM + 1 : NCLI;  // fanout: conns[0] is the sender
   conn_t **cs = calloc(n, sizeof *cs);

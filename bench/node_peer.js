@@ -10,6 +10,11 @@ const io = new Server(srv, {
 });
 const answer = (ack, data) => { if (typeof ack === 'function') ack({ ok: true, data }); };
 io.on('connection', (socket) => {
+  // Parley's counterpart of a connect: the socket's state in one event (the storm case waits for it)
+  socket.emit('session:ready', {
+    user: { id: socket.id, username: 'bench', display_name: 'bench' },
+    session_id: null, rooms: [...socket.rooms], server_time: new Date().toISOString(),
+  });
   socket.on('bench:ping', (data, ack) => answer(ack, data));
   socket.on('bench:join', (payload, ack) => { socket.join(payload.room); answer(ack, { room: payload.room }); });
   socket.on('bench:bcast', (payload, ack) => {

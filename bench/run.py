@@ -66,6 +66,8 @@ class Profile:
     chat_conversations: int = 10
     deflate_members: int = 1000
     """Idle connections and fan-out members of the cases with a client that asks for compression."""
+    storm_clients: int = 100
+    """Clients of the reconnect storm: all connect at once."""
 
 
 FULL = Profile(2, 0.5, (1, 10, 100), (100, 1000), 1000, 5, (1000, 5000, 10000), 300)
@@ -73,7 +75,7 @@ QUICK = Profile(1, 0.5, (1, 100), (100,), 100, 5, (500,), 100, deflate_members=1
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SERVERS = ("parley", "node", "before")
 """Who is measured: this Parley, the Node peer and, with `--before DIR`, an earlier Parley."""
-CASE_GROUPS = ("idle", "connect", "echo", "fanout", "latency", "deflate", "chat")
+CASE_GROUPS = ("idle", "connect", "storm", "echo", "fanout", "latency", "deflate", "chat")
 """What `--cases` can name: each group's cases run, in this order, or are left out of the run."""
 
 
@@ -319,20 +321,20 @@ class Runner:
         params = {"port": server.port, "token": self.token, **params}
         return ["taskset", "-c", LOAD_CORE, str(self.cload), mode, *(f"{k}={v}" for k, v in params.items())]
 
-    def measure(self, mode: str, server: Server, **params: Any) -> dict[str, Any]:
-        timed = {"duration": self.profile.duration, "warmup": self.profile.warmup, "spids": server.pid}
+    def once(self, mode: str, server: Server, **params: Any) -> dict[str, Any]:
+        """One run of cload: its JSON line, or RuntimeError with why there is none."""
         done = subprocess.run(
-            self.argv(mode, server, **timed, **params),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
+            self.argv(mode, server, **params), capture_output=True, text=True, timeout=300, check=False
         )
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         result: dict[str, Any] = json.loads(lines[-1]) if lines else {"error": done.stderr.strip()[-300:]}
         if "error" in result:
             raise RuntimeError(f"{server.name} {mode} {params}: {result['error']}")
         return result
+
+    def measure(self, mode: str, server: Server, **params: Any) -> dict[str, Any]:
+        timed = {"duration": self.profile.duration, "warmup": self.profile.warmup, "spids": server.pid}
+        return self.once(mode, server, **timed, **params)
 
     def chat(self, server: Server, conversations: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         """`chat:send` closed loop, then open loop at half its rate: (throughput, latency) results."""
@@ -347,14 +349,11 @@ class Runner:
         return throughput, latency
 
     def connect_rate(self, server: Server) -> float:
-        done = subprocess.run(
-            self.argv("connect", server, clients=self.profile.connect_clients),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
-        return float(json.loads(done.stdout.splitlines()[-1])["conns_per_s"])
+        return float(self.once("connect", server, clients=self.profile.connect_clients)["conns_per_s"])
+
+    def storm(self, server: Server) -> float:
+        """Milliseconds from the first connect until every client of a reconnect storm is ready."""
+        return float(self.once("storm", server, clients=self.profile.storm_clients)["all_ready_ms"])
 
     def idle_memory(self, server: Server, steps: tuple[int, ...], **params: Any) -> dict[int, float]:
         """KiB of server RSS per idle connection at each step (RSS delta / connections)."""
@@ -393,6 +392,12 @@ def define_cases(profile: Profile) -> dict[str, Case]:
     lat = f"{profile.latency_rate} bcast/s to {profile.latency_members}"
     cases = [
         Case("connect", "connection set-up (sequential)", "conn/s", higher_is_better=True),
+        Case(
+            "storm",
+            f"reconnect storm: {profile.storm_clients} clients at once, until all have session:ready",
+            "ms",
+            higher_is_better=False,
+        ),
         *(
             Case(
                 f"echo{n}",
@@ -491,6 +496,9 @@ def run_server(
         server.settle()
     if "connect" in groups:
         record("connect", runner.connect_rate(server))
+        server.settle()
+    if "storm" in groups:
+        record("storm", runner.storm(server))
         server.settle()
     for n in profile.echo_clients if "echo" in groups else ():
         result = runner.measure("echo", server, clients=n)
