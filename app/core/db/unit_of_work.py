@@ -59,9 +59,11 @@ class UnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._session is not None:
+        # A session that holds no transaction holds no connection either: closing it would only
+        # cost a greenlet switch, which most socket events (whose services never query) would pay.
+        if self._session is not None and self._session.in_transaction():
             await self._session.close()
-            self._session = None
+        self._session = None
         self._services.clear()
 
 
