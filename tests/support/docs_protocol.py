@@ -1,4 +1,5 @@
-"""A small synthetic protocol (a notes board and a ping) that the docs pipeline's tests describe.
+"""A small synthetic protocol (a notes board, a ping, a payload-less wake) that the docs pipeline's
+tests describe.
 
 Fixed, so each step's tests (description, schemas, AsyncAPI, TypeScript, page) can spell out what
 they expect of it.
@@ -103,6 +104,11 @@ class AlphaGateway(Gateway):
     @ws_response("alpha:ping", PingPayload)
     async def ping(self, payload: PingPayload) -> PingPayload:
         return payload
+
+    @ws_event("alpha:wake", "Answer with nonce 0; takes no payload.", category="alpha")
+    @ws_response("alpha:wake", PingPayload)
+    async def wake(self) -> PingPayload:
+        return PingPayload(0)
 
 
 def synthetic_registry() -> EventRegistry:

@@ -41,10 +41,6 @@ class Peak(msgspec.Struct):
     peak: int
 
 
-class Nothing(msgspec.Struct, forbid_unknown_fields=True):
-    pass
-
-
 class HoldState:
     """Handlers parked by `game:hold`, per key, and how many ran at once (this process only)."""
 
@@ -91,13 +87,12 @@ class ProbeGateway(Gateway):
 
     @ws_event(
         "game:boom",
-        "Fail inside the database with an error that names SQL.",
+        "Fail inside the database with an error that names SQL; takes no payload.",
         category="game",
-        examples=[{}],
         errors=[ErrorCode.INTERNAL],
     )
     @ws_response("game:boom", Done)
-    async def boom(self, payload: Nothing, uow: UnitOfWork) -> Done:
+    async def boom(self, uow: UnitOfWork) -> Done:
         await uow.session.execute(text("SELECT secret_column FROM no_such_table_for_parley"))
         return Done()
 

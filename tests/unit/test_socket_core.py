@@ -6,7 +6,8 @@ import msgspec
 import pytest
 
 from app.core.errors import AppError, ErrorCode
-from app.core.socket.dispatcher import validation_failure
+from app.core.socket.decorators import EventSpec
+from app.core.socket.dispatcher import decode_payload, validation_failure
 from app.core.socket.engine.server import encoded_size, origin_checker
 from app.core.socket.protocol import ExceptionEvent, RoomPayload
 from app.core.socket.rooms import USER_ROOMS, AnyoneHook, OwnIdHook, RoomManager, RoomPrefix, room_prefix
@@ -51,6 +52,31 @@ def test_validation_errors_name_the_field(payload: object, field: str) -> None:
     error = validation_failure(caught.value)
     assert error.code is ErrorCode.VALIDATION_ERROR
     assert error.details == {"field": field}
+
+
+@pytest.mark.parametrize("args", [[{}], [None], [{"x": 1}], [{}, {}]])
+def test_an_event_without_payload_refuses_any_argument(args: list[object]) -> None:
+    with pytest.raises(AppError) as caught:
+        decode_payload(EventSpec(name="a:wake"), args)
+    assert caught.value.code is ErrorCode.VALIDATION_ERROR
+    assert caught.value.details == {"field": "payload"}
+    assert caught.value.message == "payload: a:wake takes no payload; emit it with none"
+
+
+def test_an_event_without_payload_is_handed_nothing() -> None:
+    assert decode_payload(EventSpec(name="a:wake"), []) is None
+
+
+@pytest.mark.parametrize("args", [[], [{"room": "a:b"}, {"room": "a:c"}]])
+def test_an_event_with_payload_needs_exactly_one(args: list[object]) -> None:
+    with pytest.raises(AppError) as caught:
+        decode_payload(EventSpec(name="room:join", payload=RoomPayload), args)
+    assert caught.value.details == {"field": "payload"}
+
+
+def test_a_payload_is_decoded_into_its_struct() -> None:
+    spec = EventSpec(name="room:join", payload=RoomPayload)
+    assert decode_payload(spec, [{"room": "a:b"}]) == RoomPayload("a:b")
 
 
 class Cursor(msgspec.Struct):

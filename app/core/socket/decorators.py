@@ -1,9 +1,10 @@
 """Decorators that make a gateway method an event handler, and declarations of server events.
 
 A handler states its payload type once, as the annotation of its `payload` parameter; the gateway
-reads it from the signature when the class is defined. The metadata is the one description of the
-protocol: the dispatcher validates payloads
-with the same Structs, and the docs (AsyncAPI, HTML page, TypeScript types) are generated from it.
+reads it from the signature when the class is defined. A handler without a `payload` parameter
+handles an event that takes no payload: clients emit it with nothing but the ack callback. The
+metadata is the one description of the protocol: the dispatcher validates payloads with the same
+Structs, and the docs (AsyncAPI, HTML page, TypeScript types) are generated from it.
 Incomplete or inconsistent metadata raises `GatewayDefinitionError` when the gateway class is
 defined, i.e. at import time.
 """
@@ -140,7 +141,7 @@ def _require(condition: bool, where: str, problem: str) -> None:
 def _check_examples(where: str, struct: type[Any] | None, examples: Sequence[Mapping[str, Any]]) -> None:
     for index, example in enumerate(examples):
         if struct is None:
-            raise GatewayDefinitionError(f"{where}: example {index} given but no payload Struct")
+            raise GatewayDefinitionError(f"{where}: example {index} given, but the event takes no payload")
         try:
             msgspec.convert(example, struct)
         except msgspec.ValidationError as exc:
@@ -157,14 +158,13 @@ def check_event_spec(where: str, spec: EventSpec) -> None:
     _require(bool(spec.description.strip()), where, "needs a description")
     _require(bool(spec.category.strip()), where, "needs a category")
     _require(spec.direction == "client_to_server", where, "a handler receives client→server events only")
-    _require(spec.payload is not None, where, "needs a `payload: Struct` parameter")
     _require("ws_response" in spec.decorated, where, "needs @ws_response(event, Struct)")
     _require(
         spec.response_event == spec.name,
         where,
         f"@ws_response names {spec.response_event!r}, not {spec.name!r}",
     )
-    _require(bool(spec.examples), where, "needs at least one example payload")
+    _require(bool(spec.examples) or spec.payload is None, where, "needs at least one example payload")
     _check_examples(where, spec.payload, spec.examples)
     for code in spec.errors:
         _require(isinstance(code, ErrorCode), where, f"error {code!r} is not an ErrorCode")

@@ -17,6 +17,7 @@ from app.core.db import UnitOfWork
 from app.core.errors import AppError, ErrorCode
 from app.core.faults import is_unavailable
 from app.core.socket.context import SocketContext
+from app.core.socket.decorators import EventSpec
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import SocketHub
 from app.core.socket.protocol import EVENT_NAME_ECHO_MAX, EXCEPTION, AckError, AckOk, ExceptionEvent
@@ -40,6 +41,29 @@ def validation_failure(exc: msgspec.ValidationError) -> AppError:
     path = next((a or b for a, b in reversed(found) if a or b), "payload")
     field = path.replace("[", ".").replace("]", "").strip(".") or "payload"
     return AppError(ErrorCode.VALIDATION_ERROR, text, {"field": field})
+
+
+def decode_payload(spec: EventSpec, args: list[Any]) -> Any:
+    """The payload as its Struct; None for an event that takes none, which refuses any argument
+    (even `{}` or `null`) as a mismatch, as every other payload that does not fit its type."""
+    if spec.payload is None:
+        if args:
+            raise AppError(
+                ErrorCode.VALIDATION_ERROR,
+                f"payload: {spec.name} takes no payload; emit it with none",
+                {"field": "payload"},
+            )
+        return None
+    if len(args) != 1:
+        raise AppError(
+            ErrorCode.VALIDATION_ERROR,
+            "payload: expected exactly one object",
+            {"field": "payload"},
+        )
+    try:
+        return msgspec.convert(args[0], spec.payload)
+    except msgspec.ValidationError as exc:
+        raise validation_failure(exc) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +174,7 @@ class Dispatcher:
             self._take_token(sock, "default")
             raise AppError(ErrorCode.NOT_FOUND, f"Unknown event {event[:EVENT_NAME_ECHO_MAX]!r}")
         self._take_token(sock, handler.spec.rate_limit)
-        payload = self._decode(handler, args)
+        payload = decode_payload(handler.spec, args)
         if sock.waiting >= self.max_concurrent * QUEUE_FACTOR:
             raise AppError(ErrorCode.RATE_LIMITED, "Too many events in flight on this socket")
         sock.waiting += 1
@@ -179,22 +203,6 @@ class Dispatcher:
                 {"retry_after": round(retry_after, 3), "limit": str(limit)},
             )
         sock.buckets[bucket] = (tokens - 1.0, now)
-
-    @staticmethod
-    def _decode(handler: BoundHandler, args: list[Any]) -> Any:
-        struct = handler.spec.payload
-        if struct is None:
-            return None
-        if len(args) != 1:
-            raise AppError(
-                ErrorCode.VALIDATION_ERROR,
-                "payload: expected exactly one object",
-                {"field": "payload"},
-            )
-        try:
-            return msgspec.convert(args[0], struct)
-        except msgspec.ValidationError as exc:
-            raise validation_failure(exc) from None
 
     async def _invoke(self, sock: LocalSocket, handler: BoundHandler, payload: Any) -> Any:
         if sock.sid not in self.hub.local:

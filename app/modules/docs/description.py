@@ -49,7 +49,8 @@ class EventDoc:
     direction: Direction
     category: str
     description: str
-    payload: type[Any]
+    payload: type[Any] | None
+    """None: a client event that takes no payload (emitted with the ack callback alone)."""
     examples: tuple[Mapping[str, Any], ...]
     response: type[Any] | None = None
     declared_errors: tuple[ErrorCode, ...] = ()
@@ -108,7 +109,6 @@ def _rate_limit(bucket: str, limits: RateLimitSettings) -> RateLimitDoc:
 
 
 def describe_client_event(spec: EventSpec, limits: RateLimitSettings) -> EventDoc:
-    assert spec.payload is not None, "the gateway refuses handlers without a `payload: Struct` parameter"
     return EventDoc(
         name=spec.name,
         direction="client_to_server",
