@@ -14,7 +14,7 @@ import msgspec
 
 from app.config.settings import Settings
 from app.core.errors import ErrorCode
-from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_response
+from app.core.socket import Gateway, RateBucket, SocketContext, server_event, ws_event, ws_response
 from app.core.socket.registry import EventRegistry
 from app.modules.docs.description import ProtocolDescription, describe
 
@@ -49,6 +49,8 @@ class ReadState(msgspec.Struct):
     up_to: int
 
 
+NOTES_BUCKET = RateBucket("chat", lambda limits: limits.chat)
+
 NOTE_ADDED = server_event(
     "note:added",
     NoteAdded,
@@ -76,7 +78,7 @@ class NotesGateway(Gateway):
         category="notes",
         examples=[{"board": "b1", "text": "hello"}],
         errors=[ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND],
-        rate_limit="chat",
+        rate_limit=NOTES_BUCKET,
         optimistic=True,
         room_required="board:",
     )

@@ -14,11 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import msgspec
 
 from app.core.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from app.config.settings import RateLimit, RateLimitSettings
 
 Direction = Literal["client_to_server", "server_to_client"]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,6 +31,19 @@ EVENT_NAME_PATTERN = r"^[a-z][a-z0-9_]*(:[a-z][a-z0-9_]*)*$"
 
 class GatewayDefinitionError(TypeError):
     """A handler or event declaration is incomplete; raised at import time."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateBucket:
+    """A token bucket client events draw from, declared by the module that declares the events:
+    its name (in acks' `details.limit`, the docs and `session:ready`) and the setting that sizes it."""
+
+    name: str
+    size: Callable[[RateLimitSettings], RateLimit]
+
+
+DEFAULT_BUCKET = RateBucket("default", lambda limits: limits.default)
+"""The bucket of every event that declares none (RATE_LIMIT_DEFAULT)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +58,7 @@ class EventSpec:
     room_required: str | None = None
     examples: tuple[Mapping[str, Any], ...] = ()
     errors: tuple[ErrorCode, ...] = ()
-    rate_limit: str = "default"
+    rate_limit: RateBucket = DEFAULT_BUCKET
     optimistic: bool = False
     payload: type[msgspec.Struct] | None = None
     response: type[Any] | None = None
@@ -81,12 +97,12 @@ def ws_event(
     room_required: str | None = None,
     examples: Sequence[Mapping[str, Any]] = (),
     errors: Sequence[ErrorCode] = (),
-    rate_limit: str = "default",
+    rate_limit: RateBucket = DEFAULT_BUCKET,
     optimistic: bool = False,
 ) -> Callable[[F], F]:
     """Mark a gateway method as the handler of client event `name`.
 
-    `rate_limit` names the token bucket the event draws from; `optimistic` marks events a client
+    `rate_limit` is the token bucket the event draws from; `optimistic` marks events a client
     applies before the ack, so every failure is answered with `action: "ROLLBACK"`.
     """
 

@@ -9,6 +9,7 @@ from app.core.socket import Gateway, SocketContext, ws_event, ws_response
 from app.modules.chat.broadcasts import ChatEvents
 from app.modules.chat.declarations import (
     ACTIVE_ROOMS,
+    CHAT_BUCKET,
     CHAT_MESSAGE,
     CHAT_READ,
     CONVERSATION,
@@ -63,7 +64,7 @@ class ChatGateway(Gateway):
         room_required="group:{conversationId}",
         examples=[{"conversation_id": CONVERSATION, "body": "Hello @bob", "client_msg_id": "c-1732265000-1"}],
         errors=[*ACCESS_ERRORS, ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.INTERNAL],
-        rate_limit="chat",
+        rate_limit=CHAT_BUCKET,
         optimistic=True,
     )
     @ws_response("chat:send", SendAck)

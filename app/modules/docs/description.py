@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from app.config.settings import DocsInfo, RateLimitSettings
 from app.core.errors import ErrorCode
-from app.core.socket.decorators import EventSpec, ServerEvent
+from app.core.socket.decorators import EventSpec, RateBucket, ServerEvent
 from app.core.socket.registry import EventRegistry
 
 Direction = Literal["client_to_server", "server_to_client"]
@@ -103,9 +103,9 @@ class ProtocolDescription:
         return [event for event in self.events if not event.is_client_event]
 
 
-def _rate_limit(bucket: str, limits: RateLimitSettings) -> RateLimitDoc:
-    limit = limits.for_class(bucket)
-    return RateLimitDoc(bucket, limit.capacity, limit.per_seconds)
+def _rate_limit(bucket: RateBucket, limits: RateLimitSettings) -> RateLimitDoc:
+    limit = bucket.size(limits)
+    return RateLimitDoc(bucket.name, limit.capacity, limit.per_seconds)
 
 
 def describe_client_event(spec: EventSpec, limits: RateLimitSettings) -> EventDoc:

@@ -9,6 +9,7 @@ from app.modules.presence.declarations import (
     EXAMPLE_CONVERSATION,
     EXAMPLE_USER,
     PRESENCE_ROOMS,
+    TYPING_BUCKET,
     USER_STATUS,
 )
 from app.modules.presence.presence import Presence, membership
@@ -74,7 +75,7 @@ class TypingGateway(Gateway):
         category="chat",
         examples=[{"conversation_id": EXAMPLE_CONVERSATION, "typing": True}],
         errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED],
-        rate_limit="typing",
+        rate_limit=TYPING_BUCKET,
     )
     @ws_response("chat:typing", TypingAck)
     async def typing(
