@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import msgspec
 import pytest
 
@@ -104,11 +106,12 @@ async def test_room_manager_admits_by_prefix_hook() -> None:
     rooms = RoomManager()
     rooms.register_auth_hook(USER_ROOMS.prefix, OwnIdHook(USER_ROOMS))
     rooms.register_auth_hook("broadcast:", AnyoneHook())
-    await rooms.authorize("u1", "user:u1")
-    await rooms.authorize("u1", "broadcast:all")
-    for room in ("user:u2", "game:1"):
+    me, other = uuid.uuid4(), uuid.uuid4()
+    await rooms.authorize(me, f"user:{me}")
+    await rooms.authorize(me, "broadcast:all")
+    for room in (f"user:{other}", "game:1"):
         with pytest.raises(AppError) as caught:
-            await rooms.authorize("u1", room)
+            await rooms.authorize(me, room)
         assert caught.value.code is ErrorCode.FORBIDDEN
     with pytest.raises(ValueError, match="already has a hook"):
         rooms.register_auth_hook("user:", AnyoneHook())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from app.core.errors import ErrorCode
 from app.core.socket import Gateway, SocketContext, ws_event, ws_response
 from app.modules.chat.broadcasts import ChatEvents
@@ -37,10 +35,6 @@ from app.modules.chat.service import ChatService
 from app.modules.chat.writer import MessageWriter
 
 ACCESS_ERRORS = (ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED)
-
-
-def caller(client: SocketContext) -> uuid.UUID:
-    return uuid.UUID(client.user_id)
 
 
 class ChatGateway(Gateway):
@@ -101,7 +95,7 @@ class ChatGateway(Gateway):
     )
     @ws_response("chat:sync", SyncAck)
     async def sync(self, client: SocketContext, payload: SyncPayload, chat: ChatService) -> SyncAck:
-        synced = await chat.sync(caller(client), payload.conversations, payload.limit)
+        synced = await chat.sync(client.user_id, payload.conversations, payload.limit)
         for conversation in synced:
             self.ctx.metrics.sync_recoveries.labels(str(conversation.recovered).lower()).inc()
         return SyncAck(synced)
@@ -119,7 +113,7 @@ class ChatGateway(Gateway):
         self, client: SocketContext, payload: ReadPayload, chat: ChatService, events: ChatEvents
     ) -> ReadOut:
         return await chat.mark_read(
-            caller(client), payload.conversation_id, payload.last_read_seq, events=events
+            client.user_id, payload.conversation_id, payload.last_read_seq, events=events
         )
 
     @ws_event(
@@ -134,7 +128,7 @@ class ChatGateway(Gateway):
     async def focus(
         self, client: SocketContext, payload: ConversationRef, chat: ChatService
     ) -> ConversationRefOut:
-        await chat.require_participant(payload.conversation_id, caller(client))
+        await chat.require_participant(payload.conversation_id, client.user_id)
         await client.join(ACTIVE_ROOMS.room(str(payload.conversation_id)))
         return ConversationRefOut(str(payload.conversation_id))
 
@@ -150,7 +144,7 @@ class ChatGateway(Gateway):
     async def blur(self, client: SocketContext, payload: ConversationRef) -> ConversationRefOut:
         conversation_id = str(payload.conversation_id)
         await client.leave(ACTIVE_ROOMS.room(conversation_id))
-        await client.ctx.events.publish(ConversationBlurred(client.sid, client.user_id, conversation_id))
+        await client.ctx.events.publish(ConversationBlurred(client.sid, str(client.user_id), conversation_id))
         return ConversationRefOut(conversation_id)
 
     @ws_event(
@@ -169,7 +163,7 @@ class ChatGateway(Gateway):
     async def mute(
         self, client: SocketContext, payload: MutePayload, chat: ChatService, events: ChatEvents
     ) -> MuteOut:
-        return await chat.set_muted(caller(client), payload.conversation_id, payload.muted, events=events)
+        return await chat.set_muted(client.user_id, payload.conversation_id, payload.muted, events=events)
 
     @ws_event(
         "conversation:leave",

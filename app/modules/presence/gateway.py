@@ -82,10 +82,10 @@ class TypingGateway(Gateway):
         self, client: SocketContext, payload: TypingIn, indicators: TypingIndicators
     ) -> TypingAck:
         conversation_id = str(payload.conversation_id)
-        if not await membership(self.ctx).is_participant(conversation_id, client.user_id):
+        if not await membership(self.ctx).is_participant(conversation_id, str(client.user_id)):
             raise AppError(ErrorCode.FORBIDDEN, "You are not a participant of this conversation")
         if payload.typing:
-            await indicators.start(client.sid, conversation_id, client.user_id)
+            await indicators.start(client.sid, conversation_id, str(client.user_id))
         else:
-            await indicators.stop(client.sid, conversation_id, client.user_id)
+            await indicators.stop(client.sid, conversation_id, str(client.user_id))
         return TypingAck()

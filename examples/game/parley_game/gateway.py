@@ -57,7 +57,7 @@ class GameGateway(Gateway):
             )
         total = await add_score(uow.session, payload.room, client.user_id, payload.points)
         await uow.commit()
-        scored = Scored(payload.room, client.user_id, payload.points, total)
+        scored = Scored(payload.room, str(client.user_id), payload.points, total)
         await client.emit(GAME_SCORED, scored, room=payload.room)
         return scored
 
@@ -69,7 +69,7 @@ class GameGateway(Gateway):
     )
     @ws_response("game:shout", Done)
     async def shout(self, client: SocketContext, payload: Shout) -> Done:
-        await client.emit(GAME_NEWS, News(payload.text, client.user_id), room=payload.room)
+        await client.emit(GAME_NEWS, News(payload.text, str(client.user_id)), room=payload.room)
         return Done()
 
     @ws_event(
