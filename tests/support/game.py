@@ -28,7 +28,7 @@ GAME_MODULES = ("game", f"{__name__}:probes_module")
 """PARLEY_MODULES of a server with the game and the probes."""
 
 
-class Hold(msgspec.Struct, forbid_unknown_fields=True):
+class HoldIn(msgspec.Struct, forbid_unknown_fields=True):
     key: str
 
 
@@ -55,7 +55,7 @@ class ProbeGateway(Gateway):
         "game:hold", "Run until `game:release` with the same key.", category="game", examples=[{"key": "k"}]
     )
     @ws_response("game:hold", Done)
-    async def hold(self, payload: Hold, holds: HoldState) -> Done:
+    async def hold(self, payload: HoldIn, holds: HoldState) -> Done:
         holds.running[payload.key] += 1
         holds.peak[payload.key] = max(holds.peak[payload.key], holds.running[payload.key])
         try:
@@ -71,7 +71,7 @@ class ProbeGateway(Gateway):
         examples=[{"key": "k"}],
     )
     @ws_response("game:release", Peak)
-    async def release(self, payload: Hold, holds: HoldState) -> Peak:
+    async def release(self, payload: HoldIn, holds: HoldState) -> Peak:
         holds.gates[payload.key].set()
         return Peak(holds.running[payload.key], holds.peak[payload.key])
 
@@ -82,7 +82,7 @@ class ProbeGateway(Gateway):
         examples=[{"key": "k"}],
     )
     @ws_response("game:peek", Peak)
-    async def peek(self, payload: Hold, holds: HoldState) -> Peak:
+    async def peek(self, payload: HoldIn, holds: HoldState) -> Peak:
         return Peak(holds.running[payload.key], holds.peak[payload.key])
 
     @ws_event(

@@ -11,7 +11,7 @@ from app.core.errors import AppError, ErrorCode
 from app.core.socket.decorators import EventSpec
 from app.core.socket.dispatcher import decode_payload, validation_failure
 from app.core.socket.engine.server import encoded_size, origin_checker
-from app.core.socket.protocol import ExceptionEvent, RoomPayload
+from app.core.socket.protocol import ExceptionEvent, RoomIn
 from app.core.socket.rooms import USER_ROOMS, AnyoneHook, OwnIdHook, RoomManager, RoomPrefix, room_prefix
 from app.core.socket.runtime import bearer_token, refusal
 
@@ -50,7 +50,7 @@ def test_encoded_size_counts_utf8_bytes() -> None:
 )
 def test_validation_errors_name_the_field(payload: object, field: str) -> None:
     with pytest.raises(msgspec.ValidationError) as caught:
-        msgspec.convert(payload, RoomPayload)
+        msgspec.convert(payload, RoomIn)
     error = validation_failure(caught.value)
     assert error.code is ErrorCode.VALIDATION_ERROR
     assert error.details == {"field": field}
@@ -72,13 +72,13 @@ def test_an_event_without_payload_is_handed_nothing() -> None:
 @pytest.mark.parametrize("args", [[], [{"room": "a:b"}, {"room": "a:c"}]])
 def test_an_event_with_payload_needs_exactly_one(args: list[object]) -> None:
     with pytest.raises(AppError) as caught:
-        decode_payload(EventSpec(name="room:join", payload=RoomPayload), args)
+        decode_payload(EventSpec(name="room:join", payload=RoomIn), args)
     assert caught.value.details == {"field": "payload"}
 
 
 def test_a_payload_is_decoded_into_its_struct() -> None:
-    spec = EventSpec(name="room:join", payload=RoomPayload)
-    assert decode_payload(spec, [{"room": "a:b"}]) == RoomPayload("a:b")
+    spec = EventSpec(name="room:join", payload=RoomIn)
+    assert decode_payload(spec, [{"room": "a:b"}]) == RoomIn("a:b")
 
 
 class Cursor(msgspec.Struct):

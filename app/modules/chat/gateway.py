@@ -20,16 +20,16 @@ from app.modules.chat.declarations import (
 )
 from app.modules.chat.membership import ConversationBlurred
 from app.modules.chat.schemas import (
-    ConversationRef,
+    ChatReadIn,
+    ConversationMuteIn,
+    ConversationRefIn,
     ConversationRefOut,
     MuteOut,
-    MutePayload,
     ReadOut,
-    ReadPayload,
     SendAck,
-    SendPayload,
+    SendIn,
     SyncAck,
-    SyncPayload,
+    SyncIn,
 )
 from app.modules.chat.service import ChatService
 from app.modules.chat.writer import MessageWriter
@@ -65,7 +65,7 @@ class ChatGateway(Gateway):
     async def send(
         self,
         client: SocketContext,
-        payload: SendPayload,
+        payload: SendIn,
         chat: ChatService,
         writer: MessageWriter,
         events: ChatEvents,
@@ -94,7 +94,7 @@ class ChatGateway(Gateway):
         errors=list(ACCESS_ERRORS),
     )
     @ws_response("chat:sync", SyncAck)
-    async def sync(self, client: SocketContext, payload: SyncPayload, chat: ChatService) -> SyncAck:
+    async def sync(self, client: SocketContext, payload: SyncIn, chat: ChatService) -> SyncAck:
         synced = await chat.sync(client.user_id, payload.conversations, payload.limit)
         for conversation in synced:
             self.ctx.metrics.sync_recoveries.labels(str(conversation.recovered).lower()).inc()
@@ -110,7 +110,7 @@ class ChatGateway(Gateway):
     )
     @ws_response("chat:read", ReadOut)
     async def read(
-        self, client: SocketContext, payload: ReadPayload, chat: ChatService, events: ChatEvents
+        self, client: SocketContext, payload: ChatReadIn, chat: ChatService, events: ChatEvents
     ) -> ReadOut:
         return await chat.mark_read(
             client.user_id, payload.conversation_id, payload.last_read_seq, events=events
@@ -126,7 +126,7 @@ class ChatGateway(Gateway):
     )
     @ws_response("conversation:focus", ConversationRefOut)
     async def focus(
-        self, client: SocketContext, payload: ConversationRef, chat: ChatService
+        self, client: SocketContext, payload: ConversationRefIn, chat: ChatService
     ) -> ConversationRefOut:
         await chat.require_participant(payload.conversation_id, client.user_id)
         await client.join(ACTIVE_ROOMS.room(str(payload.conversation_id)))
@@ -141,7 +141,7 @@ class ChatGateway(Gateway):
         errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
     )
     @ws_response("conversation:blur", ConversationRefOut)
-    async def blur(self, client: SocketContext, payload: ConversationRef) -> ConversationRefOut:
+    async def blur(self, client: SocketContext, payload: ConversationRefIn) -> ConversationRefOut:
         conversation_id = str(payload.conversation_id)
         await client.leave(ACTIVE_ROOMS.room(conversation_id))
         await client.ctx.events.publish(ConversationBlurred(client.sid, str(client.user_id), conversation_id))
@@ -161,7 +161,7 @@ class ChatGateway(Gateway):
     )
     @ws_response("conversation:mute", MuteOut)
     async def mute(
-        self, client: SocketContext, payload: MutePayload, chat: ChatService, events: ChatEvents
+        self, client: SocketContext, payload: ConversationMuteIn, chat: ChatService, events: ChatEvents
     ) -> MuteOut:
         return await chat.set_muted(client.user_id, payload.conversation_id, payload.muted, events=events)
 
@@ -177,7 +177,7 @@ class ChatGateway(Gateway):
     async def leave(
         self,
         client: SocketContext,
-        payload: ConversationRef,
+        payload: ConversationRefIn,
         chat: ChatService,
         writer: MessageWriter,
         events: ChatEvents,
