@@ -22,7 +22,7 @@ application, instead of after every message (uvicorn pauses and resumes the tran
 each one, two system calls per message on uvloop).
 
 Two more make the connection keep RFC 6455 where uvicorn and websockets do not (both found by
-Autobahn|Testsuite, `tests/conformance/websocket/`): a text message in fragments is decoded as they
+Autobahn|Testsuite, `tests/e2e/conformance/websocket/`): a text message in fragments is decoded as they
 arrive, so invalid UTF-8 fails the connection (1007) at the first fragment that holds it, not once
 the message is whole, and without uvicorn's traceback for it; a Close between a message's fragments
 is answered like any other (`MidMessageCloseProtocol`).

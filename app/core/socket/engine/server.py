@@ -92,7 +92,7 @@ class TransportServer(socketio.AsyncServer):  # type: ignore[misc]
 
     `ParleyServer` builds Parley's packet handling on it; on its own it serves the Socket.IO protocol
     as python-socketio does, which is how socket.io's protocol test suite checks the transport
-    (`tests/conformance/socketio/`). Its `eio` is to be configured before serving.
+    (`tests/e2e/conformance/socketio/`). Its `eio` is to be configured before serving.
     """
 
     eio: ParleyEngine
