@@ -19,10 +19,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/parley serve
 
-# The suite spread over pytest-xdist workers (four, on two cores shared with other runs, made server
-# start-ups miss their deadlines); a module's tests that share a server stay in one worker
-# (tests/conftest.py).
-TEST_WORKERS ?= 2
+# The suite spread over pytest-xdist workers: three on two cores, since the end-to-end tests mostly
+# wait on servers and timers (two left a core idle for half the run; four, on two cores shared with
+# other runs, made server start-ups miss their deadlines); a module's tests that share a server stay
+# in one worker (tests/conftest.py).
+TEST_WORKERS ?= 3
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup

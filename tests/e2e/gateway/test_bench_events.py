@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +25,17 @@ BENCH_EVENTS = {"bench:ping", "bench:join", "bench:bcast", "bench:msg"}
 BACKLOG_PACKETS = 64
 
 
+@pytest.fixture(scope="module")
+def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server with the bench events for the module's tests that need no other setting: each
+    uses users and rooms of its own."""
+    node = ServerProcess(
+        backend.env(BENCH_EVENTS_ENABLED="true"), tmp_path_factory.mktemp("bench") / "server.log"
+    )
+    yield node.start()
+    node.stop()
+
+
 def registered_events(backend: Backend, **env: Any) -> set[str]:
     registry = create_app(backend.settings(**env)).context.get(EventRegistry)
     return {spec.name for spec in registry.all_events()}
@@ -36,11 +47,8 @@ def test_bench_events_are_registered_only_when_enabled(backend: Backend) -> None
 
 
 async def test_echo_join_and_broadcast_through_the_gateway(
-    backend: Backend,
-    start_server: Callable[..., ServerProcess],
-    clients: Callable[[], RecordingClient],
+    server: ServerProcess, clients: Callable[[], RecordingClient]
 ) -> None:
-    server = start_server(backend, BENCH_EVENTS_ENABLED="true")
     member, sender = clients(), clients()
     await member.connect(server.url, external_token(server))
     await sender.connect(server.url, external_token(server))
@@ -55,11 +63,8 @@ async def test_echo_join_and_broadcast_through_the_gateway(
 
 
 async def test_bad_payloads_and_foreign_rooms_are_refused(
-    backend: Backend,
-    start_server: Callable[..., ServerProcess],
-    clients: Callable[[], RecordingClient],
+    server: ServerProcess, clients: Callable[[], RecordingClient]
 ) -> None:
-    server = start_server(backend, BENCH_EVENTS_ENABLED="true")
     client = clients()
     await client.connect(server.url, external_token(server))
 
@@ -160,11 +165,8 @@ async def test_a_broadcast_reaches_compressed_and_plain_websockets_alike(
 
 
 async def test_by_default_an_offer_of_compression_is_declined_and_the_socket_works(
-    backend: Backend,
-    start_server: Callable[..., ServerProcess],
-    clients: Callable[[], RecordingClient],
+    server: ServerProcess, clients: Callable[[], RecordingClient]
 ) -> None:
-    server = start_server(backend, BENCH_EVENTS_ENABLED="true")
     sender = clients()
     await sender.connect(server.url, external_token(server))
     async with raw(server, external_token(server), compression="deflate") as offered:
