@@ -1,4 +1,4 @@
-"""Two server processes on one PostgreSQL and one Redis behave as one server.
+"""Two server processes on one PostgreSQL and one Redis (or one Redis Cluster) behave as one server.
 
 Room operations, fan-out and `force_logout` started on node A reach sockets on node B. Only the
 scaled-out backend has several nodes; the SQLite runs are skipped.
@@ -38,11 +38,11 @@ def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Bac
 
 @pytest.fixture(scope="module")
 def nodes(
-    backend: Backend, tmp_path_factory: pytest.TempPathFactory
+    backend: Backend, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     logs = tmp_path_factory.mktemp("cluster")
-    a = ServerProcess(backend.env(**ENV), logs / "a.log", GAME)
-    b = ServerProcess(backend.env(**ENV), logs / "b.log", GAME)
+    a = ServerProcess(backend.env(**ENV, REDIS_URL=redis_url), logs / "a.log", GAME)
+    b = ServerProcess(backend.env(**ENV, REDIS_URL=redis_url), logs / "b.log", GAME)
     try:
         yield a.start(), b.start()
     finally:
@@ -185,12 +185,15 @@ async def test_sockets_per_user_are_counted_across_nodes(
 
 async def test_redis_prefix_keeps_deployments_apart(
     backend: Backend,
+    redis_url: str,
     nodes: tuple[ServerProcess, ServerProcess],
     start_server: Callable[..., ServerProcess],
     clients: Any,
 ) -> None:
     a, b = nodes
-    stranger_node = start_server(backend, factory=GAME, REDIS_PREFIX=f"{backend.redis_prefix}other:")
+    stranger_node = start_server(
+        backend, factory=GAME, REDIS_URL=redis_url, REDIS_PREFIX=f"{backend.redis_prefix}other:"
+    )
     listeners = {
         node.url: await connect_ready(clients, node, external_token(node)) for node in (b, stranger_node)
     }

@@ -123,8 +123,7 @@ class SocketRuntime:
         )
         self.hub.local.add(sock)
         self.ctx.metrics.sockets_connected.inc()
-        for room in rooms:
-            await self.server.enter_room(sid, room)
+        await self.server.manager.enter_rooms(sid, rooms)
         if await self.hub.catch_up(sid, started):
             await self._revoked_while_admitted(sock)
         self._schedule_expiry(sock)

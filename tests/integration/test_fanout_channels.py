@@ -1,0 +1,178 @@
+"""Per-room fan-out channels on real Redis servers of the test's own (a lone Redis, whose command
+statistics count only these managers' commands, and a three-master Redis Cluster).
+
+Each `Node` is a RedisManager with a python-socketio server in this process, as a Parley process
+holds one; its sockets are Engine.IO stand-ins whose outgoing queues record what they are sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+import socketio
+
+from app.core.metrics import Metrics
+from app.core.socket.engine.managers import RedisManager
+from tests.support.redis_servers import LoneRedis, RedisCluster
+from tests.unit.test_fanout_manager import ROOMY, FakeEioSocket
+
+pytestmark = pytest.mark.postgres_redis
+ROOMS = [f"game:{index}-open" for index in range(500)]
+SETTLE_WITHIN = 10.0
+
+
+class Node:
+    def __init__(self, url: str, prefix: str) -> None:
+        self.metrics = Metrics()
+        self.manager = RedisManager(url, f"{prefix}socketio", self.metrics)
+        self.server = socketio.AsyncServer(client_manager=self.manager, async_mode="asgi")
+        self.sockets: dict[str, FakeEioSocket] = {}
+
+    async def start(self) -> Node:
+        self.manager.initialize()
+        home = [self.manager.channel, self.manager.host_channel(self.manager.host_id)]
+        assert await self.manager.channels.confirmed(home, SETTLE_WITHIN)
+        return self
+
+    async def connect(self) -> str:
+        eio_sid = f"eio-{len(self.sockets)}"
+        self.sockets[eio_sid] = self.server.eio.sockets[eio_sid] = FakeEioSocket(ROOMY)
+        sid: str = await self.manager.connect(eio_sid, "/")
+        return sid
+
+    async def hold(self, sid: str, rooms: list[str]) -> None:
+        """Enter `rooms` and wait until Redis confirmed their channels."""
+        await self.manager.enter_rooms(sid, rooms)
+        channels = [self.manager.room_channel(room) for room in rooms]
+        assert await self.manager.channels.confirmed(channels, SETTLE_WITHIN)
+
+    def received(self) -> float:
+        value = self.metrics.registry.get_sample_value("parley_fanout_messages_received_total")
+        return value or 0.0
+
+    def waiting(self, eio_sid: str) -> int:
+        """Packets queued for a socket (none is written: the stand-ins have no transport)."""
+        return int(self.sockets[eio_sid].queue.qsize())
+
+    def events(self, eio_sid: str) -> list[list[object]]:
+        return [json.loads(text[2:]) for text in self.sockets[eio_sid].written()]
+
+    async def close(self) -> None:
+        await self.manager.close()
+
+
+@pytest.fixture(scope="module")
+def lone_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoneRedis]:
+    redis = LoneRedis(tmp_path_factory.mktemp("lone-redis"))
+    try:
+        yield redis.start()
+    finally:
+        redis.stop()
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def servers(request: pytest.FixtureRequest) -> LoneRedis | RedisCluster:
+    name = "lone_redis" if request.param == "redis" else "redis_cluster"
+    found: LoneRedis | RedisCluster = request.getfixturevalue(name)
+    return found
+
+
+NodeStarter = Callable[[LoneRedis | RedisCluster], Awaitable[Node]]
+
+
+@pytest.fixture
+async def nodes() -> AsyncIterator[NodeStarter]:
+    """Start nodes on given Redis servers; a prefix of this test's own keeps their channels apart."""
+    prefix = f"fanout-{uuid.uuid4().hex[:8]}:"
+    started: list[Node] = []
+
+    async def start(on: LoneRedis | RedisCluster) -> Node:
+        node = await Node(on.url, prefix).start()
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        await node.close()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for a state of Redis that no event announces (a channel's last subscriber gone)."""
+    deadline = asyncio.get_running_loop().time() + SETTLE_WITHIN
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "Redis never reached the expected state"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_socket_joining_500_rooms_costs_two_subscribe_commands(
+    lone_redis: LoneRedis, nodes: NodeStarter
+) -> None:
+    node = await nodes(lone_redis)
+    sid = await node.connect()
+    subscribes, unsubscribes = lone_redis.calls("subscribe"), lone_redis.calls("unsubscribe")
+    await node.hold(sid, ROOMS)
+    assert lone_redis.calls("subscribe") - subscribes <= 2
+    assert lone_redis.subscribers(node.manager.room_channel(ROOMS[123])) == 1
+    await node.manager.disconnect(sid, "/", ignore_queue=True)
+    await until(lambda: lone_redis.subscribers(node.manager.room_channel(ROOMS[-1])) == 0)
+    assert lone_redis.calls("unsubscribe") - unsubscribes <= 2
+    assert lone_redis.subscribers(node.manager.channel) == 1, "the shared channel stays"
+
+
+async def test_500_rooms_on_a_cluster_are_sharded_channels_of_every_master(
+    redis_cluster: RedisCluster, nodes: NodeStarter
+) -> None:
+    node = await nodes(redis_cluster)
+    sid = await node.connect()
+    await node.hold(sid, ROOMS)
+    held = redis_cluster.shard_subscriptions()
+    assert all(held.get(node.manager.room_channel(room)) == 1 for room in ROOMS)
+    masters = [
+        port for port in redis_cluster.ports if redis_cluster.cli(port, "pubsub", "shardchannels").strip()
+    ]
+    assert len(masters) == len(redis_cluster.ports), "500 rooms spread over every master's slots"
+    assert len(node.manager.channels.links) == len(redis_cluster.ports), "one connection per master"
+    await node.manager.disconnect(sid, "/", ignore_queue=True)
+    room_channel = node.manager.room_channel(ROOMS[0])
+    await until(lambda: redis_cluster.subscribers(room_channel) == 0)
+
+
+async def test_only_nodes_with_a_member_receive_a_rooms_messages(
+    servers: LoneRedis | RedisCluster, nodes: NodeStarter
+) -> None:
+    member, bystander, speaker = await nodes(servers), await nodes(servers), await nodes(servers)
+    sid = await member.connect()
+    await member.hold(sid, ["game:quiet-open"])
+    await bystander.hold(await bystander.connect(), ["game:elsewhere-open"])
+    before = bystander.received()
+    for index in range(20):
+        await speaker.manager.emit("game:news", {"n": index}, namespace="/", room="game:quiet-open")
+    await until(lambda: member.waiting("eio-0") == 20)
+    assert [event[1] for event in member.events("eio-0")] == [{"n": index} for index in range(20)]
+    assert member.received() >= 20
+    assert bystander.received() == before, "a node without a member decoded the room's messages"
+    assert servers.subscribers(member.manager.room_channel("game:quiet-open")) == 1
+
+
+async def test_an_emit_to_several_rooms_reaches_a_socket_in_two_of_them_once(
+    servers: LoneRedis | RedisCluster, nodes: NodeStarter
+) -> None:
+    """Published once per room; the node handles the first copy to arrive. A closing emit on each
+    room's channel comes after that room's copy, so once both are in, every copy has arrived."""
+    member, speaker = await nodes(servers), await nodes(servers)
+    both, one = await member.connect(), await member.connect()
+    await member.hold(both, ["game:left-open", "game:right-open"])
+    await member.hold(one, ["game:right-open"])
+    rooms = ["game:left-open", "game:right-open"]
+    await speaker.manager.emit("game:news", "pair", namespace="/", room=rooms)
+    for room in rooms:
+        await speaker.manager.emit("game:news", f"end of {room}", namespace="/", room=room)
+    await until(lambda: member.waiting("eio-0") == 3 and member.waiting("eio-1") == 2)
+    to_both = [str(event[1]) for event in member.events("eio-0")]
+    assert to_both[0] == "pair"
+    assert sorted(to_both[1:]) == ["end of game:left-open", "end of game:right-open"]
+    assert member.events("eio-1") == [["game:news", "pair"], ["game:news", "end of game:right-open"]]
