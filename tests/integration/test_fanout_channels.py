@@ -11,6 +11,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Protocol
 
 import pytest
 import socketio
@@ -32,10 +33,13 @@ class Node:
         self.server = socketio.AsyncServer(client_manager=self.manager, async_mode="asgi")
         self.sockets: dict[str, FakeEioSocket] = {}
 
-    async def start(self) -> Node:
+    async def start(self, *, settled: bool = True) -> Node:
+        """Start listening; with `settled`, once Redis confirmed the node's own channels."""
         self.manager.initialize()
+        if not settled:
+            return self
         home = [self.manager.channel, self.manager.host_channel(self.manager.host_id)]
-        assert await self.manager.channels.confirmed(home, SETTLE_WITHIN)
+        assert await self.manager.channels.subscribed(home, SETTLE_WITHIN)
         return self
 
     async def connect(self) -> str:
@@ -48,7 +52,7 @@ class Node:
         """Enter `rooms` and wait until Redis confirmed their channels."""
         await self.manager.enter_rooms(sid, rooms)
         channels = [self.manager.room_channel(room) for room in rooms]
-        assert await self.manager.channels.confirmed(channels, SETTLE_WITHIN)
+        assert await self.manager.channels.subscribed(channels, SETTLE_WITHIN)
 
     def received(self) -> float:
         value = self.metrics.registry.get_sample_value("parley_fanout_messages_received_total")
@@ -81,7 +85,8 @@ def servers(request: pytest.FixtureRequest) -> LoneRedis | RedisCluster:
     return found
 
 
-NodeStarter = Callable[[LoneRedis | RedisCluster], Awaitable[Node]]
+class NodeStarter(Protocol):
+    def __call__(self, on: LoneRedis | RedisCluster, *, settled: bool = True) -> Awaitable[Node]: ...
 
 
 @pytest.fixture
@@ -90,8 +95,8 @@ async def nodes() -> AsyncIterator[NodeStarter]:
     prefix = f"fanout-{uuid.uuid4().hex[:8]}:"
     started: list[Node] = []
 
-    async def start(on: LoneRedis | RedisCluster) -> Node:
-        node = await Node(on.url, prefix).start()
+    async def start(on: LoneRedis | RedisCluster, *, settled: bool = True) -> Node:
+        node = await Node(on.url, prefix).start(settled=settled)
         started.append(node)
         return node
 
@@ -176,3 +181,51 @@ async def test_an_emit_to_several_rooms_reaches_a_socket_in_two_of_them_once(
     assert to_both[0] == "pair"
     assert sorted(to_both[1:]) == ["end of game:left-open", "end of game:right-open"]
     assert member.events("eio-1") == [["game:news", "pair"], ["game:news", "end of game:right-open"]]
+
+
+ROUNDS = 50
+
+
+async def test_an_emit_right_after_a_join_on_another_node_always_arrives(
+    servers: LoneRedis | RedisCluster, nodes: NodeStarter
+) -> None:
+    """A join returns once Redis (the master owning the channel's slot, on a cluster) confirmed the
+    room's subscription, so the speaker's emit right after it reaches the member every round. Each
+    round's member is a node just started (its connections still opening) whose two sockets join a
+    fresh room at once, the second while the first's subscription is in flight; a steady node's
+    socket leaves a room it alone holds and joins it again at once (unsubscription in flight)."""
+    speaker, steady = await nodes(servers), await nodes(servers)
+    again = "game:again-open"
+    lone = await steady.connect()
+    await steady.hold(lone, [again])
+    members: list[Node] = []
+    for index in range(ROUNDS):
+        member = await nodes(servers, settled=False)
+        members.append(member)
+        room = f"game:race-{index}-open"
+        first, second = await member.connect(), await member.connect()
+        await asyncio.gather(
+            member.manager.enter_room(first, "/", room), member.manager.enter_room(second, "/", room)
+        )
+        await speaker.manager.emit("game:news", f"joined {index}", namespace="/", room=room)
+        await steady.manager.leave_room(lone, "/", again)
+        await steady.manager.enter_room(lone, "/", again)
+        await speaker.manager.emit("game:news", f"again {index}", namespace="/", room=again)
+    for index in range(ROUNDS):
+        await speaker.manager.emit("game:news", "end", namespace="/", room=f"game:race-{index}-open")
+    await speaker.manager.emit("game:news", "end", namespace="/", room=again)
+    # Each room's messages arrive in the order published: once every room's last one is in, every
+    # emit of the rounds that was delivered at all is in too.
+    heard: dict[tuple[Node, str], list[object]] = {
+        (node, eio_sid): [] for node in [*members, steady] for eio_sid in node.sockets
+    }
+
+    def every_end_heard() -> bool:
+        for (node, eio_sid), events in heard.items():
+            events += [event[1] for event in node.events(eio_sid)]
+        return all(events[-1:] == ["end"] for events in heard.values())
+
+    await until(every_end_heard)
+    for index, member in enumerate(members):
+        assert heard[member, "eio-0"] == heard[member, "eio-1"] == [f"joined {index}", "end"]
+    assert heard[steady, "eio-0"] == [f"again {index}" for index in range(ROUNDS)] + ["end"]

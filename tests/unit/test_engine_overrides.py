@@ -289,7 +289,7 @@ async def test_room_operations_of_other_nodes_are_applied_and_not_handed_on(
 
     manager._apply_room_op = apply  # type: ignore[method-assign]
     manager.channels.want(manager.channel)
-    assert await manager.channels.confirmed([manager.channel], 5)
+    assert await manager.channels.subscribed([manager.channel], 5)
     listening = manager._listen()
     assert isinstance(listening, AsyncGenerator)  # typed AsyncIterator; closed below
     receiving = asyncio.ensure_future(anext(listening))

@@ -7,197 +7,61 @@ in the room: a node without a member of the room never receives its messages.
 
 A node holds a set of wanted channels; joins and leaves change the set and a sync task brings the
 subscriptions in line with it, many channels per command, so a socket that joins 500 rooms costs a
-few writes and no waiting for answers. On a single Redis every channel lives on one connection
-(SUBSCRIBE/PUBLISH). On a Redis Cluster channels are sharded (SSUBSCRIBE/SPUBLISH): each master
-holds the channels of its slots and the node keeps one connection per master it needs.
+few round trips. On a single Redis every channel lives on one connection (SUBSCRIBE/PUBLISH). On a
+Redis Cluster channels are sharded (SSUBSCRIBE/SPUBLISH): each master holds the channels of its
+slots and the node keeps one connection (`links.Link`) per master it needs.
 
-Each connection (`Link`) is watched: when nothing arrives for `PING_AFTER` seconds it sends a PING
-over the pub/sub connection, and if still nothing comes within `SILENT_AFTER` the connection is
-counted lost. A lost connection (Redis restarted, a network cut, or Redis dropping a subscriber
-whose output buffer grew past its limit) is logged, opened again and given all its channels back;
-what was published meanwhile is what `chat:sync` recovers. Messages wait in a bounded inbox for the
-manager: a node that cannot keep up stops reading, so Redis, not this process, holds the surplus,
-up to its `client-output-buffer-limit`, past which it drops the connection and it is rebuilt.
+A join waits (`subscribed`) until the Redis that carries its room's channel (on a cluster, the master
+owning the channel's slot) confirmed the subscription: an emit published by another node once the
+join is answered reaches this node. Joins asking for channels of one batch wait on the same
+confirmations. Messages wait in a bounded inbox for the manager: a node that cannot keep up stops
+reading, so Redis, not this process, holds the surplus, up to its `client-output-buffer-limit`, past
+which it drops the connection and it is rebuilt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import time
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from app.core.socket.links import RETRY_MAX, Link, OutageLog, pubsub_client
 from app.core.state.redis import connect, is_cluster_url
-
-logger = logging.getLogger(__name__)
 
 SUBSCRIBE_BATCH = 500
 """Channels named in one SUBSCRIBE (a single Redis; a cluster groups them by slot instead)."""
 INBOX_SIZE = 10_000
 """Messages read from Redis and not yet handled; past it this node stops reading."""
-PING_AFTER = 5.0
-SILENT_AFTER = 15.0
-SETTLE_WITHIN = 2.0
-"""How long a join waits for its subscription to be written before answering anyway."""
-RETRY_MIN = 0.2
-RETRY_MAX = 2.0
-DATA_MESSAGES = frozenset({"message", "smessage"})
-SUBSCRIBED = frozenset({"subscribe", "ssubscribe"})
-UNSUBSCRIBED = frozenset({"unsubscribe", "sunsubscribe"})
+CONFIRM_WITHIN = 5.0
+"""How long a join waits for Redis to confirm its subscriptions while Redis is reachable."""
+SLOTS = "cluster slots"
+SINGLE = "redis"
+"""The one connection's name on a single Redis."""
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+class SubscriptionError(Exception):
+    """Redis is reachable but did not confirm a subscription within `CONFIRM_WITHIN` seconds."""
 
 
-class OutageLog:
-    """One warning when a part of the fan-out fails and one when it works again, not one per try."""
+class Waiter:
+    """One caller of `subscribed`: the channels it still waits for."""
 
-    def __init__(self) -> None:
-        self.failing: set[str] = set()
+    def __init__(self, channels: set[str]) -> None:
+        self.missing = channels
+        self.done = asyncio.Event()
+        self.alone = False
+        """Released unconfirmed: Redis is unreachable and the node works alone until it is back."""
 
-    def failed(self, part: str, exc: BaseException) -> None:
-        if part not in self.failing:
-            self.failing.add(part)
-            logger.warning(
-                "Redis fan-out unavailable (%s: %s: %s); local sockets keep working",
-                part,
-                type(exc).__name__,
-                exc,
-            )
-
-    def recovered(self, part: str, detail: str) -> None:
-        if part in self.failing:
-            self.failing.discard(part)
-            logger.warning("Redis fan-out resumed (%s): %s", part, detail)
-
-    @property
-    def down(self) -> bool:
-        return bool(self.failing)
-
-
-class Link:
-    """One pub/sub connection (to the Redis, or to one cluster master) and the channels it holds."""
-
-    def __init__(self, name: str, client: Redis, sharded: bool, channels: FanOutChannels) -> None:
-        self.name = name
-        self.client = client
-        self.sharded = sharded
-        self.owner = channels
-        self.held: set[str] = set()
-        """The channels this connection should be subscribed to; given back after a reconnect."""
-        self.confirmed: set[str] = set()
-        """The channels Redis confirmed on the open connection."""
-        self.pubsub: PubSub | None = None
-        self.has_channels = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self.rebuilds = 0
-
-    def start(self) -> None:
-        if self.task is None:
-            self.task = asyncio.create_task(self._read_forever(), name=f"parley-fanout-{self.name}")
-
-    async def change(self, added: set[str], removed: set[str]) -> None:
-        """Subscribe to `added` and unsubscribe from `removed` on the open connection (if any)."""
-        self.held |= added
-        self.held -= removed
-        if self.held:
-            self.has_channels.set()
-        pubsub = self.pubsub
-        if pubsub is None:
-            return  # the reader subscribes to everything held when it (re)connects
-        try:
-            await self._send(pubsub, added, subscribe=True)
-            await self._send(pubsub, removed, subscribe=False)
-        except Exception as exc:  # noqa: BLE001 - the reader notices the same fault and rebuilds
-            logger.debug("fan-out subscription change on %s failed: %s", self.name, exc)
-            await self._drop(pubsub)
-
-    async def _send(self, pubsub: PubSub, channels: Iterable[str], *, subscribe: bool) -> None:
-        """(S)SUBSCRIBE or (S)UNSUBSCRIBE in batches; only written, the confirmations are read later."""
-        for batch in self.owner.batches(sorted(channels)):
-            if self.sharded:
-                await (pubsub.ssubscribe(*batch) if subscribe else pubsub.sunsubscribe(*batch))
-            else:
-                await (pubsub.subscribe(*batch) if subscribe else pubsub.unsubscribe(*batch))
-
-    async def _read_forever(self) -> None:
-        retry = RETRY_MIN
-        while True:
-            await self.has_channels.wait()
-            try:
-                await self._read_until_lost()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - every fault: log once, reconnect, resubscribe
-                self.owner.outages.failed(f"subscriptions on {self.name}", exc)
-                await self._drop(self.pubsub)
-                self.owner.read_slots_again()
-                await asyncio.sleep(retry)
-                retry = min(retry * 2, RETRY_MAX)
-            else:
-                retry = RETRY_MIN
-
-    async def _read_until_lost(self) -> None:
-        pubsub = self.client.pubsub()
-        self.pubsub = pubsub
-        await pubsub.connect()  # type: ignore[no-untyped-call]  # to be read and pinged with no channel
-        await self._send(pubsub, set(self.held), subscribe=True)
-        if self.rebuilds:
-            detail = f"{len(self.held)} channels subscribed again on {self.name}"
-            self.owner.outages.recovered(f"subscriptions on {self.name}", detail)
-        self.rebuilds += 1
-        heard = time.monotonic()
-        while self.pubsub is pubsub:
-            message = await pubsub.get_message(timeout=PING_AFTER)
-            now = time.monotonic()
-            if message is None:
-                if now - heard > SILENT_AFTER:
-                    raise ConnectionError(f"no answer on the pub/sub connection for {SILENT_AFTER:g} s")
-                await pubsub.ping()
-                continue
-            heard = now
-            kind = message["type"]
-            if kind in DATA_MESSAGES:
-                await self.owner.inbox.put(message["data"])
-            elif kind in SUBSCRIBED:
-                self.confirmed.add(_text(message["channel"]))
-                await self.owner.notify_confirmed()
-            elif kind in UNSUBSCRIBED:
-                self.confirmed.discard(_text(message["channel"]))
-        raise ConnectionError("subscription connection closed to be rebuilt")
-
-    async def _drop(self, pubsub: PubSub | None) -> None:
-        if pubsub is not None and self.pubsub is pubsub:
-            self.pubsub = None
-            self.confirmed.clear()
-        if pubsub is not None:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.task
-        await self._drop(self.pubsub)
-        with contextlib.suppress(Exception):
-            await self.client.aclose()
-
-
-def pubsub_client(**kwargs: Any) -> Redis:
-    """A client for one pub/sub connection that never reconnects by itself: a fault reaches `Link`,
-    which logs it and gives the new connection its channels."""
-    return Redis(socket_connect_timeout=2, retry=Retry(NoBackoff(), 0), **kwargs)
+    def settle(self, channel: str) -> None:
+        self.missing.discard(channel)
+        if not self.missing:
+            self.done.set()
 
 
 class FanOutChannels:
@@ -212,7 +76,9 @@ class FanOutChannels:
         self.links: dict[str, Link] = {}
         self.wanted: set[str] = set()
         self._sync_task: asyncio.Task[None] | None = None
-        self._confirmations = asyncio.Condition()
+        self.routes: dict[str, str] = {}
+        """The connection each wanted channel belongs on, as of the last sync."""
+        self._waiters: defaultdict[str, set[Waiter]] = defaultdict(set)
         self._slots_stale = False
 
     def batches(self, channels: list[str]) -> Iterable[list[str]]:
@@ -232,7 +98,9 @@ class FanOutChannels:
         self._schedule_sync()
 
     def drop(self, channel: str) -> None:
+        """No longer wanted: whoever waits for it has left the room, so they stop waiting for it."""
         self.wanted.discard(channel)
+        self._release(channel)
         self._schedule_sync()
 
     def _schedule_sync(self) -> None:
@@ -240,40 +108,65 @@ class FanOutChannels:
             self._sync_task = asyncio.create_task(self._sync(), name="parley-fanout-sync")
 
     def read_slots_again(self) -> None:
-        """A connection was lost: on a cluster, slots may have moved (resharding, failover), so the
-        next sync reads them again and moves each channel to the master that owns it now."""
+        """A connection was lost or gave a channel up: on a cluster, slots may have moved (resharding,
+        failover), so the next sync reads them again and moves each channel to the master owning it."""
         if self.sharded:
             self._slots_stale = True
-            self._schedule_sync()
+        self._schedule_sync()
 
-    async def settled(self) -> None:
-        """Wait until the subscriptions asked for so far are written (not confirmed) to Redis, or
-        `SETTLE_WITHIN` seconds while Redis is away (the reader subscribes them once it is back)."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(SETTLE_WITHIN):
-                while self._sync_task is not None and not self._sync_task.done():
-                    await asyncio.shield(self._sync_task)
+    def _link_of(self, channel: str) -> Link | None:
+        """The connection `channel` belongs on (on a cluster, none until a sync routed it)."""
+        return self.links.get(self.routes.get(channel, "" if self.sharded else SINGLE))
 
     def holds(self, channel: str) -> bool:
-        """Whether Redis confirmed this node's subscription to `channel`."""
-        return any(channel in link.confirmed for link in self.links.values())
+        """Whether the connection `channel` belongs on has Redis's confirmation of its subscription."""
+        link = self._link_of(channel)
+        return link is not None and link.holds(channel)
 
-    async def notify_confirmed(self) -> None:
-        async with self._confirmations:
-            self._confirmations.notify_all()
+    def _unreachable(self, channel: str) -> bool:
+        link = self._link_of(channel)
+        return SLOTS in self.outages.failing or (link is not None and not link.reachable)
 
-    async def confirmed(self, channels: list[str], timeout: float) -> bool:
-        """Wait until Redis confirmed this node's subscription to each of `channels`; False if it did
-        not within `timeout` seconds (Redis is away, or a channel is no longer wanted)."""
-        await self.settled()
-        async with self._confirmations:
-            try:
-                await asyncio.wait_for(
-                    self._confirmations.wait_for(lambda: all(map(self.holds, channels))), timeout
-                )
-            except TimeoutError:
-                return False
-        return True
+    async def subscribed(self, channels: Iterable[str], within: float = CONFIRM_WITHIN) -> bool:
+        """Wait until Redis confirmed this node's subscription to each wanted channel of `channels`.
+
+        True once all are confirmed; False at once if Redis cannot be reached (the node works alone
+        until it is back, when the channels are subscribed with the rest); `SubscriptionError` if Redis is
+        reachable and did not confirm them within `within` seconds. A connection lost and opened
+        again meanwhile is waited for: the new one confirms the channels.
+        """
+        missing = {channel for channel in channels if channel in self.wanted and not self.holds(channel)}
+        if not missing:
+            return True
+        if any(map(self._unreachable, missing)):
+            return False
+        waiter = Waiter(missing)
+        for channel in missing:
+            self._waiters[channel].add(waiter)
+        try:
+            async with asyncio.timeout(within):
+                await waiter.done.wait()
+        except TimeoutError:
+            raise SubscriptionError(f"Redis did not confirm {len(waiter.missing)} subscriptions") from None
+        finally:
+            for channel in waiter.missing:
+                self._waiters[channel].discard(waiter)
+                if not self._waiters[channel]:
+                    del self._waiters[channel]
+        return not waiter.alone
+
+    def _release(self, channel: str, *, alone: bool = False) -> None:
+        for waiter in self._waiters.pop(channel, ()):
+            waiter.alone = waiter.alone or alone
+            waiter.settle(channel)
+
+    def link_holds(self, link: Link, channel: str) -> None:
+        if self.routes.get(channel) == link.name:
+            self._release(channel)
+
+    def link_unreachable(self, link: Link) -> None:
+        for channel in [channel for channel in self._waiters if self._link_of(channel) is link]:
+            self._release(channel, alone=True)
 
     async def _sync(self) -> None:
         """Bring each connection's channels in line with `wanted`; changes made meanwhile are picked
@@ -285,9 +178,13 @@ class FanOutChannels:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a cluster whose slots cannot be read yet
-                self.outages.failed("cluster slots", exc)
+                self.outages.failed(SLOTS, exc)
+                for channel in list(self._waiters):
+                    self._release(channel, alone=True)
                 await asyncio.sleep(RETRY_MAX)
                 continue
+            self.outages.recovered(SLOTS, "slots read")
+            self.routes = {channel: name for name, channels in by_link.items() for channel in channels}
             for name in self.links.keys() - by_link.keys():
                 by_link[name] = set()
             changed = False
@@ -303,7 +200,7 @@ class FanOutChannels:
     async def _route(self, channels: set[str]) -> dict[str, set[str]]:
         """The connection each channel belongs on: the one Redis, or the master owning its slot."""
         if not self.sharded:
-            return {"redis": set(channels)}
+            return {SINGLE: set(channels)}
         cluster = self.publisher
         assert isinstance(cluster, RedisCluster)
         await cluster.initialize()

@@ -24,8 +24,9 @@ import socketio
 from socketio import packet as sio_packet
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
+from app.core.errors import AppError, ErrorCode
 from app.core.metrics import Metrics
-from app.core.socket.channels import FanOutChannels
+from app.core.socket.channels import CONFIRM_WITHIN, FanOutChannels, SubscriptionError
 from app.core.socket.engine.outgoing import EncodedMessage
 from app.core.socket.sockets import LocalSockets
 
@@ -37,8 +38,8 @@ ROOM_METHODS = frozenset({"emit", "close_room", ROOM_OP})
 """Messages that name rooms: published on the rooms' channels."""
 TO_HOST = frozenset({"callback", ROOM_OP_DONE})
 """Messages for one node: published on its own channel."""
-JOIN_CONFIRM_TIMEOUT = 2.0
-"""How long a join by room waits for the nodes holding the room to confirm it."""
+JOIN_CONFIRM_TIMEOUT = CONFIRM_WITHIN + 1.0
+"""How long a join on other nodes waits for them to confirm it (each waits up to CONFIRM_WITHIN)."""
 COPIES_REMEMBERED = 4096
 """Copies of emits to several rooms recognised as already handled (they arrive within moments)."""
 NAMESPACE = "/"
@@ -91,10 +92,11 @@ class RoomOpsMixin:
         manager: Any = self
         for room in rooms:
             manager.basic_enter_room(sid, NAMESPACE, room)
-        await self.subscriptions_written()
+        await self.rooms_subscribed(rooms)
 
-    async def subscriptions_written(self) -> None:
-        """Return once the subscriptions the rooms joined so far need are written (none in process)."""
+    async def rooms_subscribed(self, rooms: list[str]) -> None:
+        """Return once this node receives what other nodes emit to `rooms` (at once in process);
+        `AppError` UNAVAILABLE if it cannot be made sure of that."""
 
     def _room_limit_reached(self, sid: str, op: dict[str, Any], target: str) -> bool:
         """A join that would take a socket past `max_rooms` (its own sid room not counted) is skipped."""
@@ -226,13 +228,28 @@ class RedisManager(RoomOpsMixin, AsyncPubSubManager, FanOutManager):  # type: ig
             self.channels.drop(self.room_channel(room))
 
     async def enter_room(self, sid: str, namespace: str, room: str, eio_sid: Any = None) -> None:
-        """Join, and return once the room's channel is asked of Redis: what the client does after
-        the answer (and other nodes' emits it causes) finds this node subscribed."""
-        await super().enter_room(sid, namespace, room, eio_sid=eio_sid)
-        await self.subscriptions_written()
+        """Join, and return once Redis confirmed the node's subscription to the room's channel: an
+        emit to the room published by any node after this returns reaches the socket. A socket of
+        another node joins there, and this returns once that node confirmed it likewise."""
+        if not (self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace)):
+            await self.room_operation({"op": "join", "room": sid, "targets": [room]})
+            return
+        self.basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        try:
+            await self.rooms_subscribed([room])
+        except AppError:
+            self.basic_leave_room(sid, namespace, room)
+            raise
 
-    async def subscriptions_written(self) -> None:
-        await self.channels.settled()
+    async def rooms_subscribed(self, rooms: list[str]) -> None:
+        channels = [self.room_channel(room) for room in rooms if has_own_channel(room)]
+        try:
+            await self.channels.subscribed(channels)
+        except SubscriptionError as exc:
+            logger.warning("rooms %s not subscribed: %s", ", ".join(rooms), exc)
+            raise AppError(
+                ErrorCode.UNAVAILABLE, "The room could not be subscribed to in time; try again"
+            ) from None
 
     async def _publish(self, data: dict[str, Any]) -> int:
         """Publish on the channels `data` concerns; the number of nodes (this one included) that
@@ -282,7 +299,7 @@ class RedisManager(RoomOpsMixin, AsyncPubSubManager, FanOutManager):  # type: ig
         self._join_replies[reply] = 0
         try:
             received = await self._publish({**message, "reply": reply})
-            own_copy = self.channels.holds(self.room_channel(message["room"]))
+            own_copy = any(map(self.channels.holds, self.channels_of(message)))
             expected = received - 1 if own_copy else received
             async with self._join_replied:
                 await asyncio.wait_for(
@@ -306,7 +323,10 @@ class RedisManager(RoomOpsMixin, AsyncPubSubManager, FanOutManager):  # type: ig
         channels of the targets its sockets entered."""
         rooms = self.rooms.get(NAMESPACE, {})
         targets = [self.room_channel(t) for t in op["targets"] if has_own_channel(t) and t in rooms]
-        await self.channels.confirmed(targets, JOIN_CONFIRM_TIMEOUT)
+        try:
+            await self.channels.subscribed(targets)
+        except SubscriptionError as exc:
+            logger.warning("join of %s to %s: %s", op["room"], ", ".join(op["targets"]), exc)
         await self._publish({"method": ROOM_OP_DONE, "host_id": op["host_id"], "reply": op["reply"]})
 
     async def _join_confirmed(self, reply: int) -> None:
