@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Protocol
@@ -16,6 +17,7 @@ from typing import Protocol
 import pytest
 import socketio
 
+from app.core.errors import AppError, ErrorCode
 from app.core.metrics import Metrics
 from app.core.socket.engine.managers import RedisManager
 from tests.support.redis_servers import LoneRedis, RedisCluster
@@ -229,3 +231,122 @@ async def test_an_emit_right_after_a_join_on_another_node_always_arrives(
     for index, member in enumerate(members):
         assert heard[member, "eio-0"] == heard[member, "eio-1"] == [f"joined {index}", "end"]
     assert heard[steady, "eio-0"] == [f"again {index}" for index in range(ROUNDS)] + ["end"]
+
+
+async def heard_after_emits(speaker: Node, member: Node, eio_sid: str, room: str) -> None:
+    """Emit to `room` until the member's socket receives one (its node may still be resubscribing)."""
+    deadline = asyncio.get_running_loop().time() + SETTLE_WITHIN
+    while not member.waiting(eio_sid):
+        assert asyncio.get_running_loop().time() < deadline, "no emit to the room arrived"
+        await speaker.manager.emit("game:news", "anyone?", namespace="/", room=room)
+        await asyncio.sleep(0.05)
+
+
+async def test_a_join_while_the_connection_is_rebuilt_completes_on_the_new_one(
+    servers: LoneRedis | RedisCluster, nodes: NodeStarter
+) -> None:
+    """Redis drops the node's subscription connections as the join is written: the join is answered
+    once the rebuilt connections confirmed the room's channel, and an emit right after arrives."""
+    member, speaker = await nodes(servers), await nodes(servers)
+    sid = await member.connect()
+    rebuilds = sum(link.rebuilds for link in member.manager.channels.links.values())
+    servers.kill_subscribers()
+    await member.manager.enter_room(sid, "/", "game:rebuilt-open")
+    await speaker.manager.emit("game:news", "after", namespace="/", room="game:rebuilt-open")
+    await until(lambda: member.waiting("eio-0") == 1)
+    assert member.events("eio-0") == [["game:news", "after"]]
+    assert sum(link.rebuilds for link in member.manager.channels.links.values()) > rebuilds
+
+
+async def test_a_channel_whose_slot_moves_follows_it_to_the_new_master(
+    redis_cluster: RedisCluster, nodes: NodeStarter
+) -> None:
+    """The master giving a slot up tells its subscribers (SUNSUBSCRIBE); the node reads the slots
+    again and subscribes the channel on the slot's new master, and a join to a room of that slot
+    right after is confirmed there."""
+    member, speaker = await nodes(redis_cluster), await nodes(redis_cluster)
+    sid, late = await member.connect(), await member.connect()
+    room = "game:moving-open"
+    channel = member.manager.room_channel(room)
+    await member.hold(sid, [room])
+    before = member.manager.channels.routes[channel]
+    redis_cluster.move_slot(channel)
+    await until(lambda: member.manager.channels.routes.get(channel, before) != before)
+    await member.hold(sid, [room])
+    assert redis_cluster.subscribers(channel) == 1
+    await heard_after_emits(speaker, member, "eio-0", room)
+    await member.manager.enter_room(late, "/", room)
+    await speaker.manager.emit("game:news", "to both", namespace="/", room=room)
+    await until(lambda: member.waiting("eio-1") == 1)
+    assert member.events("eio-1") == [["game:news", "to both"]]
+
+
+class SilentRedis:
+    """A TCP server that accepts connections and never answers: Redis reachable but mute."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.Server | None = None
+        self.held: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> str:
+        async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.held.append(writer)
+
+        self.server = await asyncio.start_server(hold, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    def close(self) -> None:
+        for writer in self.held:
+            writer.close()
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_a_join_redis_never_confirms_fails_with_unavailable_and_leaves_the_room() -> None:
+    silent = SilentRedis()
+    node = Node(await silent.start(), "mute:")
+    try:
+        await node.start(settled=False)
+        sid = await node.connect()
+        with pytest.raises(AppError) as refused:
+            await node.manager.enter_room(sid, "/", "game:mute-open")
+        assert refused.value.code is ErrorCode.UNAVAILABLE
+        assert "game:mute-open" not in node.manager.get_rooms(sid, "/")
+    finally:
+        await node.close()
+        silent.close()
+
+
+async def test_a_join_while_redis_is_unreachable_is_answered_at_once_for_this_node_alone() -> None:
+    """Nothing listens where Redis should be: the join is answered (SPEC §9: the node works alone)
+    without the confirmation, and the channel stays wanted for when Redis is back."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    node = Node(f"redis://127.0.0.1:{port}/0", "gone:")
+    try:
+        await node.start(settled=False)
+        sid = await node.connect()
+        await node.manager.enter_room(sid, "/", "game:alone-open")
+        channel = node.manager.room_channel("game:alone-open")
+        assert not await node.manager.channels.subscribed([channel])
+        assert channel in node.manager.channels.wanted
+    finally:
+        await node.close()
+
+
+async def test_enter_room_for_a_socket_of_another_node_returns_once_that_node_holds_the_room(
+    servers: LoneRedis | RedisCluster, nodes: NodeStarter
+) -> None:
+    """python-socketio publishes a join of another node's sid and returns; here it is a join by the
+    sid's room, answered once the node holding the sid confirmed the room's channel."""
+    member, speaker = await nodes(servers), await nodes(servers)
+    sid = await member.connect()
+    for index in range(10):
+        room = f"game:moved-{index}-open"
+        await speaker.manager.enter_room(sid, "/", room)
+        assert room in member.manager.get_rooms(sid, "/")
+        await speaker.manager.emit("game:news", index, namespace="/", room=room)
+    await until(lambda: member.waiting("eio-0") == 10)
+    assert [event[1] for event in member.events("eio-0")] == list(range(10))

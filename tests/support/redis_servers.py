@@ -82,6 +82,11 @@ class RedisServers:
                     total += int(line.split("calls=", 1)[1].split(",", 1)[0])
         return total
 
+    def kill_subscribers(self) -> None:
+        """Every server drops its pub/sub clients, as it does with one past its output buffer limit."""
+        for port in self.ports:
+            self.cli(port, "client", "kill", "type", "pubsub")
+
     def stop(self) -> None:
         for process in self.processes:
             process.terminate()
@@ -134,10 +139,27 @@ class RedisCluster(RedisServers):
             self._wait_for(port, f"cluster_known_nodes:{MASTERS}", "cluster", "info")
         return self
 
-    def kill_subscribers(self) -> None:
-        """Every master drops its pub/sub clients, as it does with one past its output buffer limit."""
+    def move_slot(self, channel: str) -> None:
+        """Hand the slot of `channel` (which holds no key) from its master to another one, as a
+        resharding does: the new owner takes it with a newer epoch, then every master learns it."""
+        slot = self.cli(self.ports[0], "cluster", "keyslot", channel).strip()
+        owner = next(port for port in self.ports if self._owns(port, int(slot)))
+        target = next(port for port in self.ports if port != owner)
+        target_id = self.cli(target, "cluster", "myid").strip()
+        self.cli(target, "cluster", "setslot", slot, "node", target_id)
+        self.cli(target, "cluster", "bumpepoch")
         for port in self.ports:
-            self.cli(port, "client", "kill", "type", "pubsub")
+            if port != target:
+                self.cli(port, "cluster", "setslot", slot, "node", target_id)
+
+    def _owns(self, port: int, slot: int) -> bool:
+        me = self.cli(port, "cluster", "myid").strip()
+        for line in self.cli(port, "cluster", "nodes").splitlines():
+            fields = line.split()
+            if fields[0] == me:
+                ranges = [part.split("-") for part in fields[8:] if not part.startswith("[")]
+                return any(int(r[0]) <= slot <= int(r[-1]) for r in ranges)
+        return False
 
     def subscribers(self, channel: str) -> int:
         return self.shard_subscriptions().get(channel, 0)
