@@ -2,7 +2,7 @@
 
 Every variable is declared once, in :data:`app.config.variables.VARIABLES`, with its default, its
 parser (`parsers.py`) and a one-line comment; `.env.example` is generated from the same table (see
-``tests/unit/test_settings.py``), so the two never drift. The groups of settings are in
+``tests/unit/config/test_settings.py``), so the two never drift. The groups of settings are in
 `sections.py`; this module composes them and is where the rest of Parley imports them from.
 """
 

@@ -1,6 +1,7 @@
 """Every variable Parley reads, declared once: its default, its parser and a one-line comment.
 
-`.env.example` is generated from this table (see ``tests/unit/test_settings.py``), so the two never drift.
+`.env.example` is generated from this table (see ``tests/unit/config/test_settings.py``), so the two
+never drift.
 """
 
 from __future__ import annotations

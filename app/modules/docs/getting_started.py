@@ -2,8 +2,9 @@
 
 The programs live in `app/docs_templates/getting-started/`, one per client (socket.io-client,
 @parley/client, python-socketio). Each marks its steps with `[step NAME]` … `[end]` comments; the
-`/ws-docs` page and the README show those regions, and `tests/e2e/test_getting_started.py` runs the
-whole programs against a live server, so the code shown cannot rot.
+`/ws-docs` page and the README show those regions, and
+`tests/e2e/docs/test_getting_started_programs.py` runs the whole programs against a live server, so
+the code shown cannot rot.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Parley's subclasses of python-socketio and python-engineio, and everything that reaches into them.
 
 These are the only files that override or call the private methods of those libraries; both are
-pinned below their next major version in pyproject.toml, and `tests/unit/test_engine_overrides.py`
-fails once an overridden method is gone or called differently upstream.
+pinned below their next major version in pyproject.toml, and the tests of each override
+(`tests/unit/core/socket/engine/test_overrides.py`, the Redis manager's in
+`tests/integration/core/socket/engine/test_redis_manager.py`) fail once an overridden method is gone
+or called differently upstream.
 
 Private methods overridden (upstream class and method, then why):
 

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from app.core.db import Database, UnitOfWork
 from app.modules.chat.models import Participant
-from tests.integration.test_chat_rest import auth, conversation, group, send, users
+from tests.integration.modules.chat.test_rest import auth, conversation, group, send, users
 from tests.support.backends import Backend
 from tests.support.clients import Account
 

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.config.settings import DEFAULT_JWT_SECRET, VARIABLES, Settings, SettingsError, env_example
+from tests.support.server import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "a-private-secret-that-is-long-enough-0123"
 
 SPEC_VARIABLES = {

@@ -25,7 +25,7 @@ from app.core.socket.sids import worker_of
 from tests.support.backends import Backend
 from tests.support.crowd import Member, PyMember, chat_crowd, external_members, in_groups
 from tests.support.js_clients import require_js_clients
-from tests.support.server import ParleyServe
+from tests.support.server import ROOT, ParleyServe
 
 pytestmark = pytest.mark.e2e
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ ENV = {
     "DATABASE_MAX_CONNECTIONS": "8",
 }
 POLLING = "/socket.io/?EIO=4&transport=polling"
-DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana-dashboard.json"
+DASHBOARD = ROOT / "deploy" / "grafana-dashboard.json"
 SERIES = re.compile(r"\bparley_[a-z_]+\b")
 SPEC_SERIES = {
     "parley_sockets_connected",

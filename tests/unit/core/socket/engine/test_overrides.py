@@ -1,57 +1,25 @@
 """Each override of a private python-socketio or Engine.IO method (listed in `app.core.socket.engine`):
 the upstream method is still there with the signature it was written against, and the override does
-what it is there for, on the real upstream classes (no server process; Redis where the manager needs it).
+what it is there for, on the real upstream classes (no server process). The Redis manager's overrides
+are tested against Redis in tests/integration/core/socket/engine/test_redis_manager.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import json
-import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import engineio
-import pytest
 import socketio
 from engineio import packet as eio_packet
-from redis.asyncio import Redis
-from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from app.config.settings import SocketSettings
 from app.core.metrics import Metrics
-from app.core.socket.engine.managers import ROOM_OP, LocalManager, RedisManager
+from app.core.socket.engine.managers import LocalManager
 from app.core.socket.engine.outgoing import BacklogLimit
 from app.core.socket.engine.server import ParleyServer
 from app.core.socket.engine.transport import ParleyEngine, ParleySocket
-from tests.support.backends import REDIS_HOST, REDIS_PORT, require_services
-from tests.unit.test_fanout_manager import ROOMY, FakeEioSocket
-
-OVERRIDES: list[tuple[type[Any], type[Any], str, str]] = [
-    (ParleyServer, socketio.AsyncServer, "_engineio_server_class", "(self)"),
-    (ParleyServer, socketio.AsyncServer, "_handle_eio_connect", "(self, eio_sid, environ)"),
-    (ParleyServer, socketio.AsyncServer, "_handle_eio_disconnect", "(self, eio_sid, reason)"),
-    (ParleyServer, socketio.AsyncServer, "_handle_connect", "(self, eio_sid, namespace, data)"),
-    (ParleyServer, socketio.AsyncServer, "_handle_eio_message", "(self, eio_sid, data)"),
-    (ParleyEngine, engineio.AsyncServer, "_handle_connect", "(self, environ, transport, jsonp_index=None)"),
-    (RedisManager, AsyncPubSubManager, "_publish", "(self, data)"),
-    (RedisManager, AsyncPubSubManager, "_handle_emit", "(self, message)"),
-    # python-socketio's own Redis manager: `_thread` iterates `_listen`, an async generator there.
-    (RedisManager, socketio.AsyncRedisManager, "_listen", "(self)"),
-]
-"""(our class, the upstream class, the private method, its upstream signature)."""
-
-
-def assert_overrides(ours: type[Any], upstream: type[Any], name: str) -> None:
-    """Fails once the upstream method is gone or is called differently than when it was overridden."""
-    signature = next(entry[3] for entry in OVERRIDES if entry[:3] == (ours, upstream, name))
-    assert name in vars(ours), f"{ours.__name__} no longer overrides {name}"
-    method = getattr(upstream, name, None)
-    assert method is not None, f"{upstream.__module__}.{upstream.__name__}.{name} is gone"
-    assert str(inspect.signature(method)) == signature, f"{upstream.__name__}.{name} changed its signature"
-    assert inspect.iscoroutinefunction(method) == inspect.iscoroutinefunction(vars(ours)[name])
-    assert inspect.isasyncgenfunction(method) == inspect.isasyncgenfunction(vars(ours)[name])
+from tests.support.overrides import OVERRIDES, assert_overrides
 
 
 def test_every_override_is_listed_in_the_engine_docstring() -> None:
@@ -232,79 +200,6 @@ async def test_the_handshake_creates_parley_s_socket_and_sets_no_cookie() -> Non
     assert type(socket) is ParleySocket
     assert socket.connected
     await socket.close(wait=False, abort=True)
-
-
-@pytest.fixture
-async def redis_url() -> str:
-    require_services()
-    return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
-
-
-@pytest.fixture
-async def manager(redis_url: str) -> AsyncIterator[RedisManager]:
-    manager = RedisManager(redis_url, f"parley-test-{uuid.uuid4().hex}", Metrics())
-    yield manager
-    await manager.close()
-
-
-async def test_a_publish_answers_its_receivers_and_an_unreachable_redis_is_an_outage_not_an_error(
-    manager: RedisManager,
-) -> None:
-    assert_overrides(RedisManager, AsyncPubSubManager, "_publish")
-    assert await manager._publish({"method": "noop"}) == 0, "published (no node listens)"
-    assert not manager.channels.outages.down
-
-    gone = RedisManager("redis://127.0.0.1:1/0", "parley-test-gone", Metrics())
-    try:
-        assert await gone._publish({"method": "noop"}) == 0
-        assert gone.channels.outages.down
-    finally:
-        await gone.close()
-
-
-async def test_a_second_copy_of_an_emit_to_several_rooms_is_not_delivered_again(
-    manager: RedisManager,
-) -> None:
-    assert_overrides(RedisManager, AsyncPubSubManager, "_handle_emit")
-    server = socketio.AsyncServer(client_manager=manager, async_mode="asgi")
-    server.eio.sockets["eio-0"] = recipient = FakeEioSocket(ROOMY)
-    sid = await manager.connect("eio-0", "/")
-    manager.basic_enter_room(sid, "/", "game:a")
-    manager.basic_enter_room(sid, "/", "game:b")
-    copy = {"method": "emit", "event": "news", "data": ["x"], "namespace": "/", "room": ["game:a", "game:b"]}
-    for _ in range(2):
-        await manager._handle_emit({**copy, "host_id": "another-node", "copy": 7})
-    await manager._handle_emit({**copy, "host_id": "another-node", "copy": 8})
-    assert recipient.written() == ['42["news","x"]', '42["news","x"]'], "copy 7 twice, copy 8 once"
-
-
-async def test_room_operations_of_other_nodes_are_applied_and_not_handed_on(
-    manager: RedisManager, redis_url: str
-) -> None:
-    assert_overrides(RedisManager, socketio.AsyncRedisManager, "_listen")
-    applied: list[dict[str, Any]] = []
-
-    async def apply(op: dict[str, Any]) -> None:
-        applied.append(op)
-
-    manager._apply_room_op = apply  # type: ignore[method-assign]
-    manager.channels.want(manager.channel)
-    assert await manager.channels.subscribed([manager.channel], 5)
-    listening = manager._listen()
-    assert isinstance(listening, AsyncGenerator)  # typed AsyncIterator; closed below
-    receiving = asyncio.ensure_future(anext(listening))
-    publisher = Redis.from_url(redis_url)
-    try:
-        other = {"method": ROOM_OP, "host_id": "another-node", "op": "leave", "room": "r:1"}
-        own = {"method": ROOM_OP, "host_id": manager.host_id, "op": "leave", "room": "r:2"}
-        for message in (other, own, {"method": "emit", "event": "hello"}):
-            await publisher.publish(manager.channel, json.dumps(message))
-        handed_on = await asyncio.wait_for(receiving, 5)
-    finally:
-        await publisher.aclose()
-        await listening.aclose()
-    assert json.loads(handed_on) == {"method": "emit", "event": "hello"}
-    assert applied == [other], "its own operations were applied when sent"
 
 
 def _fields(settings: SocketSettings) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Login sessions in the database, on both backends: refresh-token reuse, expiry, a new process.
 
 The in-process test client runs one request at a time; races between requests are in
-`tests/e2e/test_session_races.py`, against real server processes.
+`tests/e2e/sessions/test_session_races.py`, against real server processes.
 """
 
 from __future__ import annotations

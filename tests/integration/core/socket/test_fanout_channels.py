@@ -21,7 +21,7 @@ from app.core.errors import AppError, ErrorCode
 from app.core.metrics import Metrics
 from app.core.socket.engine.managers import RedisManager
 from tests.support.redis_servers import LoneRedis, RedisCluster
-from tests.unit.test_fanout_manager import ROOMY, FakeEioSocket
+from tests.unit.core.socket.engine.test_fanout_manager import ROOMY, FakeEioSocket
 
 pytestmark = pytest.mark.postgres_redis
 ROOMS = [f"game:{index}-open" for index in range(500)]

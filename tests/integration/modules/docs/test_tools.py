@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from app.cli import main
 from tests.support.backends import IN_CI
+from tests.support.server import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SPEC_TOOLS = ROOT / ".ci" / "spec"
 UNREACHABLE = {
     "DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:9/nothing",

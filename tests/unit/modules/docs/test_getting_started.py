@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from app.modules.docs.getting_started import (
     PROGRAMS,
     README_END,
@@ -12,8 +10,8 @@ from app.modules.docs.getting_started import (
     readme_section,
     regions,
 )
+from tests.support.server import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 REGENERATE = (
     ".venv/bin/python -c 'from pathlib import Path; from app.modules.docs.getting_started import "
     'replace_readme_section as r; p = Path("README.md"); p.write_text(r(p.read_text()))\''
