@@ -24,7 +24,9 @@ if (models.length === 0) {
 }
 const names = new Set(models.map((model) => model.modelName));
 const payloadName = (message) => (message.payload.$ref ?? "").replace("#/components/schemas/", "");
+// A message without a payload is an event that takes none: there is nothing to model.
 const missing = Object.entries(spec.components.messages)
+  .filter(([, message]) => message.payload !== undefined)
   .filter(([, message]) => !names.has(payloadName(message)))
   .map(([key, message]) => `${key} (${payloadName(message) || "inline payload"})`);
 const anonymous = [...names].filter((name) => /^Anonymous/i.test(name));

@@ -52,10 +52,6 @@ class RateLimitSettings:
     auth: RateLimit
     rest: RateLimit
 
-    def for_class(self, name: str) -> RateLimit:
-        """The bucket of an event class; unknown classes share the default bucket size."""
-        return {"chat": self.chat, "typing": self.typing}.get(name, self.default)
-
 
 @dataclass(frozen=True, slots=True)
 class DocsInfo:

@@ -66,7 +66,8 @@
       return this;
     }
 
-    /** Emit `event` with one payload; `ack(response)` is called with the server's answer. */
+    /** Emit `event` with one payload (none when `payload` is undefined); `ack(response)` is called
+     * with the server's answer. */
     emit(event, payload, ack) {
       if (!this.connected) throw new Error("not connected");
       let id = "";
@@ -74,7 +75,7 @@
         id = String(this.nextAckId++);
         this.acks.set(Number(id), ack);
       }
-      this.send(ENGINE.MESSAGE + SOCKET.EVENT + id + JSON.stringify([event, payload]));
+      this.send(ENGINE.MESSAGE + SOCKET.EVENT + id + JSON.stringify(payload === undefined ? [event] : [event, payload]));
       return this;
     }
 

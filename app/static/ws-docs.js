@@ -16,7 +16,7 @@
   let socket = null;
 
   function pretty(value) {
-    return value === undefined ? "" : JSON.stringify(value, null, 2);
+    return value === undefined || value === null ? "" : JSON.stringify(value, null, 2);
   }
 
   function log(kind, event, data, ok) {
@@ -52,7 +52,9 @@
 
   function selectEvent(name) {
     ui.event.value = name;
-    ui.payload.value = pretty(examples.get(name));
+    const example = examples.get(name);
+    ui.payload.value = pretty(example);
+    ui.payload.placeholder = example === null ? "this event takes no payload" : "";
   }
 
   /** The server's root as this page sees it: the page's URL without `/ws-docs`. */
@@ -86,9 +88,10 @@
 
   function emit() {
     const name = ui.event.value;
+    // An empty box emits the event with no payload, as an event that takes none expects.
     let payload;
     try {
-      payload = JSON.parse(ui.payload.value || "{}");
+      payload = ui.payload.value.trim() ? JSON.parse(ui.payload.value) : undefined;
     } catch (error) {
       log("error", name, { message: "the payload is not valid JSON: " + error.message });
       return;

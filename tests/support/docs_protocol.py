@@ -1,4 +1,5 @@
-"""A small synthetic protocol (a notes board and a ping) that the docs pipeline's tests describe.
+"""A small synthetic protocol (a notes board, a ping, a payload-less wake) that the docs pipeline's
+tests describe.
 
 Fixed, so each step's tests (description, schemas, AsyncAPI, TypeScript, page) can spell out what
 they expect of it.
@@ -13,7 +14,7 @@ import msgspec
 
 from app.config.settings import Settings
 from app.core.errors import ErrorCode
-from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_response
+from app.core.socket import Gateway, RateBucket, SocketContext, server_event, ws_event, ws_response
 from app.core.socket.registry import EventRegistry
 from app.modules.docs.description import ProtocolDescription, describe
 
@@ -48,6 +49,8 @@ class ReadState(msgspec.Struct):
     up_to: int
 
 
+NOTES_BUCKET = RateBucket("chat", lambda limits: limits.chat)
+
 NOTE_ADDED = server_event(
     "note:added",
     NoteAdded,
@@ -75,7 +78,7 @@ class NotesGateway(Gateway):
         category="notes",
         examples=[{"board": "b1", "text": "hello"}],
         errors=[ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND],
-        rate_limit="chat",
+        rate_limit=NOTES_BUCKET,
         optimistic=True,
         room_required="board:",
     )
@@ -103,6 +106,11 @@ class AlphaGateway(Gateway):
     @ws_response("alpha:ping", PingPayload)
     async def ping(self, payload: PingPayload) -> PingPayload:
         return payload
+
+    @ws_event("alpha:wake", "Answer with nonce 0; takes no payload.", category="alpha")
+    @ws_response("alpha:wake", PingPayload)
+    async def wake(self) -> PingPayload:
+        return PingPayload(0)
 
 
 def synthetic_registry() -> EventRegistry:

@@ -28,7 +28,7 @@ GAME_MODULES = ("game", f"{__name__}:probes_module")
 """PARLEY_MODULES of a server with the game and the probes."""
 
 
-class Hold(msgspec.Struct, forbid_unknown_fields=True):
+class HoldIn(msgspec.Struct, forbid_unknown_fields=True):
     key: str
 
 
@@ -39,10 +39,6 @@ class Done(msgspec.Struct):
 class Peak(msgspec.Struct):
     running: int
     peak: int
-
-
-class Nothing(msgspec.Struct, forbid_unknown_fields=True):
-    pass
 
 
 class HoldState:
@@ -59,7 +55,7 @@ class ProbeGateway(Gateway):
         "game:hold", "Run until `game:release` with the same key.", category="game", examples=[{"key": "k"}]
     )
     @ws_response("game:hold", Done)
-    async def hold(self, payload: Hold, holds: HoldState) -> Done:
+    async def hold(self, payload: HoldIn, holds: HoldState) -> Done:
         holds.running[payload.key] += 1
         holds.peak[payload.key] = max(holds.peak[payload.key], holds.running[payload.key])
         try:
@@ -75,7 +71,7 @@ class ProbeGateway(Gateway):
         examples=[{"key": "k"}],
     )
     @ws_response("game:release", Peak)
-    async def release(self, payload: Hold, holds: HoldState) -> Peak:
+    async def release(self, payload: HoldIn, holds: HoldState) -> Peak:
         holds.gates[payload.key].set()
         return Peak(holds.running[payload.key], holds.peak[payload.key])
 
@@ -86,18 +82,17 @@ class ProbeGateway(Gateway):
         examples=[{"key": "k"}],
     )
     @ws_response("game:peek", Peak)
-    async def peek(self, payload: Hold, holds: HoldState) -> Peak:
+    async def peek(self, payload: HoldIn, holds: HoldState) -> Peak:
         return Peak(holds.running[payload.key], holds.peak[payload.key])
 
     @ws_event(
         "game:boom",
-        "Fail inside the database with an error that names SQL.",
+        "Fail inside the database with an error that names SQL; takes no payload.",
         category="game",
-        examples=[{}],
         errors=[ErrorCode.INTERNAL],
     )
     @ws_response("game:boom", Done)
-    async def boom(self, payload: Nothing, uow: UnitOfWork) -> Done:
+    async def boom(self, uow: UnitOfWork) -> Done:
         await uow.session.execute(text("SELECT secret_column FROM no_such_table_for_parley"))
         return Done()
 

@@ -12,11 +12,11 @@ import socketio
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from app.core.socket.engine.managers import RedisManager
-from app.core.socket.engine.server import ParleyServer
+from app.core.socket.engine.server import ParleyServer, TransportServer
 from app.core.socket.engine.transport import ParleyEngine
 
 OVERRIDES: list[tuple[type[Any], type[Any], str, str]] = [
-    (ParleyServer, socketio.AsyncServer, "_engineio_server_class", "(self)"),
+    (TransportServer, socketio.AsyncServer, "_engineio_server_class", "(self)"),
     (ParleyServer, socketio.AsyncServer, "_handle_eio_connect", "(self, eio_sid, environ)"),
     (ParleyServer, socketio.AsyncServer, "_handle_eio_disconnect", "(self, eio_sid, reason)"),
     (ParleyServer, socketio.AsyncServer, "_handle_connect", "(self, eio_sid, namespace, data)"),

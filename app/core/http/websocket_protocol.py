@@ -20,15 +20,24 @@ response are let go of once the websocket is accepted (nothing reads them again,
 as long as the connection), and reading pauses only once `INBOUND_BACKLOG` messages wait for the
 application, instead of after every message (uvicorn pauses and resumes the transport's reading for
 each one, two system calls per message on uvloop).
+
+Two more make the connection keep RFC 6455 where uvicorn and websockets do not (both found by
+Autobahn|Testsuite, `tests/e2e/conformance/websocket/`): a text message in fragments is decoded as they
+arrive, so invalid UTF-8 fails the connection (1007) at the first fragment that holds it, not once
+the message is whole, and without uvicorn's traceback for it; a Close between a message's fragments
+is answered like any other (`MidMessageCloseProtocol`).
 """
 
 from __future__ import annotations
 
+import codecs
 import struct
 from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.server import ServerProtocol
 
 FRAME_WRITER = "parley.websocket.write_frame"
 """The ASGI scope extension holding an accepted websocket's `FrameWriter`."""
@@ -58,8 +67,33 @@ def server_frame(payload: str | bytes) -> bytes:
     return struct.pack("!BBQ", opcode, 127, size) + data
 
 
+class MidMessageCloseProtocol(ServerProtocol):
+    """websockets' server side, answering a Close that comes between the fragments of a message.
+
+    RFC 6455 §5.4 lets control frames, Close among them, come between a message's fragments, and
+    §5.5.1 asks for a Close in answer; websockets fails the connection with 1002 ("incomplete
+    fragmented message") instead. Here the unfinished message is dropped and the Close answered.
+    """
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE:
+            self.current_size = None  # the unfinished message ends here, unread
+        super().recv_frame(frame)
+
+
+_UTF8Decoder = codecs.getincrementaldecoder("utf-8")
+
+
 class FrameWritingProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O websocket protocol, offering `write_frame` to the application."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # uvicorn builds its `ServerProtocol` here; the subclass adds behaviour and no state, so the
+        # built one takes it on rather than being built a second time for every connection.
+        self.conn.__class__ = MidMessageCloseProtocol
+        self.text_decoder: codecs.IncrementalDecoder | None = None
+        self.text_parts: list[str] = []
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -72,20 +106,66 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         if message["type"] == "websocket.accept" and self.handshake_complete:
             del self.request, self.response
 
-    def send_receive_event_to_app(self) -> None:
-        """uvicorn's hand-over of a message, pausing reading only once `INBOUND_BACKLOG` messages wait.
-
-        uvicorn pauses unless `read_paused` says it already has; that flag is raised for the call
-        while the backlog is short, and `receive` then resumes nothing, since reading never paused.
-        """
-        if self.read_paused or self.queue.qsize() + 1 >= INBOUND_BACKLOG:
-            super().send_receive_event_to_app()
+    def handle_text(self, event: Frame) -> None:
+        """A text message whole is decoded at once; its first fragment starts a decoder."""
+        self.curr_msg_data_type = "text"
+        if event.fin:
+            try:
+                text = str(event.data, "utf-8")
+            except UnicodeDecodeError:
+                self.refuse_text()
+                return
+            self.hand_over({"type": "websocket.receive", "text": text})
             return
-        self.read_paused = True
+        self.text_decoder = _UTF8Decoder()
+        self.text_parts = []
+        self.decode_fragment(event)
+
+    def handle_cont(self, event: Frame) -> None:
+        if self.curr_msg_data_type == "text":
+            self.decode_fragment(event)
+        else:
+            super().handle_cont(event)
+
+    def decode_fragment(self, event: Frame) -> None:
+        """Decode a fragment of a text message as it arrives; hand the message on at its last."""
+        if self.text_decoder is None:  # the message was already refused
+            return
         try:
-            super().send_receive_event_to_app()
-        finally:
-            self.read_paused = False
+            self.text_parts.append(self.text_decoder.decode(event.data, final=event.fin))
+        except UnicodeDecodeError:
+            self.refuse_text()
+            return
+        if event.fin:
+            text = "".join(self.text_parts)
+            self.text_decoder, self.text_parts = None, []
+            self.hand_over({"type": "websocket.receive", "text": text})
+
+    def refuse_text(self) -> None:
+        """Invalid UTF-8 in a text message fails the connection with 1007 (RFC 6455 §8.1)."""
+        self.text_decoder, self.text_parts = None, []
+        self.conn.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
+        self.handle_parser_exception()
+
+    def send_receive_event_to_app(self) -> None:
+        """uvicorn's hand-over of a binary message (text goes through `handle_text`)."""
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        self.hand_over({"type": "websocket.receive", "bytes": data})
+
+    def hand_over(self, message: dict[str, Any]) -> None:
+        """Queue a message for the application, pausing reading only once `INBOUND_BACKLOG` wait.
+
+        uvicorn pauses after every message; `receive` resumes reading once the queue is empty.
+        Past `websocket.close` a message is dropped, as uvicorn does, and reading goes on until
+        the client's Close arrives.
+        """
+        if self.close_sent:
+            return
+        self.queue.put_nowait(message)  # type: ignore[arg-type]
+        if not self.read_paused and self.queue.qsize() >= INBOUND_BACKLOG:
+            self.read_paused = True
+            self.transport.pause_reading()
 
     def write_frame(self, frame: bytes) -> bool:
         """Write `frame` (from `server_frame`) as is; False if it has to go through `send` instead."""

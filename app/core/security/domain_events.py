@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,7 +13,7 @@ RevocationReason = Literal["duplicate_login", "logout", "admin", "session_revoke
 class SessionsRevoked:
     """These sessions of `user_id` are no longer valid; their sockets must go, on every node."""
 
-    user_id: str
+    user_id: uuid.UUID
     session_ids: tuple[str, ...]
     reason: RevocationReason
     message: str

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """A verified caller. Over a socket it is fixed at the handshake; `auth:refresh` only extends it."""
+    """A verified caller. Over a socket it is fixed at the handshake; `auth:refresh` only extends it.
 
-    user_id: str
+    `user_id` is the users row's key as it is; room names, state keys and payloads write it as text."""
+
+    user_id: uuid.UUID
     session_id: str | None
     expires_at: dt.datetime
     username: str

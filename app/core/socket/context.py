@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ class SocketContext:
     """When the handler started (`time.monotonic()`): what it checked before a join may have changed since."""
 
     @property
-    def user_id(self) -> str:
+    def user_id(self) -> uuid.UUID:
         return self.identity.user_id
 
     @property

@@ -1,9 +1,10 @@
 """Decorators that make a gateway method an event handler, and declarations of server events.
 
 A handler states its payload type once, as the annotation of its `payload` parameter; the gateway
-reads it from the signature when the class is defined. The metadata is the one description of the
-protocol: the dispatcher validates payloads
-with the same Structs, and the docs (AsyncAPI, HTML page, TypeScript types) are generated from it.
+reads it from the signature when the class is defined. A handler without a `payload` parameter
+handles an event that takes no payload: clients emit it with nothing but the ack callback. The
+metadata is the one description of the protocol: the dispatcher validates payloads with the same
+Structs, and the docs (AsyncAPI, HTML page, TypeScript types) are generated from it.
 Incomplete or inconsistent metadata raises `GatewayDefinitionError` when the gateway class is
 defined, i.e. at import time.
 """
@@ -13,11 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import msgspec
 
 from app.core.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from app.config.settings import RateLimit, RateLimitSettings
 
 Direction = Literal["client_to_server", "server_to_client"]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,6 +31,19 @@ EVENT_NAME_PATTERN = r"^[a-z][a-z0-9_]*(:[a-z][a-z0-9_]*)*$"
 
 class GatewayDefinitionError(TypeError):
     """A handler or event declaration is incomplete; raised at import time."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateBucket:
+    """A token bucket client events draw from, declared by the module that declares the events:
+    its name (in acks' `details.limit`, the docs and `session:ready`) and the setting that sizes it."""
+
+    name: str
+    size: Callable[[RateLimitSettings], RateLimit]
+
+
+DEFAULT_BUCKET = RateBucket("default", lambda limits: limits.default)
+"""The bucket of every event that declares none (RATE_LIMIT_DEFAULT)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +58,7 @@ class EventSpec:
     room_required: str | None = None
     examples: tuple[Mapping[str, Any], ...] = ()
     errors: tuple[ErrorCode, ...] = ()
-    rate_limit: str = "default"
+    rate_limit: RateBucket = DEFAULT_BUCKET
     optimistic: bool = False
     payload: type[msgspec.Struct] | None = None
     response: type[Any] | None = None
@@ -80,12 +97,12 @@ def ws_event(
     room_required: str | None = None,
     examples: Sequence[Mapping[str, Any]] = (),
     errors: Sequence[ErrorCode] = (),
-    rate_limit: str = "default",
+    rate_limit: RateBucket = DEFAULT_BUCKET,
     optimistic: bool = False,
 ) -> Callable[[F], F]:
     """Mark a gateway method as the handler of client event `name`.
 
-    `rate_limit` names the token bucket the event draws from; `optimistic` marks events a client
+    `rate_limit` is the token bucket the event draws from; `optimistic` marks events a client
     applies before the ack, so every failure is answered with `action: "ROLLBACK"`.
     """
 
@@ -140,7 +157,7 @@ def _require(condition: bool, where: str, problem: str) -> None:
 def _check_examples(where: str, struct: type[Any] | None, examples: Sequence[Mapping[str, Any]]) -> None:
     for index, example in enumerate(examples):
         if struct is None:
-            raise GatewayDefinitionError(f"{where}: example {index} given but no payload Struct")
+            raise GatewayDefinitionError(f"{where}: example {index} given, but the event takes no payload")
         try:
             msgspec.convert(example, struct)
         except msgspec.ValidationError as exc:
@@ -157,14 +174,13 @@ def check_event_spec(where: str, spec: EventSpec) -> None:
     _require(bool(spec.description.strip()), where, "needs a description")
     _require(bool(spec.category.strip()), where, "needs a category")
     _require(spec.direction == "client_to_server", where, "a handler receives client→server events only")
-    _require(spec.payload is not None, where, "needs a `payload: Struct` parameter")
     _require("ws_response" in spec.decorated, where, "needs @ws_response(event, Struct)")
     _require(
         spec.response_event == spec.name,
         where,
         f"@ws_response names {spec.response_event!r}, not {spec.name!r}",
     )
-    _require(bool(spec.examples), where, "needs at least one example payload")
+    _require(bool(spec.examples) or spec.payload is None, where, "needs at least one example payload")
     _check_examples(where, spec.payload, spec.examples)
     for code in spec.errors:
         _require(isinstance(code, ErrorCode), where, f"error {code!r} is not an ErrorCode")

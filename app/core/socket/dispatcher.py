@@ -17,6 +17,7 @@ from app.core.db import UnitOfWork
 from app.core.errors import AppError, ErrorCode
 from app.core.faults import is_unavailable
 from app.core.socket.context import SocketContext
+from app.core.socket.decorators import DEFAULT_BUCKET, EventSpec, RateBucket
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import SocketHub
 from app.core.socket.protocol import EVENT_NAME_ECHO_MAX, EXCEPTION, AckError, AckOk, ExceptionEvent
@@ -40,6 +41,29 @@ def validation_failure(exc: msgspec.ValidationError) -> AppError:
     path = next((a or b for a, b in reversed(found) if a or b), "payload")
     field = path.replace("[", ".").replace("]", "").strip(".") or "payload"
     return AppError(ErrorCode.VALIDATION_ERROR, text, {"field": field})
+
+
+def decode_payload(spec: EventSpec, args: list[Any]) -> Any:
+    """The payload as its Struct; None for an event that takes none, which refuses any argument
+    (even `{}` or `null`) as a mismatch, as every other payload that does not fit its type."""
+    if spec.payload is None:
+        if args:
+            raise AppError(
+                ErrorCode.VALIDATION_ERROR,
+                f"payload: {spec.name} takes no payload; emit it with none",
+                {"field": "payload"},
+            )
+        return None
+    if len(args) != 1:
+        raise AppError(
+            ErrorCode.VALIDATION_ERROR,
+            "payload: expected exactly one object",
+            {"field": "payload"},
+        )
+    try:
+        return msgspec.convert(args[0], spec.payload)
+    except msgspec.ValidationError as exc:
+        raise validation_failure(exc) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +149,7 @@ class Dispatcher:
     async def reject(self, sock: LocalSocket, event: str, error: AppError, answer: Answer | None) -> None:
         """Answer an event refused before its payload could be decoded, after its rate-limit token."""
         try:
-            self._take_token(sock, "default")
+            self._take_token(sock, DEFAULT_BUCKET)
         except AppError as limited:
             error = limited
         await self._fail(sock, event, self.handlers.get(event), error, answer)
@@ -147,10 +171,10 @@ class Dispatcher:
 
     async def _run(self, sock: LocalSocket, event: str, handler: BoundHandler | None, args: list[Any]) -> Any:
         if handler is None:
-            self._take_token(sock, "default")
+            self._take_token(sock, DEFAULT_BUCKET)
             raise AppError(ErrorCode.NOT_FOUND, f"Unknown event {event[:EVENT_NAME_ECHO_MAX]!r}")
         self._take_token(sock, handler.spec.rate_limit)
-        payload = self._decode(handler, args)
+        payload = decode_payload(handler.spec, args)
         if sock.waiting >= self.max_concurrent * QUEUE_FACTOR:
             raise AppError(ErrorCode.RATE_LIMITED, "Too many events in flight on this socket")
         sock.waiting += 1
@@ -163,38 +187,22 @@ class Dispatcher:
         finally:
             sock.slots.release()
 
-    def _take_token(self, sock: LocalSocket, bucket: str) -> None:
+    def _take_token(self, sock: LocalSocket, bucket: RateBucket) -> None:
         if not self.rate_limits.enabled:
             return
-        limit = self.rate_limits.for_class(bucket)
+        limit = bucket.size(self.rate_limits)
         now = time.monotonic()
-        tokens, stamp = sock.buckets.get(bucket, (float(limit.capacity), now))
+        tokens, stamp = sock.buckets.get(bucket.name, (float(limit.capacity), now))
         tokens = min(float(limit.capacity), tokens + (now - stamp) * limit.refill_per_second)
         if tokens < 1.0:
-            sock.buckets[bucket] = (tokens, now)
+            sock.buckets[bucket.name] = (tokens, now)
             retry_after = (1.0 - tokens) / limit.refill_per_second
             raise AppError(
                 ErrorCode.RATE_LIMITED,
-                f"Too many {bucket} events; retry in {retry_after:.2f}s",
+                f"Too many {bucket.name} events; retry in {retry_after:.2f}s",
                 {"retry_after": round(retry_after, 3), "limit": str(limit)},
             )
-        sock.buckets[bucket] = (tokens - 1.0, now)
-
-    @staticmethod
-    def _decode(handler: BoundHandler, args: list[Any]) -> Any:
-        struct = handler.spec.payload
-        if struct is None:
-            return None
-        if len(args) != 1:
-            raise AppError(
-                ErrorCode.VALIDATION_ERROR,
-                "payload: expected exactly one object",
-                {"field": "payload"},
-            )
-        try:
-            return msgspec.convert(args[0], struct)
-        except msgspec.ValidationError as exc:
-            raise validation_failure(exc) from None
+        sock.buckets[bucket.name] = (tokens - 1.0, now)
 
     async def _invoke(self, sock: LocalSocket, handler: BoundHandler, payload: Any) -> Any:
         if sock.sid not in self.hub.local:

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 class Gateway:
     """Subclass, decorate methods with `@ws_event` and `@ws_response`; list emitted events.
 
-    A handler's payload type is the annotation of its `payload` parameter, stated once.
+    A handler's payload type is the annotation of its `payload` parameter, stated once; a handler
+    without that parameter handles an event that takes no payload.
     Every public coroutine method must be a decorated handler: an undocumented handler is a
     definition error, raised when the class is created.
     """
@@ -57,13 +58,20 @@ class Gateway:
 
 
 def payload_type(where: str, handler: Callable[..., Any]) -> type[msgspec.Struct] | None:
-    """The Struct annotated on the handler's `payload` parameter; None without one."""
-    if "payload" not in inspect.signature(handler).parameters:
-        return None
+    """The Struct annotated on the handler's `payload` parameter; None without one (the event takes
+    no payload). A Struct under another name is refused rather than read as a missing payload."""
     try:
-        annotation = get_type_hints(handler).get("payload")
+        hints = get_type_hints(handler)
     except NameError as exc:
         raise GatewayDefinitionError(f"{where}: cannot resolve a parameter type ({exc})") from None
+    if "payload" not in inspect.signature(handler).parameters:
+        for name, hint in hints.items():
+            if name != "return" and isinstance(hint, type) and issubclass(hint, msgspec.Struct):
+                raise GatewayDefinitionError(
+                    f"{where}: the Struct parameter {name!r} must be named `payload`"
+                )
+        return None
+    annotation = hints.get("payload")
     if not (isinstance(annotation, type) and issubclass(annotation, msgspec.Struct)):
         raise GatewayDefinitionError(f"{where}: `payload` must be annotated with a Struct, not {annotation}")
     return annotation

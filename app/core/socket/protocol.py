@@ -135,13 +135,9 @@ EXCEPTION = server_event(
 CORE_EVENTS: tuple[ServerEvent, ...] = (FORCE_LOGOUT, EXCEPTION)
 
 
-class RoomPayload(msgspec.Struct, forbid_unknown_fields=True):
+class RoomIn(msgspec.Struct, forbid_unknown_fields=True):
     room: RoomName
 
 
 class RoomAck(msgspec.Struct):
     room: str
-
-
-class Empty(msgspec.Struct):
-    """An ack with no data."""

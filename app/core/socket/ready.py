@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 
 from app.config.settings import Settings
-from app.core.socket.decorators import ServerEvent, server_event
+from app.core.socket.decorators import DEFAULT_BUCKET, RateBucket, ServerEvent, server_event
 from app.core.socket.rooms import BROADCAST_ROOMS, USER_ROOMS
 from app.core.socket.schemas import RateLimitView, UserView
 from app.core.types import UtcDateTime
@@ -102,16 +102,13 @@ class SessionReadyShape:
     limit_parts: Mapping[str, LimitPart]
     event: ServerEvent
 
-    def limits(self, settings: Settings, buckets: Sequence[str]) -> msgspec.Struct:
+    def limits(self, settings: Settings, buckets: Sequence[RateBucket]) -> msgspec.Struct:
         """The limits under `settings`: the size of the `default` bucket and of each of `buckets`."""
-        rate_limits = settings.rate_limits
+        sizes = {bucket.name: bucket.size(settings.rate_limits) for bucket in (DEFAULT_BUCKET, *buckets)}
         return self.limits_type(
             max_payload_bytes=settings.socket.max_payload_bytes,
             rate_limits={
-                bucket: RateLimitView(limit.capacity, limit.per_seconds)
-                for bucket, limit in (
-                    (bucket, rate_limits.for_class(bucket)) for bucket in dict.fromkeys(("default", *buckets))
-                )
+                name: RateLimitView(limit.capacity, limit.per_seconds) for name, limit in sizes.items()
             },
             max_rooms=settings.socket.max_rooms,
             **{key: part.read(settings) for key, part in self.limit_parts.items()},

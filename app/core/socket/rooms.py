@@ -7,6 +7,7 @@ module declares its own next to its events.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,7 +50,7 @@ BROADCAST_ROOMS = RoomPrefix("broadcast:")
 
 
 class RoomHook(Protocol):
-    async def can_join(self, user_id: str, room: str) -> bool: ...
+    async def can_join(self, user_id: uuid.UUID, room: str) -> bool: ...
 
 
 class OwnIdHook:
@@ -58,14 +59,14 @@ class OwnIdHook:
     def __init__(self, rooms: RoomPrefix) -> None:
         self.rooms = rooms
 
-    async def can_join(self, user_id: str, room: str) -> bool:
+    async def can_join(self, user_id: uuid.UUID, room: str) -> bool:
         return room == self.rooms.room(user_id)
 
 
 class AnyoneHook:
     """`broadcast:…`: any authenticated user."""
 
-    async def can_join(self, user_id: str, room: str) -> bool:  # noqa: ARG002 - the hook protocol's signature
+    async def can_join(self, user_id: uuid.UUID, room: str) -> bool:  # noqa: ARG002 - the hook protocol's signature
         return True
 
 
@@ -101,7 +102,7 @@ class RoomManager:
             raise ValueError(f"room prefix {prefix!r} already has a hook")
         self._hooks[prefix] = hook
 
-    async def authorize(self, user_id: str, room: str) -> None:
+    async def authorize(self, user_id: uuid.UUID, room: str) -> None:
         """Raise VALIDATION_ERROR for a malformed name, FORBIDDEN if no hook admits the user."""
         prefix = room_prefix(room)
         hook = self._hooks.get(prefix)

@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -158,7 +159,7 @@ class SocketRuntime:
         slip under it; any refusal after counting uncounts it.
         """
         identity = await self.authenticator.authenticate(bearer_token(environ, auth))
-        total = await self.tracker.add(identity.user_id)
+        total = await self.tracker.add(str(identity.user_id))
         try:
             self._check_socket_count(total)
             return identity, await self._connect_rooms(identity)
@@ -173,7 +174,7 @@ class SocketRuntime:
                 f"Too many open connections for this user (at most {self.settings.max_per_user})",
             )
 
-    async def _uncount(self, user_id: str) -> None:
+    async def _uncount(self, user_id: uuid.UUID) -> None:
         """Uncount a socket. A lost decrement would hold one of the user's slots for good, so while
         the state backend is unavailable it is tried again in the background until it is back."""
         if not await self._try_uncount(user_id):
@@ -184,7 +185,7 @@ class SocketRuntime:
             )
             self._spawn(self._uncount_when_back(user_id))
 
-    async def _uncount_when_back(self, user_id: str) -> None:
+    async def _uncount_when_back(self, user_id: uuid.UUID) -> None:
         delay = UNCOUNT_RETRY_MIN
         while True:
             await asyncio.sleep(delay)
@@ -193,10 +194,10 @@ class SocketRuntime:
                 return
             delay = min(delay * 2, UNCOUNT_RETRY_MAX)
 
-    async def _try_uncount(self, user_id: str) -> bool:
+    async def _try_uncount(self, user_id: uuid.UUID) -> bool:
         """False while the state backend is unavailable; True once done (or failed on a bug, logged)."""
         try:
-            await self.tracker.remove(user_id)
+            await self.tracker.remove(str(user_id))
         except Exception as exc:
             if is_unavailable(exc):
                 return False
@@ -209,7 +210,7 @@ class SocketRuntime:
             if "{sessionId}" in template and identity.session_id is None:
                 continue
             rooms.append(
-                template.replace("{userId}", identity.user_id).replace(
+                template.replace("{userId}", str(identity.user_id)).replace(
                     "{sessionId}", identity.session_id or ""
                 )
             )
@@ -240,7 +241,7 @@ class SocketRuntime:
                 if value is not None:
                     produced[key] = value
         base = {
-            "user": UserView(identity.user_id, identity.username, identity.display_name),
+            "user": UserView(str(identity.user_id), identity.username, identity.display_name),
             "session_id": identity.session_id,
             "rooms": sorted(self.hub.rooms_of(sid)),
             "server_time": dt.datetime.now(dt.UTC),
@@ -326,7 +327,7 @@ class SocketRuntime:
 
     def user_of(self, sid: str) -> str | None:
         sock = self.hub.local.get(sid)
-        return sock.identity.user_id if sock is not None else None
+        return str(sock.identity.user_id) if sock is not None else None
 
     def refresh(self, sid: str, identity: Identity) -> None:
         """`auth:refresh` accepted: the socket lives until the new token's expiry."""

@@ -36,7 +36,7 @@ class LocalSocket:
 
 def selects(op: dict[str, Any], identity: Identity) -> bool:
     """Whether an operation chosen by identity (`users` or `sessions`) concerns this identity."""
-    return identity.user_id in op.get("users", ()) or (
+    return str(identity.user_id) in op.get("users", ()) or (
         identity.session_id is not None and identity.session_id in op.get("sessions", ())
     )
 
@@ -45,19 +45,20 @@ class LocalSockets:
     def __init__(self) -> None:
         self._sockets: dict[str, LocalSocket] = {}
         self._by_user: dict[str, set[str]] = {}
+        """Sids by user id as text, the form cross-node operations carry."""
         self._by_session: dict[str, set[str]] = {}
         self._recent: deque[tuple[float, dict[str, Any]]] = deque()
 
     def add(self, sock: LocalSocket) -> None:
         self._sockets[sock.sid] = sock
-        self._by_user.setdefault(sock.identity.user_id, set()).add(sock.sid)
+        self._by_user.setdefault(str(sock.identity.user_id), set()).add(sock.sid)
         if sock.identity.session_id is not None:
             self._by_session.setdefault(sock.identity.session_id, set()).add(sock.sid)
 
     def remove(self, sid: str) -> LocalSocket | None:
         sock = self._sockets.pop(sid, None)
         if sock is not None:
-            _discard(self._by_user, sock.identity.user_id, sid)
+            _discard(self._by_user, str(sock.identity.user_id), sid)
             if sock.identity.session_id is not None:
                 _discard(self._by_session, sock.identity.session_id, sid)
         return sock

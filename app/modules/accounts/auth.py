@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from app.core.context import AppContext
 from app.core.db import UnitOfWork
@@ -52,10 +53,8 @@ class AccountsAuthenticator:
                 raise AppError(ErrorCode.SESSION_REVOKED, "This session has been revoked; log in again")
             return holder
         users = uow.service(UserService)
-        user = await users.by_id(claims.subject) or await users.provision_external(
-            claims.subject, self.ctx.settings.jwt.issuer, claims.raw
-        )
-        return TokenHolder(str(user.id), user.username, user.display_name, user.is_admin)
+        user = await users.provision_external(claims.subject, self.ctx.settings.jwt.issuer, claims.raw)
+        return TokenHolder(user.id, user.username, user.display_name, user.is_admin)
 
 
 class AuthFlows:
@@ -81,10 +80,9 @@ class AuthFlows:
 
     async def login(self, users: UserService, username: str, password: str, device: str | None) -> TokenPair:
         user = await users.authenticate_password(username, password)
-        user_id = str(user.id)
         policy = self.ctx.settings.login_policy
-        opened = await self.sessions.open(users.repository.session, user_id, device or DEFAULT_DEVICE, policy)
-        await self._announce(user_id, opened.superseded, "duplicate_login", "You logged in somewhere else")
+        opened = await self.sessions.open(users.repository.session, user.id, device or DEFAULT_DEVICE, policy)
+        await self._announce(user.id, opened.superseded, "duplicate_login", "You logged in somewhere else")
         return self._pair(user, opened.record, opened.refresh_token)
 
     async def refresh(self, users: UserService, refresh_token: str) -> TokenPair:
@@ -116,7 +114,7 @@ class AuthFlows:
         ended = await self.sessions.revoke(db, identity.user_id, [identity.session_id], "logout")
         await self._announce(identity.user_id, ended, "logout", "You logged out")
 
-    async def force_logout(self, users: UserService, user_id: str) -> int:
+    async def force_logout(self, users: UserService, user_id: uuid.UUID) -> int:
         """Revoke every session of a user and disconnect all their sockets (`reason: admin`)."""
         ended = await self.sessions.revoke_all(users.repository.session, user_id, "admin")
         revoked = SessionsRevoked(
@@ -126,7 +124,7 @@ class AuthFlows:
         return len(ended)
 
     async def _announce(
-        self, user_id: str, session_ids: list[str], reason: RevocationReason, message: str
+        self, user_id: uuid.UUID, session_ids: list[str], reason: RevocationReason, message: str
     ) -> None:
         if session_ids:
             await self.ctx.events.publish(SessionsRevoked(user_id, tuple(session_ids), reason, message))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -111,10 +112,10 @@ class AdminUsersController(Controller):
         summary="Sign a user out of every session (admin)",
     )
     async def force_logout(
-        self, user_id: Any, admin: Identity, auth_flows: AuthFlows, users_service: UserService
+        self, user_id: uuid.UUID, admin: Identity, auth_flows: AuthFlows, users_service: UserService
     ) -> Envelope[ForceLogoutOut]:
-        if await users_service.by_id(str(user_id)) is None:
+        if await users_service.by_id(user_id) is None:
             raise AppError(ErrorCode.NOT_FOUND, "User not found")
-        revoked = await auth_flows.force_logout(users_service, str(user_id))
+        revoked = await auth_flows.force_logout(users_service, user_id)
         logger.info("admin %s signed out user %s (%d sessions)", admin.user_id, user_id, revoked)
         return ok(ForceLogoutOut(user_id=str(user_id), revoked_sessions=revoked), "Signed out")

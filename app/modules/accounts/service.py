@@ -51,12 +51,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         user: User | None = (await self.repository.session.execute(statement)).scalar_one_or_none()
         return user
 
-    async def by_id(self, user_id: str) -> User | None:
-        try:
-            key = uuid.UUID(user_id)
-        except ValueError:
-            return None
-        user: User | None = await self.repository.session.get(User, key)
+    async def by_id(self, user_id: uuid.UUID) -> User | None:
+        user: User | None = await self.repository.session.get(User, user_id)
         return user
 
     async def _check_name_free(self, username: str, skeleton: str) -> None:
@@ -153,8 +149,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             return False
         return bool(result.rowcount)
 
-    async def touch_last_seen(self, user_id: str) -> None:
+    async def touch_last_seen(self, user_id: uuid.UUID) -> None:
         await self.repository.session.execute(
-            update(User).where(User.id == uuid.UUID(user_id)).values(last_seen_at=utc_now())
+            update(User).where(User.id == user_id).values(last_seen_at=utc_now())
         )
         await self.repository.session.commit()

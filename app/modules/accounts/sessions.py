@@ -42,7 +42,7 @@ EndReason = Literal["logout", "duplicate_login", "admin", "refresh_reuse"]
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
     id: str
-    user_id: str
+    user_id: uuid.UUID
     device: str
     expires_at: dt.datetime
 
@@ -51,7 +51,7 @@ class SessionRecord:
 class TokenHolder:
     """The user an access token speaks for, as a token check needs them."""
 
-    user_id: str
+    user_id: uuid.UUID
     username: str
     display_name: str
     is_admin: bool
@@ -76,7 +76,7 @@ class Reused:
     """A rotated refresh token came back; its session has been revoked."""
 
     session_id: str
-    user_id: str
+    user_id: uuid.UUID
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +121,8 @@ class SessionStore:
         self.ttl = dt.timedelta(seconds=settings.refresh_ttl)
         self.reuse_grace = dt.timedelta(seconds=settings.refresh_reuse_grace)
 
-    async def open(self, db: AsyncSession, user_id: str, device: str, policy: LoginPolicy) -> Opened:
-        """A new session for `user_id` on `device`, revoking what `policy` says it replaces."""
-        owner = uuid.UUID(user_id)
+    async def open(self, db: AsyncSession, owner: uuid.UUID, device: str, policy: LoginPolicy) -> Opened:
+        """A new session for user `owner` on `device`, revoking what `policy` says it replaces."""
         session_id = uuid.uuid4()
         family, secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = now_utc()
@@ -152,7 +151,7 @@ class SessionStore:
             )
         )
         await db.commit()
-        record = SessionRecord(str(session_id), user_id, device, now + self.ttl)
+        record = SessionRecord(str(session_id), owner, device, now + self.ttl)
         return Opened(record, f"{session_id}.{family}.{secret}", superseded)
 
     async def rotate(self, db: AsyncSession, refresh_token: str) -> Rotated | Reused | None:
@@ -186,7 +185,7 @@ class SessionStore:
             await db.commit()
             return reused
         await db.commit()
-        record = SessionRecord(str(presented.session_id), str(row.user_id), row.device, row.expires_at)
+        record = SessionRecord(str(presented.session_id), row.user_id, row.device, row.expires_at)
         family = refresh_token.split(".")[1]
         return Rotated(record, f"{presented.session_id}.{family}.{secret}")
 
@@ -216,10 +215,10 @@ class SessionStore:
         )
         if ended.one_or_none() is None:
             return None
-        return Reused(str(presented.session_id), str(row.user_id))
+        return Reused(str(presented.session_id), row.user_id)
 
     async def revoke(
-        self, db: AsyncSession, user_id: str, session_ids: list[str], reason: EndReason
+        self, db: AsyncSession, user_id: uuid.UUID, session_ids: list[str], reason: EndReason
     ) -> list[str]:
         """End these live sessions of `user_id`; answer the ones this call ended."""
         ids = [sid for sid in (parse_session_id(text) for text in session_ids) if sid is not None]
@@ -227,7 +226,7 @@ class SessionStore:
             return []
         ended = await db.execute(
             self._end(now_utc(), reason).where(
-                SESSIONS.c.user_id == uuid.UUID(user_id),
+                SESSIONS.c.user_id == user_id,
                 SESSIONS.c.id.in_(ids),
                 SESSIONS.c.revoked_at.is_(None),
             )
@@ -236,12 +235,12 @@ class SessionStore:
         await db.commit()
         return revoked
 
-    async def revoke_all(self, db: AsyncSession, user_id: str, reason: EndReason) -> list[str]:
+    async def revoke_all(self, db: AsyncSession, user_id: uuid.UUID, reason: EndReason) -> list[str]:
         """End every live session of `user_id`; answer the ones this call ended."""
         now = now_utc()
         ended = await db.execute(
             self._end(now, reason).where(
-                SESSIONS.c.user_id == uuid.UUID(user_id),
+                SESSIONS.c.user_id == user_id,
                 SESSIONS.c.revoked_at.is_(None),
                 SESSIONS.c.expires_at > now,
             )
@@ -268,7 +267,7 @@ class SessionStore:
             SESSIONS.c.id == key, SESSIONS.c.revoked_at.is_(None), SESSIONS.c.expires_at > now_utc()
         )
         row = (await db.execute(statement)).one_or_none()
-        return SessionRecord(session_id, str(row.user_id), row.device, row.expires_at) if row else None
+        return SessionRecord(session_id, row.user_id, row.device, row.expires_at) if row else None
 
     async def holder(self, db: AsyncSession, session_id: str, user_id: str) -> TokenHolder | None:
         """The user of a live session, if that is `user_id` (one statement for every token check)."""
@@ -288,4 +287,4 @@ class SessionStore:
         row = (await db.execute(statement)).one_or_none()
         if row is None:
             return None
-        return TokenHolder(str(row.id), row.username, row.display_name, bool(row.is_admin))
+        return TokenHolder(row.id, row.username, row.display_name, bool(row.is_admin))

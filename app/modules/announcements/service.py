@@ -37,14 +37,14 @@ class AnnouncementService(SQLAlchemyAsyncRepositoryService[Announcement]):
 
     repository_type = Repo
 
-    async def publish(self, data: AnnouncementIn, author_id: str) -> Announcement:
+    async def publish(self, data: AnnouncementIn, author_id: uuid.UUID) -> Announcement:
         row = Announcement(
             title=data.title.strip(),
             body=data.body,
             url=data.url,
             image_url=data.image_url,
             extra=data.metadata or {},
-            created_by=uuid.UUID(author_id),
+            created_by=author_id,
         )
         self.repository.session.add(row)
         await self.repository.session.commit()
@@ -58,9 +58,9 @@ class AnnouncementService(SQLAlchemyAsyncRepositoryService[Announcement]):
             statement = statement.where(Announcement.created_at > moment)
         return list((await self.repository.session.scalars(statement.limit(limit))).all())
 
-    async def missed_by(self, user_id: str, now: dt.datetime) -> list[Announcement]:
+    async def missed_by(self, user_id: uuid.UUID, now: dt.datetime) -> list[Announcement]:
         """Those created since the user was last seen (never seen: the last 7 days), one query."""
-        last_seen: Any = select(User.last_seen_at).where(User.id == uuid.UUID(user_id)).scalar_subquery()
+        last_seen: Any = select(User.last_seen_at).where(User.id == user_id).scalar_subquery()
         week_ago = literal(now - NEW_USER_WINDOW, DateTimeUTC(timezone=True))
         statement = (
             select(Announcement)

@@ -48,10 +48,6 @@ Limit = Annotated[int, Parameter(ge=1, le=MESSAGES_LIMIT_MAX, description="at mo
 SeqCursor = Annotated[int | None, Parameter(ge=0, le=MAX_SEQ)]
 
 
-def me(identity: Identity) -> uuid.UUID:
-    return uuid.UUID(identity.user_id)
-
-
 class ConversationController(Controller):
     path = "/api/conversations"
     tags = ["conversations"]
@@ -66,7 +62,7 @@ class ConversationController(Controller):
     ) -> Response[Envelope[ConversationOut]]:
         """Create a group (you become its owner) or open the direct conversation with one user."""
         created = await chat_service.open_conversation(
-            me(identity), data.kind, data.title, data.participant_ids, events=chat_events
+            identity.user_id, data.kind, data.title, data.participant_ids, events=chat_events
         )
         if created.created:
             return Response(ok(created.conversation, "Created"), status_code=HTTP_201_CREATED)
@@ -81,7 +77,7 @@ class ConversationController(Controller):
         cursor: Annotated[str | None, Parameter(max_length=200)] = None,
     ) -> Envelope[ConversationPage]:
         """Your conversations, most recently active first; pass `next_cursor` back for the next page."""
-        return ok(await chat_service.list_for(me(identity), limit, cursor))
+        return ok(await chat_service.list_for(identity.user_id, limit, cursor))
 
     @get("/unread-count", summary="Unread counts of your conversations")
     async def unread_count(
@@ -89,13 +85,13 @@ class ConversationController(Controller):
     ) -> Envelope[UnreadSummary]:
         """As in `session:ready`: the most recently active conversations, the total of all."""
         window = app_ctx.settings.socket.ready_conversations
-        return ok(await chat_service.unread_summary(me(identity), window))
+        return ok(await chat_service.unread_summary(identity.user_id, window))
 
     @get("/{conversation_id:uuid}", summary="One conversation")
     async def get_conversation(
         self, conversation_id: uuid.UUID, identity: Identity, chat_service: ChatService
     ) -> Envelope[ConversationOut]:
-        return ok(await chat_service.conversation(me(identity), conversation_id))
+        return ok(await chat_service.conversation(identity.user_id, conversation_id))
 
     @patch("/{conversation_id:uuid}", summary="Rename a group")
     async def rename(
@@ -106,7 +102,9 @@ class ConversationController(Controller):
         chat_service: ChatService,
         chat_events: ChatEvents,
     ) -> Envelope[ConversationOut]:
-        return ok(await chat_service.rename(me(identity), conversation_id, data.title, events=chat_events))
+        return ok(
+            await chat_service.rename(identity.user_id, conversation_id, data.title, events=chat_events)
+        )
 
     @delete("/{conversation_id:uuid}", status_code=HTTP_200_OK, summary="Delete a conversation (owner)")
     async def delete_conversation(
@@ -116,7 +114,7 @@ class ConversationController(Controller):
         chat_service: ChatService,
         chat_events: ChatEvents,
     ) -> Envelope[ConversationRefOut]:
-        await chat_service.delete_conversation(me(identity), conversation_id, events=chat_events)
+        await chat_service.delete_conversation(identity.user_id, conversation_id, events=chat_events)
         return ok(ConversationRefOut(str(conversation_id)), "Deleted")
 
     @post("/{conversation_id:uuid}/participants", status_code=HTTP_200_OK, summary="Add participants")
@@ -130,7 +128,7 @@ class ConversationController(Controller):
     ) -> Envelope[ConversationOut]:
         return ok(
             await chat_service.add_participants(
-                me(identity), conversation_id, data.user_ids, events=chat_events
+                identity.user_id, conversation_id, data.user_ids, events=chat_events
             )
         )
 
@@ -149,7 +147,7 @@ class ConversationController(Controller):
         chat_events: ChatEvents,
     ) -> Envelope[ParticipantChange]:
         removal = await chat_service.remove_participant(
-            me(identity), conversation_id, user_id, writer=chat_writer, events=chat_events
+            identity.user_id, conversation_id, user_id, writer=chat_writer, events=chat_events
         )
         change = ParticipantChange(removal.conversation_id, removal.user_id, removal.by, removal.new_owner)
         return ok(change, "Removed")
@@ -164,7 +162,9 @@ class ConversationController(Controller):
         chat_events: ChatEvents,
     ) -> Envelope[MuteOut]:
         """Mute (`true`) or unmute a conversation for yourself; see `conversation:mute` for what it means."""
-        muted = await chat_service.set_muted(me(identity), conversation_id, data.muted, events=chat_events)
+        muted = await chat_service.set_muted(
+            identity.user_id, conversation_id, data.muted, events=chat_events
+        )
         return ok(muted)
 
     @post("/{conversation_id:uuid}/leave", status_code=HTTP_200_OK, summary="Leave a conversation")
@@ -190,7 +190,9 @@ class ConversationController(Controller):
         after_seq: SeqCursor = None,
     ) -> Envelope[MessagePage]:
         """History in ascending seq: after `after_seq`, before `before_seq`, or else the latest."""
-        return ok(await chat_service.messages(me(identity), conversation_id, limit, before_seq, after_seq))
+        return ok(
+            await chat_service.messages(identity.user_id, conversation_id, limit, before_seq, after_seq)
+        )
 
     @post("/{conversation_id:uuid}/messages", status_code=HTTP_201_CREATED, summary="Send a message")
     async def send(
@@ -227,7 +229,7 @@ class ConversationController(Controller):
         """Messages containing `q` (any script, case-insensitive; `%` and `_` are literal), newest first."""
         if not q.strip():
             raise validation_error("q", "must not be only whitespace")
-        return ok(await chat_service.search(me(identity), conversation_id, q, limit))
+        return ok(await chat_service.search(identity.user_id, conversation_id, q, limit))
 
     @put("/{conversation_id:uuid}/read", summary="Mark read up to a seq")
     async def read(
@@ -240,6 +242,6 @@ class ConversationController(Controller):
     ) -> Envelope[ReadOut]:
         return ok(
             await chat_service.mark_read(
-                me(identity), conversation_id, data.last_read_seq, events=chat_events
+                identity.user_id, conversation_id, data.last_read_seq, events=chat_events
             )
         )

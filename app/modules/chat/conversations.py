@@ -227,7 +227,7 @@ class Conversations(ReadStates):
         self, member: Identity, conversation_id: uuid.UUID, *, writer: MessageWriter, events: ChatEvents
     ) -> Removal:
         """The caller leaves: three statements in one transaction, then the events."""
-        user_id = uuid.UUID(member.user_id)
+        user_id = member.user_id
         notice = f"{member.display_name} left"
         return await self._remove(conversation_id, user_id, notice, user_id, writer=writer, events=events)
 

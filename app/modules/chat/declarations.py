@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.core.socket import server_event
+from app.core.socket import RateBucket, server_event
 from app.core.socket.rooms import RoomPrefix
 from app.modules.chat.schemas import (
     ChatMessageEvent,
@@ -13,6 +13,9 @@ from app.modules.chat.schemas import (
     ParticipantChange,
     UnreadUpdate,
 )
+
+CHAT_BUCKET = RateBucket("chat", lambda limits: limits.chat)
+"""`chat:send` per socket (RATE_LIMIT_CHAT)."""
 
 CONVERSATION = "7d0c3a52-1b7e-4c9a-9f5e-2a8b6c4d1e0f"
 ALICE = "00000000-0000-4000-8000-000000000001"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 from app.core.errors import ErrorCode
 from app.core.socket import Gateway, SocketContext, ws_event, ws_response
 from app.modules.chat.broadcasts import ChatEvents
 from app.modules.chat.declarations import (
     ACTIVE_ROOMS,
+    CHAT_BUCKET,
     CHAT_MESSAGE,
     CHAT_READ,
     CONVERSATION,
@@ -21,25 +20,21 @@ from app.modules.chat.declarations import (
 )
 from app.modules.chat.membership import ConversationBlurred
 from app.modules.chat.schemas import (
-    ConversationRef,
+    ChatReadIn,
+    ConversationMuteIn,
+    ConversationRefIn,
     ConversationRefOut,
     MuteOut,
-    MutePayload,
     ReadOut,
-    ReadPayload,
     SendAck,
-    SendPayload,
+    SendIn,
     SyncAck,
-    SyncPayload,
+    SyncIn,
 )
 from app.modules.chat.service import ChatService
 from app.modules.chat.writer import MessageWriter
 
 ACCESS_ERRORS = (ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED)
-
-
-def caller(client: SocketContext) -> uuid.UUID:
-    return uuid.UUID(client.user_id)
 
 
 class ChatGateway(Gateway):
@@ -63,14 +58,14 @@ class ChatGateway(Gateway):
         room_required="group:{conversationId}",
         examples=[{"conversation_id": CONVERSATION, "body": "Hello @bob", "client_msg_id": "c-1732265000-1"}],
         errors=[*ACCESS_ERRORS, ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.INTERNAL],
-        rate_limit="chat",
+        rate_limit=CHAT_BUCKET,
         optimistic=True,
     )
     @ws_response("chat:send", SendAck)
     async def send(
         self,
         client: SocketContext,
-        payload: SendPayload,
+        payload: SendIn,
         chat: ChatService,
         writer: MessageWriter,
         events: ChatEvents,
@@ -99,8 +94,8 @@ class ChatGateway(Gateway):
         errors=list(ACCESS_ERRORS),
     )
     @ws_response("chat:sync", SyncAck)
-    async def sync(self, client: SocketContext, payload: SyncPayload, chat: ChatService) -> SyncAck:
-        synced = await chat.sync(caller(client), payload.conversations, payload.limit)
+    async def sync(self, client: SocketContext, payload: SyncIn, chat: ChatService) -> SyncAck:
+        synced = await chat.sync(client.user_id, payload.conversations, payload.limit)
         for conversation in synced:
             self.ctx.metrics.sync_recoveries.labels(str(conversation.recovered).lower()).inc()
         return SyncAck(synced)
@@ -115,10 +110,10 @@ class ChatGateway(Gateway):
     )
     @ws_response("chat:read", ReadOut)
     async def read(
-        self, client: SocketContext, payload: ReadPayload, chat: ChatService, events: ChatEvents
+        self, client: SocketContext, payload: ChatReadIn, chat: ChatService, events: ChatEvents
     ) -> ReadOut:
         return await chat.mark_read(
-            caller(client), payload.conversation_id, payload.last_read_seq, events=events
+            client.user_id, payload.conversation_id, payload.last_read_seq, events=events
         )
 
     @ws_event(
@@ -131,9 +126,9 @@ class ChatGateway(Gateway):
     )
     @ws_response("conversation:focus", ConversationRefOut)
     async def focus(
-        self, client: SocketContext, payload: ConversationRef, chat: ChatService
+        self, client: SocketContext, payload: ConversationRefIn, chat: ChatService
     ) -> ConversationRefOut:
-        await chat.require_participant(payload.conversation_id, caller(client))
+        await chat.require_participant(payload.conversation_id, client.user_id)
         await client.join(ACTIVE_ROOMS.room(str(payload.conversation_id)))
         return ConversationRefOut(str(payload.conversation_id))
 
@@ -146,10 +141,10 @@ class ChatGateway(Gateway):
         errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
     )
     @ws_response("conversation:blur", ConversationRefOut)
-    async def blur(self, client: SocketContext, payload: ConversationRef) -> ConversationRefOut:
+    async def blur(self, client: SocketContext, payload: ConversationRefIn) -> ConversationRefOut:
         conversation_id = str(payload.conversation_id)
         await client.leave(ACTIVE_ROOMS.room(conversation_id))
-        await client.ctx.events.publish(ConversationBlurred(client.sid, client.user_id, conversation_id))
+        await client.ctx.events.publish(ConversationBlurred(client.sid, str(client.user_id), conversation_id))
         return ConversationRefOut(conversation_id)
 
     @ws_event(
@@ -166,9 +161,9 @@ class ChatGateway(Gateway):
     )
     @ws_response("conversation:mute", MuteOut)
     async def mute(
-        self, client: SocketContext, payload: MutePayload, chat: ChatService, events: ChatEvents
+        self, client: SocketContext, payload: ConversationMuteIn, chat: ChatService, events: ChatEvents
     ) -> MuteOut:
-        return await chat.set_muted(caller(client), payload.conversation_id, payload.muted, events=events)
+        return await chat.set_muted(client.user_id, payload.conversation_id, payload.muted, events=events)
 
     @ws_event(
         "conversation:leave",
@@ -182,7 +177,7 @@ class ChatGateway(Gateway):
     async def leave(
         self,
         client: SocketContext,
-        payload: ConversationRef,
+        payload: ConversationRefIn,
         chat: ChatService,
         writer: MessageWriter,
         events: ChatEvents,

@@ -45,7 +45,7 @@ class Messaging(ChatStore):
         is committed. A sender who is not a participant is told why, asked in a statement of its own.
         """
         check_body(body)
-        sender_id = uuid.UUID(sender.user_id)
+        sender_id = sender.user_id
         draft = Draft(conversation_id, sender_id, body, client_msg_id, sender_name=sender.display_name)
         outcome = await writer.write(draft)
         if not isinstance(outcome, Sent):

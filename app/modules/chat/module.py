@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 
 from app.core.context import AppContext
@@ -35,14 +34,14 @@ async def _conversation_rooms(ctx: AppContext, identity: Identity) -> Sequence[s
     at most SESSION_READY_CONVERSATIONS of them, whatever others add the user to."""
     window = ctx.settings.socket.ready_conversations
     async with ctx.unit_of_work() as uow:
-        ids = await uow.service(ChatService).recent_conversation_ids(uuid.UUID(identity.user_id), window)
+        ids = await uow.service(ChatService).recent_conversation_ids(identity.user_id, window)
     return [GROUP_ROOMS.room(str(cid)) for cid in ids]
 
 
 async def _unread(ctx: AppContext, identity: Identity) -> UnreadSummary:
     window = ctx.settings.socket.ready_conversations
     async with ctx.unit_of_work() as uow:
-        return await uow.service(ChatService).unread_summary(uuid.UUID(identity.user_id), window)
+        return await uow.service(ChatService).unread_summary(identity.user_id, window)
 
 
 async def _close_writer(ctx: AppContext) -> None:

@@ -9,7 +9,7 @@ from litestar.params import Parameter
 
 from app.core.http.envelope import Envelope, ok
 from app.core.security.identity import Identity
-from app.modules.chat.controller import PAGE_DEFAULT, PAGE_MAX, me
+from app.modules.chat.controller import PAGE_DEFAULT, PAGE_MAX
 from app.modules.chat.schemas import MarkNotificationsReadIn, NotificationPage, NotificationsRead
 from app.modules.chat.service import ChatService
 
@@ -28,7 +28,7 @@ class NotificationController(Controller):
         unread_only: bool = False,
     ) -> Envelope[NotificationPage]:
         """Newest first, each with `read_at` (null while unread); `next_cursor` gives the next page."""
-        return ok(await chat_service.notifications(me(identity), limit, cursor, unread_only))
+        return ok(await chat_service.notifications(identity.user_id, limit, cursor, unread_only))
 
     @put("/read", summary="Mark notifications read")
     async def mark_read(
@@ -36,4 +36,4 @@ class NotificationController(Controller):
     ) -> Envelope[NotificationsRead]:
         """Mark `up_to_id` and every older notification of yours read; answers how many, and how many
         stay unread (the count `session:ready` shows)."""
-        return ok(await chat_service.mark_notifications_read(me(identity), data.up_to_id))
+        return ok(await chat_service.mark_notifications_read(identity.user_id, data.up_to_id))

@@ -47,5 +47,5 @@ class ParticipantRoomHook:
         self.membership = membership
         self.rooms = rooms
 
-    async def can_join(self, user_id: str, room: str) -> bool:
-        return await self.membership.is_participant(self.rooms.key_of(room), user_id)
+    async def can_join(self, user_id: uuid.UUID, room: str) -> bool:
+        return await self.membership.is_participant(self.rooms.key_of(room), str(user_id))

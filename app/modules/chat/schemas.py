@@ -170,7 +170,7 @@ class ReadOut(msgspec.Struct):
     unread: int
 
 
-class SendPayload(msgspec.Struct):
+class SendIn(msgspec.Struct):
     """`chat:send`; unknown fields (a `sender_id`, a `seq`) are ignored: the server decides those."""
 
     conversation_id: uuid.UUID
@@ -187,7 +187,7 @@ class SyncCursor(msgspec.Struct, forbid_unknown_fields=True):
     after_seq: Cursor
 
 
-class SyncPayload(msgspec.Struct, forbid_unknown_fields=True):
+class SyncIn(msgspec.Struct, forbid_unknown_fields=True):
     conversations: Annotated[list[SyncCursor], msgspec.Meta(min_length=1, max_length=SYNC_CONVERSATIONS_MAX)]
     limit: Annotated[int, msgspec.Meta(ge=1, le=MESSAGES_LIMIT_MAX)] = MESSAGES_LIMIT_DEFAULT
 
@@ -213,12 +213,12 @@ class SyncAck(msgspec.Struct):
     conversations: list[SyncedConversation]
 
 
-class ReadPayload(msgspec.Struct, forbid_unknown_fields=True):
+class ChatReadIn(msgspec.Struct, forbid_unknown_fields=True):
     conversation_id: uuid.UUID
     last_read_seq: Seq
 
 
-class ConversationRef(msgspec.Struct, forbid_unknown_fields=True):
+class ConversationRefIn(msgspec.Struct, forbid_unknown_fields=True):
     conversation_id: uuid.UUID
 
 
@@ -230,7 +230,7 @@ class MuteIn(msgspec.Struct, forbid_unknown_fields=True):
     muted: bool
 
 
-class MutePayload(msgspec.Struct, forbid_unknown_fields=True):
+class ConversationMuteIn(msgspec.Struct, forbid_unknown_fields=True):
     conversation_id: uuid.UUID
     muted: bool
 

@@ -71,17 +71,22 @@ def security_scheme() -> dict[str, Any]:
 
 
 def message_object(event: EventDoc, catalog: SchemaCatalog) -> dict[str, Any]:
+    """The message of an event. One that takes no payload has no `payload` key (and no examples):
+    AsyncAPI 2.6 makes the key optional, and its absence is what the wire carries, an emit with no
+    argument. An empty-object schema would instead make generators (modelina, socket.io templates)
+    produce a `{}` argument that the server refuses."""
     message: dict[str, Any] = {
         "messageId": event.key,
         "name": event.name,
         "title": event.name,
         "contentType": "application/json",
-        "payload": catalog.payloads[event.key],
-        "examples": [
+    }
+    if event.key in catalog.payloads:
+        message["payload"] = catalog.payloads[event.key]
+        message["examples"] = [
             {"name": f"example{index + 1}", "payload": msgspec.to_builtins(example)}
             for index, example in enumerate(event.examples)
-        ],
-    }
+        ]
     if event.is_client_event:
         message["x-ack"] = {
             "payload": ref(catalog.acks[event.key]),

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from app.config.settings import DocsInfo, RateLimitSettings
 from app.core.errors import ErrorCode
-from app.core.socket.decorators import EventSpec, ServerEvent
+from app.core.socket.decorators import EventSpec, RateBucket, ServerEvent
 from app.core.socket.registry import EventRegistry
 
 Direction = Literal["client_to_server", "server_to_client"]
@@ -49,7 +49,8 @@ class EventDoc:
     direction: Direction
     category: str
     description: str
-    payload: type[Any]
+    payload: type[Any] | None
+    """None: a client event that takes no payload (emitted with the ack callback alone)."""
     examples: tuple[Mapping[str, Any], ...]
     response: type[Any] | None = None
     declared_errors: tuple[ErrorCode, ...] = ()
@@ -102,13 +103,12 @@ class ProtocolDescription:
         return [event for event in self.events if not event.is_client_event]
 
 
-def _rate_limit(bucket: str, limits: RateLimitSettings) -> RateLimitDoc:
-    limit = limits.for_class(bucket)
-    return RateLimitDoc(bucket, limit.capacity, limit.per_seconds)
+def _rate_limit(bucket: RateBucket, limits: RateLimitSettings) -> RateLimitDoc:
+    limit = bucket.size(limits)
+    return RateLimitDoc(bucket.name, limit.capacity, limit.per_seconds)
 
 
 def describe_client_event(spec: EventSpec, limits: RateLimitSettings) -> EventDoc:
-    assert spec.payload is not None, "the gateway refuses handlers without a `payload: Struct` parameter"
     return EventDoc(
         name=spec.name,
         direction="client_to_server",

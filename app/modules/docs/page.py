@@ -75,7 +75,8 @@ class EventCard:
     direction_label: str
     direction_arrow: str
     description: str
-    payload: SchemaView
+    payload: SchemaView | None
+    """None: the event takes no payload."""
     ack: SchemaView | None
     errors: list[str]
     optimistic: bool
@@ -194,7 +195,9 @@ def event_card(event: EventDoc, catalog: SchemaCatalog) -> EventCard:
         direction_label=DIRECTION_LABELS[event.direction],
         direction_arrow=DIRECTION_ARROWS[event.direction],
         description=event.description,
-        payload=schema_view("Payload", catalog.payloads[event.key], catalog),
+        payload=schema_view("Payload", catalog.payloads[event.key], catalog)
+        if event.key in catalog.payloads
+        else None,
         ack=ack,
         errors=[code.value for code in event.error_codes],
         optimistic=event.optimistic,
@@ -236,9 +239,13 @@ def struct_schemas(catalog: SchemaCatalog) -> list[SchemaView]:
 
 
 def console_events(description: ProtocolDescription) -> list[dict[str, Any]]:
-    """What the "try it" console offers: each client event with its first example."""
+    """What the "try it" console offers: each client event with its first example; `null` for an
+    event that takes no payload, which the console emits with none."""
     return [
-        {"name": event.name, "example": msgspec.to_builtins(event.examples[0]) if event.examples else {}}
+        {
+            "name": event.name,
+            "example": None if event.payload is None else msgspec.to_builtins(event.examples[0]),
+        }
         for event in description.client_events()
     ]
 

@@ -28,7 +28,8 @@ class SchemaNameConflictError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SchemaCatalog:
-    """`components` by name; per event key, its payload schema and (client events) its ack's name."""
+    """`components` by name; per event key, its payload schema (none for an event that takes no
+    payload) and (client events) its ack's name."""
 
     components: dict[str, Schema]
     payloads: dict[str, Schema]
@@ -175,7 +176,8 @@ def ack_schemas(event: EventDoc, data: Schema) -> dict[str, Schema]:
 def _types_of(description: ProtocolDescription) -> list[Any]:
     types: dict[Any, None] = {ErrorDetails: None}
     for event in description.events:
-        types[event.payload] = None
+        if event.payload is not None:
+            types[event.payload] = None
         if event.is_client_event and event.response is not None:
             types[event.response] = None
     return list(types)
@@ -201,7 +203,8 @@ def build_catalog(description: ProtocolDescription) -> SchemaCatalog:
     payloads: dict[str, Schema] = {}
     acks: dict[str, str] = {}
     for event in description.events:
-        payloads[event.key] = by_type[event.payload]
+        if event.payload is not None:
+            payloads[event.key] = by_type[event.payload]
         if event.is_client_event:
             data = by_type[event.response] if event.response is not None else {"type": "object"}
             data = hoist_enums(data, f"{pascal(event.name)}AckData", enums)

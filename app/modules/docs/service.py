@@ -25,7 +25,8 @@ class EventView(msgspec.Struct):
     direction: str
     category: str
     description: str
-    payload_schema: dict[str, Any]
+    payload_schema: dict[str, Any] | None
+    """None: the event takes no payload."""
     examples: list[Any]
     ack_schema: dict[str, Any] | None
     errors: list[str]
@@ -70,7 +71,7 @@ class DocsService:
         return {event.key: self._view(event) for event in self.description.events}
 
     def _view(self, event: EventDoc) -> EventView:
-        payload = self.catalog.payloads[event.key]
+        payload = self.catalog.payloads.get(event.key)
         ack = (
             {"$ref": f"#/components/schemas/{self.catalog.acks[event.key]}"}
             if event.is_client_event

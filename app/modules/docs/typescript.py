@@ -34,6 +34,9 @@ export type ParleyAck<Data, Code extends string = string> = { ok: true; data: Da
 export type ParleyEmit<Payload, Response> = (
   ...args: [payload: Payload] | [payload: Payload, ack: (response: Response) => void]
 ) => void;
+
+/** A client event that takes no payload: nothing, or the ack callback alone. */
+export type ParleyEmitBare<Response> = (...args: [] | [ack: (response: Response) => void]) => void;
 """
 
 
@@ -128,9 +131,10 @@ def _event_maps(description: ProtocolDescription, catalog: SchemaCatalog) -> str
     for event in description.client_events():
         data = ts_type(catalog.components[catalog.acks[event.key] + "Ok"]["properties"]["data"], "  ")
         codes = _union([_literal(code.value) for code in event.error_codes])
+        payload = catalog.payloads.get(event.key)
+        emit = "ParleyEmitBare<" if payload is None else f"ParleyEmit<{ts_type(payload, '  ')}, "
         client_lines.append(
-            f"{_doc(event.description, '  ')}  {json.dumps(event.name)}: ParleyEmit<"
-            f"{ts_type(catalog.payloads[event.key], '  ')}, ParleyAck<{data}, {codes}>>;"
+            f"{_doc(event.description, '  ')}  {json.dumps(event.name)}: {emit}ParleyAck<{data}, {codes}>>;"
         )
     server_lines = [
         f"{_doc(f'{event.description} (to {event.room})', '  ')}  {json.dumps(event.name)}: "

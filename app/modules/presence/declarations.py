@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from app.core.socket import server_event
+from app.core.socket import RateBucket, server_event
 from app.core.socket.rooms import RoomPrefix
 from app.modules.presence.schemas import TypingOut, UserStatus
 
 PRESENCE_ROOMS = RoomPrefix("presence:")
 """`presence:{userId}`: the sockets following a user's online status."""
+
+TYPING_BUCKET = RateBucket("typing", lambda limits: limits.typing)
+"""`chat:typing` per socket (RATE_LIMIT_TYPING)."""
 
 EXAMPLE_USER = "00000000-0000-4000-8000-000000000002"
 EXAMPLE_CONVERSATION = "00000000-0000-4000-8000-0000000000c1"

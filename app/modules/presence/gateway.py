@@ -9,6 +9,7 @@ from app.modules.presence.declarations import (
     EXAMPLE_CONVERSATION,
     EXAMPLE_USER,
     PRESENCE_ROOMS,
+    TYPING_BUCKET,
     USER_STATUS,
 )
 from app.modules.presence.presence import Presence, membership
@@ -74,17 +75,17 @@ class TypingGateway(Gateway):
         category="chat",
         examples=[{"conversation_id": EXAMPLE_CONVERSATION, "typing": True}],
         errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED],
-        rate_limit="typing",
+        rate_limit=TYPING_BUCKET,
     )
     @ws_response("chat:typing", TypingAck)
     async def typing(
         self, client: SocketContext, payload: TypingIn, indicators: TypingIndicators
     ) -> TypingAck:
         conversation_id = str(payload.conversation_id)
-        if not await membership(self.ctx).is_participant(conversation_id, client.user_id):
+        if not await membership(self.ctx).is_participant(conversation_id, str(client.user_id)):
             raise AppError(ErrorCode.FORBIDDEN, "You are not a participant of this conversation")
         if payload.typing:
-            await indicators.start(client.sid, conversation_id, client.user_id)
+            await indicators.start(client.sid, conversation_id, str(client.user_id))
         else:
-            await indicators.stop(client.sid, conversation_id, client.user_id)
+            await indicators.stop(client.sid, conversation_id, str(client.user_id))
         return TypingAck()

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 
@@ -66,12 +67,15 @@ class Presence:
     def tracker(self) -> ConnectionTracker:
         return self.ctx.get(ConnectionTracker)
 
-    async def visible_to(self, viewer: str, user_ids: Sequence[str]) -> list[str]:
-        """The ids whose presence `viewer` may see: themself and users sharing a conversation."""
+    async def visible_to(self, viewer: uuid.UUID, user_ids: Sequence[str]) -> list[str]:
+        """The ids whose presence `viewer` may see: themself and users sharing a conversation.
+
+        Presence keeps user ids as text, the form of its state keys, rooms and payloads."""
+        me = str(viewer)
         wanted = list(dict.fromkeys(user_ids))
-        others = [user_id for user_id in wanted if user_id != viewer]
-        contacts = await membership(self.ctx).contacts_among(viewer, others) if others else set()
-        return [user_id for user_id in wanted if user_id == viewer or user_id in contacts]
+        others = [user_id for user_id in wanted if user_id != me]
+        contacts = await membership(self.ctx).contacts_among(me, others) if others else set()
+        return [user_id for user_id in wanted if user_id == me or user_id in contacts]
 
     async def statuses(self, service: LastSeenService, user_ids: Sequence[str]) -> list[UserStatus]:
         """Current statuses of the existing users among `user_ids` (unknown ids are left out)."""
@@ -84,7 +88,7 @@ class Presence:
         ]
 
     async def connected(self, identity: Identity) -> None:
-        user_id = identity.user_id
+        user_id = str(identity.user_id)
         pending = self._pending.pop(user_id, None)
         if pending is not None:
             pending.cancel()
@@ -98,7 +102,7 @@ class Presence:
             await self._emit(UserStatus(user_id, "online", seen.get(user_id)))
 
     async def disconnected(self, identity: Identity) -> None:
-        user_id = identity.user_id
+        user_id = str(identity.user_id)
         if self._local[user_id] == 0:
             return
         self._local[user_id] -= 1

@@ -59,8 +59,9 @@ class PresenceRelations:
         followers: dict[str, str] = {}
         for sid in hub.members(PRESENCE_ROOMS.room(user_id)):
             sock = hub.local.get(sid)
-            if sock is not None and sock.identity.user_id != user_id:
-                followers[sid] = sock.identity.user_id
+            follower = str(sock.identity.user_id) if sock is not None else user_id
+            if follower != user_id:
+                followers[sid] = follower
         candidates = followed | set(followers.values())
         if not candidates:
             return

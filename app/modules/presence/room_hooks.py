@@ -21,7 +21,7 @@ class PresenceRoomHook:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
 
-    async def can_join(self, user_id: str, room: str) -> bool:
+    async def can_join(self, user_id: uuid.UUID, room: str) -> bool:
         target = canonical_user_id(PRESENCE_ROOMS.key_of(room))
         if target is None:
             return False

@@ -5,10 +5,10 @@ from __future__ import annotations
 from app.core.errors import AppError, ErrorCode
 from app.core.security.identity import Authenticator
 from app.core.socket import Gateway, SocketContext, ws_event, ws_response
-from app.core.socket.protocol import RoomAck, RoomPayload
+from app.core.socket.protocol import RoomAck, RoomIn
 from app.core.socket.rooms import RoomManager, identity_rooms
 from app.core.socket.runtime import SocketRuntime
-from app.modules.realtime.schemas import RefreshAck, RefreshPayload
+from app.modules.realtime.schemas import AuthRefreshIn, RefreshAck
 
 
 class RealtimeGateway(Gateway):
@@ -26,7 +26,7 @@ class RealtimeGateway(Gateway):
         ],
     )
     @ws_response("room:join", RoomAck)
-    async def join(self, client: SocketContext, payload: RoomPayload, rooms: RoomManager) -> RoomAck:
+    async def join(self, client: SocketContext, payload: RoomIn, rooms: RoomManager) -> RoomAck:
         await rooms.authorize(client.user_id, payload.room)
         await client.join(payload.room)
         return RoomAck(room=payload.room)
@@ -40,7 +40,7 @@ class RealtimeGateway(Gateway):
         errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN],
     )
     @ws_response("room:leave", RoomAck)
-    async def leave(self, client: SocketContext, payload: RoomPayload) -> RoomAck:
+    async def leave(self, client: SocketContext, payload: RoomIn) -> RoomAck:
         if payload.room in identity_rooms(client.identity):
             raise AppError(
                 ErrorCode.FORBIDDEN,
@@ -66,7 +66,7 @@ class RealtimeGateway(Gateway):
     async def refresh(
         self,
         client: SocketContext,
-        payload: RefreshPayload,
+        payload: AuthRefreshIn,
         authenticator: Authenticator,
         runtime: SocketRuntime,
     ) -> RefreshAck:

@@ -12,7 +12,7 @@ from app.modules.realtime.gateway import RealtimeGateway
 async def _subscribe_revocations(ctx: AppContext) -> None:
     async def disconnect_revoked(event: SessionsRevoked) -> None:
         """Found by identity on every node: a client cannot hide a socket by leaving rooms."""
-        users = [event.user_id] if event.all_sockets else []
+        users = [str(event.user_id)] if event.all_sockets else []
         await ctx.hub.force_logout(event.reason, event.message, users=users, sessions=event.session_ids)
 
     ctx.events.subscribe(SessionsRevoked, disconnect_revoked)

@@ -7,7 +7,7 @@ import msgspec
 from app.core.types import UtcDateTime
 
 
-class RefreshPayload(msgspec.Struct, forbid_unknown_fields=True):
+class AuthRefreshIn(msgspec.Struct, forbid_unknown_fields=True):
     token: str = msgspec.field()
 
 

@@ -6,8 +6,9 @@ from app.core.db import UnitOfWork
 from app.core.errors import AppError, ErrorCode
 from app.core.socket import Gateway, SocketContext, server_event, ws_event, ws_response
 from app.core.socket.hub import SocketHub
+from app.core.socket.protocol import RoomAck
 from app.core.socket.rooms import RoomManager
-from parley_game.schemas import Done, End, Move, News, Over, Score, Scored, Shout, Table
+from parley_game.schemas import Done, EndIn, MoveIn, News, Over, Scored, ScoreIn, ShoutIn, TableIn
 from parley_game.scores import add_score
 
 GAME_NEWS = server_event(
@@ -50,14 +51,14 @@ class GameGateway(Gateway):
         errors=[ErrorCode.FORBIDDEN, ErrorCode.VALIDATION_ERROR],
     )
     @ws_response("game:score", Scored)
-    async def score(self, client: SocketContext, payload: Score, uow: UnitOfWork) -> Scored:
+    async def score(self, client: SocketContext, payload: ScoreIn, uow: UnitOfWork) -> Scored:
         if payload.room not in client.rooms():
             raise AppError(
                 ErrorCode.FORBIDDEN, f"Join {payload.room} before scoring there", {"field": "room"}
             )
         total = await add_score(uow.session, payload.room, client.user_id, payload.points)
         await uow.commit()
-        scored = Scored(payload.room, client.user_id, payload.points, total)
+        scored = Scored(payload.room, str(client.user_id), payload.points, total)
         await client.emit(GAME_SCORED, scored, room=payload.room)
         return scored
 
@@ -68,8 +69,8 @@ class GameGateway(Gateway):
         examples=[{"room": "game:a-open", "text": "hi"}],
     )
     @ws_response("game:shout", Done)
-    async def shout(self, client: SocketContext, payload: Shout) -> Done:
-        await client.emit(GAME_NEWS, News(payload.text, client.user_id), room=payload.room)
+    async def shout(self, client: SocketContext, payload: ShoutIn) -> Done:
+        await client.emit(GAME_NEWS, News(payload.text, str(client.user_id)), room=payload.room)
         return Done()
 
     @ws_event(
@@ -80,10 +81,10 @@ class GameGateway(Gateway):
         errors=[ErrorCode.FORBIDDEN, ErrorCode.VALIDATION_ERROR],
         optimistic=True,
     )
-    @ws_response("game:move", Table)
-    async def move(self, client: SocketContext, payload: Table, rooms: RoomManager) -> Table:
+    @ws_response("game:move", RoomAck)
+    async def move(self, client: SocketContext, payload: TableIn, rooms: RoomManager) -> RoomAck:
         await rooms.authorize(client.user_id, payload.room)
-        return payload
+        return RoomAck(payload.room)
 
     @ws_event(
         "game:gather",
@@ -92,7 +93,7 @@ class GameGateway(Gateway):
         examples=[{"room": "game:a-open", "target": "game:b-open"}],
     )
     @ws_response("game:gather", Done)
-    async def gather(self, payload: Move, hub: SocketHub) -> Done:
+    async def gather(self, payload: MoveIn, hub: SocketHub) -> Done:
         await hub.sockets_join(payload.room, payload.target)
         return Done()
 
@@ -103,7 +104,7 @@ class GameGateway(Gateway):
         examples=[{"room": "game:a-open", "target": "game:b-open"}],
     )
     @ws_response("game:scatter", Done)
-    async def scatter(self, payload: Move, hub: SocketHub) -> Done:
+    async def scatter(self, payload: MoveIn, hub: SocketHub) -> Done:
         await hub.sockets_leave(payload.room, payload.target)
         return Done()
 
@@ -114,6 +115,6 @@ class GameGateway(Gateway):
         examples=[{"room": "game:a-open", "reason": "checkmate"}],
     )
     @ws_response("game:end", Done)
-    async def end(self, payload: End, hub: SocketHub) -> Done:
+    async def end(self, payload: EndIn, hub: SocketHub) -> Done:
         await hub.disconnect_sockets(payload.room, event=GAME_OVER.name, data=Over(payload.reason))
         return Done()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 ROOM_PREFIX = "game:"
 OPEN_SUFFIX = "-open"
 
@@ -14,6 +16,6 @@ class GameHook:
     """Tables whose name ends in `-open` admit anyone; any other only its owner, the user whose id
     is the table's name."""
 
-    async def can_join(self, user_id: str, room: str) -> bool:
+    async def can_join(self, user_id: uuid.UUID, room: str) -> bool:
         table = room.removeprefix(ROOM_PREFIX)
-        return table.endswith(OPEN_SUFFIX) or table == user_id
+        return table.endswith(OPEN_SUFFIX) or table == str(user_id)

@@ -11,26 +11,26 @@ from app.core.socket.protocol import RoomName
 Points = Annotated[int, msgspec.Meta(ge=1, le=100, description="points scored in one go")]
 
 
-class Move(msgspec.Struct, forbid_unknown_fields=True):
+class MoveIn(msgspec.Struct, forbid_unknown_fields=True):
     room: RoomName
     target: RoomName
 
 
-class Shout(msgspec.Struct, forbid_unknown_fields=True):
+class ShoutIn(msgspec.Struct, forbid_unknown_fields=True):
     room: RoomName
     text: str
 
 
-class End(msgspec.Struct, forbid_unknown_fields=True):
+class EndIn(msgspec.Struct, forbid_unknown_fields=True):
     room: RoomName
     reason: str
 
 
-class Table(msgspec.Struct, forbid_unknown_fields=True):
+class TableIn(msgspec.Struct, forbid_unknown_fields=True):
     room: RoomName
 
 
-class Score(msgspec.Struct, forbid_unknown_fields=True):
+class ScoreIn(msgspec.Struct, forbid_unknown_fields=True):
     room: RoomName
     points: Points
 

@@ -11,9 +11,8 @@ from parley_game.models import GameScore
 from parley_game.schemas import Standing
 
 
-async def add_score(session: AsyncSession, room: str, user_id: str, points: int) -> int:
+async def add_score(session: AsyncSession, room: str, player: uuid.UUID, points: int) -> int:
     """Store a score and answer the player's total at the table; the caller commits."""
-    player = uuid.UUID(user_id)
     session.add(GameScore(room=room, user_id=player, points=points))
     await session.flush()
     total = select(func.sum(GameScore.points)).where(GameScore.room == room, GameScore.user_id == player)

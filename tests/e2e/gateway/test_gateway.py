@@ -321,6 +321,14 @@ async def test_validation_names_the_field_before_the_handler_runs(
         "message": too_many["error"]["message"],
         "details": {"field": "payload"},
     }
+    extras: list[Any] = [{}, (None,), ({"x": 1}, {"y": 2})]
+    for extra in extras:
+        refused = await client.sio.call("game:boom", extra)
+        assert refused["error"] == {
+            "code": "VALIDATION_ERROR",
+            "message": "payload: game:boom takes no payload; emit it with none",
+            "details": {"field": "payload"},
+        }, "refused before the handler, which would answer INTERNAL"
 
 
 async def test_an_unexpected_error_is_internal_and_logged_once(
@@ -328,9 +336,9 @@ async def test_an_unexpected_error_is_internal_and_logged_once(
 ) -> None:
     account = await register_and_login(http)
     client = await connect_ready(clients, server, account.access_token)
-    answer = await client.call("game:boom", {})
+    answer = await client.call("game:boom")
     assert answer == {"ok": False, "error": {"code": "INTERNAL", "message": "Internal server error"}}
-    await client.sio.emit("game:boom", {})
+    await client.sio.emit("game:boom")
     assert await client.wait_for("exception") == {
         "event": "game:boom",
         "code": "INTERNAL",
@@ -349,7 +357,7 @@ async def test_no_error_answer_carries_internals(
 ) -> None:
     client = await connect_ready(clients, server, external_token(server))
     answers = [
-        await client.call("game:boom", {}),
+        await client.call("game:boom"),
         await client.call("room:join", {"room": 5}),
         await client.call("room:join", {"room": "secret:x"}),
         await client.call("nope", None),

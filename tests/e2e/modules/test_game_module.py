@@ -173,5 +173,5 @@ async def test_its_events_are_documented_in_the_page_the_spec_and_the_types(
         assert event in spec["channels"], event
         assert f'"{event}"' in types.stdout, event
     assert spec["channels"]["game:score"]["publish"]["x-room-required"] == "game:{table}"
-    points = spec["components"]["schemas"]["Score"]["properties"]["points"]
+    points = spec["components"]["schemas"]["ScoreIn"]["properties"]["points"]
     assert (points["minimum"], points["maximum"]) == (1, 100)

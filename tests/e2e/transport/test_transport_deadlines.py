@@ -264,6 +264,20 @@ async def test_a_websocket_that_drops_is_uncounted(
     await user.counted_nowhere(http, clients)
 
 
+async def test_a_websocket_that_stops_answering_pings_is_closed_at_the_ping_timeout(
+    server: ServerProcess, http: httpx.AsyncClient, clients: Any
+) -> None:
+    """The client keeps the connection but answers no Engine.IO PING: the session ends at the ping
+    timeout and the server closes the websocket too, rather than holding it while the client stays."""
+    user = User(server)
+    async with raw(server, user.token) as sock:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:  # read, never answering `2`
+                await sock.ws.recv()
+        assert sock.ws.close_code == 1000
+    await user.counted_nowhere(http, clients)
+
+
 async def test_a_close_packet_over_websocket_ends_the_session(
     server: ServerProcess, http: httpx.AsyncClient, clients: Any
 ) -> None:

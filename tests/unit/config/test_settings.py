@@ -210,8 +210,6 @@ def test_lists_and_rates_are_parsed() -> None:
     assert current.socket.cors_origins == ("https://a.example", "https://b.example")
     assert current.rate_limits.typing.refill_per_second == 5
     assert current.rate_limits.default.per_seconds == 1
-    assert current.rate_limits.for_class("chat") is current.rate_limits.chat
-    assert current.rate_limits.for_class("unknown") is current.rate_limits.default
 
 
 def test_public_url_defaults_to_host_and_port() -> None:

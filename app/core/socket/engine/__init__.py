@@ -8,8 +8,8 @@ or called differently upstream.
 
 Private methods overridden (upstream class and method, then why):
 
-- `AsyncServer._engineio_server_class` (python-socketio; `server.ParleyServer`): the Engine.IO
-  server is `transport.ParleyEngine`.
+- `AsyncServer._engineio_server_class` (python-socketio; `server.TransportServer`, which
+  `server.ParleyServer` extends): the Engine.IO server is `transport.ParleyEngine`.
 - `AsyncServer._handle_eio_connect` (`server.ParleyServer`): a transport gets a deadline to join
   `/`, and the connect request's body reader is dropped from its environ.
 - `AsyncServer._handle_eio_disconnect` (`server.ParleyServer`): forgets the transport's join

@@ -25,6 +25,8 @@ from app.core.http.websocket_protocol import FrameWriter, server_frame
 
 ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
 CLOSE_WEBSOCKET: dict[str, Any] = {"type": "websocket.close"}
+NOOP = eio_packet.Packet(eio_packet.NOOP)
+"""What ends a long-polling GET of a closed session (as Engine.IO's reference server answers it)."""
 
 
 def asgi_message(pkt: Any) -> dict[str, Any]:
@@ -156,6 +158,11 @@ class OutgoingQueue:
         self.put_nowait(item)
 
     async def get(self) -> Any:
+        if self._dropping:
+            # Released or cut off: nothing more will come. A GET that passed the session check
+            # before the session closed reaches here after `release`; it ends at once, not at its
+            # ping interval and timeout.
+            self._poll_queue().put_nowait(NOOP)
         self._readers += 1
         try:
             item = await self._poll_queue().get()
@@ -204,8 +211,8 @@ class OutgoingQueue:
         self._send = None
         self._write_frame = None
         self.on_overflow = None  # the socket it points back to is then freed without waiting for a collection
-        if self._readers:  # end a long-polling GET that waits for packets that will never come
-            self._poll_queue().put_nowait(None)
+        if self._readers:  # end a waiting long-polling GET with a NOOP, as Engine.IO's reference server does
+            self._poll_queue().put_nowait(NOOP)
 
     def _admit(self, size: int, counted: bool) -> bool:
         """Count a packet that is about to wait; past the limit, drop everything and report it."""

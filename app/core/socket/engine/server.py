@@ -87,9 +87,21 @@ def encoded_size(text: str, limit: int) -> int:
     return len(text.encode())
 
 
-class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
+class TransportServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server on Parley's Engine.IO transport (`ParleyEngine`), nothing else changed.
+
+    `ParleyServer` builds Parley's packet handling on it; on its own it serves the Socket.IO protocol
+    as python-socketio does, which is how socket.io's protocol test suite checks the transport
+    (`tests/e2e/conformance/socketio/`). Its `eio` is to be configured before serving.
+    """
+
     eio: ParleyEngine
 
+    def _engineio_server_class(self) -> type[ParleyEngine]:
+        return ParleyEngine
+
+
+class ParleyServer(TransportServer):
     def __init__(self, settings: SocketSettings, client_manager: Any, metrics: Metrics) -> None:
         super().__init__(
             client_manager=client_manager,
@@ -118,9 +130,6 @@ class ParleyServer(socketio.AsyncServer):  # type: ignore[misc]
         self._join_deadlines: dict[str, asyncio.TimerHandle] = {}
         self.on("connect", self._on_connect)
         self.on("disconnect", self._on_disconnect)
-
-    def _engineio_server_class(self) -> type[ParleyEngine]:
-        return ParleyEngine
 
     def attach_sink(self, sink: EventSink) -> None:
         self.sink = sink

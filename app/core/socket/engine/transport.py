@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 import engineio
 from engineio import async_socket
@@ -260,6 +261,11 @@ class ParleySocket(async_socket.AsyncSocket):  # type: ignore[misc]
             self._ping_timer.cancel()
             self._ping_timer = None
         await super().close(wait=False, abort=abort, reason=reason)
+        if self.upgraded:
+            # A websocket closes with its session. Engine.IO's own websocket reader gives up after
+            # a ping interval and timeout of silence; this one waits on the client, so a session
+            # that ended without a CLOSE packet (a ping timeout sends none) would leave it open.
+            self.queue.close_websocket()
         if wait:
             try:
                 async with asyncio.timeout(self.server.deadline):
@@ -333,7 +339,8 @@ class ParleyEngine(engineio.AsyncServer):  # type: ignore[misc]
             "sid": sid,
             "upgrades": self._upgrades(sid, transport),
             "pingTimeout": int(self.ping_timeout * 1000),
-            "pingInterval": int(self.ping_interval + self.ping_interval_grace_period) * 1000,
+            # Engine.IO rounds the sum down to whole seconds before the product, so 0.3 s became 0
+            "pingInterval": int((self.ping_interval + self.ping_interval_grace_period) * 1000),
             "maxPayload": self.max_http_buffer_size,
         }
         await socket.send(eio_packet.Packet(eio_packet.OPEN, opened))
@@ -354,11 +361,15 @@ class ParleyEngine(engineio.AsyncServer):  # type: ignore[misc]
             return self._bad_request()
 
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
-        """Long-polling POSTs are answered by `_handle_post`; everything else as Engine.IO does."""
+        """Long-polling POSTs are answered by `_handle_post`; a request naming no transport 400 (the
+        protocol requires one; Engine.IO would take it for long-polling); the rest as Engine.IO does."""
         scope = args[0]
         if scope["type"] == "http" and scope.get("method") == "POST":
             await self._handle_post(scope, args[1], args[2])
             return None
+        if "transport" not in parse_qs(scope.get("query_string", b"").decode("latin-1")):
+            environ = await self._async["translate_request"](*args, **kwargs)
+            return await self._make_response(self._bad_request("Invalid transport"), environ)
         return await super().handle_request(*args, **kwargs)
 
     async def _handle_post(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:

@@ -228,7 +228,7 @@ async def test_logout_revokes_the_session(app_client: httpx.AsyncClient) -> None
     refresh = await app_client.post("/api/auth/refresh", json={"refresh_token": account.refresh_token})
     assert refresh.status_code == 401
     assert [(e.user_id, e.session_ids, e.reason) for e in revoked] == [
-        (account.user_id, (account.session_id,), "logout")
+        (uuid.UUID(account.user_id), (account.session_id,), "logout")
     ]
 
 
@@ -308,7 +308,9 @@ async def test_login_policy_revokes_the_right_sessions(
         revoked_ids = {sid for event in revoked for sid in event.session_ids}
         expected = {sessions[label].session_id for label in set(sessions) - still_working}
         assert revoked_ids == expected
-        assert all(e.reason == "duplicate_login" and e.user_id == sessions["laptop"].user_id for e in revoked)
+        assert all(
+            e.reason == "duplicate_login" and str(e.user_id) == sessions["laptop"].user_id for e in revoked
+        )
         for label in set(sessions) - still_working:
             refresh = await client.post(
                 "/api/auth/refresh", json={"refresh_token": sessions[label].refresh_token}

@@ -51,7 +51,7 @@ async def test_a_rotated_refresh_token_used_again_revokes_its_session(backend: B
         assert current.status_code == 401
         assert current.json()["error"]["code"] == "SESSION_REVOKED"
         assert [(e.user_id, e.session_ids, e.reason) for e in seen] == [
-            (account.user_id, (account.session_id,), "session_revoked")
+            (uuid.UUID(account.user_id), (account.session_id,), "session_revoked")
         ]
 
 

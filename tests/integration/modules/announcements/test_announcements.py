@@ -26,7 +26,9 @@ async def db(backend: Backend) -> AsyncIterator[Database]:
 
 async def missed(db: Database, account: Account) -> list[str]:
     async with UnitOfWork(db) as uow:
-        rows = await uow.service(AnnouncementService).missed_by(account.user_id, dt.datetime.now(dt.UTC))
+        rows = await uow.service(AnnouncementService).missed_by(
+            uuid.UUID(account.user_id), dt.datetime.now(dt.UTC)
+        )
     return [str(row.id) for row in rows]
 
 
@@ -145,17 +147,17 @@ async def test_missed_since_last_seen_or_for_a_week(app_client: httpx.AsyncClien
     assert str(before["id"]) in await missed(db, user)
 
     async with UnitOfWork(db) as uow:
-        await uow.service(UserService).touch_last_seen(user.user_id)
+        await uow.service(UserService).touch_last_seen(uuid.UUID(user.user_id))
     assert str(before["id"]) not in await missed(db, user)
     after = await announce(app_client, admin, "while you were away")
     assert (await missed(db, user))[0] == after["id"]
 
     async with UnitOfWork(db) as uow:
         old = await uow.service(AnnouncementService).missed_by(
-            user.user_id, dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+            uuid.UUID(user.user_id), dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
         )
         fresh = await uow.service(AnnouncementService).missed_by(
-            str(uuid.uuid4()), dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
+            uuid.uuid4(), dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
         )
     assert str(after["id"]) in [str(row.id) for row in old]
     assert str(before["id"]) not in [str(row.id) for row in fresh]

@@ -110,8 +110,8 @@ async def test_events_endpoints(app_client: httpx.AsyncClient) -> None:
     }
     (join,) = (await app_client.get("/ws-docs/events/room:join")).json()
     assert join["category"] == "rooms"
-    assert join["payload_schema"] == {"$ref": "#/components/schemas/RoomPayload"}
-    assert "RoomPayload" in join["components"]
+    assert join["payload_schema"] == {"$ref": "#/components/schemas/RoomIn"}
+    assert "RoomIn" in join["components"]
     assert "RoomJoinAck" in join["components"]
     assert join["examples"] == [{"room": "broadcast:all"}]
     assert "FORBIDDEN" in join["errors"]

@@ -168,3 +168,21 @@ def test_client_types_check_rejects_an_unknown_type(written: tuple[Path, Path], 
     result = run_node(node, "client-types.mjs", str(broken))
     assert result.returncode == 1
     assert "MissingType" in result.stdout
+
+
+def test_an_event_without_payload_passes_every_tool(tmp_path: Path) -> None:
+    """`game:boom` of the tests' probes takes no payload: its message has none, and the parser,
+    modelina and tsc accept the documents."""
+    node = require_node_tools()
+    spec, types = tmp_path / "asyncapi.json", tmp_path / "parley.d.ts"
+    probes = {**UNREACHABLE, "PARLEY_MODULES": "tests.support.game:probes_module"}
+    for command, output in (("spec", spec), ("types", types)):
+        result = CliRunner().invoke(main, ["docs", command, "--output", str(output)], env=probes)
+        assert result.exit_code == 0, result.output
+    message = json.loads(spec.read_text())["components"]["messages"]["client.game.boom"]
+    assert "payload" not in message
+    assert "examples" not in message
+    assert '"game:boom": ParleyEmitBare<ParleyAck<Done, ' in types.read_text()
+    assert "valid AsyncAPI 2.6.0" in node_check(node, "validate.mjs", str(spec))
+    assert "compile with tsc --strict" in node_check(node, "models.mjs", str(spec), str(tmp_path / "models"))
+    assert "compiles with tsc --strict" in node_check(node, "client-types.mjs", str(types))

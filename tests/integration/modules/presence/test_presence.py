@@ -59,11 +59,11 @@ class Node:
 
     async def connect(self, identity: Identity) -> None:
         """What the socket runtime does on connect: count the socket, then the on_connect hook."""
-        await self.tracker.add(identity.user_id)
+        await self.tracker.add(str(identity.user_id))
         await self.presence.connected(identity)
 
     async def disconnect(self, identity: Identity) -> None:
-        await self.tracker.remove(identity.user_id)
+        await self.tracker.remove(str(identity.user_id))
         await self.presence.disconnected(identity)
 
 
@@ -92,7 +92,7 @@ class Cluster:
         async with UnitOfWork(self.db) as uow:
             user = await uow.service(UserService).register(username, PASSWORD, None)
         expires = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
-        return Identity(str(user.id), str(uuid.uuid4()), expires, username, username)
+        return Identity(user.id, str(uuid.uuid4()), expires, username, username)
 
     async def statuses(self, node: Node, user_ids: Sequence[str]) -> list[UserStatus]:
         async with UnitOfWork(self.db) as uow:
@@ -124,8 +124,8 @@ async def test_several_tabs_count_once(cluster: Cluster) -> None:
     sent = await node.hub.wait_for(room, 2)
     assert [s.status for s in sent] == ["online", "offline"]
     assert sent[1].last_seen_at is not None
-    assert (await cluster.statuses(node, [alice.user_id]))[0].status == "offline"
-    assert await cluster.state.get(online_key(alice.user_id)) is None
+    assert (await cluster.statuses(node, [str(alice.user_id)]))[0].status == "offline"
+    assert await cluster.state.get(online_key(str(alice.user_id))) is None
 
 
 async def test_reconnect_within_grace_does_not_flap(cluster: Cluster) -> None:
@@ -156,7 +156,7 @@ async def test_online_while_a_socket_remains_on_another_node(cluster: Cluster) -
     await second.connect(alice)
     await first.disconnect(alice)
     await asyncio.wait_for(asyncio.gather(*first.presence._pending.values()), 5)
-    assert (await cluster.statuses(second, [alice.user_id]))[0].status == "online"
+    assert (await cluster.statuses(second, [str(alice.user_id)]))[0].status == "online"
     await second.disconnect(alice)
     await second.hub.wait_for(room, 1)
     assert [s.status for s in first.hub.sent[room]] == ["online"]
@@ -176,13 +176,13 @@ async def test_survivor_marks_a_dead_nodes_users_offline(cluster: Cluster) -> No
 
     await survivor.presence.sweep()
     sent = await survivor.hub.wait_for(f"presence:{alone.user_id}", 1)
-    assert [(s.user_id, s.status) for s in sent] == [(alone.user_id, "offline")]
+    assert [(s.user_id, s.status) for s in sent] == [(str(alone.user_id), "offline")]
     assert sent[0].last_seen_at is not None
     assert survivor.hub.sent[f"presence:{roaming.user_id}"] == []
-    statuses = await cluster.statuses(survivor, [alone.user_id, roaming.user_id])
+    statuses = await cluster.statuses(survivor, [str(alone.user_id), str(roaming.user_id)])
     assert [s.status for s in statuses] == ["offline", "online"]
     assert dying.ctx.node_id not in await cluster.state.set_members("nodes")
-    assert await survivor.tracker.count(roaming.user_id) == 1
+    assert await survivor.tracker.count(str(roaming.user_id)) == 1
 
     await survivor.presence.sweep()
     assert len(survivor.hub.sent[f"presence:{alone.user_id}"]) == 1
@@ -214,18 +214,20 @@ async def test_shutdown_settles_pending_users_at_once(cluster: Cluster) -> None:
 async def test_visibility_is_self_and_contacts_only(cluster: Cluster) -> None:
     node = cluster.node()
     alice, bob, carol = await cluster.user(), await cluster.user(), await cluster.user()
-    cluster.membership.share(alice.user_id, bob.user_id)
+    cluster.membership.share(str(alice.user_id), str(bob.user_id))
     unknown = str(uuid.uuid4())
     visible = await node.presence.visible_to(
-        alice.user_id, [bob.user_id, carol.user_id, alice.user_id, unknown, bob.user_id]
+        alice.user_id, [str(bob.user_id), str(carol.user_id), str(alice.user_id), unknown, str(bob.user_id)]
     )
-    assert visible == [bob.user_id, alice.user_id]
-    assert [s.user_id for s in await cluster.statuses(node, [bob.user_id, unknown])] == [bob.user_id]
+    assert visible == [str(bob.user_id), str(alice.user_id)]
+    assert [s.user_id for s in await cluster.statuses(node, [str(bob.user_id), unknown])] == [
+        str(bob.user_id)
+    ]
 
     hook = PresenceRoomHook(node.ctx)
     assert await hook.can_join(alice.user_id, f"presence:{alice.user_id}")
     assert await hook.can_join(alice.user_id, f"presence:{bob.user_id}")
     assert not await hook.can_join(alice.user_id, f"presence:{carol.user_id}")
     assert not await hook.can_join(alice.user_id, f"presence:{unknown}")
-    assert not await hook.can_join(alice.user_id, f"presence:{bob.user_id.upper()}")
+    assert not await hook.can_join(alice.user_id, f"presence:{str(bob.user_id).upper()}")
     assert not await hook.can_join(alice.user_id, "presence:not-a-uuid")

@@ -2,7 +2,9 @@
 an accepted websocket offers `write_frame`, whose frame reaches the client as is; it refuses (and
 `send` serves) when permessage-deflate was negotiated or once the websocket is closing; the
 handshake's request and response are let go of; reading pauses only once `INBOUND_BACKLOG` messages
-wait for the application, and resumes once it has read them."""
+wait for the application, and resumes once it has read them; a text message in fragments is decoded
+as they arrive (invalid UTF-8 fails the connection with 1007 at its first fragment) and a Close
+between fragments is answered with a Close."""
 
 from __future__ import annotations
 
@@ -15,11 +17,14 @@ import pytest
 import uvicorn
 import websockets
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Close, Frame, Opcode
+from websockets.server import ServerProtocol
 
 from app.core.http.websocket_protocol import (
     FRAME_WRITER,
     INBOUND_BACKLOG,
     FrameWritingProtocol,
+    MidMessageCloseProtocol,
     server_frame,
 )
 from tests.support.server import free_port
@@ -28,6 +33,8 @@ OVERRIDES = {
     "handle_connect": "(self, event: 'Request') -> 'None'",
     "send": "(self, message: 'ASGISendEvent') -> 'None'",
     "send_receive_event_to_app": "(self) -> 'None'",
+    "handle_text": "(self, event: 'Frame') -> 'None'",
+    "handle_cont": "(self, event: 'Frame') -> 'None'",
 }
 """uvicorn's methods the protocol overrides, with the signatures they were written against."""
 
@@ -41,6 +48,8 @@ def test_the_overridden_uvicorn_methods_are_still_there_as_they_were() -> None:
         assert inspect.iscoroutinefunction(upstream) == inspect.iscoroutinefunction(
             vars(FrameWritingProtocol)[name]
         )
+    assert str(inspect.signature(ServerProtocol.recv_frame)) == "(self, frame: 'Frame') -> 'None'"
+    assert "recv_frame" in vars(MidMessageCloseProtocol)
 
 
 class App:
@@ -129,3 +138,58 @@ async def test_reading_pauses_only_once_the_inbound_backlog_is_full(served: tupl
         await client.send("after")
         assert await asyncio.wait_for(receive(), 5) == {"type": "websocket.receive", "text": "after"}
         assert [message["text"] for message in received[:2]] == ["m0", "m1"]
+
+
+def write_frames(client: Any, *frames: Frame) -> None:
+    """Frames written as they are, past the client's own checks (masked, as a client must)."""
+    for frame in frames:
+        client.transport.write(frame.serialize(mask=True, extensions=[]))
+
+
+async def test_a_text_message_in_fragments_is_decoded_across_them(served: tuple[App, str]) -> None:
+    app, url = served
+    async with websockets.connect(url, compression=None) as client:
+        receive, _protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        kappa = "κ".encode()  # two bytes, one in each fragment
+        write_frames(client, Frame(Opcode.TEXT, kappa[:1], fin=False), Frame(Opcode.CONT, kappa[1:]))
+
+        assert await asyncio.wait_for(receive(), 5) == {"type": "websocket.receive", "text": "κ"}
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        Frame(Opcode.TEXT, b"ok \xed\xa0\x80", fin=False),  # a UTF-16 surrogate, in a first fragment
+        Frame(Opcode.TEXT, b"\xff"),  # a whole message
+    ],
+    ids=["first-fragment", "whole-message"],
+)
+async def test_invalid_utf8_fails_the_connection_at_once(served: tuple[App, str], frame: Frame) -> None:
+    app, url = served
+    async with websockets.connect(url, compression=None) as client:
+        receive, _protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        write_frames(client, frame)
+
+        assert await asyncio.wait_for(receive(), 5) == {
+            "type": "websocket.disconnect",
+            "code": 1007,
+            "reason": "invalid UTF-8",
+        }
+        await asyncio.wait_for(client.wait_closed(), 5)
+        assert client.close_code == 1007
+
+
+async def test_a_close_between_fragments_is_answered_with_its_code(served: tuple[App, str]) -> None:
+    app, url = served
+    async with websockets.connect(url, compression=None) as client:
+        receive, _protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        write_frames(
+            client,
+            Frame(Opcode.TEXT, b"fragment1", fin=False),
+            Frame(Opcode.CLOSE, Close(1000, "").serialize()),
+        )
+
+        assert (await asyncio.wait_for(receive(), 5))["code"] == 1000, "the unfinished message is dropped"
+        await asyncio.wait_for(client.wait_closed(), 5)
+        assert client.protocol.close_rcvd is not None
+        assert client.protocol.close_rcvd.code == 1000

@@ -25,14 +25,34 @@ def test_public_coroutine_without_ws_event_is_refused() -> None:
                 return payload
 
 
-def test_handler_without_payload_struct_is_refused() -> None:
-    with pytest.raises(GatewayDefinitionError, match=r"needs a `payload: Struct` parameter"):
+def test_a_handler_without_payload_handles_an_event_that_takes_none() -> None:
+    class Good(Gateway):
+        @ws_event("a:b", "Does a thing.", category="c")
+        @ws_response("a:b", Ping)
+        async def handle(self) -> Ping:
+            return Ping(1)
+
+    assert Good.handlers["handle"].payload is None
+
+
+def test_an_example_for_an_event_without_payload_is_refused() -> None:
+    with pytest.raises(GatewayDefinitionError, match=r"example 0 given, but the event takes no payload"):
 
         class Bad(Gateway):
             @ws_event("a:b", "Does a thing.", category="c", examples=[{"nonce": 1}])
             @ws_response("a:b", Ping)
             async def handle(self) -> Ping:
                 return Ping(1)
+
+
+def test_a_struct_parameter_under_another_name_is_refused() -> None:
+    with pytest.raises(GatewayDefinitionError, match=r"the Struct parameter 'ping' must be named `payload`"):
+
+        class Bad(Gateway):
+            @ws_event("a:b", "Does a thing.", category="c", examples=[{"nonce": 1}])
+            @ws_response("a:b", Ping)
+            async def handle(self, ping: Ping) -> Ping:
+                return ping
 
 
 def test_handler_without_response_is_refused() -> None:

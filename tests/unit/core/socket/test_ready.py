@@ -9,8 +9,12 @@ import msgspec
 import pytest
 
 from app.config.settings import Settings
+from app.core.socket.decorators import DEFAULT_BUCKET
 from app.core.socket.ready import LimitPart, ReadyPart, compose_limits, compose_session_ready
 from app.core.socket.schemas import RateLimitView, UserView
+from app.main import MODULES
+from app.modules.chat.declarations import CHAT_BUCKET
+from app.modules.presence.declarations import TYPING_BUCKET
 
 
 class Score(msgspec.Struct):
@@ -86,10 +90,12 @@ def test_limits_are_read_from_the_settings_with_the_default_bucket_and_each_one_
         {"TYPING_TTL": "4", "RATE_LIMIT_CHAT": "5/2", "RATE_LIMIT_DEFAULT": "9/1"}, env_file=None
     )
     shape = compose_session_ready([], [("typing", TTL)])
-    limits = msgspec.to_builtins(shape.limits(settings, ["chat", "default", "chat"]))
+    buckets = [CHAT_BUCKET, DEFAULT_BUCKET, CHAT_BUCKET, TYPING_BUCKET]
+    limits = msgspec.to_builtins(shape.limits(settings, buckets))
     assert limits["rate_limits"] == {
         "default": {"capacity": 9, "per_seconds": 1.0},
         "chat": {"capacity": 5, "per_seconds": 2.0},
+        "typing": {"capacity": 5, "per_seconds": 1.0},
     }
     assert limits["typing_ttl"] == 4.0
     assert limits["max_rooms"] == settings.socket.max_rooms
@@ -100,3 +106,18 @@ def test_a_limit_taken_twice_is_refused() -> None:
         compose_limits([("a", TTL), ("b", TTL)])
     with pytest.raises(ValueError, match="'max_rooms' of module a"):
         compose_limits([("a", {"max_rooms": LimitPart(lambda settings: 1, int, 1)})])
+
+
+def test_events_draw_from_the_buckets_their_modules_declare() -> None:
+    buckets = {
+        spec.name: spec.rate_limit
+        for module in MODULES
+        for gateway in module.gateways
+        for spec in gateway.handlers.values()
+    }
+    assert buckets["chat:send"] is CHAT_BUCKET
+    assert buckets["chat:typing"] is TYPING_BUCKET
+    assert buckets["room:join"] is DEFAULT_BUCKET
+    settings = Settings.from_env({"RATE_LIMIT_CHAT": "5/2", "RATE_LIMIT_TYPING": "3/1"}, env_file=None)
+    assert CHAT_BUCKET.size(settings.rate_limits) == settings.rate_limits.chat
+    assert TYPING_BUCKET.size(settings.rate_limits) == settings.rate_limits.typing

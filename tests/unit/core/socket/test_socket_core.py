@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+
 import msgspec
 import pytest
 
 from app.core.errors import AppError, ErrorCode
-from app.core.socket.dispatcher import validation_failure
+from app.core.socket.decorators import EventSpec
+from app.core.socket.dispatcher import decode_payload, validation_failure
 from app.core.socket.engine.server import encoded_size, origin_checker
-from app.core.socket.protocol import ExceptionEvent, RoomPayload
+from app.core.socket.protocol import ExceptionEvent, RoomIn
 from app.core.socket.rooms import USER_ROOMS, AnyoneHook, OwnIdHook, RoomManager, RoomPrefix, room_prefix
 from app.core.socket.runtime import bearer_token, refusal
 
@@ -47,10 +50,35 @@ def test_encoded_size_counts_utf8_bytes() -> None:
 )
 def test_validation_errors_name_the_field(payload: object, field: str) -> None:
     with pytest.raises(msgspec.ValidationError) as caught:
-        msgspec.convert(payload, RoomPayload)
+        msgspec.convert(payload, RoomIn)
     error = validation_failure(caught.value)
     assert error.code is ErrorCode.VALIDATION_ERROR
     assert error.details == {"field": field}
+
+
+@pytest.mark.parametrize("args", [[{}], [None], [{"x": 1}], [{}, {}]])
+def test_an_event_without_payload_refuses_any_argument(args: list[object]) -> None:
+    with pytest.raises(AppError) as caught:
+        decode_payload(EventSpec(name="a:wake"), args)
+    assert caught.value.code is ErrorCode.VALIDATION_ERROR
+    assert caught.value.details == {"field": "payload"}
+    assert caught.value.message == "payload: a:wake takes no payload; emit it with none"
+
+
+def test_an_event_without_payload_is_handed_nothing() -> None:
+    assert decode_payload(EventSpec(name="a:wake"), []) is None
+
+
+@pytest.mark.parametrize("args", [[], [{"room": "a:b"}, {"room": "a:c"}]])
+def test_an_event_with_payload_needs_exactly_one(args: list[object]) -> None:
+    with pytest.raises(AppError) as caught:
+        decode_payload(EventSpec(name="room:join", payload=RoomIn), args)
+    assert caught.value.details == {"field": "payload"}
+
+
+def test_a_payload_is_decoded_into_its_struct() -> None:
+    spec = EventSpec(name="room:join", payload=RoomIn)
+    assert decode_payload(spec, [{"room": "a:b"}]) == RoomIn("a:b")
 
 
 class Cursor(msgspec.Struct):
@@ -78,11 +106,12 @@ async def test_room_manager_admits_by_prefix_hook() -> None:
     rooms = RoomManager()
     rooms.register_auth_hook(USER_ROOMS.prefix, OwnIdHook(USER_ROOMS))
     rooms.register_auth_hook("broadcast:", AnyoneHook())
-    await rooms.authorize("u1", "user:u1")
-    await rooms.authorize("u1", "broadcast:all")
-    for room in ("user:u2", "game:1"):
+    me, other = uuid.uuid4(), uuid.uuid4()
+    await rooms.authorize(me, f"user:{me}")
+    await rooms.authorize(me, "broadcast:all")
+    for room in (f"user:{other}", "game:1"):
         with pytest.raises(AppError) as caught:
-            await rooms.authorize("u1", room)
+            await rooms.authorize(me, room)
         assert caught.value.code is ErrorCode.FORBIDDEN
     with pytest.raises(ValueError, match="already has a hook"):
         rooms.register_auth_hook("user:", AnyoneHook())

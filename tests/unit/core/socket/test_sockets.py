@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+import uuid
 from typing import Any
 
 import socketio
@@ -18,6 +19,8 @@ from app.core.socket.engine.managers import LocalManager
 from app.core.socket.sockets import LocalSocket
 
 NAMESPACE = "/"
+U1, U2, U9 = (f"00000000-0000-4000-8000-00000000000{n}" for n in (1, 2, 9))
+"""User ids as operations carry them, as text."""
 
 
 class Node:
@@ -41,7 +44,7 @@ class Node:
 
     def register(self, sid: str, user_id: str, session_id: str | None) -> None:
         expires = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
-        identity = Identity(user_id, session_id, expires, user_id, user_id)
+        identity = Identity(uuid.UUID(user_id), session_id, expires, user_id, user_id)
         self.manager.local_sockets.add(LocalSocket(sid, identity, asyncio.Semaphore(1)))
 
     def rooms(self, sid: str) -> set[str]:
@@ -56,29 +59,29 @@ class Node:
 
 async def test_the_index_finds_sockets_by_user_and_session_and_forgets_them() -> None:
     node = Node()
-    phone = await node.connect("u1", "s1")
-    laptop = await node.connect("u1", "s2")
-    other = await node.connect("u2", None)
+    phone = await node.connect(U1, "s1")
+    laptop = await node.connect(U1, "s2")
+    other = await node.connect(U2, None)
     index = node.manager.local_sockets
-    assert index.selected_by({"users": ["u1"]}) == sorted([phone, laptop])
-    assert index.selected_by({"sessions": ["s2"], "users": ["u2"]}) == sorted([laptop, other])
+    assert index.selected_by({"users": [U1]}) == sorted([phone, laptop])
+    assert index.selected_by({"sessions": ["s2"], "users": [U2]}) == sorted([laptop, other])
     assert index.selected_by({"sessions": ["nope"]}) == []
     assert index.remove(phone) is not None
     assert index.remove(phone) is None
-    assert index.of_user("u1") == [laptop]
+    assert index.of_user(U1) == [laptop]
     assert phone not in index
     assert list(index) == [laptop, other]
 
 
 async def test_an_identity_operation_reaches_sockets_whatever_rooms_they_hold() -> None:
     node = Node()
-    kept_out = await node.connect("u1", "s1", "group:x")
-    in_rooms = await node.connect("u1", "s2", "user:u1", "group:x", "active:x")
-    bystander = await node.connect("u2", "s3", "user:u2", "group:x")
-    await node.manager.room_operation({"op": "leave", "users": ["u1"], "targets": ["group:x", "active:x"]})
+    kept_out = await node.connect(U1, "s1", "group:x")
+    in_rooms = await node.connect(U1, "s2", f"user:{U1}", "group:x", "active:x")
+    bystander = await node.connect(U2, "s3", f"user:{U2}", "group:x")
+    await node.manager.room_operation({"op": "leave", "users": [U1], "targets": ["group:x", "active:x"]})
     assert node.rooms(kept_out) == set()
-    assert node.rooms(in_rooms) == {"user:u1"}
-    assert node.rooms(bystander) == {"user:u2", "group:x"}
+    assert node.rooms(in_rooms) == {f"user:{U1}"}
+    assert node.rooms(bystander) == {f"user:{U2}", "group:x"}
     data = {"reason": "logout", "message": "bye"}
     await node.manager.room_operation(
         {"op": "disconnect", "sessions": ["s1"], "event": "force_logout", "data": data}
@@ -90,22 +93,22 @@ async def test_an_identity_operation_reaches_sockets_whatever_rooms_they_hold() 
 async def test_a_socket_registered_after_an_operation_catches_up_with_it() -> None:
     node = Node()
     before = time.monotonic()
-    late = await node.connect("u1", "s1", "user:u1", "group:x", "group:y", register=False)
-    await node.manager.room_operation({"op": "leave", "users": ["u1"], "targets": ["group:x"]})
-    await node.manager.room_operation({"op": "leave", "users": ["u9"], "targets": ["group:y"]})
-    assert node.rooms(late) == {"user:u1", "group:x", "group:y"}, "not indexed yet: not found"
-    node.register(late, "u1", "s1")
+    late = await node.connect(U1, "s1", f"user:{U1}", "group:x", "group:y", register=False)
+    await node.manager.room_operation({"op": "leave", "users": [U1], "targets": ["group:x"]})
+    await node.manager.room_operation({"op": "leave", "users": [U9], "targets": ["group:y"]})
+    assert node.rooms(late) == {f"user:{U1}", "group:x", "group:y"}, "not indexed yet: not found"
+    node.register(late, U1, "s1")
     assert await node.manager.catch_up(late, before) is False
-    assert node.rooms(late) == {"user:u1", "group:y"}, "only the operation that concerns it"
+    assert node.rooms(late) == {f"user:{U1}", "group:y"}, "only the operation that concerns it"
 
 
 async def test_catching_up_reports_a_missed_disconnect_and_ignores_older_operations() -> None:
     node = Node()
-    await node.manager.room_operation({"op": "leave", "users": ["u1"], "targets": ["group:old"]})
+    await node.manager.room_operation({"op": "leave", "users": [U1], "targets": ["group:old"]})
     after_that = time.monotonic()
-    late = await node.connect("u1", "s1", "group:old", register=False)
+    late = await node.connect(U1, "s1", "group:old", register=False)
     await node.manager.room_operation({"op": "disconnect", "sessions": ["s1"]})
-    node.register(late, "u1", "s1")
+    node.register(late, U1, "s1")
     assert await node.manager.catch_up(late, after_that) is True
     assert node.disconnected == [], "the caller decides: a handshake refuses instead"
     assert node.rooms(late) == {"group:old"}, "an operation from before the check is not replayed"

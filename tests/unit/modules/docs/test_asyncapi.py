@@ -198,6 +198,8 @@ def test_one_channel_per_event_name_with_both_directions() -> None:
     assert sorted(spec["channels"]) == [
         "alpha:ping",
         "alpha:ping/ack",
+        "alpha:wake",
+        "alpha:wake/ack",
         "note:add",
         "note:add/ack",
         "note:added",
@@ -213,7 +215,7 @@ def test_one_channel_per_event_name_with_both_directions() -> None:
         for key, operation in channel.items()
         if key in {"publish", "subscribe"}
     ]
-    assert len(operation_ids) == len(set(operation_ids)) == 8
+    assert len(operation_ids) == len(set(operation_ids)) == 10
 
 
 def test_client_message_has_payload_examples_and_ack() -> None:
@@ -231,6 +233,24 @@ def test_client_message_has_payload_examples_and_ack() -> None:
             "rollbackOnError": True,
         },
     }
+
+
+def test_an_event_without_payload_has_a_message_without_payload() -> None:
+    """AsyncAPI 2.6 lets a message leave `payload` out; an empty-object schema would tell code
+    generators to send a `{}` the server refuses."""
+    spec = spec_of()
+    assert spec["components"]["messages"]["client.alpha.wake"] == {
+        "messageId": "client.alpha.wake",
+        "name": "alpha:wake",
+        "title": "alpha:wake",
+        "contentType": "application/json",
+        "x-ack": {
+            "payload": {"$ref": "#/components/schemas/AlphaWakeAck"},
+            "message": {"$ref": "#/components/messages/client.alpha.wake.ack"},
+            "rollbackOnError": False,
+        },
+    }
+    assert spec["channels"]["alpha:wake"]["publish"]["operationId"] == "emitAlphaWake"
 
 
 def test_server_message_has_no_ack() -> None:

@@ -22,6 +22,7 @@ def test_events_are_ordered_by_category_then_direction_then_name() -> None:
     description = synthetic_description()
     assert [(e.category, e.direction, e.name) for e in description.events] == [
         ("alpha", "client_to_server", "alpha:ping"),
+        ("alpha", "client_to_server", "alpha:wake"),
         ("notes", "client_to_server", "note:add"),
         ("notes", "client_to_server", "note:read"),
         ("notes", "server_to_client", "note:added"),
@@ -91,7 +92,12 @@ def test_grouping_by_category_and_direction() -> None:
     grouped = description.by_category()
     assert list(grouped) == ["alpha", "notes"]
     assert [event.name for event in grouped["notes"]] == ["note:add", "note:read", "note:added", "note:read"]
-    assert [event.name for event in description.client_events()] == ["alpha:ping", "note:add", "note:read"]
+    assert [event.name for event in description.client_events()] == [
+        "alpha:ping",
+        "alpha:wake",
+        "note:add",
+        "note:read",
+    ]
     assert [event.name for event in description.server_events()] == ["note:added", "note:read"]
 
 

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from app.modules.docs.page import categories, console_events, constraint_notes, schema_view, type_label
+from app.modules.docs.page import (
+    categories,
+    console_events,
+    constraint_notes,
+    render_page,
+    schema_view,
+    type_label,
+)
 from app.modules.docs.schemas import build_catalog
 from tests.support.docs_protocol import synthetic_description
 
@@ -73,6 +80,20 @@ def test_categories_group_by_direction_and_console_offers_client_events_only() -
     assert [row.name for row in ack.fields] == ["id", "pinned_at"]
     assert console_events(description) == [
         {"name": "alpha:ping", "example": {"nonce": 1}},
+        {"name": "alpha:wake", "example": None},
         {"name": "note:add", "example": {"board": "b1", "text": "hello"}},
         {"name": "note:read", "example": {"board": "b1", "up_to": 7}},
     ]
+
+
+def test_an_event_without_payload_shows_none_and_the_console_emits_nothing() -> None:
+    description = synthetic_description()
+    catalog = build_catalog(description)
+    alpha = next(view for view in categories(description, catalog) if view.name == "alpha")
+    wake = next(card for _, cards in alpha.groups for card in cards if card.name == "alpha:wake")
+    assert wake.payload is None
+    assert wake.examples == []
+    page = render_page(description, catalog, "/ws-docs", login_helper=False)
+    card = page.split('id="client.alpha.wake"')[1].split("</article>")[0]
+    assert "none: emit the event with the ack callback alone" in card
+    assert '{"example": null, "name": "alpha:wake"}' in page.split('id="console-events"')[1]

@@ -16,6 +16,7 @@ def test_all_events_and_by_category() -> None:
     docs = service()
     assert [(e.name, e.direction) for e in docs.all_events()] == [
         ("alpha:ping", "client_to_server"),
+        ("alpha:wake", "client_to_server"),
         ("note:add", "client_to_server"),
         ("note:read", "client_to_server"),
         ("note:added", "server_to_client"),
@@ -23,7 +24,14 @@ def test_all_events_and_by_category() -> None:
     ]
     grouped = docs.events_by_category()
     assert list(grouped) == ["alpha", "notes"]
-    assert [e.name for e in grouped["alpha"]] == ["alpha:ping"]
+    assert [e.name for e in grouped["alpha"]] == ["alpha:ping", "alpha:wake"]
+
+
+def test_an_event_without_payload_has_no_payload_schema() -> None:
+    (wake,) = service().event("alpha:wake")
+    assert wake.payload_schema is None
+    assert wake.examples == []
+    assert wake.ack_schema == {"$ref": "#/components/schemas/AlphaWakeAck"}
 
 
 def test_event_lookup_gives_both_directions_and_nothing_for_unknown_names() -> None:

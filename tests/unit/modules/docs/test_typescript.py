@@ -85,6 +85,14 @@ def test_event_maps_for_socket_io_generics() -> None:
     ) in client_map
     assert '"note:read": ParleyEmit<ReadPayload, ParleyAck<ReadPayload, ' in client_map
     assert '"note:added":' not in client_map
+    assert '"alpha:wake": ParleyEmitBare<ParleyAck<PingPayload, ' in client_map
+
+
+def test_an_event_without_payload_takes_the_ack_callback_alone() -> None:
+    text = types_of()
+    assert (
+        "export type ParleyEmitBare<Response> = (...args: [] | [ack: (response: Response) => void]) => void;"
+    ) in text
 
 
 def test_ack_envelope_types() -> None:

@@ -326,7 +326,20 @@ async def test_releasing_a_long_polling_queue_ends_the_poll_that_waits() -> None
 
     queue.release()
 
-    assert await asyncio.wait_for(poll, 1) is None
+    ended = await asyncio.wait_for(poll, 1)
+    assert ended.packet_type == eio_packet.NOOP, "the poll is answered `6`, as a close is in Engine.IO"
+    assert not queue.reading
+
+
+async def test_a_poll_that_starts_after_the_release_ends_at_once() -> None:
+    """A GET that passed the session check just before the session closed."""
+    queue = OutgoingQueue(ROOMY)
+    queue.release()
+
+    ended = await asyncio.wait_for(queue.get(), 1)
+    queue.task_done()
+
+    assert ended.packet_type == eio_packet.NOOP
     assert not queue.reading
 
 

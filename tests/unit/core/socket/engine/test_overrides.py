@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import engineio
+import pytest
 import socketio
 from engineio import packet as eio_packet
 
@@ -17,7 +18,7 @@ from app.config.settings import SocketSettings
 from app.core.metrics import Metrics
 from app.core.socket.engine.managers import LocalManager
 from app.core.socket.engine.outgoing import BacklogLimit
-from app.core.socket.engine.server import ParleyServer
+from app.core.socket.engine.server import ParleyServer, TransportServer
 from app.core.socket.engine.transport import ParleyEngine, ParleySocket
 from tests.support.overrides import OVERRIDES, assert_overrides
 
@@ -106,7 +107,7 @@ class Harness:
 
 
 async def test_the_engine_io_server_is_parley_s() -> None:
-    assert_overrides(ParleyServer, socketio.AsyncServer, "_engineio_server_class")
+    assert_overrides(TransportServer, socketio.AsyncServer, "_engineio_server_class")
     harness = Harness()
     assert type(harness.server.eio) is ParleyEngine
     assert harness.server.eio.backlog_limit == BacklogLimit(
@@ -200,6 +201,35 @@ async def test_the_handshake_creates_parley_s_socket_and_sets_no_cookie() -> Non
     assert type(socket) is ParleySocket
     assert socket.connected
     await socket.close(wait=False, abort=True)
+
+
+@pytest.mark.parametrize("query", [b"EIO=4", b"EIO=4&sid=abc", b"EIO=4&transports=polling"])
+async def test_a_request_naming_no_transport_is_answered_400(query: bytes) -> None:
+    """Engine.IO takes a request without `transport` for long-polling; the protocol requires one."""
+    engine = ParleyEngine(async_mode="asgi")
+    scope = {"type": "http", "method": "GET", "path": "/socket.io/", "query_string": query, "headers": []}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await engine.handle_request(scope, receive, send)
+
+    assert sent[0]["status"] == 400
+    assert not engine.sockets
+
+
+async def test_the_handshake_gives_a_ping_interval_in_milliseconds_not_rounded_to_seconds() -> None:
+    """Engine.IO rounds `ping_interval` down to whole seconds first, which announced 300 ms as 0."""
+    engine = ParleyEngine(async_mode="asgi", ping_interval=0.3, ping_timeout=0.2)
+    engine.configure(BacklogLimit(max_bytes=1 << 20, max_packets=10), 1.0, Sink())  # type: ignore[arg-type]
+    answer = await engine._handle_connect({"REQUEST_METHOD": "GET", "QUERY_STRING": "EIO=4"}, "polling")
+    opened = eio_packet.Packet(encoded_packet=answer["response"].decode())
+    assert (opened.data["pingInterval"], opened.data["pingTimeout"]) == (300, 200)
+    await engine.sockets[opened.data["sid"]].close(wait=False, abort=True)
 
 
 def _fields(settings: SocketSettings) -> dict[str, Any]:
