@@ -11,6 +11,8 @@
 //   on stdin, go on; the pings the server sends meanwhile are answered)
 //   chats=UUID,UUID (echo: send Parley's real `chat:send` instead of bench:ping, client i to
 //   conversation i % count, each with a client_msg_id unique across runs)
+//   sender_port=P (fanout: the sender connects to another server than the members)
+//   marks=1 (print {"mark":"window"} when the measured window starts, for outside meters)
 //   deflate=1 (ask for permessage-deflate, as browsers do, and inflate what comes compressed;
 //   what the client sends stays uncompressed, which the extension allows)
 // Events: bench:ping (acked echo), bench:join (acked), bench:bcast -> bench:msg to the room.
@@ -43,6 +45,7 @@ typedef struct {
   z_stream *inflate; // deflate=1 and negotiated: the server's compressed messages, in one context
 } conn_t;
 
+static int SENDER_PORT = 0, MARKS = 0;  // fanout: the sender on another server; print the window's start
 static int PORT = 3001, SIO = 1, NCLI = 1, NMEM = 100, WINDOW = 8, PAYLOAD = 64;
 static int DEFLATE = 0;
 static double DURATION = 5, WARMUP = 1, RATE = 0;  // RATE>0: open loop, RATE sends/s in total
@@ -328,6 +331,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "token")) snprintf(TOKEN, sizeof TOKEN, "%s", v);
     else if (!strcmp(k, "steps")) snprintf(STEPS, sizeof STEPS, "%s", v);
     else if (!strcmp(k, "chats")) snprintf(CHATS, sizeof CHATS, "%s", v);
+    else if (!strcmp(k, "sender_port")) SENDER_PORT = atoi(v); else if (!strcmp(k, "marks")) MARKS = atoi(v);
   }
   for (char *p = strtok(CHATS, ","); p && NCHATS < 64; p = strtok(NULL, ",")) CHAT_IDS[NCHATS++] = p;
   NONCE = (long)getpid() ^ (long)(now() * 1e6);
@@ -338,7 +342,10 @@ int main(int argc, char **argv) {
   int fanout = !strcmp(mode, "fanout");
   int n = fanout ? NMEM + 1 : NCLI;  // fanout: conns[0] is the sender
   conn_t **cs = calloc(n, sizeof *cs);
-  for (int i = 0; i < n; i++) { cs[i] = connect_client(); cs[i]->chat = NCHATS ? CHAT_IDS[i % NCHATS] : NULL; }
+  for (int i = 0; i < n; i++) {
+    int own_port = PORT; if (fanout && i == 0 && SENDER_PORT) PORT = SENDER_PORT;
+    cs[i] = connect_client(); cs[i]->chat = NCHATS ? CHAT_IDS[i % NCHATS] : NULL; PORT = own_port;
+  }
   if (fanout) {
     for (int i = 1; i < n; i++) { if (SIO) { ws_sends(cs[i], "421[\"bench:join\",{\"room\":\"bench:room1\"}]"); wait_for(cs[i], "431"); } else ws_sends(cs[i], "J"); }
     if (!SIO) usleep(200000);
@@ -375,7 +382,10 @@ int main(int argc, char **argv) {
   struct epoll_event evs[512];
   for (;;) {
     double t = now();
-    if (!measuring && t >= t_meas) { measuring = 1; getrusage(RUSAGE_SELF, &ru0); sv0 = srv_ticks(); tm0 = t; }
+    if (!measuring && t >= t_meas) {
+      measuring = 1; getrusage(RUSAGE_SELF, &ru0); sv0 = srv_ticks(); tm0 = t;
+      if (MARKS) { printf("{\"mark\":\"window\"}\n"); fflush(stdout); }
+    }
     if (t >= t_end + (RATE > 0 ? 1.0 : 0)) break;  // open loop: 1 s drain after the last send
     int tmo = 10;
     if (RATE > 0 && t < t_end) {  // open loop: send what is due (echo: round robin over the clients)

@@ -19,6 +19,7 @@ from tests.support.backends import (
     remove_run_files,
     require_services,
 )
+from tests.support.redis_servers import RedisCluster
 from tests.support.scheduling import SharedWorkScheduling, record_units
 from tests.support.server import ServerProcess
 
@@ -142,3 +143,13 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A real three-master Redis Cluster on loopback ports, for the tests that run on one."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()

@@ -171,8 +171,11 @@ class Settings:
         """Cross-variable rules that a single parser cannot see."""
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise SettingsError("DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
-        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        if self.redis_url and not self.redis_url.startswith(schemes):
+            raise SettingsError(
+                "REDIS_URL must start with redis://, rediss://, unix:// or (a Redis Cluster) redis+cluster://"
+            )
         if self.serve.workers > 1 and not self.redis_url:
             raise SettingsError(f"WORKERS={self.serve.workers} needs REDIS_URL, so the workers share state")
         if self.socket.max_payload_bytes < 1024:

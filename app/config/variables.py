@@ -62,7 +62,12 @@ VARIABLES: tuple[Variable, ...] = (
         parse_positive_int,
         "PostgreSQL connections one process (each worker) may hold at most",
     ),
-    Variable("REDIS_URL", "", parse_optional, "empty: state and fan-out in process; redis://… to scale out"),
+    Variable(
+        "REDIS_URL",
+        "",
+        parse_optional,
+        "empty: state and fan-out in process; redis://… to scale out, redis+cluster://… on a Redis Cluster",
+    ),
     Variable(
         "REDIS_PREFIX", "parley:", parse_str, "prefix of every Redis key and channel of this deployment"
     ),

@@ -68,7 +68,7 @@ def _socket_layer(
 ) -> tuple[ParleyServer, SocketRuntime]:
     settings = ctx.settings
     manager: Any = (
-        RedisManager(settings.redis_url, channel=f"{settings.redis_prefix}socketio")
+        RedisManager(settings.redis_url, f"{settings.redis_prefix}socketio", ctx.metrics)
         if settings.redis_url
         else LocalManager()
     )
@@ -133,6 +133,7 @@ def build_app(settings: Settings, modules: Sequence[Module], *, worker: int | No
             for hook in module.on_shutdown:
                 await hook(ctx)
         await ctx.get(ConnectionTracker).stop()
+        await server.manager.close()
         await ctx.state.close()
         await db.dispose()
 

@@ -186,8 +186,9 @@ ERROR_REFERENCE: dict[ErrorCode, ErrorDoc] = {
     ),
     ErrorCode.UNAVAILABLE: ErrorDoc(
         "A backing service (the database or Redis) cannot be reached, or the server cannot issue tokens.",
-        "A connect or any event while PostgreSQL or Redis is down, or a login on a server that only "
-        "verifies tokens (no signing key).",
+        "A connect or any event while PostgreSQL or Redis is down, a connect or `room:join` whose room's "
+        "subscription Redis does not confirm in time, or a login on a server that only verifies "
+        "tokens (no signing key).",
         "Retry with backoff; sends retry safely with the same `client_msg_id`.",
     ),
     ErrorCode.INTERNAL: ErrorDoc(

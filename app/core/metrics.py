@@ -57,6 +57,11 @@ class Metrics:
             registry=self.registry,
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
         )
+        self.fanout_received = Counter(
+            "parley_fanout_messages_received_total",
+            "Fan-out messages this node read (and decoded) from Redis",
+            registry=self.registry,
+        )
         self.sync_recoveries = Counter(
             "parley_sync_recoveries_total",
             "chat:sync answers, by outcome",

@@ -10,6 +10,7 @@ import pytest
 from tests.support.backends import BACKENDS, Backend
 from tests.support.clients import RecordingClient
 from tests.support.nginx import DEPLOYMENT_ENV, Deployment, Nginx, two_nodes_behind_nginx
+from tests.support.redis_servers import RedisCluster
 from tests.support.server import ParleyServe, ServerProcess
 
 
@@ -17,6 +18,16 @@ from tests.support.server import ParleyServe, ServerProcess
 def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
     """Per test module, so a module's server processes serve all its tests on one backend."""
     return backend_factory(request.param)
+
+
+@pytest.fixture(scope="module", params=["redis", "redis-cluster"])
+def redis_url(request: pytest.FixtureRequest, backend: Backend) -> str:
+    """For the cluster tests: their nodes on one Redis, then on a three-master Redis Cluster."""
+    if request.param == "redis-cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url
+    assert backend.redis_url is not None
+    return backend.redis_url
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any
 
 import engineio
 import socketio
+from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from app.core.socket.engine.managers import RedisManager
 from app.core.socket.engine.server import ParleyServer, TransportServer
@@ -21,8 +22,9 @@ OVERRIDES: list[tuple[type[Any], type[Any], str, str]] = [
     (ParleyServer, socketio.AsyncServer, "_handle_connect", "(self, eio_sid, namespace, data)"),
     (ParleyServer, socketio.AsyncServer, "_handle_eio_message", "(self, eio_sid, data)"),
     (ParleyEngine, engineio.AsyncServer, "_handle_connect", "(self, environ, transport, jsonp_index=None)"),
-    (RedisManager, socketio.AsyncRedisManager, "_publish", "(self, data)"),
-    (RedisManager, socketio.AsyncRedisManager, "_redis_listen_with_retries", "(self)"),
+    (RedisManager, AsyncPubSubManager, "_publish", "(self, data)"),
+    (RedisManager, AsyncPubSubManager, "_handle_emit", "(self, message)"),
+    # python-socketio's own Redis manager: `_thread` iterates `_listen`, an async generator there.
     (RedisManager, socketio.AsyncRedisManager, "_listen", "(self)"),
 ]
 """(our class, the upstream class, the private method, its upstream signature)."""

@@ -125,17 +125,26 @@ class SocketRuntime:
         )
         self.hub.local.add(sock)
         self.ctx.metrics.sockets_connected.inc()
-        for room in rooms:
-            await self.server.enter_room(sid, room)
+        try:
+            await self.server.manager.enter_rooms(sid, rooms)
+        except AppError as error:
+            await self._unadmit(sock)
+            self.ctx.metrics.errors.labels(error.code.value).inc()
+            raise refusal(error.code, error.message) from None
         if await self.hub.catch_up(sid, started):
             await self._revoked_while_admitted(sock)
         self._schedule_expiry(sock)
 
-    async def _revoked_while_admitted(self, sock: LocalSocket) -> None:
-        """The socket's session (or user) was revoked after its token was checked: refuse it."""
+    async def _unadmit(self, sock: LocalSocket) -> None:
+        """Undo an admission refused after the socket was counted and registered (python-socketio
+        takes it out of its rooms)."""
         self.hub.local.remove(sock.sid)
         self.ctx.metrics.sockets_connected.dec()
         await self._uncount(sock.identity.user_id)
+
+    async def _revoked_while_admitted(self, sock: LocalSocket) -> None:
+        """The socket's session (or user) was revoked after its token was checked: refuse it."""
+        await self._unadmit(sock)
         logger.info(
             "refusing %s: its session was revoked during the handshake",
             sock.sid,

@@ -1,5 +1,9 @@
 """Redis state for several nodes: presence, socket counts, rate limits and signals.
 
+`REDIS_URL` may name one Redis or a Redis Cluster (`redis+cluster://`). Every command touches one key
+(or, like MGET and DEL over several, is split by slot with nothing to keep atomic across them), so no
+key needs a hash tag; signals use classic pub/sub, which a cluster carries to every node.
+
 After Redis restarts, or a network device resets idle connections, the pool holds connections that
 are dead without knowing it. What meets one is retried on a fresh connection, within limits that
 keep every command's effect single:
@@ -24,6 +28,7 @@ from typing import Any, TypeVar
 import redis.exceptions
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -60,6 +65,12 @@ if value <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return value
 """
 
+# KEYS[1] set; ARGV ttl ms (0: none), members. A script, so a cluster runs it atomically too (a cluster
+# client has no MULTI).
+SET_ADD = """
+redis.call('SADD', KEYS[1], unpack(ARGV, 2))
+if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+"""
 
 T = TypeVar("T")
 
@@ -118,8 +129,19 @@ GUARDED: dict[type[Any], type[Any]] = {
 }
 
 
-def connect(url: str) -> Redis:
-    """A client of `url` whose commands are retried as the module docstring says."""
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+"""`REDIS_URL` naming a Redis Cluster: any of its nodes, from which the client learns the others."""
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEMES)
+
+
+def connect(url: str) -> Redis | RedisCluster:
+    """A client of `url`: a cluster client for a cluster, otherwise one whose commands are retried as
+    the module docstring says (a cluster client retries on its own, following the slots' moves)."""
+    if is_cluster_url(url):
+        return RedisCluster.from_url(url.replace("+cluster://", "://", 1), socket_connect_timeout=2)
     client: Redis = Redis.from_url(
         url,
         socket_connect_timeout=2,
@@ -155,6 +177,7 @@ class RedisStateBackend(StateBackend):
         self.redis = connect(url)
         self._token_bucket = self.redis.register_script(TOKEN_BUCKET)
         self._hash_incr = self.redis.register_script(HASH_INCR)
+        self._set_add = self.redis.register_script(SET_ADD)
         self._handlers: defaultdict[str, list[SignalHandler]] = defaultdict(list)
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
@@ -180,18 +203,20 @@ class RedisStateBackend(StateBackend):
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         if not keys:
             return []
-        values = await read_again_if_lost(lambda: self.redis.mget([self._k(k) for k in keys]))
+        names = [self._k(k) for k in keys]
+        client = self.redis
+        if isinstance(client, RedisCluster):  # keys of many slots: one MGET per slot, in parallel
+            values = await read_again_if_lost(lambda: client.mget_nonatomic(names))
+        else:
+            values = await read_again_if_lost(lambda: self.redis.mget(names))
         return [_raw(v) for v in values]
 
     async def expire(self, key: str, ttl: float) -> None:
         await self.redis.pexpire(self._k(key), int(ttl * 1000))
 
     async def set_add(self, key: str, *members: str, ttl: float | None = None) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(self._k(key), *members)
-            if ttl is not None:
-                pipe.pexpire(self._k(key), int(ttl * 1000))
-            await pipe.execute()
+        ttl_ms = int(ttl * 1000) if ttl is not None else 0
+        await self._set_add(keys=[self._k(key)], args=[ttl_ms, *members])
 
     async def set_remove(self, key: str, *members: str) -> None:
         await self.redis.srem(self._k(key), *members)

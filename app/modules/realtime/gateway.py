@@ -18,7 +18,12 @@ class RealtimeGateway(Gateway):
         "`broadcast:` anyone, modules add more); an unknown prefix is refused.",
         category="rooms",
         examples=[{"room": "broadcast:all"}],
-        errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED],
+        errors=[
+            ErrorCode.VALIDATION_ERROR,
+            ErrorCode.FORBIDDEN,
+            ErrorCode.RATE_LIMITED,
+            ErrorCode.UNAVAILABLE,
+        ],
     )
     @ws_response("room:join", RoomAck)
     async def join(self, client: SocketContext, payload: RoomIn, rooms: RoomManager) -> RoomAck:

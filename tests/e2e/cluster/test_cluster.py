@@ -1,4 +1,4 @@
-"""Two server processes on one PostgreSQL and one Redis behave as one server.
+"""Two server processes on one PostgreSQL and one Redis (or one Redis Cluster) behave as one server.
 
 Room operations, fan-out and `force_logout` started on node A reach sockets on node B. Only the
 scaled-out backend has several nodes; the SQLite runs are skipped.
@@ -27,7 +27,8 @@ from tests.support.server import ServerProcess
 pytestmark = pytest.mark.e2e
 
 GAME = "tests.support.game:create_asgi"
-ENV = {"LOGIN_POLICY": "single", "SOCKET_MAX_PER_USER": "3"}
+ENV = {"LOGIN_POLICY": "single", "SOCKET_MAX_PER_USER": "3", "RATE_LIMIT_DEFAULT": "200/1"}
+"""A socket's events per second are raised for the 150 joins, leaves and shouts of the join race."""
 
 
 @pytest.fixture(scope="module", params=["postgres"])
@@ -38,11 +39,11 @@ def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Bac
 
 @pytest.fixture(scope="module")
 def nodes(
-    backend: Backend, tmp_path_factory: pytest.TempPathFactory
+    backend: Backend, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     logs = tmp_path_factory.mktemp("cluster")
-    a = ServerProcess(backend.env(**ENV), logs / "a.log", GAME)
-    b = ServerProcess(backend.env(**ENV), logs / "b.log", GAME)
+    a = ServerProcess(backend.env(**ENV, REDIS_URL=redis_url), logs / "a.log", GAME)
+    b = ServerProcess(backend.env(**ENV, REDIS_URL=redis_url), logs / "b.log", GAME)
     try:
         yield a.start(), b.start()
     finally:
@@ -66,6 +67,29 @@ async def test_an_event_emitted_on_one_node_reaches_rooms_on_the_other(
     assert (await listener.call("room:join", {"room": "game:fanout-open"}))["ok"]
     assert (await speaker.call("game:shout", {"room": "game:fanout-open", "text": "across"}))["ok"]
     assert await listener.wait_for("game:news") == {"text": "across", "by": alice.user_id}
+
+
+async def test_every_emit_right_after_a_join_on_the_other_node_arrives(
+    nodes: tuple[ServerProcess, ServerProcess], http: httpx.AsyncClient, clients: Any
+) -> None:
+    """`room:join` is answered once Redis confirmed the node's subscription to the room's channel (on
+    a cluster, by the master owning its slot): 50 rounds of joining a fresh room on B and shouting to
+    it from A at once, each shout heard, then leaving and joining one room again the same way."""
+    a, b = nodes
+    alice, bob = await register_and_login(http), await register_and_login(http)
+    speaker = await connect_ready(clients, a, alice.access_token)
+    listener = await connect_ready(clients, b, bob.access_token)
+    tag = uuid.uuid4().hex[:8]
+    again = f"game:again-{tag}-open"
+    for index in range(50):
+        room = f"game:race-{tag}-{index}-open"
+        assert (await listener.call("room:join", {"room": room}))["ok"]
+        assert (await speaker.call("game:shout", {"room": room, "text": f"joined {index}"}))["ok"]
+        assert (await listener.wait_for("game:news", index=2 * index))["text"] == f"joined {index}"
+        assert (await listener.call("room:leave", {"room": again}))["ok"]
+        assert (await listener.call("room:join", {"room": again}))["ok"]
+        assert (await speaker.call("game:shout", {"room": again, "text": f"again {index}"}))["ok"]
+        assert (await listener.wait_for("game:news", index=2 * index + 1))["text"] == f"again {index}"
 
 
 async def test_sockets_join_and_leave_reach_sockets_on_another_node(
@@ -185,12 +209,15 @@ async def test_sockets_per_user_are_counted_across_nodes(
 
 async def test_redis_prefix_keeps_deployments_apart(
     backend: Backend,
+    redis_url: str,
     nodes: tuple[ServerProcess, ServerProcess],
     start_server: Callable[..., ServerProcess],
     clients: Any,
 ) -> None:
     a, b = nodes
-    stranger_node = start_server(backend, factory=GAME, REDIS_PREFIX=f"{backend.redis_prefix}other:")
+    stranger_node = start_server(
+        backend, factory=GAME, REDIS_URL=redis_url, REDIS_PREFIX=f"{backend.redis_prefix}other:"
+    )
     listeners = {
         node.url: await connect_ready(clients, node, external_token(node)) for node in (b, stranger_node)
     }

@@ -23,18 +23,20 @@ Private methods overridden (upstream class and method, then why):
   and events and acks are routed to the runtime.
 - `AsyncServer._handle_connect` (python-engineio; `transport.ParleyEngine`): Engine.IO's handshake,
   creating a `ParleySocket` and setting no cookie.
-- `AsyncRedisManager._publish` (`managers.RedisManager`): reconnects once on a stale connection and
-  logs an outage once instead of every failed publish.
-- `AsyncRedisManager._redis_listen_with_retries` (`managers.RedisManager`): retries at least every
-  `LISTEN_RETRY_MAX` seconds (upstream backs off to 60 s), logging an outage when it starts and ends.
-- `AsyncRedisManager._listen` (`managers.RedisManager`): applies the room operations other nodes
-  publish instead of handing them to python-socketio.
+- `AsyncPubSubManager._publish` (`managers.RedisManager`): publishes on the channels a message
+  concerns (`channels.py`: each room's, a node's own, or the shared one), logging an outage once.
+- `AsyncPubSubManager._handle_emit` (`managers.RedisManager`): the second copy of an emit to several
+  rooms (one copy per room's channel) is not delivered again.
+- `AsyncRedisManager._listen` (`managers.RedisManager`, on python-socketio's `AsyncPubSubManager`):
+  reads this node's channels and applies the room operations other nodes publish instead of handing
+  them to python-socketio.
 
 Public methods of python-engineio's internal classes are replaced as well (`ParleyEngine`:
 `handle_request`, `create_queue`, `generate_id`; `ParleySocket`: `schedule_ping`, `receive`,
-`handle_get_request`, `close`; `EncodedMessage.encode`; `FanOutManager.emit`), and these private
+`handle_get_request`, `close`; `EncodedMessage.encode`; `FanOutManager.emit`; `RedisManager`:
+`initialize`, `enter_room`, `basic_enter_room`, `basic_leave_room`, which keep the node's channels in
+line with its rooms), and these private
 members are called: `AsyncServer._handle_disconnect` (python-socketio), and of python-engineio's
 `AsyncServer`: `_async`, `_bad_request`, `_cors_allowed_origins`, `_make_response`, `_ok`,
-`_service_task`, `_trigger_event`, `_unauthorized`, `_upgrades`; of `AsyncRedisManager`:
-`_redis_connect`.
+`_service_task`, `_trigger_event`, `_unauthorized`, `_upgrades`.
 """

@@ -13,10 +13,13 @@ from typing import Any
 import pytest
 import socketio
 from redis.asyncio import Redis
+from socketio.async_pubsub_manager import AsyncPubSubManager
 
+from app.core.metrics import Metrics
 from app.core.socket.engine.managers import ROOM_OP, RedisManager
 from tests.support.backends import REDIS_HOST, REDIS_PORT, require_services
 from tests.support.overrides import assert_overrides
+from tests.unit.core.socket.engine.test_fanout_manager import ROOMY, FakeEioSocket
 
 
 @pytest.fixture
@@ -27,50 +30,40 @@ async def redis_url() -> str:
 
 @pytest.fixture
 async def manager(redis_url: str) -> AsyncIterator[RedisManager]:
-    manager = RedisManager(redis_url, channel=f"parley-test-{uuid.uuid4().hex}")
+    manager = RedisManager(redis_url, f"parley-test-{uuid.uuid4().hex}", Metrics())
     yield manager
-    if manager.redis is not None:
-        await manager.redis.aclose()
+    await manager.close()
 
 
-async def test_a_publish_reconnects_and_an_unreachable_redis_is_an_outage_not_an_error(
+async def test_a_publish_answers_its_receivers_and_an_unreachable_redis_is_an_outage_not_an_error(
     manager: RedisManager,
 ) -> None:
-    assert_overrides(RedisManager, socketio.AsyncRedisManager, "_publish")
-    assert not manager.connected
-    assert await manager._publish({"method": "noop"}) == 0, "published after connecting (no listener)"
-    assert manager.connected
-    assert not manager.outage
+    assert_overrides(RedisManager, AsyncPubSubManager, "_publish")
+    assert await manager._publish({"method": "noop"}) == 0, "published (no node listens)"
+    assert not manager.channels.outages.down
 
-    gone = RedisManager("redis://127.0.0.1:1/0", channel="parley-test-gone")
-    assert await gone._publish({"method": "noop"}) is None
-    assert gone.outage
-    assert not gone.connected
-
-
-async def test_the_listener_subscribes_and_ends_an_outage(manager: RedisManager, redis_url: str) -> None:
-    assert_overrides(RedisManager, socketio.AsyncRedisManager, "_redis_listen_with_retries")
-    manager.outage = True
-    listening = manager._redis_listen_with_retries()
-    assert isinstance(listening, AsyncGenerator)  # typed AsyncIterator; closed below
-    receiving = asyncio.ensure_future(anext(listening))
-    publisher = Redis.from_url(redis_url)
+    gone = RedisManager("redis://127.0.0.1:1/0", "parley-test-gone", Metrics())
     try:
-        await until_subscribed(publisher, manager.channel)
-        await publisher.publish(manager.channel, "hello")
-        message = await asyncio.wait_for(receiving, 5)
+        assert await gone._publish({"method": "noop"}) == 0
+        assert gone.channels.outages.down
     finally:
-        await publisher.aclose()
-        await listening.aclose()
-    assert (message["type"], message["data"]) == ("message", b"hello")
-    assert not manager.outage
+        await gone.close()
 
 
-async def until_subscribed(publisher: Redis, channel: str) -> None:
-    """Until a listener started in a task is subscribed to `channel` (Redis says so; 5 s at most)."""
-    async with asyncio.timeout(5):
-        while not dict(await publisher.pubsub_numsub(channel)).get(channel.encode()):
-            await asyncio.sleep(0)
+async def test_a_second_copy_of_an_emit_to_several_rooms_is_not_delivered_again(
+    manager: RedisManager,
+) -> None:
+    assert_overrides(RedisManager, AsyncPubSubManager, "_handle_emit")
+    server = socketio.AsyncServer(client_manager=manager, async_mode="asgi")
+    server.eio.sockets["eio-0"] = recipient = FakeEioSocket(ROOMY)
+    sid = await manager.connect("eio-0", "/")
+    manager.basic_enter_room(sid, "/", "game:a")
+    manager.basic_enter_room(sid, "/", "game:b")
+    copy = {"method": "emit", "event": "news", "data": ["x"], "namespace": "/", "room": ["game:a", "game:b"]}
+    for _ in range(2):
+        await manager._handle_emit({**copy, "host_id": "another-node", "copy": 7})
+    await manager._handle_emit({**copy, "host_id": "another-node", "copy": 8})
+    assert recipient.written() == ['42["news","x"]', '42["news","x"]'], "copy 7 twice, copy 8 once"
 
 
 async def test_room_operations_of_other_nodes_are_applied_and_not_handed_on(
@@ -83,12 +76,13 @@ async def test_room_operations_of_other_nodes_are_applied_and_not_handed_on(
         applied.append(op)
 
     manager._apply_room_op = apply  # type: ignore[method-assign]
+    manager.channels.want(manager.channel)
+    assert await manager.channels.subscribed([manager.channel], 5)
     listening = manager._listen()
     assert isinstance(listening, AsyncGenerator)  # typed AsyncIterator; closed below
     receiving = asyncio.ensure_future(anext(listening))
     publisher = Redis.from_url(redis_url)
     try:
-        await until_subscribed(publisher, manager.channel)
         other = {"method": ROOM_OP, "host_id": "another-node", "op": "leave", "room": "r:1"}
         own = {"method": ROOM_OP, "host_id": manager.host_id, "op": "leave", "room": "r:2"}
         for message in (other, own, {"method": "emit", "event": "hello"}):
