@@ -258,12 +258,20 @@ class BatchWrite:
 
 
 def _all_participate(conversation_id: uuid.UUID, senders: set[uuid.UUID]) -> Any:
-    """The conversation's row, if every one of `senders` is a participant of it."""
-    participating = (
-        select(func.count())
+    """The conversation's row, if every one of `senders` is a participant of it.
+
+    The senders' participant rows are read with `FOR KEY SHARE`: a plain read would see them as the
+    statement's snapshot has them, so a removal that committed while the batch waited for the
+    conversation's row would still count its sender. A locked read waits for the removal and skips a
+    row it deleted. KEY SHARE does not conflict with the updates of `last_read_seq` that other batches
+    make, only with the removal of the row."""
+    locked = (
+        select(PARTICIPANTS.c.user_id)
         .where(PARTICIPANTS.c.conversation_id == conversation_id, PARTICIPANTS.c.user_id.in_(senders))
-        .scalar_subquery()
+        .with_for_update(read=True, key_share=True)
+        .subquery()
     )
+    participating = select(func.count()).select_from(locked).scalar_subquery()
     return and_(CONVERSATIONS.c.id == conversation_id, participating == len(senders))
 
 

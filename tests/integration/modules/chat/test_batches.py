@@ -338,3 +338,39 @@ async def test_a_removal_on_another_node_that_deadlocks_with_a_batch_is_run_agai
     else:
         assert ack["error"]["code"] == "FORBIDDEN", ack
         assert [m["kind"] for m in stored] == ["system"], "bob left first; his message was refused"
+
+
+async def test_a_removal_committed_while_a_batch_waits_for_the_conversation_refuses_its_message(
+    node: Node, backend: Backend
+) -> None:
+    """Bob's removal, in flight on another connection, holds the conversation's row when his send
+    arrives: the batch waits for that row, and once the removal commits it must see bob gone. A
+    participation check read from the statement's snapshot would still count him and store his text
+    after the removal."""
+    if backend.name != "postgres":
+        pytest.skip("SQLite runs one write transaction at a time: no batch waits on another's row")
+    database = backend.database_url.rsplit("/", 1)[1]
+    alice, bob = await register_and_login(node.http), await register_and_login(node.http)
+    cid = await make_group(node.http, alice, bob)
+    bob_sock = await connect(node.url, bob)
+    removal = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=database)
+    try:
+        transaction = removal.transaction()
+        await transaction.start()
+        await removal.execute(
+            "DELETE FROM conversation_participants WHERE conversation_id = $1 AND user_id = $2",
+            uuid.UUID(cid),
+            uuid.UUID(bob.user_id),
+        )
+        await removal.execute("SELECT id FROM conversations WHERE id = $1 FOR UPDATE", uuid.UUID(cid))
+        sent = asyncio.ensure_future(bob_sock.call("chat:send", send(cid, "too late", "late-1")))
+        while (await database_query(database, WAITING_ON_A_LOCK, database))[0][0] == 0:
+            await asyncio.sleep(0.05)  # until the batch waits for the conversation's row
+        await transaction.commit()
+        ack = await sent
+    finally:
+        await removal.close()
+        await bob_sock.close()
+    assert not ack["ok"], ack
+    assert ack["error"]["code"] == "FORBIDDEN", ack
+    assert await history(node, alice, cid) == [], "nothing stored after bob's removal"
