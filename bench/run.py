@@ -391,7 +391,7 @@ class Runner:
 def define_cases(profile: Profile) -> dict[str, Case]:
     lat = f"{profile.latency_rate} bcast/s to {profile.latency_members}"
     cases = [
-        Case("connect", "connection set-up (sequential)", "conn/s", higher_is_better=True),
+        Case("connect", "connection set-up (sequential)", "conn/s", higher_is_better=True, target=0.7),
         Case(
             "storm",
             f"reconnect storm: {profile.storm_clients} clients at once, until all have session:ready",
@@ -414,7 +414,7 @@ def define_cases(profile: Profile) -> dict[str, Case]:
                 f"fan-out to {n} members",
                 "deliv/s",
                 higher_is_better=True,
-                target=1.0 if n == 1000 else None,
+                target={100: 1.3, 1000: 1.5}.get(n),
             )
             for n in profile.fanout_members
         ),
@@ -433,14 +433,14 @@ def define_cases(profile: Profile) -> dict[str, Case]:
             group="deflate",
         ),
         Case("lat_p50", f"latency p50, {lat}", "ms", higher_is_better=False, group="latency"),
-        Case("lat_p99", f"latency p99, {lat}", "ms", higher_is_better=False, target=1.0, group="latency"),
+        Case("lat_p99", f"latency p99, {lat}", "ms", higher_is_better=False, target=0.8, group="latency"),
         *(
             Case(
                 f"idle{n}",
                 f"memory per idle conn, {n}",
                 "KiB",
                 higher_is_better=False,
-                target=1.0 if n == 10000 else None,
+                target=0.8 if n == 10000 else None,
             )
             for n in profile.idle_steps
         ),
