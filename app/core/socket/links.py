@@ -77,6 +77,7 @@ class LinkOwner(Protocol):
 
     inbox: asyncio.Queue[bytes]
     outages: OutageLog
+    wanted: set[str]
 
     def batches(self, channels: list[str]) -> Iterable[list[str]]: ...
 
@@ -118,8 +119,13 @@ class Link:
         return channel in self.confirmed and not self.outstanding[channel]
 
     async def change(self, added: set[str], removed: set[str]) -> None:
-        """Subscribe to `added` and unsubscribe from `removed` on the open connection (if any)."""
+        """Subscribe to `added` and unsubscribe from `removed` on the open connection (if any).
+
+        On the one Redis a channel wanted again while this waited for the lock stays: it was joined
+        meanwhile, and that join may already have been answered on the subscription it would end."""
         async with self._writing:
+            if not self.sharded:
+                removed = removed - self.owner.wanted
             self.held |= added
             self.held -= removed
             if self.held:
@@ -179,6 +185,8 @@ class Link:
         self.reachable = True
         async with self._writing:
             self.pubsub = pubsub
+            self.confirmed.clear()
+            self.outstanding.clear()
             await self._send(pubsub, set(self.held), subscribe=True)
         if self.rebuilds:
             detail = f"{len(self.held)} channels subscribed again on {self.name}"
@@ -197,14 +205,16 @@ class Link:
                 await pubsub.ping()
                 continue
             heard = now
-            await self._handle(message)
+            await self._handle(message, current=self.pubsub is pubsub)
         raise ConnectionError("subscription connection closed to be rebuilt")
 
-    async def _handle(self, message: dict[str, Any]) -> None:
+    async def _handle(self, message: dict[str, Any], *, current: bool) -> None:
+        """Hand data on; count a (un)subscription reply only when it came on the current connection
+        (a late reply from a dropped one says nothing of the new one)."""
         kind = message["type"]
         if kind in DATA_MESSAGES:
             await self.owner.inbox.put(message["data"])
-        elif kind in SUBSCRIBED or kind in UNSUBSCRIBED:
+        elif current and (kind in SUBSCRIBED or kind in UNSUBSCRIBED):
             self._answered(_text(message["channel"]), subscribed=kind in SUBSCRIBED)
 
     def _answered(self, channel: str, *, subscribed: bool) -> None:

@@ -234,11 +234,13 @@ class RedisManager(RoomOpsMixin, AsyncPubSubManager, FanOutManager):  # type: ig
         if not (self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace)):
             await self.room_operation({"op": "join", "room": sid, "targets": [room]})
             return
+        was_in = room in self.get_rooms(sid, namespace)
         self.basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
         try:
             await self.rooms_subscribed([room])
         except AppError:
-            self.basic_leave_room(sid, namespace, room)
+            if not was_in:  # a socket already in the room stays, whatever its second join answers
+                self.basic_leave_room(sid, namespace, room)
             raise
 
     async def rooms_subscribed(self, rooms: list[str]) -> None:
