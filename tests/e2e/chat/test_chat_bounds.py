@@ -21,7 +21,7 @@ import pytest
 from tests.support.backends import Backend
 from tests.support.clients import RecordingClient, connect_ready, external_token
 from tests.support.raw import raw
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, running
 
 pytestmark = pytest.mark.e2e
 logger = logging.getLogger(__name__)
@@ -35,13 +35,9 @@ def nodes(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     env = backend.env(
         RATE_LIMIT_ENABLED="false", SESSION_READY_CONVERSATIONS=str(WINDOW), SOCKET_MAX_ROOMS=str(MAX_ROOMS)
     )
-    started = [
-        ServerProcess(env, logs / f"node-{index}.log").start()
-        for index in range(2 if backend.redis_url else 1)
-    ]
-    yield started
-    for node in started:
-        node.stop()
+    count = 2 if backend.redis_url else 1
+    with running([ServerProcess(env, logs / f"node-{index}.log") for index in range(count)]) as started:
+        yield started
 
 
 @dataclass

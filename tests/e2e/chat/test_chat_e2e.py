@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.backends import Backend
 from tests.support.clients import Account, RecordingClient, register_and_login
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, running
 
 pytestmark = pytest.mark.e2e
 logger = logging.getLogger(__name__)
@@ -32,13 +32,9 @@ def nodes(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """Two nodes on PostgreSQL + Redis, one on SQLite; `nodes[0]` and `nodes[-1]` are the two ends."""
     logs = tmp_path_factory.mktemp("chat")
     env = backend.env(RATE_LIMIT_CHAT="1000/1", RATE_LIMIT_DEFAULT="1000/1")
-    started = [
-        ServerProcess(env, logs / f"node-{index}.log").start()
-        for index in range(2 if backend.redis_url else 1)
-    ]
-    yield started
-    for node in started:
-        node.stop()
+    count = 2 if backend.redis_url else 1
+    with running([ServerProcess(env, logs / f"node-{index}.log") for index in range(count)]) as started:
+        yield started
 
 
 def auth(account: Account) -> dict[str, str]:

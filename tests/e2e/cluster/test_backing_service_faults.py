@@ -28,12 +28,6 @@ MAX_PER_USER = 3
 SERVICES = {"redis": (REDIS_HOST, REDIS_PORT), "postgres": (PG_HOST, PG_PORT)}
 
 
-@pytest.fixture(params=["postgres"])
-def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
-    """Only the scaled-out backend has connections to Redis and PostgreSQL to lose."""
-    return backend_factory(request.param)
-
-
 @pytest.fixture
 def proxies() -> Iterator[dict[str, TcpProxy]]:
     running = {name: TcpProxy(*target).start() for name, target in SERVICES.items()}

@@ -31,12 +31,6 @@ ENV = {"LOGIN_POLICY": "single", "SOCKET_MAX_PER_USER": "3", "RATE_LIMIT_DEFAULT
 """A socket's events per second are raised for the 150 joins, leaves and shouts of the join race."""
 
 
-@pytest.fixture(scope="module", params=["postgres"])
-def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
-    """Several nodes exist only scaled out: these tests run on PostgreSQL + Redis alone."""
-    return backend_factory(request.param)
-
-
 @pytest.fixture(scope="module")
 def nodes(
     backend: Backend, redis_url: str, tmp_path_factory: pytest.TempPathFactory

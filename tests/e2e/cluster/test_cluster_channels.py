@@ -28,12 +28,6 @@ RESUMED = "channels subscribed again"
 SHOUTS = 20
 
 
-@pytest.fixture(scope="module", params=["postgres"])
-def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
-    """Several nodes exist only scaled out: these tests run on PostgreSQL + Redis alone."""
-    return backend_factory(request.param)
-
-
 @pytest.fixture(scope="module")
 def nodes(
     backend: Backend, redis_url: str, tmp_path_factory: pytest.TempPathFactory

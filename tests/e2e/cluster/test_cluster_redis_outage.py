@@ -25,12 +25,6 @@ pytestmark = pytest.mark.e2e
 GAME = "tests.support.game:create_asgi"
 
 
-@pytest.fixture(params=["postgres"])
-def backend(request: pytest.FixtureRequest, backend_factory: Callable[[str], Backend]) -> Backend:
-    """Only the scaled-out backend has a Redis to lose."""
-    return backend_factory(request.param)
-
-
 @pytest.fixture
 def proxy() -> Iterator[TcpProxy]:
     running = TcpProxy(REDIS_HOST, REDIS_PORT).start()
