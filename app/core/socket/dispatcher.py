@@ -103,6 +103,17 @@ class Dispatcher:
         self.hub = hub
         self.handlers = {h.spec.name: h for h in handlers}
         self.resolvers = {h.spec.name: resolvers_for(h) for h in handlers}
+        # The events whose handlers take a SocketContext, and those taking a unit of work or a
+        # service: the others are called without building what they would not read.
+        self.contextual = {
+            name for name, found in self.resolvers.items() if any(r.kind == "context" for r in found)
+        }
+        self.immediate = frozenset(name for name, handler in self.handlers.items() if not handler.waits)
+        """Events whose dispatch finishes without waiting unless the socket's handler slots are
+        taken: the handler never waits, and neither does its ack."""
+        self.transactional = {
+            name for name, found in self.resolvers.items() if any(r.kind in ("uow", "service") for r in found)
+        }
         self.rate_limits = rate_limits
         self.max_concurrent = max(1, max_concurrent)
         # Each event's metric series, looked up once instead of by label on every event.
@@ -207,21 +218,41 @@ class Dispatcher:
     async def _invoke(self, sock: LocalSocket, handler: BoundHandler, payload: Any) -> Any:
         if sock.sid not in self.hub.local:
             raise AppError(ErrorCode.UNAUTHORIZED, "Socket is disconnected")
-        context = SocketContext(sock.sid, sock.identity, self.ctx, self.hub)
+        name = handler.spec.name
+        resolvers = self.resolvers[name]
+        context = None
+        if name in self.contextual:
+            context = SocketContext(sock.sid, sock.identity, self.ctx, self.hub)
+        if name not in self.transactional:  # a unit of work nobody is handed is not opened
+            return await self._call(handler, self._arguments(resolvers, context, payload, None))
         async with UnitOfWork(self.ctx.db) as uow:
-            kwargs: dict[str, Any] = {}
-            for resolver in self.resolvers[handler.spec.name]:
-                if resolver.kind == "context":
-                    kwargs[resolver.name] = context
-                elif resolver.kind == "payload":
-                    kwargs[resolver.name] = payload
-                elif resolver.kind == "uow":
-                    kwargs[resolver.name] = uow
-                elif resolver.kind == "service":
-                    kwargs[resolver.name] = uow.service(resolver.type)
-                else:
-                    kwargs[resolver.name] = self.ctx.get(resolver.type)
-            try:
-                return await handler.call(**kwargs)
-            except msgspec.ValidationError as exc:
-                raise validation_failure(exc) from None
+            return await self._call(handler, self._arguments(resolvers, context, payload, uow))
+
+    def _arguments(
+        self,
+        resolvers: tuple[Resolver, ...],
+        context: SocketContext | None,
+        payload: Any,
+        uow: UnitOfWork | None,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        for resolver in resolvers:
+            if resolver.kind == "context":
+                kwargs[resolver.name] = context
+            elif resolver.kind == "payload":
+                kwargs[resolver.name] = payload
+            elif resolver.kind == "uow":
+                kwargs[resolver.name] = uow
+            elif resolver.kind == "service":
+                assert uow is not None
+                kwargs[resolver.name] = uow.service(resolver.type)
+            else:
+                kwargs[resolver.name] = self.ctx.get(resolver.type)
+        return kwargs
+
+    @staticmethod
+    async def _call(handler: BoundHandler, kwargs: dict[str, Any]) -> Any:
+        try:
+            return await handler.call(**kwargs)
+        except msgspec.ValidationError as exc:
+            raise validation_failure(exc) from None
