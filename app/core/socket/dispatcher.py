@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 
-from app.config.settings import RateLimitSettings
+from app.config.settings import RateLimit, RateLimitSettings
 from app.core.db import UnitOfWork
 from app.core.errors import AppError, ErrorCode
 from app.core.faults import is_unavailable
@@ -116,10 +116,8 @@ class Dispatcher:
         }
         self.rate_limits = rate_limits
         self.max_concurrent = max(1, max_concurrent)
-        # Each event's metric series, looked up once instead of by label on every event.
-        metrics = hub.metrics
-        self.counted = {name: metrics.events_in.labels(name) for name in [*self.handlers, "unknown"]}
-        self.timed = {name: metrics.handler_latency.labels(name) for name in self.handlers}
+        self.figures = hub.metrics.event_figures([*self.handlers, "unknown"], self.handlers)
+        self._sizes: dict[RateBucket, tuple[RateLimit, float, float]] = {}
 
     def check_providers(self) -> None:
         """Fail at start-up, not at the first event, if a handler depends on something nobody provides."""
@@ -131,7 +129,7 @@ class Dispatcher:
     async def dispatch(self, sock: LocalSocket, event: str, args: list[Any], answer: Answer | None) -> None:
         started = time.perf_counter()
         handler = self.handlers.get(event)
-        self.counted[event if handler is not None else "unknown"].inc()
+        self.figures.count(event if handler is not None else "unknown")
         try:
             result = await self._run(sock, event, handler, args)
         except AppError as error:
@@ -155,7 +153,7 @@ class Dispatcher:
                 await answer(AckOk(ok=True, data=result if result is not None else {}))
         finally:
             if handler is not None:
-                self.timed[event].observe(time.perf_counter() - started)
+                self.figures.time(event, time.perf_counter() - started)
 
     async def reject(self, sock: LocalSocket, event: str, error: AppError, answer: Answer | None) -> None:
         """Answer an event refused before its payload could be decoded, after its rate-limit token."""
@@ -201,13 +199,17 @@ class Dispatcher:
     def _take_token(self, sock: LocalSocket, bucket: RateBucket) -> None:
         if not self.rate_limits.enabled:
             return
-        limit = bucket.size(self.rate_limits)
+        size = self._sizes.get(bucket)
+        if size is None:  # the settings are frozen: each bucket's size is read once
+            limit = bucket.size(self.rate_limits)
+            size = self._sizes[bucket] = (limit, float(limit.capacity), limit.refill_per_second)
+        limit, capacity, refill = size
         now = time.monotonic()
-        tokens, stamp = sock.buckets.get(bucket.name, (float(limit.capacity), now))
-        tokens = min(float(limit.capacity), tokens + (now - stamp) * limit.refill_per_second)
+        tokens, stamp = sock.buckets.get(bucket.name, (capacity, now))
+        tokens = min(capacity, tokens + (now - stamp) * refill)
         if tokens < 1.0:
             sock.buckets[bucket.name] = (tokens, now)
-            retry_after = (1.0 - tokens) / limit.refill_per_second
+            retry_after = (1.0 - tokens) / refill
             raise AppError(
                 ErrorCode.RATE_LIMITED,
                 f"Too many {bucket.name} events; retry in {retry_after:.2f}s",

@@ -425,3 +425,4 @@ class SocketRuntime:
         """The app's shutdown. `parley serve` drains before closing connections; under a bare ASGI
         server they are already closed here, so polling clients are not waited for."""
         await self.drain(fetch_allowance=0.0)
+        self.ctx.metrics.flush()  # what the last events added, before the process goes
