@@ -15,11 +15,15 @@ mark (`send` waits for it to drain, and so keeps the order and the back-pressure
 websocket is closing or closed. Parsing what the client sends, the handshake, control frames and
 the closing handshake stay uvicorn's and the websockets library's.
 
-Two more changes keep a connection lean and its messages cheap: the opening handshake's request and
+More changes keep a connection lean and its messages cheap: the opening handshake's request and
 response are let go of once the websocket is accepted (nothing reads them again, and they would stay
-as long as the connection), and reading pauses only once `INBOUND_BACKLOG` messages wait for the
-application, instead of after every message (uvicorn pauses and resumes the transport's reading for
-each one, two system calls per message on uvloop).
+as long as the connection; the websockets library's parser keeps the request object itself, so its
+headers are emptied), the messages waiting for the application and the transport's writability are
+kept in `InboundQueue` and `Writable` instead of an `asyncio.Queue` and an `asyncio.Event` (which
+hold five deques, over 3 KiB, from the start of every connection to its end), the protocol's
+attributes are copied into a dict sized for them, and reading pauses only once `INBOUND_BACKLOG`
+messages wait for the application, instead of after every message (uvicorn pauses and resumes the
+transport's reading for each one, two system calls per message on uvloop).
 
 Two more make the connection keep RFC 6455 where uvicorn and websockets do not (both found by
 Autobahn|Testsuite, `tests/e2e/conformance/websocket/`): a text message in fragments is decoded as they
@@ -30,6 +34,7 @@ is answered like any other (`MidMessageCloseProtocol`).
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import struct
 from collections.abc import Callable
@@ -84,6 +89,75 @@ class MidMessageCloseProtocol(ServerProtocol):
 _UTF8Decoder = codecs.getincrementaldecoder("utf-8")
 
 
+class InboundQueue:
+    """What uvicorn's protocol uses of an `asyncio.Queue` for the messages waiting for the application,
+    for its one reader (the ASGI `receive`). Idle, it holds an empty list and no waiter's future."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)  # at most INBOUND_BACKLOG and a disconnect wait
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+
+class Writable:
+    """What uvicorn's protocol uses of an `asyncio.Event` for its transport's writability: set, except
+    while the transport's buffer is over its high-water mark. Futures exist only while a send waits."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = True
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:  # cancelled before `set`
+                self._waiters.remove(waiter)
+        return True
+
+
 class FrameWritingProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O websocket protocol, offering `write_frame` to the application."""
 
@@ -92,6 +166,8 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         # uvicorn builds its `ServerProtocol` here; the subclass adds behaviour and no state, so the
         # built one takes it on rather than being built a second time for every connection.
         self.conn.__class__ = MidMessageCloseProtocol
+        self.queue = InboundQueue()  # type: ignore[assignment] # what uvicorn uses of asyncio.Queue
+        self.writable = Writable()  # type: ignore[assignment] # what uvicorn uses of asyncio.Event
         self.text_decoder: codecs.IncrementalDecoder | None = None
         self.text_parts: list[str] = []
 
@@ -100,11 +176,15 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         if self.response.status_code == 101:  # the ASGI task is created but has not run yet
             extensions: dict[str, Any] = self.scope["extensions"]
             extensions[FRAME_WRITER] = self.write_frame
+            event.headers.clear()  # the scope has them; websockets' parser holds `event` to the end
 
     async def send(self, message: Any) -> None:
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             del self.request, self.response
+            # uvicorn's protocol has over 30 attributes, too many for a dict sharing its class's
+            # keys; the one `__init__` grew keeps room for more, a copy is about half its size.
+            self.__dict__ = dict(self.__dict__)
 
     def handle_text(self, event: Frame) -> None:
         """A text message whole is decoded at once; its first fragment starts a decoder."""

@@ -1,7 +1,9 @@
 """Parley's websocket protocol under a real uvicorn server on a loopback port, with a websockets client:
 an accepted websocket offers `write_frame`, whose frame reaches the client as is; it refuses (and
 `send` serves) when permessage-deflate was negotiated or once the websocket is closing; the
-handshake's request and response are let go of; reading pauses only once `INBOUND_BACKLOG` messages
+handshake's request and response are let go of (and the request's headers, which websockets' parser
+keeps); the lean stand-ins for uvicorn's `asyncio.Queue` and `asyncio.Event` behave as uvicorn uses
+them; reading pauses only once `INBOUND_BACKLOG` messages
 wait for the application, and resumes once it has read them; a text message in fragments is decoded
 as they arrive (invalid UTF-8 fails the connection with 1007 at its first fragment) and a Close
 between fragments is answered with a Close."""
@@ -24,7 +26,9 @@ from app.core.http.websocket_protocol import (
     FRAME_WRITER,
     INBOUND_BACKLOG,
     FrameWritingProtocol,
+    InboundQueue,
     MidMessageCloseProtocol,
+    Writable,
     server_frame,
 )
 from tests.support.server import free_port
@@ -98,6 +102,10 @@ async def test_a_frame_reaches_the_client_as_is_and_the_handshake_is_let_go(serv
         assert await asyncio.wait_for(client.recv(), 5) == b"\x01\x02"
         assert not hasattr(protocol, "request")
         assert not hasattr(protocol, "response")
+        # websockets' parser holds the request for as long as the connection; its headers are gone
+        held = protocol.conn.parser.gi_frame.f_locals["request"]
+        assert list(held.headers.raw_items()) == []
+        assert protocol.scope["path"] == "/", "the scope is intact"
 
 
 async def test_a_compressed_or_closing_websocket_refuses_frames(served: tuple[App, str]) -> None:
@@ -193,3 +201,37 @@ async def test_a_close_between_fragments_is_answered_with_its_code(served: tuple
         await asyncio.wait_for(client.wait_closed(), 5)
         assert client.protocol.close_rcvd is not None
         assert client.protocol.close_rcvd.code == 1000
+
+
+async def test_the_inbound_queue_hands_messages_over_in_order_to_a_waiting_reader() -> None:
+    queue = InboundQueue()
+    reader = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    assert not reader.done()
+
+    queue.put_nowait("a")
+    queue.put_nowait("b")
+    assert queue.qsize() == 2
+
+    assert await asyncio.wait_for(reader, 5) == "a"
+    assert await queue.get() == "b"
+    assert queue.empty()
+
+
+async def test_writable_holds_a_send_while_cleared_and_forgets_a_cancelled_one() -> None:
+    writable = Writable()
+    assert writable.is_set()
+    assert await writable.wait()
+
+    writable.clear()
+    waiting = asyncio.ensure_future(writable.wait())
+    cancelled = asyncio.ensure_future(writable.wait())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+
+    writable.set()
+    assert await asyncio.wait_for(waiting, 5)
+    assert writable.is_set()
