@@ -154,6 +154,7 @@ async def read_packets(socket: ParleySocket, server: ParleyEngine, receive: ASGI
             return
         except Exception:
             logger.exception("error handling a packet from transport %s", transport_label(socket.sid))
+        del message, data, pkt  # not held while the next one is awaited, which may be for long
 
 
 async def upgrade(socket: ParleySocket, server: ParleyEngine, receive: ASGIReceive, send: ASGISend) -> bool:
