@@ -42,6 +42,7 @@ from app.core.socket.engine.outgoing import (
     websocket_frame,
 )
 from app.core.socket.engine.polling import handle_post
+from app.core.socket.timers import Pending, TimerHeap
 
 logger = logging.getLogger(__name__)
 
@@ -209,15 +210,17 @@ class ParleySocket(async_socket.AsyncSocket):  # type: ignore[misc]
     def __init__(self, server: ParleyEngine, sid: str) -> None:
         super().__init__(server, sid)
         self.queue.on_overflow = self._cut_off
-        self._ping_timer: asyncio.TimerHandle | None = None
+        self._ping_timer: Pending | None = None
         self._inbound: asyncio.Lock | None = None
 
     def schedule_ping(self) -> None:
         """Replaces Engine.IO's task per ping (which holds the socket, and through its queue the
-        connection, for a whole ping interval after the socket closed) with a timer cancelled on close."""
+        connection, for a whole ping interval after the socket closed) with an entry of the server's
+        `TimerHeap`, cancelled on close."""
         if self.last_ping and not self.closing and not self.closed:
             self.last_ping = None
-            self._ping_timer = asyncio.get_running_loop().call_later(self.server.ping_interval, self._ping)
+            interval = self.server.ping_interval
+            self._ping_timer = self.server.timers.call_later(interval, ParleySocket._ping, self)
 
     def _ping(self) -> None:
         self._ping_timer = None
@@ -259,7 +262,7 @@ class ParleySocket(async_socket.AsyncSocket):  # type: ignore[misc]
         A websocket's queue is released by its reader when the websocket ends.
         """
         if self._ping_timer is not None:
-            self._ping_timer.cancel()
+            self.server.timers.cancel(self._ping_timer)
             self._ping_timer = None
         await super().close(wait=False, abort=abort, reason=reason)
         if self.upgraded:
@@ -310,6 +313,8 @@ class ParleyEngine(engineio.AsyncServer):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self._async = {**self._async, "websocket": DirectWebSocket}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.timers = TimerHeap()
+        """The sockets' pings, on one loop timer."""
 
     def configure(self, backlog_limit: BacklogLimit, deadline: float, faults: TransportFaults) -> None:
         """Set once by the Socket.IO server, before the first request."""
