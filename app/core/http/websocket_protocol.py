@@ -15,6 +15,12 @@ mark (`send` waits for it to drain, and so keeps the order and the back-pressure
 websocket is closing or closed. Parsing what the client sends, the handshake, control frames and
 the closing handshake stay uvicorn's and the websockets library's.
 
+An application may also hand the rest of an accepted websocket to one coroutine and return: the
+scope's extension `CONTINUE_WITH` takes that coroutine, which the server then awaits in the
+application's place. An idle connection otherwise holds every call that led to its reader, each a
+suspended coroutine with its frame (Engine.IO's request handling, its handshake and upgrade, the
+ASGI routing: ten of them, about 3 KiB).
+
 More changes keep a connection lean and its messages cheap: the opening handshake's request and
 response are let go of once the websocket is accepted (nothing reads them again, and they would stay
 as long as the connection; the websockets library's parser keeps the request object itself, so its
@@ -37,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -48,6 +54,10 @@ FRAME_WRITER = "parley.websocket.write_frame"
 """The ASGI scope extension holding an accepted websocket's `FrameWriter`."""
 
 FrameWriter = Callable[[bytes], bool]
+CONTINUE_WITH = "parley.websocket.continue_with"
+"""The ASGI scope extension holding an accepted websocket's `Continuation`: the coroutine it is given
+serves the connection once the application has returned (the connection closes when it ends)."""
+Continuation = Callable[[Coroutine[Any, Any, Any]], None]
 INBOUND_BACKLOG = 8
 """Messages that may wait for the application before the connection's reading pauses. Each is at
 most the websocket's `ws_max_size`; a client that sends faster than they are handled waits."""
@@ -159,10 +169,14 @@ class Writable:
 
 
 class FrameWritingProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O websocket protocol, offering `write_frame` to the application."""
+    """uvicorn's sans-I/O websocket protocol, offering `write_frame` and `continue_with` to the
+    application."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.asgi_app = self.app
+        self.app = self.app_then_continuation
+        self.continuation: Coroutine[Any, Any, Any] | None = None
         # uvicorn builds its `ServerProtocol` here; the subclass adds behaviour and no state, so the
         # built one takes it on rather than being built a second time for every connection.
         self.conn.__class__ = MidMessageCloseProtocol
@@ -176,7 +190,25 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         if self.response.status_code == 101:  # the ASGI task is created but has not run yet
             extensions: dict[str, Any] = self.scope["extensions"]
             extensions[FRAME_WRITER] = self.write_frame
+            extensions[CONTINUE_WITH] = self.continue_with
             event.headers.clear()  # the scope has them; websockets' parser holds `event` to the end
+
+    async def app_then_continuation(self, scope: Any, receive: Any, send: Any) -> None:
+        """What uvicorn runs as the application: the application, then its continuation if it left one."""
+        try:
+            await self.asgi_app(scope, receive, send)
+        except BaseException:
+            if self.continuation is not None:
+                self.continuation.close()
+                self.continuation = None
+            raise
+        continuation, self.continuation = self.continuation, None
+        if continuation is not None:
+            await continuation
+
+    def continue_with(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Serve the connection with `coroutine` once the application returns."""
+        self.continuation = coroutine
 
     async def send(self, message: Any) -> None:
         await super().send(message)

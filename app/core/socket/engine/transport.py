@@ -33,7 +33,7 @@ from engineio import async_socket
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
-from app.core.http.websocket_protocol import FRAME_WRITER, FrameWriter
+from app.core.http.websocket_protocol import CONTINUE_WITH, FRAME_WRITER, Continuation, FrameWriter
 from app.core.socket.engine.outgoing import (
     ASGISend,
     BacklogLimit,
@@ -81,11 +81,19 @@ class DirectWebSocket:
         self.server = server
 
     async def __call__(self, environ: dict[str, Any]) -> str:
+        """Accept, then serve the websocket; where the server offers `continue_with`, after Engine.IO's
+        and the application's calls have returned, so an idle connection does not hold them."""
         receive: ASGIReceive = environ["asgi.receive"]
         send: ASGISend = environ["asgi.send"]
-        write_frame: FrameWriter | None = (environ["asgi.scope"].get("extensions") or {}).get(FRAME_WRITER)
+        extensions = environ["asgi.scope"].get("extensions") or {}
+        write_frame: FrameWriter | None = extensions.get(FRAME_WRITER)
+        continue_with: Continuation | None = extensions.get(CONTINUE_WITH)
         await send({"type": "websocket.accept"})
-        await serve_websocket(self.socket, self.server, receive, send, write_frame)
+        serving = serve_websocket(self.socket, self.server, receive, send, write_frame)
+        if continue_with is None:
+            await serving
+        else:
+            continue_with(serving)
         return ""
 
 
@@ -99,7 +107,8 @@ async def serve_websocket(
     """Read packets until the client leaves; packets to it are written by its queue (framed once
     per packet and written as is, where the server offers `write_frame`)."""
     queue = socket.queue
-    if socket.connected:
+    upgrading = socket.connected
+    if upgrading:
         if not await upgrade(socket, server, receive, send):
             return
     else:
@@ -113,6 +122,10 @@ async def serve_websocket(
         await queue.join()
         await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
         queue.release()
+        if not upgrading and server.sockets.get(socket.sid) is socket:
+            # Engine.IO forgets a session that began on a websocket once its handler returns, which
+            # may have been before this ran (`continue_with`).
+            del server.sockets[socket.sid]
 
 
 async def read_packets(socket: ParleySocket, server: ParleyEngine, receive: ASGIReceive) -> None:

@@ -3,7 +3,8 @@ an accepted websocket offers `write_frame`, whose frame reaches the client as is
 `send` serves) when permessage-deflate was negotiated or once the websocket is closing; the
 handshake's request and response are let go of (and the request's headers, which websockets' parser
 keeps); the lean stand-ins for uvicorn's `asyncio.Queue` and `asyncio.Event` behave as uvicorn uses
-them; reading pauses only once `INBOUND_BACKLOG` messages
+them; a coroutine handed to `continue_with` serves the connection once the application has returned;
+reading pauses only once `INBOUND_BACKLOG` messages
 wait for the application, and resumes once it has read them; a text message in fragments is decoded
 as they arrive (invalid UTF-8 fails the connection with 1007 at its first fragment) and a Close
 between fragments is answered with a Close."""
@@ -11,6 +12,7 @@ between fragments is answered with a Close."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +25,7 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.server import ServerProtocol
 
 from app.core.http.websocket_protocol import (
+    CONTINUE_WITH,
     FRAME_WRITER,
     INBOUND_BACKLOG,
     FrameWritingProtocol,
@@ -73,9 +76,9 @@ class App:
         await self.done.wait()
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[tuple[App, str]]:
-    app = App()
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """`app` under uvicorn with the protocol, on a loopback port: its websocket URL."""
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, ws=FrameWritingProtocol, lifespan="off", log_config=None
@@ -84,10 +87,19 @@ async def served() -> AsyncIterator[tuple[App, str]]:
     task = asyncio.ensure_future(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
-    yield app, f"ws://127.0.0.1:{port}/"
-    app.done.set()
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+    try:
+        yield f"ws://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[App, str]]:
+    app = App()
+    async with serving(app) as url:
+        yield app, url
+        app.done.set()
 
 
 async def test_a_frame_reaches_the_client_as_is_and_the_handshake_is_let_go(served: tuple[App, str]) -> None:
@@ -235,3 +247,27 @@ async def test_writable_holds_a_send_while_cleared_and_forgets_a_cancelled_one()
     writable.set()
     assert await asyncio.wait_for(waiting, 5)
     assert writable.is_set()
+
+
+async def test_a_continuation_serves_the_connection_after_the_application_returned() -> None:
+    returned = asyncio.Event()
+
+    async def echo_once(receive: Any, send: Any) -> None:
+        assert returned.is_set(), "the application's call has returned first"
+        message = await receive()
+        await send({"type": "websocket.send", "text": message["text"]})
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        scope["extensions"][CONTINUE_WITH](echo_once(receive, send))
+        returned.set()
+
+    async with serving(app) as url, websockets.connect(url, compression=None) as client:
+        await asyncio.wait_for(returned.wait(), 5)
+        await client.send("still served")
+        assert await asyncio.wait_for(client.recv(), 5) == "still served"
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(client.recv(), 5)  # the continuation ended: the server closes
