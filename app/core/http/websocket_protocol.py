@@ -24,12 +24,13 @@ ASGI routing: ten of them, about 3 KiB).
 More changes keep a connection lean and its messages cheap: the opening handshake's request and
 response are let go of once the websocket is accepted (nothing reads them again, and they would stay
 as long as the connection; the websockets library's parser keeps the request object itself, so its
-headers are emptied), the messages waiting for the application and the transport's writability are
-kept in `InboundQueue` and `Writable` instead of an `asyncio.Queue` and an `asyncio.Event` (which
-hold five deques, over 3 KiB, from the start of every connection to its end), the protocol's
-attributes are copied into a dict sized for them, and reading pauses only once `INBOUND_BACKLOG`
-messages wait for the application, instead of after every message (uvicorn pauses and resumes the
-transport's reading for each one, two system calls per message on uvloop).
+headers are emptied, as is a text frame's payload once decoded), the messages waiting for the
+application and the transport's writability are kept in `InboundQueue` and `Writable` instead of an
+`asyncio.Queue` and an `asyncio.Event` (which hold five deques, over 3 KiB, from the start of every
+connection to its end), the protocol's attributes are copied into a dict sized for them, and
+reading pauses only once `INBOUND_BACKLOG` messages wait for the application, instead of after every
+message (uvicorn pauses and resumes the transport's reading for each one, two system calls per
+message on uvloop).
 
 Two more make the connection keep RFC 6455 where uvicorn and websockets do not (both found by
 Autobahn|Testsuite, `tests/e2e/conformance/websocket/`): a text message in fragments is decoded as they
@@ -227,6 +228,7 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
             except UnicodeDecodeError:
                 self.refuse_text()
                 return
+            event.data = b""  # websockets' parser holds its last frame until the next one comes
             self.hand_over({"type": "websocket.receive", "text": text})
             return
         self.text_decoder = _UTF8Decoder()
@@ -248,6 +250,7 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         except UnicodeDecodeError:
             self.refuse_text()
             return
+        event.data = b""
         if event.fin:
             text = "".join(self.text_parts)
             self.text_decoder, self.text_parts = None, []

@@ -102,6 +102,16 @@ async def served() -> AsyncIterator[tuple[App, str]]:
         app.done.set()
 
 
+def parser_locals(protocol: FrameWritingProtocol) -> list[dict[str, Any]]:
+    """The local variables of websockets' parser, a generator delegating to others: outermost first."""
+    found = []
+    generator: Any = protocol.conn.parser
+    while generator is not None and generator.gi_frame is not None:
+        found.append(generator.gi_frame.f_locals)
+        generator = generator.gi_yieldfrom
+    return found
+
+
 async def test_a_frame_reaches_the_client_as_is_and_the_handshake_is_let_go(served: tuple[App, str]) -> None:
     app, url = served
     async with websockets.connect(url, compression=None) as client:
@@ -115,7 +125,7 @@ async def test_a_frame_reaches_the_client_as_is_and_the_handshake_is_let_go(serv
         assert not hasattr(protocol, "request")
         assert not hasattr(protocol, "response")
         # websockets' parser holds the request for as long as the connection; its headers are gone
-        held = protocol.conn.parser.gi_frame.f_locals["request"]
+        held = parser_locals(protocol)[0]["request"]
         assert list(held.headers.raw_items()) == []
         assert protocol.scope["path"] == "/", "the scope is intact"
 
@@ -213,6 +223,19 @@ async def test_a_close_between_fragments_is_answered_with_its_code(served: tuple
         await asyncio.wait_for(client.wait_closed(), 5)
         assert client.protocol.close_rcvd is not None
         assert client.protocol.close_rcvd.code == 1000
+
+
+async def test_a_text_frame_s_payload_is_let_go_of_once_decoded(served: tuple[App, str]) -> None:
+    app, url = served
+    async with websockets.connect(url, compression=None) as client:
+        receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        await client.send("x" * 10_000)
+        assert await asyncio.wait_for(receive(), 5) == {"type": "websocket.receive", "text": "x" * 10_000}
+
+        # websockets' parser keeps its last frame while it waits for the next one
+        last = next(names["frame"] for names in parser_locals(protocol) if "frame" in names)
+        assert last.opcode is Opcode.TEXT
+        assert last.data == b""
 
 
 async def test_the_inbound_queue_hands_messages_over_in_order_to_a_waiting_reader() -> None:
