@@ -23,8 +23,8 @@ ASGI routing: ten of them, about 3 KiB).
 
 More changes keep a connection lean and its messages cheap: the opening handshake's request and
 response are let go of once the websocket is accepted (nothing reads them again, and they would stay
-as long as the connection; the websockets library's parser keeps the request object itself, so its
-headers are emptied, as is a text frame's payload once decoded), the messages waiting for the
+as long as the connection; the websockets library's parser, which keeps the request too, gives way
+to its frame parser, and a text frame's payload is emptied once decoded), the messages waiting for the
 application and the transport's writability are kept in `InboundQueue` and `Writable` instead of an
 `asyncio.Queue` and an `asyncio.Event` (which hold five deques, over 3 KiB, from the start of every
 connection to its end), the protocol's attributes are copied into a dict sized for them, and
@@ -49,7 +49,9 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import CloseCode, Frame, Opcode
+from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 
 FRAME_WRITER = "parley.websocket.write_frame"
 """The ASGI scope extension holding an accepted websocket's `FrameWriter`."""
@@ -95,6 +97,25 @@ class MidMessageCloseProtocol(ServerProtocol):
         if frame.opcode is Opcode.CLOSE:
             self.current_size = None  # the unfinished message ends here, unread
         super().recv_frame(frame)
+
+    def parse_frames_only(self) -> None:
+        """Go on with the frame parser alone once the handshake's request is parsed.
+
+        websockets' server parser is a generator that parses the request, then delegates to the frame
+        parser for the rest of the connection, holding the request all along. When the frame parser
+        waits for a frame's first byte (none of it read yet), it takes the place of the two.
+        """
+        parser: Any = self.parser
+        frames = parser.gi_yieldfrom
+        waiting = frames.gi_yieldfrom if frames is not None else None
+        if waiting is None or waiting.gi_code is not _AT_EOF:
+            return
+        parser.close()
+        self.parser = Protocol.parse(self)
+        next(self.parser)  # to its wait for the first byte, as the one it replaces
+
+
+_AT_EOF = StreamReader.at_eof.__code__
 
 
 _UTF8Decoder = codecs.getincrementaldecoder("utf-8")
@@ -192,7 +213,8 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
             extensions: dict[str, Any] = self.scope["extensions"]
             extensions[FRAME_WRITER] = self.write_frame
             extensions[CONTINUE_WITH] = self.continue_with
-            event.headers.clear()  # the scope has them; websockets' parser holds `event` to the end
+            conn: MidMessageCloseProtocol = self.conn  # type: ignore[assignment] # its class, set above
+            conn.parse_frames_only()
 
     async def app_then_continuation(self, scope: Any, receive: Any, send: Any) -> None:
         """What uvicorn runs as the application: the application, then its continuation if it left one."""

@@ -22,6 +22,7 @@ import uvicorn
 import websockets
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Close, Frame, Opcode
+from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from app.core.http.websocket_protocol import (
@@ -124,9 +125,8 @@ async def test_a_frame_reaches_the_client_as_is_and_the_handshake_is_let_go(serv
         assert await asyncio.wait_for(client.recv(), 5) == b"\x01\x02"
         assert not hasattr(protocol, "request")
         assert not hasattr(protocol, "response")
-        # websockets' parser holds the request for as long as the connection; its headers are gone
-        held = parser_locals(protocol)[0]["request"]
-        assert list(held.headers.raw_items()) == []
+        # websockets' server parser, which holds the request, gave way to its frame parser
+        assert all("request" not in names for names in parser_locals(protocol))
         assert protocol.scope["path"] == "/", "the scope is intact"
 
 
@@ -223,6 +223,36 @@ async def test_a_close_between_fragments_is_answered_with_its_code(served: tuple
         await asyncio.wait_for(client.wait_closed(), 5)
         assert client.protocol.close_rcvd is not None
         assert client.protocol.close_rcvd.code == 1000
+
+
+HANDSHAKE = (
+    b"GET / HTTP/1.1\r\nHost: example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+MASK = b"\x01\x02\x03\x04"
+MASKED_HI = b"\x81\x82" + MASK + bytes(byte ^ MASK[index % 4] for index, byte in enumerate(b"hi"))
+"""A client's text frame `hi`."""
+
+
+@pytest.mark.parametrize("with_handshake", [0, 2], ids=["nothing", "a frame's first two bytes"])
+def test_the_frame_parser_goes_on_alone_only_between_frames(with_handshake: int) -> None:
+    conn = ServerProtocol()
+    conn.__class__ = MidMessageCloseProtocol
+    conn.receive_data(HANDSHAKE + MASKED_HI[:with_handshake])
+    [request] = conn.events_received()
+    assert isinstance(request, Request)
+    conn.send_response(conn.accept(request))
+    assert isinstance(conn, MidMessageCloseProtocol)
+
+    conn.parse_frames_only()
+
+    server_parser: Any = conn.parser
+    holds_the_request = server_parser.gi_frame is not None and "request" in server_parser.gi_frame.f_locals
+    assert holds_the_request == bool(with_handshake), "replaced only while no frame is begun"
+    conn.receive_data(MASKED_HI[with_handshake:])
+    [frame] = conn.events_received()
+    assert isinstance(frame, Frame)
+    assert (frame.opcode, frame.data) == (Opcode.TEXT, b"hi")
 
 
 async def test_a_text_frame_s_payload_is_let_go_of_once_decoded(served: tuple[App, str]) -> None:
