@@ -79,8 +79,7 @@ class ChatStore(SQLAlchemyAsyncRepositoryService[Conversation]):
         await self._access(conversation_id, user_id)
 
     async def recent_conversation_ids(self, user_id: uuid.UUID, window: int) -> list[uuid.UUID]:
-        """The `window` most recently active conversations of the user that are not muted."""
-        return list((await self.session.execute(_recent_statement(window), {"user_id": user_id})).scalars())
+        return await recent_conversation_ids(self.session, user_id, window)
 
     async def contacts_among(self, user_id: uuid.UUID, candidates: Sequence[uuid.UUID]) -> set[str]:
         mine = select(Participant.conversation_id).where(Participant.user_id == user_id)
@@ -124,6 +123,12 @@ class ChatStore(SQLAlchemyAsyncRepositoryService[Conversation]):
     async def conversation(self, user_id: uuid.UUID, conversation_id: uuid.UUID) -> ConversationOut:
         await self._access(conversation_id, user_id)
         return await self._load(conversation_id)
+
+
+async def recent_conversation_ids(session: AsyncSession, user_id: uuid.UUID, window: int) -> list[uuid.UUID]:
+    """The `window` most recently active conversations of the user that are not muted. A function of
+    the session, so that a socket connect runs it without building a service."""
+    return list((await session.execute(_recent_statement(window), {"user_id": user_id})).scalars())
 
 
 @functools.cache
