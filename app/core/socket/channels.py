@@ -194,8 +194,17 @@ class FanOutChannels:
                 if added or removed:
                     changed = True
                     await link.change(added, removed)
+            await self._close_idle_links()
             if not changed:
                 return
+
+    async def _close_idle_links(self) -> None:
+        """On a cluster, close the connections to masters that no longer own a wanted channel: after a
+        failover or a resharding, the one to a master that is gone would otherwise keep reconnecting."""
+        if not self.sharded:
+            return
+        for name in [name for name, link in self.links.items() if not link.held]:
+            await self.links.pop(name).close()
 
     async def _route(self, channels: set[str]) -> dict[str, set[str]]:
         """The connection each channel belongs on: the one Redis, or the master owning its slot."""

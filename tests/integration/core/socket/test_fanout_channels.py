@@ -281,6 +281,26 @@ async def test_a_channel_whose_slot_moves_follows_it_to_the_new_master(
     assert member.events("eio-1") == [["game:news", "to both"]]
 
 
+async def test_a_connection_to_a_master_left_with_no_channel_is_closed(
+    redis_cluster: RedisCluster, nodes: NodeStarter
+) -> None:
+    """Once every channel of a master has moved away (a resharding, a failover), the node's
+    connection to it is closed rather than kept reconnecting, and the channels work on their new
+    masters."""
+    member, speaker = await nodes(redis_cluster), await nodes(redis_cluster)
+    sid = await member.connect()
+    room = "game:emptied-open"
+    channels = member.manager.channels
+    await member.hold(sid, [room])
+    emptied = channels.routes[member.manager.room_channel(room)]
+    for channel in [channel for channel, name in channels.routes.items() if name == emptied]:
+        redis_cluster.move_slot(channel)
+    await until(lambda: emptied not in channels.routes.values())
+    await until(lambda: emptied not in channels.links)
+    await member.hold(sid, [room])
+    await heard_after_emits(speaker, member, "eio-0", room)
+
+
 class SilentRedis:
     """A TCP server that accepts connections and never answers: Redis reachable but mute."""
 
