@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 
-from app.config.settings import RateLimitSettings
+from app.config.settings import RateLimit, RateLimitSettings
 from app.core.db import UnitOfWork
 from app.core.errors import AppError, ErrorCode
 from app.core.faults import is_unavailable
@@ -103,12 +103,21 @@ class Dispatcher:
         self.hub = hub
         self.handlers = {h.spec.name: h for h in handlers}
         self.resolvers = {h.spec.name: resolvers_for(h) for h in handlers}
+        # The events whose handlers take a SocketContext, and those taking a unit of work or a
+        # service: the others are called without building what they would not read.
+        self.contextual = {
+            name for name, found in self.resolvers.items() if any(r.kind == "context" for r in found)
+        }
+        self.immediate = frozenset(name for name, handler in self.handlers.items() if not handler.waits)
+        """Events whose dispatch finishes without waiting unless the socket's handler slots are
+        taken: the handler never waits, and neither does its ack."""
+        self.transactional = {
+            name for name, found in self.resolvers.items() if any(r.kind in ("uow", "service") for r in found)
+        }
         self.rate_limits = rate_limits
         self.max_concurrent = max(1, max_concurrent)
-        # Each event's metric series, looked up once instead of by label on every event.
-        metrics = hub.metrics
-        self.counted = {name: metrics.events_in.labels(name) for name in [*self.handlers, "unknown"]}
-        self.timed = {name: metrics.handler_latency.labels(name) for name in self.handlers}
+        self.figures = hub.metrics.event_figures([*self.handlers, "unknown"], self.handlers)
+        self._sizes: dict[RateBucket, tuple[RateLimit, float, float]] = {}
 
     def check_providers(self) -> None:
         """Fail at start-up, not at the first event, if a handler depends on something nobody provides."""
@@ -120,7 +129,7 @@ class Dispatcher:
     async def dispatch(self, sock: LocalSocket, event: str, args: list[Any], answer: Answer | None) -> None:
         started = time.perf_counter()
         handler = self.handlers.get(event)
-        self.counted[event if handler is not None else "unknown"].inc()
+        self.figures.count(event if handler is not None else "unknown")
         try:
             result = await self._run(sock, event, handler, args)
         except AppError as error:
@@ -144,7 +153,7 @@ class Dispatcher:
                 await answer(AckOk(ok=True, data=result if result is not None else {}))
         finally:
             if handler is not None:
-                self.timed[event].observe(time.perf_counter() - started)
+                self.figures.time(event, time.perf_counter() - started)
 
     async def reject(self, sock: LocalSocket, event: str, error: AppError, answer: Answer | None) -> None:
         """Answer an event refused before its payload could be decoded, after its rate-limit token."""
@@ -190,13 +199,17 @@ class Dispatcher:
     def _take_token(self, sock: LocalSocket, bucket: RateBucket) -> None:
         if not self.rate_limits.enabled:
             return
-        limit = bucket.size(self.rate_limits)
+        size = self._sizes.get(bucket)
+        if size is None:  # the settings are frozen: each bucket's size is read once
+            limit = bucket.size(self.rate_limits)
+            size = self._sizes[bucket] = (limit, float(limit.capacity), limit.refill_per_second)
+        limit, capacity, refill = size
         now = time.monotonic()
-        tokens, stamp = sock.buckets.get(bucket.name, (float(limit.capacity), now))
-        tokens = min(float(limit.capacity), tokens + (now - stamp) * limit.refill_per_second)
+        tokens, stamp = sock.buckets.get(bucket.name, (capacity, now))
+        tokens = min(capacity, tokens + (now - stamp) * refill)
         if tokens < 1.0:
             sock.buckets[bucket.name] = (tokens, now)
-            retry_after = (1.0 - tokens) / limit.refill_per_second
+            retry_after = (1.0 - tokens) / refill
             raise AppError(
                 ErrorCode.RATE_LIMITED,
                 f"Too many {bucket.name} events; retry in {retry_after:.2f}s",
@@ -207,21 +220,41 @@ class Dispatcher:
     async def _invoke(self, sock: LocalSocket, handler: BoundHandler, payload: Any) -> Any:
         if sock.sid not in self.hub.local:
             raise AppError(ErrorCode.UNAUTHORIZED, "Socket is disconnected")
-        context = SocketContext(sock.sid, sock.identity, self.ctx, self.hub)
+        name = handler.spec.name
+        resolvers = self.resolvers[name]
+        context = None
+        if name in self.contextual:
+            context = SocketContext(sock.sid, sock.identity, self.ctx, self.hub)
+        if name not in self.transactional:  # a unit of work nobody is handed is not opened
+            return await self._call(handler, self._arguments(resolvers, context, payload, None))
         async with UnitOfWork(self.ctx.db) as uow:
-            kwargs: dict[str, Any] = {}
-            for resolver in self.resolvers[handler.spec.name]:
-                if resolver.kind == "context":
-                    kwargs[resolver.name] = context
-                elif resolver.kind == "payload":
-                    kwargs[resolver.name] = payload
-                elif resolver.kind == "uow":
-                    kwargs[resolver.name] = uow
-                elif resolver.kind == "service":
-                    kwargs[resolver.name] = uow.service(resolver.type)
-                else:
-                    kwargs[resolver.name] = self.ctx.get(resolver.type)
-            try:
-                return await handler.call(**kwargs)
-            except msgspec.ValidationError as exc:
-                raise validation_failure(exc) from None
+            return await self._call(handler, self._arguments(resolvers, context, payload, uow))
+
+    def _arguments(
+        self,
+        resolvers: tuple[Resolver, ...],
+        context: SocketContext | None,
+        payload: Any,
+        uow: UnitOfWork | None,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        for resolver in resolvers:
+            if resolver.kind == "context":
+                kwargs[resolver.name] = context
+            elif resolver.kind == "payload":
+                kwargs[resolver.name] = payload
+            elif resolver.kind == "uow":
+                kwargs[resolver.name] = uow
+            elif resolver.kind == "service":
+                assert uow is not None
+                kwargs[resolver.name] = uow.service(resolver.type)
+            else:
+                kwargs[resolver.name] = self.ctx.get(resolver.type)
+        return kwargs
+
+    @staticmethod
+    async def _call(handler: BoundHandler, kwargs: dict[str, Any]) -> Any:
+        try:
+            return await handler.call(**kwargs)
+        except msgspec.ValidationError as exc:
+            raise validation_failure(exc) from None

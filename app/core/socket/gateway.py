@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dis
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -80,6 +81,18 @@ def payload_type(where: str, handler: Callable[..., Any]) -> type[msgspec.Struct
 Handler = Callable[..., Awaitable[Any]]
 
 
+_SUSPENDING = frozenset(
+    {"GET_AWAITABLE", "GET_AITER", "GET_ANEXT", "BEFORE_ASYNC_WITH", "SEND", "YIELD_VALUE"}
+)
+"""Instructions of `await`, `async for` and `async with`: where a coroutine can wait."""
+
+
+def may_wait(handler: Callable[..., Any]) -> bool:
+    """Whether a coroutine function's body has an `await`, `async for` or `async with`; one without
+    any runs to its end as soon as it is called (what it calls is plain functions)."""
+    return any(instruction.opname in _SUSPENDING for instruction in dis.get_instructions(handler))
+
+
 @dataclass(frozen=True, slots=True)
 class BoundHandler:
     """A handler ready to call: its spec and how to fill each parameter."""
@@ -88,6 +101,8 @@ class BoundHandler:
     call: Handler
     parameters: tuple[tuple[str, type[Any]], ...]
     gateway: str
+    waits: bool = True
+    """Whether the handler may wait (`may_wait`); one that never does is run without a task."""
 
 
 def bind_handlers(gateway: Gateway) -> list[BoundHandler]:
@@ -109,5 +124,5 @@ def bind_handlers(gateway: Gateway) -> list[BoundHandler]:
             raise GatewayDefinitionError(
                 f"{type(gateway).__qualname__}.{attribute}: parameters {missing} need type annotations"
             )
-        bound.append(BoundHandler(spec, method, parameters, type(gateway).__qualname__))
+        bound.append(BoundHandler(spec, method, parameters, type(gateway).__qualname__, may_wait(method)))
     return bound

@@ -7,6 +7,7 @@ Built once per app from the modules' contributions; it is the `EventSink` of `Pa
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import logging
 import time
@@ -21,6 +22,7 @@ from app.core.faults import is_unavailable
 from app.core.module import Module
 from app.core.security.identity import Authenticator, Identity
 from app.core.socket.dispatcher import Answer, Dispatcher
+from app.core.socket.engine.outgoing import finish
 from app.core.socket.engine.server import ParleyServer
 from app.core.socket.gateway import BoundHandler
 from app.core.socket.hub import SocketHub
@@ -70,6 +72,19 @@ def refusal(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefu
         "data": {"code": code.value, "message": message},
     }
     return error
+
+
+def run_until_it_waits(
+    work: Coroutine[Any, Any, None],
+) -> tuple[Coroutine[Any, Any, None], contextvars.Context] | None:
+    """Run `work` here, in a context of its own as a task would have, until it ends (None) or has
+    to wait: then what finishes it, to run in a task in that context."""
+    context = contextvars.copy_context()
+    try:
+        blocker = context.run(work.send, None)
+    except StopIteration:
+        return None
+    return finish(work, blocker), context
 
 
 class SocketRuntime:
@@ -293,7 +308,19 @@ class SocketRuntime:
         if self._draining:
             await self._refuse(sid, eio_sid, event, ack_id, AppError(ErrorCode.UNAVAILABLE, RESTARTING))
             return
-        self._spawn(self.dispatcher.dispatch(sock, event, args, self._answerer(eio_sid, ack_id)))
+        work = self.dispatcher.dispatch(sock, event, args, self._answerer(eio_sid, ack_id))
+        if event in self.dispatcher.immediate:
+            self._run_here(work)
+        else:
+            self._spawn(work)
+
+    def _run_here(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run the dispatch of an event whose handler never waits here (`run_until_it_waits`): it
+        ends before the next message is read, with no task, in the order the socket sent it. If it
+        has to wait after all (the socket's handler slots are taken), it goes on in a task."""
+        rest = run_until_it_waits(work)
+        if rest is not None:
+            self._spawn(*rest)
 
     def _answerer(self, eio_sid: str, ack_id: int | None) -> Answer | None:
         """Sends the ack of event `ack_id`; None when the client asked for no ack."""
@@ -359,9 +386,9 @@ class SocketRuntime:
         )
         await self.server.disconnect(sid, ignore_queue=True)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], context: contextvars.Context | None = None) -> None:
         """Run `work` in a task this runtime keeps until it ends (and waits for at shutdown)."""
-        task = asyncio.create_task(work)
+        task = asyncio.create_task(work, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -398,3 +425,4 @@ class SocketRuntime:
         """The app's shutdown. `parley serve` drains before closing connections; under a bare ASGI
         server they are already closed here, so polling clients are not waited for."""
         await self.drain(fetch_allowance=0.0)
+        self.ctx.metrics.flush()  # what the last events added, before the process goes

@@ -155,12 +155,13 @@ class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
     def _enqueue(
         self, pkt: EncodedMessage, namespace: str, room: str | list[str] | None, skip_sid: Any
     ) -> None:
-        skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        skipped = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
         sockets = self.server.eio.sockets
+        frame = pkt.frame
         for sid, eio_sid in list(self.get_participants(namespace, room)):
             socket = sockets.get(eio_sid)
-            if sid not in skipped and socket is not None and not socket.closed:
-                socket.queue.put_nowait(pkt)
+            if socket is not None and not socket.closed and sid not in skipped:
+                socket.queue.deliver(pkt, frame)
 
 
 class LocalManager(RoomOpsMixin, FanOutManager):

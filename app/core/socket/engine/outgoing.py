@@ -16,7 +16,6 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from engineio import packet as eio_packet
@@ -55,11 +54,17 @@ class EncodedMessage(eio_packet.Packet):  # type: ignore[misc]
         super().__init__(eio_packet.MESSAGE, encoded)
         self._encoded = f"{eio_packet.MESSAGE}{encoded}"
         self.asgi_message = {"type": "websocket.send", "text": self._encoded}
+        self._frame: bytes | None = None
 
-    @cached_property
+    @property
     def frame(self) -> bytes:
-        """Framed on first use, for the first websocket recipient, and written as is to the others."""
-        return server_frame(self._encoded)
+        """Framed on first use, for the first websocket recipient, and written as is to the others.
+
+        (Not a `cached_property`, which on Python 3.11 takes a lock on every read.)
+        """
+        if self._frame is None:
+            self._frame = server_frame(self._encoded)
+        return self._frame
 
     def encode(self, b64: bool = False) -> str:  # noqa: ARG002 - Engine.IO's signature
         return self._encoded
@@ -153,6 +158,25 @@ class OutgoingQueue:
                 self._write(asgi_message(item))
             if item.packet_type == eio_packet.CLOSE:
                 self.close_websocket()
+
+    def put_message(self, encoded: str) -> None:
+        """Queue Socket.IO text for this socket alone (an ack): on a websocket where nothing waits
+        before it, framed and written at once, with no packet object; otherwise as `put_nowait`."""
+        write = self._write_frame
+        if (
+            write is None
+            or self._drainer is not None
+            or self._websocket_closed
+            or not write(server_frame(f"{eio_packet.MESSAGE}{encoded}"))
+        ):
+            self.put_nowait(EncodedMessage(encoded))
+
+    def deliver(self, pkt: EncodedMessage, frame: bytes) -> None:
+        """Queue a message framed once for many sockets (`frame` is `pkt.frame`): the fan-out's
+        per-recipient step, written at once on a websocket where nothing waits before it."""
+        write = self._write_frame
+        if write is None or self._drainer is not None or self._websocket_closed or not write(frame):
+            self.put_nowait(pkt)
 
     async def put(self, item: Any) -> None:
         self.put_nowait(item)

@@ -25,7 +25,8 @@ from socketio import packet
 from app.config.settings import SocketSettings
 from app.core.metrics import Metrics
 from app.core.socket import json as socket_json
-from app.core.socket.engine.outgoing import BacklogLimit, EncodedMessage
+from app.core.socket.engine.inbound import decode_event
+from app.core.socket.engine.outgoing import BacklogLimit
 from app.core.socket.engine.transport import ParleyEngine, transport_label
 
 logger = logging.getLogger(__name__)
@@ -238,7 +239,7 @@ class ParleyServer(TransportServer):
             await self._oversized(eio_sid, data, size)
             return
         try:
-            pkt = self.packet_class(encoded_packet=data)
+            pkt: Any = decode_event(data) or self.packet_class(encoded_packet=data)
         except Exception:  # noqa: BLE001 - any decode failure is the client's fault
             await self._answer_undecodable(eio_sid, data)
             await self.malformed(eio_sid, "undecodable packet")
@@ -335,4 +336,4 @@ class ParleyServer(TransportServer):
         """Encode the ack of an event (`3<id>[data]` on `/`) and hand it straight to the transport."""
         transport = self.eio.sockets.get(eio_sid)
         if transport is not None and not transport.closed:
-            transport.queue.put_nowait(EncodedMessage(f"{packet.ACK}{ack_id}{socket_json.dumps([data])}"))
+            transport.queue.put_message(f"{packet.ACK}{ack_id}{socket_json.dumps([data])}")

@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 ASGIReceive = Callable[[], Awaitable[dict[str, Any]]]
 PING = eio_packet.Packet(eio_packet.PING)
+_MESSAGE = str(eio_packet.MESSAGE)
 PING.asgi_message = asgi_message(PING)
 PING.frame = websocket_frame(PING)
 """One PING for every socket (`asgi_message` and `frame` are its encodings, cached)."""
@@ -134,26 +135,36 @@ async def read_packets(socket: ParleySocket, server: ParleyEngine, receive: ASGI
         if len(data) > limit:
             server.faults.fault(socket.sid, "oversized", f"closing: a frame of {len(data)} bytes")
             return
-        try:
-            pkt = eio_packet.Packet(encoded_packet=data)
-        except (ValueError, IndexError):
+        pkt = inbound_packet(data)
+        if pkt is None:
             server.faults.fault(socket.sid, "malformed", "closing: a frame that is no Engine.IO packet")
             return
+        kind, body = (eio_packet.MESSAGE, pkt) if isinstance(pkt, str) else (pkt.packet_type, pkt.data)
         try:
-            if pkt.packet_type == eio_packet.MESSAGE:
-                await on_message(socket.sid, pkt.data)
+            if kind == eio_packet.MESSAGE:
+                await on_message(socket.sid, body)
             else:
                 await socket.receive(pkt)
                 if socket.closed:  # the client's CLOSE: end the websocket too
                     return
         except eio_exceptions.UnknownPacketError:
-            await server.faults.malformed(
-                socket.sid, f"Engine.IO packet type {pkt.packet_type} from a client"
-            )
+            await server.faults.malformed(socket.sid, f"Engine.IO packet type {kind} from a client")
         except eio_exceptions.SocketIsClosedError:
             return
         except Exception:
             logger.exception("error handling a packet from transport %s", transport_label(socket.sid))
+
+
+def inbound_packet(data: str | bytes) -> Any:
+    """An Engine.IO packet from the client; for a message around a Socket.IO packet (whose type is a
+    digit) its text alone, with no packet object: Engine.IO's decoder would try that text as JSON,
+    fail on the digit and keep it as text. None if `data` is no Engine.IO packet."""
+    if isinstance(data, str) and data[:1] == _MESSAGE and "0" <= data[1:2] <= "9":
+        return data[1:]
+    try:
+        return eio_packet.Packet(encoded_packet=data)
+    except (ValueError, IndexError):
+        return None
 
 
 async def upgrade(socket: ParleySocket, server: ParleyEngine, receive: ASGIReceive, send: ASGISend) -> bool:

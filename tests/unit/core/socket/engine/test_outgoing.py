@@ -424,3 +424,53 @@ async def test_a_released_queue_holds_no_frame_writer() -> None:
     gc.collect()
 
     assert gone() is None
+
+
+async def test_a_message_for_one_socket_is_framed_at_once_or_waits_in_order_behind_a_send() -> None:
+    ws = FrameTakingWebSocket()
+    queue = OutgoingQueue(ROOMY)
+    queue.attach(ws.send, ws.write_frame)
+    queue.put_message("31[{}]")
+    ws.writable.clear()
+
+    queue.put_message("32[{}]")  # refused as a frame: through `send`, which waits
+    ws.writable.set()
+    queue.put_message("33[{}]")  # writable again, but the second still waits
+    await asyncio.wait_for(queue.join(), 1)
+
+    assert ws.texts() == ["431[{}]", "432[{}]", "433[{}]"]
+    assert len(ws.frames) == 1
+
+
+async def test_a_message_for_a_polling_socket_or_a_closed_websocket_is_a_packet_as_before() -> None:
+    polling = OutgoingQueue(ROOMY)
+    polling.put_message("31[{}]")
+    ws = FrameTakingWebSocket()
+    closed = OutgoingQueue(ROOMY)
+    closed.attach(ws.send, ws.write_frame)
+    closed.close_websocket()
+
+    closed.put_message("31[{}]")
+
+    assert polling.get_nowait().encode() == "431[{}]"
+    assert ws.frames == []
+    assert ws.messages == [CLOSE_WEBSOCKET]
+
+
+async def test_a_delivery_writes_the_shared_frame_or_queues_the_packet_where_it_cannot() -> None:
+    writing, waiting = FrameTakingWebSocket(), FrameTakingWebSocket()
+    queues = [OutgoingQueue(ROOMY), OutgoingQueue(ROOMY), OutgoingQueue(ROOMY)]
+    queues[0].attach(writing.send, writing.write_frame)
+    queues[1].attach(waiting.send, waiting.write_frame)
+    waiting.writable.clear()
+    pkt = EncodedMessage('2["news",{"s":1}]')
+
+    for queue in queues:
+        queue.deliver(pkt, pkt.frame)
+    waiting.writable.set()
+    await asyncio.wait_for(queues[1].join(), 1)
+
+    assert writing.frames == [pkt.frame]
+    assert waiting.frames == []
+    assert waiting.texts() == ['42["news",{"s":1}]']
+    assert queues[2].get_nowait() is pkt, "a socket still polling gets the packet"
