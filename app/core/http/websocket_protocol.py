@@ -15,11 +15,22 @@ mark (`send` waits for it to drain, and so keeps the order and the back-pressure
 websocket is closing or closed. Parsing what the client sends, the handshake, control frames and
 the closing handshake stay uvicorn's and the websockets library's.
 
-Two more changes keep a connection lean and its messages cheap: the opening handshake's request and
+An application may also hand the rest of an accepted websocket to one coroutine and return: the
+scope's extension `CONTINUE_WITH` takes that coroutine, which the server then awaits in the
+application's place. An idle connection otherwise holds every call that led to its reader, each a
+suspended coroutine with its frame (Engine.IO's request handling, its handshake and upgrade, the
+ASGI routing: ten of them, about 3 KiB).
+
+More changes keep a connection lean and its messages cheap: the opening handshake's request and
 response are let go of once the websocket is accepted (nothing reads them again, and they would stay
-as long as the connection), and reading pauses only once `INBOUND_BACKLOG` messages wait for the
-application, instead of after every message (uvicorn pauses and resumes the transport's reading for
-each one, two system calls per message on uvloop).
+as long as the connection; the websockets library's parser, which keeps the request too, gives way
+to its frame parser, and a text frame's payload is emptied once decoded), the messages waiting for the
+application and the transport's writability are kept in `InboundQueue` and `Writable` instead of an
+`asyncio.Queue` and an `asyncio.Event` (which hold five deques, over 3 KiB, from the start of every
+connection to its end), the protocol's attributes are copied into a dict sized for them, and
+reading pauses only once `INBOUND_BACKLOG` messages wait for the application, instead of after every
+message (uvicorn pauses and resumes the transport's reading for each one, two system calls per
+message on uvloop).
 
 Two more make the connection keep RFC 6455 where uvicorn and websockets do not (both found by
 Autobahn|Testsuite, `tests/e2e/conformance/websocket/`): a text message in fragments is decoded as they
@@ -30,19 +41,26 @@ is answered like any other (`MidMessageCloseProtocol`).
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import CloseCode, Frame, Opcode
+from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 
 FRAME_WRITER = "parley.websocket.write_frame"
 """The ASGI scope extension holding an accepted websocket's `FrameWriter`."""
 
 FrameWriter = Callable[[bytes], bool]
+CONTINUE_WITH = "parley.websocket.continue_with"
+"""The ASGI scope extension holding an accepted websocket's `Continuation`: the coroutine it is given
+serves the connection once the application has returned (the connection closes when it ends)."""
+Continuation = Callable[[Coroutine[Any, Any, Any]], None]
 INBOUND_BACKLOG = 8
 """Messages that may wait for the application before the connection's reading pauses. Each is at
 most the websocket's `ws_max_size`; a client that sends faster than they are handled waits."""
@@ -80,18 +98,112 @@ class MidMessageCloseProtocol(ServerProtocol):
             self.current_size = None  # the unfinished message ends here, unread
         super().recv_frame(frame)
 
+    def parse_frames_only(self) -> None:
+        """Go on with the frame parser alone once the handshake's request is parsed.
+
+        websockets' server parser is a generator that parses the request, then delegates to the frame
+        parser for the rest of the connection, holding the request all along. When the frame parser
+        waits for a frame's first byte (none of it read yet), it takes the place of the two.
+        """
+        parser: Any = self.parser
+        frames = parser.gi_yieldfrom
+        waiting = frames.gi_yieldfrom if frames is not None else None
+        if waiting is None or waiting.gi_code is not _AT_EOF:
+            return
+        parser.close()
+        self.parser = Protocol.parse(self)
+        next(self.parser)  # to its wait for the first byte, as the one it replaces
+
+
+_AT_EOF = StreamReader.at_eof.__code__
+
 
 _UTF8Decoder = codecs.getincrementaldecoder("utf-8")
 
 
+class InboundQueue:
+    """What uvicorn's protocol uses of an `asyncio.Queue` for the messages waiting for the application,
+    for its one reader (the ASGI `receive`). Idle, it holds an empty list and no waiter's future."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)  # at most INBOUND_BACKLOG and a disconnect wait
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+
+class Writable:
+    """What uvicorn's protocol uses of an `asyncio.Event` for its transport's writability: set, except
+    while the transport's buffer is over its high-water mark. Futures exist only while a send waits."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = True
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:  # cancelled before `set`
+                self._waiters.remove(waiter)
+        return True
+
+
 class FrameWritingProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O websocket protocol, offering `write_frame` to the application."""
+    """uvicorn's sans-I/O websocket protocol, offering `write_frame` and `continue_with` to the
+    application."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.asgi_app = self.app
+        self.app = self.app_then_continuation
+        self.continuation: Coroutine[Any, Any, Any] | None = None
         # uvicorn builds its `ServerProtocol` here; the subclass adds behaviour and no state, so the
         # built one takes it on rather than being built a second time for every connection.
         self.conn.__class__ = MidMessageCloseProtocol
+        self.queue = InboundQueue()  # type: ignore[assignment] # what uvicorn uses of asyncio.Queue
+        self.writable = Writable()  # type: ignore[assignment] # what uvicorn uses of asyncio.Event
         self.text_decoder: codecs.IncrementalDecoder | None = None
         self.text_parts: list[str] = []
 
@@ -100,11 +212,34 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         if self.response.status_code == 101:  # the ASGI task is created but has not run yet
             extensions: dict[str, Any] = self.scope["extensions"]
             extensions[FRAME_WRITER] = self.write_frame
+            extensions[CONTINUE_WITH] = self.continue_with
+            conn: MidMessageCloseProtocol = self.conn  # type: ignore[assignment] # its class, set above
+            conn.parse_frames_only()
+
+    async def app_then_continuation(self, scope: Any, receive: Any, send: Any) -> None:
+        """What uvicorn runs as the application: the application, then its continuation if it left one."""
+        try:
+            await self.asgi_app(scope, receive, send)
+        except BaseException:
+            if self.continuation is not None:
+                self.continuation.close()
+                self.continuation = None
+            raise
+        continuation, self.continuation = self.continuation, None
+        if continuation is not None:
+            await continuation
+
+    def continue_with(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Serve the connection with `coroutine` once the application returns."""
+        self.continuation = coroutine
 
     async def send(self, message: Any) -> None:
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             del self.request, self.response
+            # uvicorn's protocol has over 30 attributes, too many for a dict sharing its class's
+            # keys; the one `__init__` grew keeps room for more, a copy is about half its size.
+            self.__dict__ = dict(self.__dict__)
 
     def handle_text(self, event: Frame) -> None:
         """A text message whole is decoded at once; its first fragment starts a decoder."""
@@ -115,6 +250,7 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
             except UnicodeDecodeError:
                 self.refuse_text()
                 return
+            event.data = b""  # websockets' parser holds its last frame until the next one comes
             self.hand_over({"type": "websocket.receive", "text": text})
             return
         self.text_decoder = _UTF8Decoder()
@@ -136,6 +272,7 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         except UnicodeDecodeError:
             self.refuse_text()
             return
+        event.data = b""
         if event.fin:
             text = "".join(self.text_parts)
             self.text_decoder, self.text_parts = None, []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,11 @@ import jwt.types
 
 from app.config.settings import JwtSettings
 from app.core.errors import AppError, ErrorCode
+
+LEEWAY = 5
+"""Seconds of clock skew allowed on `exp`, `nbf` and `iat`."""
+VERIFIED_KEPT = 4096
+"""Verified tokens kept to skip their signature check when they come back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +35,8 @@ class AccessClaims:
 class TokenCodec:
     def __init__(self, settings: JwtSettings) -> None:
         self.settings = settings
+        self._verified: OrderedDict[str, tuple[AccessClaims, float]] = OrderedDict()
+        """Tokens verified lately, with their `exp`, the least recently used first."""
         if settings.algorithm == "HS256":
             self._signing_key: Any = settings.secret
             self._verifying_key: Any = settings.secret
@@ -61,7 +70,25 @@ class TokenCodec:
         return token, expires_at.replace(microsecond=0)
 
     def verify(self, token: str) -> AccessClaims:
-        """Decode and check a token; raise `AppError` UNAUTHORIZED or TOKEN_EXPIRED."""
+        """Decode and check a token; raise `AppError` UNAUTHORIZED or TOKEN_EXPIRED.
+
+        A token verified before is taken from `_verified` (its signature and claims cannot have
+        changed), its expiry checked again: clients reconnect with the same token.
+        """
+        kept = self._verified.get(token)
+        if kept is not None:
+            claims, expiry = kept
+            if expiry > time.time() - LEEWAY:
+                self._verified.move_to_end(token)
+                return claims
+            del self._verified[token]
+        verified = self._decode(token)
+        self._verified[token] = (verified, float(verified.raw["exp"]))
+        if len(self._verified) > VERIFIED_KEPT:
+            self._verified.popitem(last=False)
+        return verified
+
+    def _decode(self, token: str) -> AccessClaims:
         required = ["exp", "sub"]
         options: jwt.types.Options = {"require": required, "verify_aud": bool(self.settings.audience)}
         try:
@@ -72,7 +99,7 @@ class TokenCodec:
                 issuer=self.settings.issuer,
                 audience=self.settings.audience,
                 options=options,
-                leeway=5,
+                leeway=LEEWAY,
             )
         except jwt.ExpiredSignatureError:
             raise AppError(ErrorCode.TOKEN_EXPIRED, "Token has expired") from None

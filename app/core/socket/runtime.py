@@ -32,6 +32,7 @@ from app.core.socket.rooms import RoomManager, identity_rooms
 from app.core.socket.schemas import UserView
 from app.core.socket.shutdown import close_transports
 from app.core.socket.sockets import LocalSocket
+from app.core.socket.timers import TimerHeap
 from app.core.socket.tracker import ConnectionTracker
 
 if TYPE_CHECKING:
@@ -112,6 +113,8 @@ class SocketRuntime:
             ctx, hub, handlers, ctx.settings.rate_limits, self.settings.max_concurrent_handlers
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        self._expiries = TimerHeap()
+        """Each socket's end at its token's expiry, on one loop timer."""
         self._draining = False
         server.attach_sink(self)
 
@@ -291,7 +294,7 @@ class SocketRuntime:
         if sock is None:
             return
         if sock.expiry is not None:
-            sock.expiry.cancel()
+            self._expiries.cancel(sock.expiry)
         self.ctx.metrics.sockets_connected.dec()
         await self._uncount(sock.identity.user_id)
         for module in self.modules:
@@ -373,10 +376,12 @@ class SocketRuntime:
 
     def _schedule_expiry(self, sock: LocalSocket) -> None:
         if sock.expiry is not None:
-            sock.expiry.cancel()
+            self._expiries.cancel(sock.expiry)
         delay = max(0.0, (sock.identity.expires_at - dt.datetime.now(dt.UTC)).total_seconds())
-        loop = asyncio.get_running_loop()
-        sock.expiry = loop.call_later(delay, lambda: self._spawn(self._expire(sock.sid)))
+        sock.expiry = self._expiries.call_later(delay, self._expire_now, sock.sid)
+
+    def _expire_now(self, sid: str) -> None:
+        self._spawn(self._expire(sid))
 
     async def _expire(self, sid: str) -> None:
         if sid not in self.hub.local:

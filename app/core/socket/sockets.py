@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.security.identity import Identity
+from app.core.socket.timers import Pending
 
 RECENT_SECONDS = 60.0
 """How long an identity operation is kept for replay; far above a handshake's or handler's duration."""
@@ -31,7 +32,7 @@ class LocalSocket:
     """Bounds the handlers running at once for this socket (SOCKET_MAX_CONCURRENT_HANDLERS)."""
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     waiting: int = 0
-    expiry: asyncio.TimerHandle | None = None
+    expiry: Pending | None = None
 
 
 def selects(op: dict[str, Any], identity: Identity) -> bool:

@@ -75,9 +75,17 @@ class ConnectionTracker:
         return sum(per_node[node] for node, beat in zip(nodes, alive, strict=True) if beat is not None)
 
     async def dead_nodes(self) -> list[str]:
+        return [node for node, alive in (await self._nodes()).items() if not alive]
+
+    async def live_nodes(self) -> list[str]:
+        """The nodes whose heartbeat has not lapsed, this one included."""
+        return [node for node, alive in (await self._nodes()).items() if alive]
+
+    async def _nodes(self) -> dict[str, bool]:
+        """Every listed node, sorted, and whether its heartbeat is current."""
         nodes: list[str] = sorted(await self.state.set_members("nodes"))
-        alive = await self.state.get_many([f"node:{node}" for node in nodes])
-        return [node for node, beat in zip(nodes, alive, strict=True) if beat is None]
+        beats = await self.state.get_many([f"node:{node}" for node in nodes])
+        return {node: beat is not None for node, beat in zip(nodes, beats, strict=True)}
 
     async def forget_node(self, node_id: str, user_ids: list[str]) -> None:
         for user_id in user_ids:

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 
 from app.core.context import AppContext
-from app.core.db import UnitOfWork
 from app.core.errors import AppError, ErrorCode
 from app.core.security.domain_events import RevocationReason, SessionsRevoked
 from app.core.security.identity import Identity
 from app.core.security.tokens import AccessClaims
+from app.modules.accounts.holders import LiveSessions, TokenHolders
 from app.modules.accounts.models import User
 from app.modules.accounts.schemas import TokenPair, UserOut
-from app.modules.accounts.service import UserService
-from app.modules.accounts.sessions import Reused, SessionRecord, SessionStore, TokenHolder
+from app.modules.accounts.service import UserService, external_user_id
+from app.modules.accounts.sessions import (
+    Reused,
+    SessionRecord,
+    SessionStore,
+    TokenHolder,
+    parse_session_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,16 +34,20 @@ def user_out(user: User) -> UserOut:
 
 class AccountsAuthenticator:
     """The app's `Authenticator`: JWT, then the live session and its user in one statement (or, for a
-    token without a session, the user, provisioned on first sight)."""
+    token without a session, the user, provisioned on first sight). Both are kept in process
+    (`holders.py`): checking a token of a session or user seen recently reads no database."""
 
-    def __init__(self, ctx: AppContext, sessions: SessionStore) -> None:
+    def __init__(
+        self, ctx: AppContext, sessions: SessionStore, holders: TokenHolders, live: LiveSessions
+    ) -> None:
         self.ctx = ctx
         self.sessions = sessions
+        self.holders = holders
+        self.live = live
 
     async def authenticate(self, token: str) -> Identity:
         claims = self.ctx.tokens.verify(token)
-        async with self.ctx.unit_of_work() as uow:
-            holder = await self._holder(uow, claims)
+        holder = self._kept(claims) or await self._read(claims)
         return Identity(
             user_id=holder.user_id,
             session_id=claims.session_id,
@@ -46,15 +57,31 @@ class AccountsAuthenticator:
             is_admin=holder.is_admin,
         )
 
-    async def _holder(self, uow: UnitOfWork, claims: AccessClaims) -> TokenHolder:
-        if claims.session_id is not None:
-            holder = await self.sessions.holder(uow.session, claims.session_id, claims.subject)
-            if holder is None:
-                raise AppError(ErrorCode.SESSION_REVOKED, "This session has been revoked; log in again")
-            return holder
-        users = uow.service(UserService)
-        user = await users.provision_external(claims.subject, self.ctx.settings.jwt.issuer, claims.raw)
-        return TokenHolder(user.id, user.username, user.display_name, user.is_admin)
+    def _kept(self, claims: AccessClaims) -> TokenHolder | None:
+        """The holder from memory when that settles the check; None when the database must."""
+        if claims.session_id is None:
+            return self.holders.get(external_user_id(claims.subject, self.ctx.settings.jwt.issuer))
+        owner = self.live.owner(claims.session_id, dt.datetime.now(dt.UTC))
+        if owner is None or owner != parse_session_id(claims.subject):
+            return None
+        return self.holders.get(owner)
+
+    async def _read(self, claims: AccessClaims) -> TokenHolder:
+        async with self.ctx.unit_of_work() as uow:
+            if claims.session_id is None:
+                users = uow.service(UserService)
+                issuer = self.ctx.settings.jwt.issuer
+                user = await users.provision_external(claims.subject, issuer, claims.raw)
+                holder = TokenHolder(user.id, user.username, user.display_name, user.is_admin)
+            else:
+                drops = self.live.drops
+                found = await self.sessions.holder(uow.session, claims.session_id, claims.subject)
+                if found is None:
+                    raise AppError(ErrorCode.SESSION_REVOKED, "This session has been revoked; log in again")
+                holder, expires_at = found
+                self.live.keep(claims.session_id, holder.user_id, expires_at, drops)
+        self.holders.keep(holder)
+        return holder
 
 
 class AuthFlows:

@@ -44,6 +44,14 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
     return await asyncio.to_thread(check)
 
 
+def external_user_id(subject: str, issuer: str | None) -> uuid.UUID:
+    """The id of the user behind an external token's `sub`: the subject itself when it is a UUID."""
+    try:
+        return uuid.UUID(subject)
+    except ValueError:
+        return uuid.uuid5(EXTERNAL_NAMESPACE, f"{issuer or ''}|{subject}")
+
+
 class UserService(SQLAlchemyAsyncRepositoryService[User]):
     class Repo(SQLAlchemyAsyncRepository[User]):
         model_type = User
@@ -107,10 +115,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
 
     async def provision_external(self, subject: str, issuer: str | None, claims: dict[str, Any]) -> User:
         """The user behind an external token's `sub`, created on first sight (idempotent on every node)."""
-        try:
-            user_id = uuid.UUID(subject)
-        except ValueError:
-            user_id = uuid.uuid5(EXTERNAL_NAMESPACE, f"{issuer or ''}|{subject}")
+        user_id = external_user_id(subject, issuer)
         existing: User | None = await self.repository.session.get(User, user_id)
         if existing is not None:
             return existing

@@ -269,13 +269,17 @@ class SessionStore:
         row = (await db.execute(statement)).one_or_none()
         return SessionRecord(session_id, row.user_id, row.device, row.expires_at) if row else None
 
-    async def holder(self, db: AsyncSession, session_id: str, user_id: str) -> TokenHolder | None:
-        """The user of a live session, if that is `user_id` (one statement for every token check)."""
+    async def holder(
+        self, db: AsyncSession, session_id: str, user_id: str
+    ) -> tuple[TokenHolder, dt.datetime] | None:
+        """The user of a live session, if that is `user_id`, and the session's expiry (one statement)."""
         key, owner = parse_session_id(session_id), parse_session_id(user_id)
         if key is None or owner is None:
             return None
         statement = (
-            select(USERS.c.id, USERS.c.username, USERS.c.display_name, USERS.c.is_admin)
+            select(
+                USERS.c.id, USERS.c.username, USERS.c.display_name, USERS.c.is_admin, SESSIONS.c.expires_at
+            )
             .join(SESSIONS, SESSIONS.c.user_id == USERS.c.id)
             .where(
                 SESSIONS.c.id == key,
@@ -287,4 +291,4 @@ class SessionStore:
         row = (await db.execute(statement)).one_or_none()
         if row is None:
             return None
-        return TokenHolder(row.id, row.username, row.display_name, bool(row.is_admin))
+        return TokenHolder(row.id, row.username, row.display_name, bool(row.is_admin)), row.expires_at

@@ -16,6 +16,7 @@ from app.core.security.identity import Identity
 from app.core.types import utc_moment
 from app.modules.announcements.declarations import SYSTEM_ANNOUNCEMENT
 from app.modules.announcements.schemas import AnnouncementIn, AnnouncementList, AnnouncementOut
+from app.modules.announcements.seen import AnnouncementsSeen
 from app.modules.announcements.service import AnnouncementService, announcement_out
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class AdminAnnouncementsController(Controller):
         app_ctx: AppContext,
         announcement_service: AnnouncementService,
     ) -> Envelope[AnnouncementOut]:
+        await app_ctx.get(AnnouncementsSeen).announcing()
         announcement = announcement_out(await announcement_service.publish(data, admin.user_id))
         await app_ctx.hub.emit(SYSTEM_ANNOUNCEMENT, announcement, room="broadcast:all")
         logger.info("admin %s announced %s", admin.user_id, announcement.id, extra={"user_id": admin.user_id})

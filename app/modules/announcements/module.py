@@ -15,6 +15,7 @@ from app.core.socket.ready import ReadyPart
 from app.modules.announcements.controller import AdminAnnouncementsController, AnnouncementsController
 from app.modules.announcements.declarations import AnnouncementsGateway
 from app.modules.announcements.schemas import AnnouncementOut
+from app.modules.announcements.seen import AnnouncementsSeen
 from app.modules.announcements.service import AnnouncementService, announcement_out
 
 
@@ -24,9 +25,15 @@ async def provide_announcement_service(db_session: AsyncSession) -> AsyncGenerat
 
 
 async def missed_announcements(ctx: AppContext, identity: Identity) -> list[AnnouncementOut]:
+    if not await ctx.get(AnnouncementsSeen).any():
+        return []
     async with ctx.unit_of_work() as uow:
         rows = await uow.service(AnnouncementService).missed_by(identity.user_id, dt.datetime.now(dt.UTC))
     return [announcement_out(row) for row in rows]
+
+
+async def _start(ctx: AppContext) -> None:
+    await ctx.get(AnnouncementsSeen).start()
 
 
 announcements_module = Module(
@@ -34,6 +41,8 @@ announcements_module = Module(
     controllers=[AdminAnnouncementsController, AnnouncementsController],
     gateways=[AnnouncementsGateway],
     dependencies={"announcement_service": Provide(provide_announcement_service)},
+    providers={AnnouncementsSeen: AnnouncementsSeen},
+    on_startup=[_start],
     session_ready={
         "announcements": ReadyPart(
             missed_announcements,

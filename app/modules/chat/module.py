@@ -16,9 +16,10 @@ from app.modules.chat.deps import DEPENDENCIES
 from app.modules.chat.gateway import ChatGateway
 from app.modules.chat.membership import Membership
 from app.modules.chat.notifications_controller import NotificationController
+from app.modules.chat.read_state import unread_summary
 from app.modules.chat.room_hooks import ChatMembership, ParticipantRoomHook
 from app.modules.chat.schemas import UnreadSummary
-from app.modules.chat.service import ChatService
+from app.modules.chat.store import recent_conversation_ids
 from app.modules.chat.writer import MessageWriter
 
 
@@ -34,14 +35,14 @@ async def _conversation_rooms(ctx: AppContext, identity: Identity) -> Sequence[s
     at most SESSION_READY_CONVERSATIONS of them, whatever others add the user to."""
     window = ctx.settings.socket.ready_conversations
     async with ctx.unit_of_work() as uow:
-        ids = await uow.service(ChatService).recent_conversation_ids(identity.user_id, window)
+        ids = await recent_conversation_ids(uow.session, identity.user_id, window)
     return [GROUP_ROOMS.room(str(cid)) for cid in ids]
 
 
 async def _unread(ctx: AppContext, identity: Identity) -> UnreadSummary:
     window = ctx.settings.socket.ready_conversations
     async with ctx.unit_of_work() as uow:
-        return await uow.service(ChatService).unread_summary(identity.user_id, window)
+        return await unread_summary(uow.session, identity.user_id, window)
 
 
 async def _close_writer(ctx: AppContext) -> None:

@@ -6,7 +6,8 @@ import functools
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, case, func, select, update
+from sqlalchemy import and_, bindparam, case, func, select, true, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import forbidden, validation_error
 from app.modules.chat.models import Conversation, Message, Notification, Participant
@@ -74,35 +75,62 @@ class ReadStates(ChatStore):
         return int(row[0]), int(row[1])
 
     async def unread_summary(self, user_id: uuid.UUID, window: int) -> UnreadSummary:
-        """The unread state of the `window` most recently active unmuted conversations, with the total
-        of all of them and the unread notifications: two statements, whatever the numbers."""
-        rows = list(await self.session.execute(_window_statement(window), {"user_id": user_id}))
-        conversations = [
-            UnreadConversation(
-                conversation_id=str(row.conversation_id),
-                unread=row.last_seq - row.last_read_seq,
-                last_seq=row.last_seq,
-                last_read_seq=row.last_read_seq,
-                mentions=row.mentions,
-                last_message=message_out(row) if row.id is not None else None,
-            )
-            for row in rows
-            if row.last_seq > row.last_read_seq
-        ]
-        more = bool(rows) and rows[0].conversations > window
-        return UnreadSummary(
-            conversations=conversations,
-            total=int(rows[0].total) if rows else 0,
-            notifications=await self.unread_notifications(user_id),
-            more=more,
-            next_cursor=encode_cursor(rows[-1].active_at, rows[-1].conversation_id) if more else None,
-        )
+        return await unread_summary(self.session, user_id, window)
 
     async def unread_notifications(self, user_id: uuid.UUID) -> int:
         statement = select(func.count()).where(
             Notification.user_id == user_id, Notification.read_at.is_(None)
         )
         return int((await self.session.execute(statement)).scalar_one())
+
+
+async def unread_summary(session: AsyncSession, user_id: uuid.UUID, window: int) -> UnreadSummary:
+    """The unread state of the `window` most recently active unmuted conversations, with the total
+    of all of them and the unread notifications: one statement, whatever the numbers. A function of
+    the session, so that `session:ready` runs it without building a service."""
+    found = list(await session.execute(_summary_statement(window), {"user_id": user_id}))
+    notifications = int(found[0].notifications)
+    rows = [row for row in found if row.conversation_id is not None]
+    conversations = [
+        UnreadConversation(
+            conversation_id=str(row.conversation_id),
+            unread=row.last_seq - row.last_read_seq,
+            last_seq=row.last_seq,
+            last_read_seq=row.last_read_seq,
+            mentions=row.mentions,
+            last_message=message_out(row) if row.id is not None else None,
+        )
+        for row in rows
+        if row.last_seq > row.last_read_seq
+    ]
+    more = bool(rows) and rows[0].conversations > window
+    return UnreadSummary(
+        conversations=conversations,
+        total=int(rows[0].total) if rows else 0,
+        notifications=notifications,
+        more=more,
+        next_cursor=encode_cursor(rows[-1].active_at, rows[-1].conversation_id) if more else None,
+    )
+
+
+@functools.cache
+def _summary_statement(window: int) -> Any:
+    """The count of the user's unread notifications on one row, joined to every row of the window
+    (`_window_statement`): one row with no conversation when the user has none. Built once per window
+    size, like the window."""
+    user_id = bindparam("user_id", type_=Participant.__table__.c.user_id.type)
+    counted = (
+        select(func.count().label("notifications"))
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .subquery("unread_notifications")
+    )
+    rows = _window_statement(window).subquery("unread_window")
+    return (
+        select(counted.c.notifications, *rows.c)
+        .select_from(counted)
+        .outerjoin(rows, true())
+        .order_by(rows.c.active_at.desc(), rows.c.conversation_id.desc())
+    )
 
 
 @functools.cache

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -78,15 +79,7 @@ class ChatStore(SQLAlchemyAsyncRepositoryService[Conversation]):
         await self._access(conversation_id, user_id)
 
     async def recent_conversation_ids(self, user_id: uuid.UUID, window: int) -> list[uuid.UUID]:
-        """The `window` most recently active conversations of the user that are not muted."""
-        statement = (
-            select(Participant.conversation_id)
-            .join(Conversation, Conversation.id == Participant.conversation_id)
-            .where(Participant.user_id == user_id, Participant.muted_at.is_(None))
-            .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
-            .limit(window)
-        )
-        return list((await self.session.execute(statement)).scalars())
+        return await recent_conversation_ids(self.session, user_id, window)
 
     async def contacts_among(self, user_id: uuid.UUID, candidates: Sequence[uuid.UUID]) -> set[str]:
         mine = select(Participant.conversation_id).where(Participant.user_id == user_id)
@@ -130,3 +123,23 @@ class ChatStore(SQLAlchemyAsyncRepositoryService[Conversation]):
     async def conversation(self, user_id: uuid.UUID, conversation_id: uuid.UUID) -> ConversationOut:
         await self._access(conversation_id, user_id)
         return await self._load(conversation_id)
+
+
+async def recent_conversation_ids(session: AsyncSession, user_id: uuid.UUID, window: int) -> list[uuid.UUID]:
+    """The `window` most recently active conversations of the user that are not muted. A function of
+    the session, so that a socket connect runs it without building a service."""
+    return list((await session.execute(_recent_statement(window), {"user_id": user_id})).scalars())
+
+
+@functools.cache
+def _recent_statement(window: int) -> Any:
+    """`recent_conversation_ids` of the user `:user_id`, built once per window size: every socket
+    connect runs it, and building it anew cost about as much as running it."""
+    user_id = bindparam("user_id", type_=Participant.__table__.c.user_id.type)
+    return (
+        select(Participant.conversation_id)
+        .join(Conversation, Conversation.id == Participant.conversation_id)
+        .where(Participant.user_id == user_id, Participant.muted_at.is_(None))
+        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+        .limit(window)
+    )

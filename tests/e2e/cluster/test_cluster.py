@@ -187,6 +187,29 @@ async def test_logout_on_one_node_logs_out_sockets_on_the_other(
         await client.disconnected.wait()
 
 
+async def test_a_session_ended_on_one_node_is_refused_on_the_other_at_once(
+    nodes: tuple[ServerProcess, ServerProcess], http: httpx.AsyncClient, clients: Any
+) -> None:
+    """Node B saw the session live (a socket and a request) just before node A ended it: B refuses it
+    on its very next check, without waiting for anything."""
+    _a, b = nodes
+    account = await register_and_login(http)
+    headers = {"Authorization": f"Bearer {account.access_token}"}
+    on_b = await connect_ready(clients, b, account.access_token)
+    async with httpx.AsyncClient(base_url=b.url, timeout=10) as http_b:
+        assert (await http_b.get("/api/auth/me", headers=headers)).status_code == 200
+        response = await http.post("/api/auth/logout", headers=headers)
+        assert response.status_code == 200, response.text
+        me = await http_b.get("/api/auth/me", headers=headers)
+    assert me.status_code == 401
+    assert me.json()["error"]["code"] == "SESSION_REVOKED"
+    refused = clients()
+    with pytest.raises(Exception, match="failed to connect"):
+        await refused.connect(b.url, account.access_token)
+    assert refused.connect_error["data"]["code"] == "SESSION_REVOKED"
+    await on_b.disconnected.wait()
+
+
 async def test_sockets_per_user_are_counted_across_nodes(
     nodes: tuple[ServerProcess, ServerProcess], clients: Any
 ) -> None:

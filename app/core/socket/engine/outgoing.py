@@ -116,7 +116,8 @@ class OutgoingQueue:
         self.limit = limit
         self.on_overflow: Callable[[], None] | None = None
         self.waiting_bytes = 0
-        self._sizes: deque[int] = deque()
+        self._sizes: deque[int] | None = None
+        """Sizes of the packets waiting, while any wait (a deque is over 600 bytes, idle or not)."""
         self._send: ASGISend | None = None
         self._write_frame: FrameWriter | None = None
         self._early: list[Any] = []
@@ -240,6 +241,8 @@ class OutgoingQueue:
 
     def _admit(self, size: int, counted: bool) -> bool:
         """Count a packet that is about to wait; past the limit, drop everything and report it."""
+        if self._sizes is None:
+            self._sizes = deque()
         if counted and (
             len(self._sizes) >= self.limit.max_packets or self.waiting_bytes + size > self.limit.max_bytes
         ):
@@ -252,6 +255,8 @@ class OutgoingQueue:
     def _taken(self) -> None:
         if self._sizes:
             self.waiting_bytes -= self._sizes.popleft()
+            if not self._sizes:
+                self._sizes = None
 
     def _overflow(self) -> None:
         """Drop what waits and accept nothing more; a websocket's connection is dropped at once."""
@@ -267,7 +272,7 @@ class OutgoingQueue:
         self._take_waiting()
         if self._backlog is not None:
             self._backlog.clear()
-        self._sizes.clear()
+        self._sizes = None
         self.waiting_bytes = 0
 
     def _poll_queue(self) -> asyncio.Queue[Any]:
@@ -285,7 +290,7 @@ class OutgoingQueue:
             while not self._polling.empty():
                 waiting.append(self._polling.get_nowait())
                 self._polling.task_done()
-        self._sizes.clear()
+        self._sizes = None
         self.waiting_bytes = 0
         return waiting
 
@@ -331,7 +336,7 @@ class OutgoingQueue:
 
     def _abandon(self) -> None:
         self._backlog = None
-        self._sizes.clear()
+        self._sizes = None
         self.waiting_bytes = 0
         self._websocket_closed = True
 

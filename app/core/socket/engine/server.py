@@ -223,11 +223,20 @@ class ParleyServer(TransportServer):
 
     def _forget_request_headers(self, eio_sid: str) -> None:
         """Drop the handshake's headers once the socket is admitted: nothing reads them again, and
-        a browser's (cookies, user agent) would otherwise stay in memory as long as the connection."""
+        a browser's (cookies, user agent) would otherwise stay in memory as long as the connection.
+
+        They go from the environ and from the ASGI scope it was made of. The environ is emptied and
+        refilled rather than deleted from, as a dict keeps its size when keys go: the same dict
+        (Engine.IO's request handling holds it too) is then sized for what is left.
+        """
         environ = self.environ.get(eio_sid)
         if environ is not None:
-            for key in [key for key in environ if key.startswith("HTTP_")]:
-                del environ[key]
+            kept = {key: value for key, value in environ.items() if not key.startswith("HTTP_")}
+            environ.clear()
+            environ.update(kept)
+            scope = environ.get("asgi.scope")
+            if scope is not None:
+                scope["headers"] = []
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """Decode one packet defensively and route it; never let a client raise out of here."""

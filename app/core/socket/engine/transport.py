@@ -33,7 +33,7 @@ from engineio import async_socket
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
-from app.core.http.websocket_protocol import FRAME_WRITER, FrameWriter
+from app.core.http.websocket_protocol import CONTINUE_WITH, FRAME_WRITER, Continuation, FrameWriter
 from app.core.socket.engine.outgoing import (
     ASGISend,
     BacklogLimit,
@@ -42,6 +42,7 @@ from app.core.socket.engine.outgoing import (
     websocket_frame,
 )
 from app.core.socket.engine.polling import handle_post
+from app.core.socket.timers import Pending, TimerHeap
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +82,19 @@ class DirectWebSocket:
         self.server = server
 
     async def __call__(self, environ: dict[str, Any]) -> str:
+        """Accept, then serve the websocket; where the server offers `continue_with`, after Engine.IO's
+        and the application's calls have returned, so an idle connection does not hold them."""
         receive: ASGIReceive = environ["asgi.receive"]
         send: ASGISend = environ["asgi.send"]
-        write_frame: FrameWriter | None = (environ["asgi.scope"].get("extensions") or {}).get(FRAME_WRITER)
+        extensions = environ["asgi.scope"].get("extensions") or {}
+        write_frame: FrameWriter | None = extensions.get(FRAME_WRITER)
+        continue_with: Continuation | None = extensions.get(CONTINUE_WITH)
         await send({"type": "websocket.accept"})
-        await serve_websocket(self.socket, self.server, receive, send, write_frame)
+        serving = serve_websocket(self.socket, self.server, receive, send, write_frame)
+        if continue_with is None:
+            await serving
+        else:
+            continue_with(serving)
         return ""
 
 
@@ -99,7 +108,8 @@ async def serve_websocket(
     """Read packets until the client leaves; packets to it are written by its queue (framed once
     per packet and written as is, where the server offers `write_frame`)."""
     queue = socket.queue
-    if socket.connected:
+    upgrading = socket.connected
+    if upgrading:
         if not await upgrade(socket, server, receive, send):
             return
     else:
@@ -113,6 +123,10 @@ async def serve_websocket(
         await queue.join()
         await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
         queue.release()
+        if not upgrading and server.sockets.get(socket.sid) is socket:
+            # Engine.IO forgets a session that began on a websocket once its handler returns, which
+            # may have been before this ran (`continue_with`).
+            del server.sockets[socket.sid]
 
 
 async def read_packets(socket: ParleySocket, server: ParleyEngine, receive: ASGIReceive) -> None:
@@ -153,6 +167,7 @@ async def read_packets(socket: ParleySocket, server: ParleyEngine, receive: ASGI
             return
         except Exception:
             logger.exception("error handling a packet from transport %s", transport_label(socket.sid))
+        del message, data, pkt  # not held while the next one is awaited, which may be for long
 
 
 def inbound_packet(data: str | bytes) -> Any:
@@ -219,15 +234,17 @@ class ParleySocket(async_socket.AsyncSocket):  # type: ignore[misc]
     def __init__(self, server: ParleyEngine, sid: str) -> None:
         super().__init__(server, sid)
         self.queue.on_overflow = self._cut_off
-        self._ping_timer: asyncio.TimerHandle | None = None
+        self._ping_timer: Pending | None = None
         self._inbound: asyncio.Lock | None = None
 
     def schedule_ping(self) -> None:
         """Replaces Engine.IO's task per ping (which holds the socket, and through its queue the
-        connection, for a whole ping interval after the socket closed) with a timer cancelled on close."""
+        connection, for a whole ping interval after the socket closed) with an entry of the server's
+        `TimerHeap`, cancelled on close."""
         if self.last_ping and not self.closing and not self.closed:
             self.last_ping = None
-            self._ping_timer = asyncio.get_running_loop().call_later(self.server.ping_interval, self._ping)
+            interval = self.server.ping_interval
+            self._ping_timer = self.server.timers.call_later(interval, ParleySocket._ping, self)
 
     def _ping(self) -> None:
         self._ping_timer = None
@@ -269,7 +286,7 @@ class ParleySocket(async_socket.AsyncSocket):  # type: ignore[misc]
         A websocket's queue is released by its reader when the websocket ends.
         """
         if self._ping_timer is not None:
-            self._ping_timer.cancel()
+            self.server.timers.cancel(self._ping_timer)
             self._ping_timer = None
         await super().close(wait=False, abort=abort, reason=reason)
         if self.upgraded:
@@ -320,6 +337,8 @@ class ParleyEngine(engineio.AsyncServer):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self._async = {**self._async, "websocket": DirectWebSocket}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.timers = TimerHeap()
+        """The sockets' pings, on one loop timer."""
 
     def configure(self, backlog_limit: BacklogLimit, deadline: float, faults: TransportFaults) -> None:
         """Set once by the Socket.IO server, before the first request."""

@@ -1,7 +1,10 @@
 """Parley's websocket protocol under a real uvicorn server on a loopback port, with a websockets client:
 an accepted websocket offers `write_frame`, whose frame reaches the client as is; it refuses (and
 `send` serves) when permessage-deflate was negotiated or once the websocket is closing; the
-handshake's request and response are let go of; reading pauses only once `INBOUND_BACKLOG` messages
+handshake's request and response are let go of (and the request's headers, which websockets' parser
+keeps); the lean stand-ins for uvicorn's `asyncio.Queue` and `asyncio.Event` behave as uvicorn uses
+them; a coroutine handed to `continue_with` serves the connection once the application has returned;
+reading pauses only once `INBOUND_BACKLOG` messages
 wait for the application, and resumes once it has read them; a text message in fragments is decoded
 as they arrive (invalid UTF-8 fails the connection with 1007 at its first fragment) and a Close
 between fragments is answered with a Close."""
@@ -9,6 +12,7 @@ between fragments is answered with a Close."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,13 +22,17 @@ import uvicorn
 import websockets
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Close, Frame, Opcode
+from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from app.core.http.websocket_protocol import (
+    CONTINUE_WITH,
     FRAME_WRITER,
     INBOUND_BACKLOG,
     FrameWritingProtocol,
+    InboundQueue,
     MidMessageCloseProtocol,
+    Writable,
     server_frame,
 )
 from tests.support.server import free_port
@@ -69,9 +77,9 @@ class App:
         await self.done.wait()
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[tuple[App, str]]:
-    app = App()
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """`app` under uvicorn with the protocol, on a loopback port: its websocket URL."""
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, ws=FrameWritingProtocol, lifespan="off", log_config=None
@@ -80,10 +88,29 @@ async def served() -> AsyncIterator[tuple[App, str]]:
     task = asyncio.ensure_future(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
-    yield app, f"ws://127.0.0.1:{port}/"
-    app.done.set()
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+    try:
+        yield f"ws://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[App, str]]:
+    app = App()
+    async with serving(app) as url:
+        yield app, url
+        app.done.set()
+
+
+def parser_locals(protocol: FrameWritingProtocol) -> list[dict[str, Any]]:
+    """The local variables of websockets' parser, a generator delegating to others: outermost first."""
+    found = []
+    generator: Any = protocol.conn.parser
+    while generator is not None and generator.gi_frame is not None:
+        found.append(generator.gi_frame.f_locals)
+        generator = generator.gi_yieldfrom
+    return found
 
 
 async def test_a_frame_reaches_the_client_as_is_and_the_handshake_is_let_go(served: tuple[App, str]) -> None:
@@ -98,6 +125,9 @@ async def test_a_frame_reaches_the_client_as_is_and_the_handshake_is_let_go(serv
         assert await asyncio.wait_for(client.recv(), 5) == b"\x01\x02"
         assert not hasattr(protocol, "request")
         assert not hasattr(protocol, "response")
+        # websockets' server parser, which holds the request, gave way to its frame parser
+        assert all("request" not in names for names in parser_locals(protocol))
+        assert protocol.scope["path"] == "/", "the scope is intact"
 
 
 async def test_a_compressed_or_closing_websocket_refuses_frames(served: tuple[App, str]) -> None:
@@ -193,3 +223,104 @@ async def test_a_close_between_fragments_is_answered_with_its_code(served: tuple
         await asyncio.wait_for(client.wait_closed(), 5)
         assert client.protocol.close_rcvd is not None
         assert client.protocol.close_rcvd.code == 1000
+
+
+HANDSHAKE = (
+    b"GET / HTTP/1.1\r\nHost: example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+MASK = b"\x01\x02\x03\x04"
+MASKED_HI = b"\x81\x82" + MASK + bytes(byte ^ MASK[index % 4] for index, byte in enumerate(b"hi"))
+"""A client's text frame `hi`."""
+
+
+@pytest.mark.parametrize("with_handshake", [0, 2], ids=["nothing", "a frame's first two bytes"])
+def test_the_frame_parser_goes_on_alone_only_between_frames(with_handshake: int) -> None:
+    conn = ServerProtocol()
+    conn.__class__ = MidMessageCloseProtocol
+    conn.receive_data(HANDSHAKE + MASKED_HI[:with_handshake])
+    [request] = conn.events_received()
+    assert isinstance(request, Request)
+    conn.send_response(conn.accept(request))
+    assert isinstance(conn, MidMessageCloseProtocol)
+
+    conn.parse_frames_only()
+
+    server_parser: Any = conn.parser
+    holds_the_request = server_parser.gi_frame is not None and "request" in server_parser.gi_frame.f_locals
+    assert holds_the_request == bool(with_handshake), "replaced only while no frame is begun"
+    conn.receive_data(MASKED_HI[with_handshake:])
+    [frame] = conn.events_received()
+    assert isinstance(frame, Frame)
+    assert (frame.opcode, frame.data) == (Opcode.TEXT, b"hi")
+
+
+async def test_a_text_frame_s_payload_is_let_go_of_once_decoded(served: tuple[App, str]) -> None:
+    app, url = served
+    async with websockets.connect(url, compression=None) as client:
+        receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        await client.send("x" * 10_000)
+        assert await asyncio.wait_for(receive(), 5) == {"type": "websocket.receive", "text": "x" * 10_000}
+
+        # websockets' parser keeps its last frame while it waits for the next one
+        last = next(names["frame"] for names in parser_locals(protocol) if "frame" in names)
+        assert last.opcode is Opcode.TEXT
+        assert last.data == b""
+
+
+async def test_the_inbound_queue_hands_messages_over_in_order_to_a_waiting_reader() -> None:
+    queue = InboundQueue()
+    reader = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    assert not reader.done()
+
+    queue.put_nowait("a")
+    queue.put_nowait("b")
+    assert queue.qsize() == 2
+
+    assert await asyncio.wait_for(reader, 5) == "a"
+    assert await queue.get() == "b"
+    assert queue.empty()
+
+
+async def test_writable_holds_a_send_while_cleared_and_forgets_a_cancelled_one() -> None:
+    writable = Writable()
+    assert writable.is_set()
+    assert await writable.wait()
+
+    writable.clear()
+    waiting = asyncio.ensure_future(writable.wait())
+    cancelled = asyncio.ensure_future(writable.wait())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+
+    writable.set()
+    assert await asyncio.wait_for(waiting, 5)
+    assert writable.is_set()
+
+
+async def test_a_continuation_serves_the_connection_after_the_application_returned() -> None:
+    returned = asyncio.Event()
+
+    async def echo_once(receive: Any, send: Any) -> None:
+        assert returned.is_set(), "the application's call has returned first"
+        message = await receive()
+        await send({"type": "websocket.send", "text": message["text"]})
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        scope["extensions"][CONTINUE_WITH](echo_once(receive, send))
+        returned.set()
+
+    async with serving(app) as url, websockets.connect(url, compression=None) as client:
+        await asyncio.wait_for(returned.wait(), 5)
+        await client.send("still served")
+        assert await asyncio.wait_for(client.recv(), 5) == "still served"
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(client.recv(), 5)  # the continuation ended: the server closes

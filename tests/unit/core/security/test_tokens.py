@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.config.settings import JwtSettings
 from app.core.errors import AppError, ErrorCode
+from app.core.security import tokens
 from app.core.security.tokens import TokenCodec
 
 SECRET = "test-secret-test-secret-test-secret-0123"
@@ -190,3 +192,46 @@ def test_key_hints_in_the_header_choose_no_key() -> None:
     assert codec.verify(jwt.encode(claims, SECRET, algorithm="HS256", headers=hints)).subject == "user-1"
     forged = jwt.encode(claims, "another-secret-another-secret-0123", algorithm="HS256", headers=hints)
     assert refused(codec, forged) == ErrorCode.UNAUTHORIZED
+
+
+def test_a_token_verified_before_is_not_decoded_again_yet_still_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    codec = TokenCodec(hs256())
+    token, _ = codec.issue("user-1", "session-1", ttl=60)
+    first = codec.verify(token)
+
+    def decode_again(*_: object, **__: object) -> None:
+        raise AssertionError("a verified token was decoded again")
+
+    monkeypatch.setattr(jwt, "decode", decode_again)
+    assert codec.verify(token) is first
+    later = time.time() + 60 + tokens.LEEWAY + 1
+
+    def expired_by_then(*_: object, **__: object) -> None:
+        raise jwt.ExpiredSignatureError
+
+    monkeypatch.setattr(time, "time", lambda: later)
+    monkeypatch.setattr(jwt, "decode", expired_by_then)
+    with pytest.raises(AppError) as expired:
+        codec.verify(token)
+    assert expired.value.code is ErrorCode.TOKEN_EXPIRED
+
+
+def test_verified_tokens_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "VERIFIED_KEPT", 2)
+    codec = TokenCodec(hs256())
+    issued = [codec.issue(f"user-{n}", f"session-{n}")[0] for n in range(3)]
+    for token in issued:
+        codec.verify(token)
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting(token: str, *args: object, **kwargs: object) -> object:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    for token in (issued[1], issued[2], issued[0]):
+        codec.verify(token)
+    assert decoded == [issued[0]], "the least recently used one was let go"

@@ -93,7 +93,10 @@ class Harness:
         self.server.eio.sockets["e1"] = self.transport
 
     async def open(self) -> None:
-        await self.server._handle_eio_connect("e1", {"wsgi.input": object(), "HTTP_COOKIE": "c=1"})
+        self.scope: dict[str, Any] = {"type": "websocket", "headers": [(b"cookie", b"c=1")]}
+        environ = {"wsgi.input": object(), "HTTP_COOKIE": "c=1", "QUERY_STRING": "EIO=4"}
+        environ["asgi.scope"] = self.scope
+        await self.server._handle_eio_connect("e1", environ)
 
     async def connect(self) -> str:
         await self.open()
@@ -150,7 +153,10 @@ async def test_a_connect_is_admitted_once_ends_the_deadline_and_drops_the_reques
     sid = await harness.connect()
     assert harness.sink.calls == [("authenticate", sid), ("connected", sid)]
     assert "e1" not in harness.server._join_deadlines
-    assert "HTTP_COOKIE" not in harness.server.environ["e1"]
+    environ = harness.server.environ["e1"]
+    assert "HTTP_COOKIE" not in environ
+    assert environ["QUERY_STRING"] == "EIO=4", "what is not a header stays"
+    assert harness.scope["headers"] == [], "nor does the ASGI scope keep them"
 
     await harness.server._handle_eio_message("e1", "0")
 
