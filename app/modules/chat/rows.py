@@ -106,15 +106,32 @@ def like_pattern(query: str) -> str:
 
 
 def message_out(row: Any) -> MessageOut:
+    return message_of(
+        (
+            row.id,
+            row.conversation_id,
+            row.seq,
+            row.sender_id,
+            row.kind,
+            row.body,
+            row.client_msg_id,
+            row.created_at,
+        )
+    )
+
+
+def message_of(values: Sequence[Any]) -> MessageOut:
+    """The message of a row in `MESSAGE_COLUMNS` order (a SQLAlchemy row or a driver's record)."""
+    id_, conversation_id, seq, sender_id, kind, body, client_msg_id, created_at = values
     return MessageOut(
-        id=str(row.id),
-        conversation_id=str(row.conversation_id),
-        seq=row.seq,
-        sender_id=str(row.sender_id) if row.sender_id is not None else None,
-        kind=row.kind,
-        body=row.body,
-        client_msg_id=row.client_msg_id,
-        created_at=row.created_at,
+        id=str(id_),
+        conversation_id=str(conversation_id),
+        seq=seq,
+        sender_id=str(sender_id) if sender_id is not None else None,
+        kind=kind,
+        body=body,
+        client_msg_id=client_msg_id,
+        created_at=created_at,
     )
 
 
@@ -181,8 +198,9 @@ TAKE_SEQ = (
 )
 
 
-def _message_upsert(insert_into: Any) -> Any:
-    """Insert a message (values given at execution); on a repeated client id, return the stored one."""
+def message_upsert(insert_into: Any) -> Any:
+    """Insert a message (values given at execution, or by `insert_into`); on a repeated client id,
+    return the stored one."""
     statement = insert_into(MESSAGES)
     return statement.on_conflict_do_update(
         index_elements=["conversation_id", "sender_id", "client_msg_id"],
@@ -190,4 +208,4 @@ def _message_upsert(insert_into: Any) -> Any:
     ).returning(*(MESSAGES.c[column.key] for column in MESSAGE_COLUMNS))
 
 
-UPSERT_MESSAGE = {"postgresql": _message_upsert(pg_insert), "sqlite": _message_upsert(sqlite_insert)}
+UPSERT_MESSAGE = {"postgresql": message_upsert(pg_insert), "sqlite": message_upsert(sqlite_insert)}

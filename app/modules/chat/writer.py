@@ -4,7 +4,8 @@ A message handed over while no batch is being written is written at once, alone;
 while a batch is in flight wait for it and are written together as the next batch, so the batch size
 follows the load with no timer. Each sender gets its own outcome (`BatchWrite`), after the commit.
 
-The writer keeps one database connection of its own, so the hot path never pays the pool's pre-ping;
+The writer keeps one database connection of its own, so the hot path never pays the pool's pre-ping,
+and writes its batches on the driver's connection under it (`PgStatements`, `SqliteStatements`);
 when a batch fails on a connection that died (a database restart, a connection cut), it is written
 again once on a new connection, and so is one that PostgreSQL rolled back to break a deadlock, unless
 the failure came while committing (the commit may have happened). Any other database failure fails
@@ -26,7 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import AppError, ErrorCode
 from app.core.faults import is_transaction_conflict, is_unavailable
-from app.modules.chat.batch import Attempt, BatchWrite, Checkpoint, Draft, Outcome
+from app.modules.chat.batch import Attempt, BatchWrite, Checkpoint, Draft, Outcome, Statements
+from app.modules.chat.pg_statements import PgStatements
+from app.modules.chat.sqlite_statements import SqliteStatements
 
 if TYPE_CHECKING:
     from app.core.context import AppContext
@@ -50,6 +53,7 @@ class MessageWriter:
         self._queue: list[Entry] = []
         self._draining: asyncio.Task[None] | None = None
         self._connection: AsyncConnection | None = None
+        self._statements: Statements | None = None
         self._open = asyncio.Event()
         self._open.set()
         self._queued = asyncio.Event()
@@ -142,7 +146,13 @@ class MessageWriter:
     async def _write_batch(
         self, drafts: list[Draft], connection: AsyncConnection, attempt: Attempt
     ) -> dict[uuid.UUID, Outcome]:
-        return await BatchWrite(connection, drafts, attempt, self.checkpoint).run()
+        if self._statements is None:
+            self._statements = (
+                await PgStatements.on(connection)
+                if connection.dialect.name == "postgresql"
+                else await SqliteStatements.on(connection)
+            )
+        return await BatchWrite(self._statements, drafts, attempt, self.checkpoint).run()
 
     async def _on_connection(self, work: Work[T]) -> T:
         """Run `work`, once more if it failed on a connection that turned out dead (on a new one) or lost
@@ -180,6 +190,7 @@ class MessageWriter:
 
     async def _drop_connection(self, *, invalidate: bool) -> None:
         connection, self._connection = self._connection, None
+        self._statements = None
         if connection is None:
             return
         with contextlib.suppress(Exception):

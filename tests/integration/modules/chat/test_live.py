@@ -1,8 +1,11 @@
 """Chat socket handlers on an in-process server: the query budget, and a leave that fails half way.
 
 A real uvicorn server runs the app in this process, so a SQLAlchemy `before_cursor_execute` listener
-sees every statement a handler sends, and a failure can be injected into the service; real Socket.IO
-clients drive it. Transaction control (SQLite's `BEGIN IMMEDIATE`) is not a query and is not counted.
+sees every statement a handler sends through SQLAlchemy, and asyncpg's query logger (on each new
+PostgreSQL connection) or a wrapper of aiosqlite's `execute_fetchall` the ones the chat writer sends
+on the driver itself; a failure can be injected
+into the service; real Socket.IO clients drive it. Transaction control (SQLite's `BEGIN IMMEDIATE`) is
+not a query and is not counted.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiosqlite
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import event
@@ -33,8 +38,19 @@ class StatementCounter:
     statements: list[str] = field(default_factory=list)
 
     def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+        self.add(statement)
+
+    def add(self, statement: str) -> None:
+        query = statement.strip().upper()
+        if query.rstrip(";") and not query.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
             self.statements.append(statement)
+
+    def on_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        """Count what runs on asyncpg's connection itself too (not through SQLAlchemy's cursor), but the
+        pool's pings (`;`), which SQLAlchemy's listener does not see either."""
+        driver = dbapi_connection.driver_connection
+        if isinstance(driver, asyncpg.Connection):
+            driver.add_query_logger(lambda logged: self.add(logged.query))
 
     async def count(self, action: Any) -> tuple[Any, int]:
         self.statements.clear()
@@ -51,13 +67,23 @@ class LiveApp:
 
 
 @pytest.fixture
-async def live(backend: Backend) -> AsyncIterator[LiveApp]:
+async def live(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[LiveApp]:
     async with serve_in_process(backend.settings(RATE_LIMIT_ENABLED="false")) as (parley, url):
         counter = StatementCounter()
+        fetch_all = aiosqlite.Connection.execute_fetchall
+
+        async def counted(driver: aiosqlite.Connection, sql: str, parameters: Any = None) -> Any:
+            counter.add(sql)
+            return await fetch_all(driver, sql, parameters)
+
+        # The chat writer's statements on aiosqlite's connection itself (SQLAlchemy never calls this).
+        monkeypatch.setattr(aiosqlite.Connection, "execute_fetchall", counted)
         event.listen(parley.context.db.engine.sync_engine, "before_cursor_execute", counter)
+        event.listen(parley.context.db.engine.sync_engine, "connect", counter.on_connect)
         async with httpx.AsyncClient(base_url=url) as http:
             yield LiveApp(parley, url, http, counter)
         event.remove(parley.context.db.engine.sync_engine, "before_cursor_execute", counter)
+        event.remove(parley.context.db.engine.sync_engine, "connect", counter.on_connect)
 
 
 async def make_group(live: LiveApp, owner: Account, *others: Account) -> str:

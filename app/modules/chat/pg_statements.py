@@ -1,0 +1,159 @@
+"""The batch's hot statements on PostgreSQL, run on asyncpg's connection itself.
+
+The same three statements as `CoreStatements` (the seqs, the messages, the mentions), each written once
+with its rows as arrays (`unnest`), so that each is one prepared statement whatever the batch holds:
+no SQL is built or compiled per batch, and no call goes through SQLAlchemy's bridge from asyncio. The
+transaction is asyncpg's too. A failure is raised as SQLAlchemy's `DBAPIError` around the driver's
+(the connection invalidated when it is closed or out of step), so that the writer tells a dead
+connection, a lost race and a bug apart as it does on every backend.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import asyncpg
+import asyncpg.transaction
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.modules.chat.statements import CoreStatements, MentionSource, NewMessage
+
+TAKE_SEQS = """UPDATE conversations
+SET last_seq = conversations.last_seq + batch.n, updated_at = statement_timestamp()
+FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS batch(id, n, senders)
+WHERE conversations.id = batch.id
+AND conversations.id IN (
+    SELECT locked.id FROM conversations AS locked WHERE locked.id = ANY($1::uuid[])
+    ORDER BY locked.id FOR UPDATE
+)
+AND batch.senders = (
+    SELECT count(*) FROM (
+        SELECT participant.user_id FROM conversation_participants AS participant
+        WHERE participant.conversation_id = batch.id
+        AND participant.user_id IN (
+            SELECT sender.user_id FROM unnest($4::uuid[], $5::uuid[]) AS sender(conversation_id, user_id)
+            WHERE sender.conversation_id = batch.id
+        )
+        FOR KEY SHARE
+    ) AS participating
+)
+RETURNING conversations.id, conversations.last_seq"""
+"""Each conversation `$1` advanced by `$2` if all its `$3` senders (the pairs `$4`, `$5`) participate.
+Locks as `CoreStatements.take_seqs` does: the conversations in id order, the senders' rows KEY SHARE."""
+
+INSERT_MESSAGES = """INSERT INTO messages (id, conversation_id, seq, sender_id, kind, body, client_msg_id)
+SELECT id, conversation_id, seq, sender_id, 'text', body, client_msg_id
+FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[])
+    AS batch(id, conversation_id, seq, sender_id, body, client_msg_id)
+ON CONFLICT (conversation_id, sender_id, client_msg_id) DO UPDATE SET client_msg_id = excluded.client_msg_id
+RETURNING id, conversation_id, seq, sender_id, kind, body, client_msg_id, created_at"""
+"""As `UPSERT_MESSAGE`: a `client_msg_id` stored earlier returns the stored message."""
+
+NOTIFY_MENTIONS = """INSERT INTO notifications
+    (id, user_id, kind, title, body, data, conversation_id, message_id)
+SELECT mention.id, participant.user_id, mention.kind, mention.title, mention.body, mention.data::json,
+    mention.conversation_id, mention.message_id
+FROM unnest(
+    $1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[], $8::uuid[], $9::uuid[]
+) AS mention(id, username, kind, title, body, data, conversation_id, message_id, sender_id)
+JOIN conversation_participants AS participant ON participant.conversation_id = mention.conversation_id
+JOIN users ON users.id = participant.user_id
+WHERE lower(users.username) = mention.username
+AND participant.user_id <> mention.sender_id
+AND participant.muted_at IS NULL
+RETURNING id, user_id, created_at"""
+"""One row per mentioned name of each message; a name that is no unmuted participant but the sender
+makes none."""
+
+
+class PgStatements(CoreStatements):
+    """`CoreStatements` with the transaction and the hot statements on asyncpg's `driver` connection."""
+
+    def __init__(self, connection: AsyncConnection, driver: asyncpg.Connection) -> None:
+        super().__init__(connection)
+        self.driver = driver
+        self._driver_transaction: asyncpg.transaction.Transaction | None = None
+
+    @classmethod
+    async def on(cls, connection: AsyncConnection) -> PgStatements:
+        raw = await connection.get_raw_connection()
+        return cls(connection, cast("asyncpg.Connection", raw.driver_connection))
+
+    async def begin(self) -> None:
+        async with self._translated("BEGIN"):
+            transaction = self.driver.transaction()
+            await transaction.start()
+        self._driver_transaction = transaction
+
+    async def commit(self) -> None:
+        transaction, self._driver_transaction = self._driver_transaction, None
+        if transaction is not None:
+            async with self._translated("COMMIT"):
+                await transaction.commit()
+
+    async def rollback(self) -> None:
+        transaction, self._driver_transaction = self._driver_transaction, None
+        if transaction is not None:
+            async with self._translated("ROLLBACK"):
+                await transaction.rollback()
+
+    async def take_seqs(
+        self, counts: dict[uuid.UUID, int], senders: dict[uuid.UUID, set[uuid.UUID]]
+    ) -> dict[uuid.UUID, int]:
+        pairs = [(cid, uid) for cid, uids in senders.items() for uid in uids]
+        rows = await self._fetch(
+            TAKE_SEQS,
+            list(counts),
+            list(counts.values()),
+            [len(senders[cid]) for cid in counts],
+            [cid for cid, _ in pairs],
+            [uid for _, uid in pairs],
+        )
+        return {row[0]: row[1] for row in rows}
+
+    async def insert(self, messages: Sequence[NewMessage]) -> Iterable[Sequence[Any]]:
+        return await self._fetch(
+            INSERT_MESSAGES,
+            [message.id for message in messages],
+            [message.conversation_id for message in messages],
+            [message.seq for message in messages],
+            [message.sender_id for message in messages],
+            [message.body for message in messages],
+            [message.client_msg_id for message in messages],
+        )
+
+    async def notify(self, sources: Sequence[MentionSource]) -> Iterable[Sequence[Any]]:
+        rows = [(source, name, nid) for source in sources for name, nid in source.ids.items()]
+        return await self._fetch(
+            NOTIFY_MENTIONS,
+            [nid for _, _, nid in rows],
+            [name for _, name, _ in rows],
+            [source.notice.kind for source, _, _ in rows],
+            [source.notice.title for source, _, _ in rows],
+            [source.notice.body for source, _, _ in rows],
+            [json.dumps(source.notice.data) for source, _, _ in rows],
+            [source.conversation_id for source, _, _ in rows],
+            [source.message_id for source, _, _ in rows],
+            [source.sender_id for source, _, _ in rows],
+        )
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """The rows of `sql`, prepared once on the connection (asyncpg's statement cache)."""
+        async with self._translated(sql):
+            rows: list[asyncpg.Record] = await self.driver.fetch(sql, *args)
+        return rows
+
+    @asynccontextmanager
+    async def _translated(self, sql: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+            # An internal client error is the protocol out of step with the server (the end of a
+            # connection that the server terminated, arriving while a statement is being sent).
+            dead = self.driver.is_closed() or isinstance(exc, asyncpg.InternalClientError)
+            raise DBAPIError(sql, None, exc, connection_invalidated=dead) from exc

@@ -1,0 +1,187 @@
+"""The statements of a batch, run straight on the database: SQLAlchemy Core's and the ones on the
+driver's connection (asyncpg's on PostgreSQL, aiosqlite's on SQLite) mean the same: the same rows in,
+the same rows out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.db import utc_now
+from app.core.faults import is_unavailable
+from app.modules.chat.batch import Statements
+from app.modules.chat.pg_statements import PgStatements
+from app.modules.chat.rows import CONVERSATIONS, PARTICIPANTS
+from app.modules.chat.schemas import NotificationOut
+from app.modules.chat.sqlite_statements import SqliteStatements
+from app.modules.chat.statements import CoreStatements, MentionSource, NewMessage
+from tests.support.backends import Backend
+from tests.support.clients import Account, register_and_login
+from tests.support.live import make_group, serve_in_process
+
+KINDS = ("core", "driver")
+
+
+@dataclass
+class Scene:
+    """Two groups of alice's (bob, muted carol in the first; bob in the second), dave in neither."""
+
+    connection: AsyncConnection
+    statements: Statements
+    alice: Account
+    bob: Account
+    carol: Account
+    dave: Account
+    first: uuid.UUID
+    second: uuid.UUID
+
+
+@pytest.fixture(params=KINDS)
+async def scene(request: pytest.FixtureRequest, backend: Backend) -> AsyncIterator[Scene]:
+    async with serve_in_process(backend.settings(RATE_LIMIT_ENABLED="false")) as (parley, url):
+        async with httpx.AsyncClient(base_url=url, timeout=15) as http:
+            alice, bob, carol, dave = [await register_and_login(http) for _ in range(4)]
+            first = uuid.UUID(await make_group(http, alice, bob, carol))
+            second = uuid.UUID(await make_group(http, alice, bob))
+        async with parley.context.db.engine.connect() as connection:
+            async with connection.begin():
+                await connection.execute(
+                    update(PARTICIPANTS)
+                    .where(
+                        PARTICIPANTS.c.conversation_id == first,
+                        PARTICIPANTS.c.user_id == uuid.UUID(carol.user_id),
+                    )
+                    .values(muted_at=utc_now())
+                )
+            statements: Statements = CoreStatements(connection)
+            if request.param == "driver":
+                on_driver = PgStatements.on if backend.name == "postgres" else SqliteStatements.on
+                statements = await on_driver(connection)
+            yield Scene(connection, statements, alice, bob, carol, dave, first, second)
+
+
+def uid(account: Account) -> uuid.UUID:
+    return uuid.UUID(account.user_id)
+
+
+async def last_seqs(scene: Scene) -> dict[uuid.UUID, int]:
+    async with scene.connection.begin():
+        rows = await scene.connection.execute(
+            select(CONVERSATIONS.c.id, CONVERSATIONS.c.last_seq).where(
+                CONVERSATIONS.c.id.in_([scene.first, scene.second])
+            )
+        )
+        return {row.id: row.last_seq for row in rows}
+
+
+async def test_seqs_are_taken_where_every_sender_participates(scene: Scene) -> None:
+    statements, unknown = scene.statements, uuid.uuid4()
+    await statements.begin()
+    taken = await statements.take_seqs(
+        {scene.first: 3, scene.second: 2, unknown: 1},
+        {
+            scene.first: {uid(scene.alice), uid(scene.bob)},
+            scene.second: {uid(scene.alice)},
+            unknown: {uid(scene.alice)},
+        },
+    )
+    await statements.commit()
+    assert taken == {scene.first: 3, scene.second: 2}
+    await statements.begin()
+    refused = await statements.take_seqs(
+        {scene.first: 1, scene.second: 1},
+        {scene.first: {uid(scene.bob)}, scene.second: {uid(scene.alice), uid(scene.dave)}},
+    )
+    await statements.commit()
+    assert refused == {scene.first: 4}, "dave is in no group: the second conversation is left alone"
+    assert await last_seqs(scene) == {scene.first: 4, scene.second: 2}
+
+
+async def test_a_rolled_back_batch_leaves_nothing(scene: Scene) -> None:
+    statements = scene.statements
+    await statements.begin()
+    assert await statements.take_seqs({scene.first: 1}, {scene.first: {uid(scene.alice)}}) == {scene.first: 1}
+    await statements.insert([NewMessage(uuid.uuid4(), scene.first, 1, uid(scene.alice), "gone", "c-1")])
+    await statements.rollback()
+    await statements.rollback()  # nothing left to roll back: no error
+    assert await last_seqs(scene) == {scene.first: 0, scene.second: 0}
+
+
+async def test_a_client_id_stored_earlier_returns_the_stored_message(scene: Scene) -> None:
+    statements, alice = scene.statements, uid(scene.alice)
+    kept = NewMessage(uuid.uuid4(), scene.first, 1, alice, "hello", "c-1")
+    await statements.begin()
+    [stored] = await statements.insert([kept])
+    await statements.commit()
+    assert tuple(stored)[:7] == (kept.id, scene.first, 1, alice, "text", "hello", "c-1")
+    again = NewMessage(uuid.uuid4(), scene.first, 2, alice, "hello again", "c-1")
+    fresh = NewMessage(uuid.uuid4(), scene.first, 2, alice, "new", "c-2")
+    await statements.begin()
+    rows = {row[0]: tuple(row) for row in await statements.insert([again, fresh])}
+    await statements.rollback()
+    assert rows.keys() == {kept.id, fresh.id}, "the re-sent id answers with the stored message"
+    assert rows[kept.id] == tuple(stored)
+    assert rows[fresh.id][:7] == (fresh.id, scene.first, 2, alice, "text", "new", "c-2")
+
+
+async def test_mentions_notify_unmuted_participants_but_the_sender(scene: Scene) -> None:
+    statements, alice = scene.statements, uid(scene.alice)
+    message = NewMessage(uuid.uuid4(), scene.first, 1, alice, "hi all", "c-1")
+    names = [account.username.lower() for account in (scene.alice, scene.bob, scene.carol, scene.dave)]
+    ids = {name: uuid.uuid4() for name in [*names, "nobody"]}
+    notice = NotificationOut(
+        id="",
+        kind="mention",
+        title="Alice mentioned you",
+        body="hi all",
+        data={"seq": 1},
+        created_at=dt.datetime.now(dt.UTC),
+    )
+    await statements.begin()
+    await statements.take_seqs({scene.first: 1}, {scene.first: {alice}})
+    await statements.insert([message])
+    rows = list(await statements.notify([MentionSource(scene.first, message.id, alice, notice, ids)]))
+    await statements.commit()
+    assert [(row[0], row[1]) for row in rows] == [(ids[names[1]], uid(scene.bob))], "bob alone"
+    assert rows[0][2] is not None
+
+
+async def test_a_failure_on_the_driver_is_sqlalchemys_error(scene: Scene) -> None:
+    if isinstance(scene.statements, PgStatements | SqliteStatements):
+        driver_error: type[Exception] = (
+            asyncpg.ForeignKeyViolationError
+            if isinstance(scene.statements, PgStatements)
+            else sqlite3.IntegrityError
+        )
+    else:
+        pytest.skip("SQLAlchemy raises its own errors on the Core statements")
+    statements, alice = scene.statements, uid(scene.alice)
+    await statements.begin()
+    with pytest.raises(DBAPIError) as raised:
+        await statements.insert([NewMessage(uuid.uuid4(), uuid.uuid4(), 1, alice, "lost", "c-1")])
+    assert isinstance(raised.value.orig, driver_error)
+    assert not raised.value.connection_invalidated
+    assert not is_unavailable(raised.value), "a bug, not the database away"
+    await statements.rollback()
+    assert await last_seqs(scene) == {scene.first: 0, scene.second: 0}
+
+
+async def test_a_closed_driver_connection_is_invalidated(scene: Scene) -> None:
+    if not isinstance(scene.statements, PgStatements):
+        pytest.skip("asyncpg's connection is the one that a database away closes")
+    await scene.statements.driver.close()
+    with pytest.raises(DBAPIError) as raised:
+        await scene.statements.begin()
+    assert raised.value.connection_invalidated
+    assert is_unavailable(raised.value)
+    await scene.connection.invalidate()
