@@ -67,14 +67,16 @@ class Messaging(ChatStore):
         """
         wanted = {cursor.conversation_id: cursor.after_seq for cursor in cursors}
         statement = (
-            select(Conversation.id, Conversation.last_seq, Participant.id)
+            select(Conversation.id, Conversation.last_seq, Participant.id, Participant.last_read_seq)
             .outerjoin(
                 Participant,
                 and_(Participant.conversation_id == Conversation.id, Participant.user_id == user_id),
             )
             .where(Conversation.id.in_(list(wanted)))
         )
-        found = {row[0]: (row[1], row[2] is not None) for row in await self.session.execute(statement)}
+        found: dict[uuid.UUID, SyncFound] = {
+            row[0]: (row[1], row[2], row[3]) for row in await self.session.execute(statement)
+        }
         errors = {cid: error for cid in wanted if (error := _sync_error(found.get(cid))) is not None}
         last_seqs = {cid: found[cid][0] for cid in wanted if cid not in errors}
         _check_cursors(cursors, last_seqs)
@@ -93,6 +95,7 @@ class Messaging(ChatStore):
                 last_seq=last_seqs[cid],
                 recovered=last_seqs[cid] <= after + limit,
                 has_more=last_seqs[cid] > after + limit,
+                last_read_seq=found[cid][2] or 0,
             )
             for cid, after in wanted.items()
         ]
@@ -165,11 +168,15 @@ class Messaging(ChatStore):
         return MessagePage(items=[message_out(row) for row in rows[:limit]], has_more=len(rows) > limit)
 
 
-def _sync_error(found: tuple[int, bool] | None) -> SyncError | None:
-    """Why the caller may not sync a conversation, from its (last_seq, is the caller in it)."""
+SyncFound = tuple[int, uuid.UUID | None, int | None]
+"""A conversation as a sync finds it: (last_seq, the caller's participant id, their read position)."""
+
+
+def _sync_error(found: SyncFound | None) -> SyncError | None:
+    """Why the caller may not sync a conversation: missing, or the caller is not in it."""
     if found is None:
         return SyncError("NOT_FOUND", "Conversation not found")
-    if not found[1]:
+    if found[1] is None:
         return SyncError("FORBIDDEN", "You are not a participant of this conversation")
     return None
 

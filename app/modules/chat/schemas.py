@@ -199,13 +199,18 @@ class SyncError(msgspec.Struct):
 
 class SyncedConversation(msgspec.Struct):
     """One conversation of a sync. With `error` set, you may not sync that conversation (there is no
-    such conversation, or it is not yours): `messages` is empty, the rest zero or false."""
+    such conversation, or it is not yours): `messages` is empty, the rest zero or false.
+
+    `last_read_seq` is the caller's read position: a client meeting a conversation for the first
+    time starts there (bounded by its backlog), so nothing unread is skipped however the sync's
+    answer and live messages interleave."""
 
     conversation_id: str
     messages: list[MessageOut]
     last_seq: int
     recovered: bool
     has_more: bool
+    last_read_seq: int = 0
     error: SyncError | None = None
 
 

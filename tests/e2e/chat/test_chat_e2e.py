@@ -229,7 +229,11 @@ async def test_sync_after_a_real_disconnect(world: World) -> None:
     synced = {c["conversation_id"]: c for c in full["data"]["conversations"]}
     assert [m["seq"] for m in synced[cid]["messages"]] == [2, 3, 4, 5, 6]
     assert (synced[cid]["recovered"], synced[cid]["has_more"], synced[cid]["last_seq"]) == (True, False, 6)
+    assert synced[cid]["last_read_seq"] == 0, "bob has read nothing: his read position is 0"
     assert (synced[other]["messages"], synced[other]["recovered"]) == ([], True)
+    assert (
+        await alice_sock.call("chat:sync", {"conversations": [{"conversation_id": cid, "after_seq": 6}]})
+    )["data"]["conversations"][0]["last_read_seq"] == 6, "a sender has read up to what she sent"
     partial = await back.call(
         "chat:sync", {"conversations": [{"conversation_id": cid, "after_seq": 1}], "limit": 2}
     )
