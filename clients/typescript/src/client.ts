@@ -286,7 +286,10 @@ export class ParleyClient {
   }
 
   private onState(change: StateChange): void {
-    if (change.current !== "connected") this.typing.reset();
+    if (change.current !== "connected") {
+      this.typing.reset();
+      this.recovery.onConnectionLost();
+    }
     if (this.currentRole === "leader") this.channel?.post({ type: "leader", from: this.channel.tabId, state: change.current, ready: null });
     if (change.current === "closed") this.channel?.close();
     this.emitter.emit("state", change);

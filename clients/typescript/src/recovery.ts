@@ -2,9 +2,12 @@
  * Recovery: every conversation's timeline kept gap-free across reconnects.
  *
  * - On every `session:ready`, one batched `chat:sync` from each timeline's cursor (100 per call,
- *   the server's maximum); conversations met for the first time are placed first (the unread
- *   backlog from `session:ready`, or the tip found by a probe `chat:sync` with `limit: 1`).
- * - Live messages of a conversation being synced are held by its timeline and merged after.
+ *   the server's maximum); conversations met for the first time are placed first, at the unread
+ *   backlog (the read position, at most `unreadBacklog` below the tip) from `session:ready`, or
+ *   from a probe `chat:sync` with `limit: 1` that reports the tip and the read position.
+ * - Live messages of a conversation being synced are held by its timeline and merged after; so are
+ *   those that come between a (re)connect and its `session:ready` (the server joins the socket's
+ *   rooms first), since until then nothing says where a timeline stands.
  * - A live message above the next expected seq syncs that conversation at once.
  * - `recovered: false` pages the rest over REST.
  * - A hole the server cannot fill (it reported messages up to a seq but none came) is a gap: the
@@ -60,6 +63,8 @@ export class Recovery {
   /** Where to start a conversation not met before, learnt from `session:ready`. */
   private readonly startHints = new Map<string, number>();
   private epoch = 0;
+  /** Whether this connection's `session:ready` has come (live traffic is placed only after it). */
+  private ready = false;
 
   constructor(
     private readonly requests: Requester,
@@ -94,6 +99,7 @@ export class Recovery {
   /** A (re)connect: learn the conversations from `session:ready`, then sync them all. */
   onReady(ready: SessionReady): void {
     this.epoch++;
+    this.ready = true;
     this.syncing.clear();
     this.again.clear();
     for (const room of ready.rooms) {
@@ -101,12 +107,14 @@ export class Recovery {
     }
     for (const entry of unreadEntries(ready.unread)) {
       this.timeline(entry.conversation_id);
-      this.startHints.set(
-        entry.conversation_id,
-        Math.max(entry.last_read_seq, entry.last_seq - this.options.unreadBacklog, 0),
-      );
+      this.startHints.set(entry.conversation_id, this.backlogStart(entry.last_read_seq, entry.last_seq));
     }
     void this.sync(this.conversationIds());
+  }
+
+  /** The connection is lost: until the next `session:ready`, live traffic is only held. */
+  onConnectionLost(): void {
+    this.ready = false;
   }
 
   /** A live `chat:message`. */
@@ -114,6 +122,10 @@ export class Recovery {
     const id = message.conversation_id;
     if (this.removed.has(id)) return;
     const timeline = this.timeline(id);
+    if (!this.ready) {
+      timeline.hold(message, "live");
+      return;
+    }
     if (!timeline.started && !this.syncing.has(id)) {
       // First seen through live traffic (a new conversation, or one just joined): start at it.
       timeline.start(message.seq - 1);
@@ -137,7 +149,7 @@ export class Recovery {
 
   /** A conversation's tip from `conversation:updated`: where a new timeline starts. */
   onConversationTip(conversationId: string, lastSeq: number): void {
-    if (this.removed.has(conversationId)) return;
+    if (this.removed.has(conversationId) || !this.ready) return;
     const timeline = this.timeline(conversationId);
     if (!timeline.started && !this.syncing.has(conversationId)) {
       this.deliver(timeline.start(startBelow(timeline, lastSeq)));
@@ -149,6 +161,11 @@ export class Recovery {
     if (this.removed.has(conversationId) || !this.timelines.has(conversationId)) return;
     this.removed.add(conversationId);
     this.events.emit("removed", { conversationId, reason });
+  }
+
+  /** Where a conversation met for the first time starts: its read position, at most the backlog below its tip. */
+  private backlogStart(lastReadSeq: number, lastSeq: number): number {
+    return Math.max(lastReadSeq, lastSeq - this.options.unreadBacklog, 0);
   }
 
   /** Sync these conversations now (one that is syncing already is synced again afterwards). */
@@ -192,7 +209,11 @@ export class Recovery {
     await Promise.all(answer.conversations.map((synced) => this.merge(synced, epoch)));
   }
 
-  /** Find the tip of conversations met for the first time: one `chat:sync` with `limit: 1`. */
+  /**
+   * Place conversations met for the first time: one `chat:sync` with `limit: 1` reports each one's
+   * tip and read position. Starting at the read position, not the tip, keeps the messages stored
+   * between `session:ready` and this answer: their live copies may come after it.
+   */
   private async probe(ids: string[], epoch: number, attempt: number): Promise<void> {
     const cursors = ids.map((id) => ({ conversation_id: id, after_seq: 0 }));
     let answer: AckData<"chat:sync">;
@@ -209,11 +230,22 @@ export class Recovery {
       return;
     }
     if (epoch !== this.epoch) return;
+    const belowTip: string[] = [];
     for (const synced of answer.conversations) {
+      if (this.refusedEntry(synced)) continue;
       const timeline = this.timeline(synced.conversation_id);
-      this.deliver(timeline.start(startBelow(timeline, synced.last_seq)));
-      this.finish(timeline, synced.last_seq);
+      const start = this.backlogStart(synced.last_read_seq ?? synced.last_seq, synced.last_seq);
+      this.deliver(timeline.start(startBelow(timeline, start)));
+      for (const message of synced.messages) this.deliver(timeline.accept(message, "sync"));
+      if (timeline.cursor < synced.last_seq) {
+        this.syncing.delete(synced.conversation_id);
+        belowTip.push(synced.conversation_id);
+      } else {
+        this.finish(timeline, synced.last_seq);
+      }
     }
+    // Placed below their tips: what lies between comes with one batched sync, like any other.
+    if (belowTip.length > 0) await this.sync(belowTip);
   }
 
   /**
@@ -279,6 +311,7 @@ export class Recovery {
 
   /** One conversation's sync answer: its messages, then REST pages while the server has more. */
   private async merge(synced: SyncedConversation, epoch: number): Promise<void> {
+    if (this.refusedEntry(synced)) return;
     const timeline = this.timeline(synced.conversation_id);
     for (const message of synced.messages) this.deliver(timeline.accept(message, "sync"));
     let serverLast = synced.last_seq;
@@ -321,6 +354,14 @@ export class Recovery {
       }
     }
     return undefined;
+  }
+
+  /** An entry the server would not sync (the conversation is gone, or no longer the user's): dropped. */
+  private refusedEntry(synced: SyncedConversation): boolean {
+    if (synced.error === undefined || synced.error === null) return false;
+    this.syncing.delete(synced.conversation_id);
+    this.onRemoved(synced.conversation_id, synced.error.code.toLowerCase());
+    return true;
   }
 
   /** A sync of one conversation is complete: fill or declare what is still missing. */

@@ -56,6 +56,8 @@ it("every client ends with the server's list, each message once, none lost [F1]"
   const conversationId = await createGroup(server.url, owner, members, "faults");
 
   let reconnects = 0;
+  const gaps: string[] = [];
+  const errors: string[] = [];
   for (const [index, session] of sessions.entries()) {
     const client = new ParleyClient(proxy.url, {
       // Tokens without a session: the server may lose its in-memory sessions when it is killed.
@@ -70,6 +72,8 @@ it("every client ends with the server's list, each message once, none lost [F1]"
     client.on("state", (change) => {
       if (change.current === "reconnecting") reconnects++;
     });
+    client.on("gap", (gap) => gaps.push(`client ${index}: ${gap.reason} ${gap.from}..${gap.to}`));
+    client.on("error", (error) => errors.push(`client ${index}: ${error.message}`));
     clients.push(client);
     const ready = new Promise((resolve) => client.once("ready", resolve));
     await client.connect();
@@ -123,13 +127,17 @@ it("every client ends with the server's list, each message once, none lost [F1]"
   const lost = sentIds.filter((id) => !serverIds.includes(id)).length;
   const duplicated = serverIds.length - new Set(serverIds).size;
   let clientsDiffering = 0;
-  for (const client of clients) {
+  for (const [index, client] of clients.entries()) {
     const held = client.conversation(conversationId).messages;
     const same =
       held.length === truth.length &&
       held.every((message, i) => message.id === truth[i]?.id && message.seq === i + 1 && message.client_msg_id === truth[i]?.client_msg_id);
-    if (!same) clientsDiffering++;
+    if (!same) {
+      clientsDiffering++;
+      console.log(`fault test: client ${index} differs: ${describeDifference(held, truth)}`);
+    }
   }
+  if (clientsDiffering > 0) console.log(`fault test: gaps ${JSON.stringify(gaps)}; errors ${JSON.stringify(errors.slice(0, 20))}`);
   const figures = {
     seed: SEED,
     clients: CLIENTS,
@@ -159,3 +167,13 @@ it("every client ends with the server's list, each message once, none lost [F1]"
   assert.ok(proxy.stats.cuts >= 3, `the connections were cut (${proxy.stats.cuts})`);
   for (const handle of handles) assert.equal(handle.status, "sent");
 });
+
+/** What a client's list lacks or holds out of place, against the server's, for the failure message. */
+function describeDifference(held: readonly { id: string; seq: number }[], truth: readonly { id: string; seq: number }[]): string {
+  const heldIds = new Set(held.map((message) => message.id));
+  const truthIds = new Set(truth.map((message) => message.id));
+  const missing = truth.filter((message) => !heldIds.has(message.id)).map((message) => message.seq);
+  const extra = held.filter((message) => !truthIds.has(message.id)).map((message) => message.seq);
+  const firstOutOfPlace = held.findIndex((message, i) => message.id !== truth[i]?.id || message.seq !== i + 1);
+  return `holds ${held.length} of ${truth.length}; missing seqs [${missing.join(",")}]; not on the server [${extra.join(",")}]; first out of place at index ${firstOutOfPlace}`;
+}

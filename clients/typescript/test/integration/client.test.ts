@@ -150,6 +150,34 @@ describe("against parley serve", () => {
     await assert.rejects(inbox.markRead(99), { code: "VALIDATION_ERROR" });
   });
 
+  it("a conversation placed while messages flow shows every one after the read position [R3 R4]", async () => {
+    // Alice keeps sending while bob connects: a message may reach bob live before his
+    // session:ready, between it and his client's first chat:sync answer, or after; whatever the
+    // order, his client must show every message after his read position (here, all of them).
+    const bob = await signUp(server.url, "bob");
+    for (let round = 0; round < 5; round++) {
+      // A new sender each round: REST writes are rate-limited per user.
+      const alice = await signUp(server.url, "alice");
+      const conversationId = await createGroup(server.url, alice, [bob]);
+      let posted = 0;
+      let sending = true;
+      const flow = (async () => {
+        for (; sending || posted < 5; posted++) await postMessage(server.url, alice, conversationId, `m${posted}`);
+      })();
+      const b = await connected(client(bob));
+      sending = false;
+      await flow;
+      const inbox = b.conversation(conversationId);
+      await until(b, () => inbox.cursor === posted, ["message"], `all ${posted} of alice's messages`);
+      assert.deepEqual(
+        inbox.messages.map((m) => m.seq),
+        Array.from({ length: posted }, (_, i) => i + 1),
+        `round ${round}`,
+      );
+      b.close();
+    }
+  });
+
   it("a send the server refuses fails with rollback, and the next one goes on [O4]", async () => {
     const alice = await signUp(server.url, "alice");
     const bob = await signUp(server.url, "bob");

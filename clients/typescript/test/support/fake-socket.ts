@@ -71,9 +71,14 @@ export class FakeSocket implements SocketLike {
 
   /** The server accepts the connect and sends `session:ready`. */
   accept(ready: SessionReady = readyPayload()): void {
+    this.open();
+    this.server("session:ready", ready);
+  }
+
+  /** The server accepts the connect; `session:ready` is still to come. */
+  open(): void {
     this.connected = true;
     this.fire("connect");
-    this.server("session:ready", ready);
   }
 
   refuse(code: string | undefined, message = "refused"): void {

@@ -86,7 +86,7 @@ describe("recovery", () => {
       s.client.conversation(B).messages.map((m) => m.seq),
       [8, 9],
     );
-    assert.deepEqual(s.client.conversation(A).messages, [], "A starts at its tip");
+    assert.deepEqual(s.client.conversation(A).messages, [], "A starts at its tip (the answer names no read position)");
     assert.equal(s.client.conversation(A).cursor, 12);
     assert.equal(s.client.conversation(B).unread, 5);
 
@@ -103,6 +103,91 @@ describe("recovery", () => {
       limit: 100,
     });
     assert.equal(s.server.socket.pending("chat:sync").length, 1, "one batched call");
+  });
+
+  it("a probed conversation starts at the read position: messages stored before the answer whose live copies come after it are kept [R3]", async () => {
+    const s = setUp({ unreadBacklog: 3 });
+    await s.connected(readyPayload({ rooms: [`group:${A}`, `group:${B}`] }));
+    const [probe] = s.server.socket.pending("chat:sync");
+    assert.deepEqual(probe?.payload, {
+      conversations: [
+        { conversation_id: A, after_seq: 0 },
+        { conversation_id: B, after_seq: 0 },
+      ],
+      limit: 1,
+    });
+    s.server.socket.answer(
+      "chat:sync",
+      ok({
+        conversations: [
+          { ...synced(A, 1, 1, 2, false), last_read_seq: 0 },
+          { ...synced(B, 1, 1, 9, false), last_read_seq: 1 },
+        ],
+      }),
+    );
+    await s.tick();
+    s.server.socket.server("chat:message", { message: message(A, 2) });
+    await s.tick();
+    const [rest] = s.server.socket.pending("chat:sync");
+    assert.deepEqual(rest?.payload, {
+      conversations: [
+        { conversation_id: A, after_seq: 1 },
+        { conversation_id: B, after_seq: 6 },
+      ],
+      limit: 100,
+    }, "A from its read position (message 1 came with the probe), B from the backlog below its tip");
+    s.server.socket.answer("chat:sync", ok({ conversations: [synced(A, 2, 2), synced(B, 7, 9)] }));
+    await s.tick();
+    assert.deepEqual(
+      s.client.conversation(A).messages.map((m) => [m.seq, m.source]),
+      [
+        [1, "sync"],
+        [2, "live"],
+      ],
+    );
+    assert.deepEqual(
+      s.client.conversation(B).messages.map((m) => m.seq),
+      [7, 8, 9],
+    );
+    assert.deepEqual(s.events.gap ?? [], []);
+  });
+
+  it("live messages between a connect and its session:ready are held until the timeline is placed [R3 R4]", async () => {
+    const s = setUp();
+    await s.client.connect();
+    await s.tick();
+    s.server.socket.open();
+    s.server.socket.server("chat:message", { message: message(A, 2) });
+    await s.tick();
+    assert.deepEqual(s.client.conversation(A).messages, [], "nothing placed before session:ready");
+    const unread = { conversation_id: A, unread: 2, last_seq: 2, last_read_seq: 0, mentions: 0, last_message: null };
+    s.server.socket.server("session:ready", readyPayload({ rooms: [`group:${A}`], unread: { conversations: [unread], total: 2, notifications: 0, more: false, next_cursor: null } }));
+    await s.tick();
+    assert.deepEqual(s.server.socket.pending("chat:sync").at(-1)?.payload, { conversations: [{ conversation_id: A, after_seq: 0 }], limit: 100 });
+    s.server.socket.answer("chat:sync", ok({ conversations: [synced(A, 1, 2)] }));
+    await s.tick();
+    assert.deepEqual(
+      s.client.conversation(A).messages.map((m) => [m.seq, m.source]),
+      [
+        [1, "sync"],
+        [2, "live"],
+      ],
+    );
+
+    s.server.socket.drop();
+    await s.tick(60_000);
+    s.server.socket.open();
+    s.server.socket.server("chat:message", { message: message(A, 4) });
+    await s.tick();
+    assert.deepEqual(s.server.socket.pending("chat:sync"), [], "after a reconnect too, nothing before session:ready");
+    s.server.socket.server("session:ready", readyPayload({ rooms: [`group:${A}`] }));
+    await s.tick();
+    s.server.socket.answer("chat:sync", ok({ conversations: [synced(A, 3, 4)] }));
+    await s.tick();
+    assert.deepEqual(
+      s.client.conversation(A).messages.map((m) => m.seq),
+      [1, 2, 3, 4],
+    );
   });
 
   it("live messages during a sync are held and merged in seq order [R4]", async () => {
@@ -160,6 +245,26 @@ describe("recovery", () => {
       s.client.conversation(A).messages.map((m) => m.seq),
       [1, 3],
     );
+  });
+
+  it("an entry the server answers with an error is dropped, the others are synced [R7]", async () => {
+    const s = setUp();
+    s.client.conversation(A, { after: 3 });
+    s.client.conversation(B, { after: 5 });
+    await s.connected(readyPayload({ rooms: [`group:${A}`, `group:${B}`] }));
+    const refusedEntry = { conversation_id: A, messages: [], last_seq: 0, recovered: false, has_more: false, error: { code: "FORBIDDEN", message: "no" } };
+    s.server.socket.answer("chat:sync", ok({ conversations: [refusedEntry, synced(B, 6, 6)] }));
+    await s.tick();
+    assert.deepEqual(s.events.removed, [{ conversationId: A, reason: "forbidden" }]);
+    assert.deepEqual(
+      s.client.conversation(B).messages.map((m) => m.seq),
+      [6],
+    );
+    s.server.socket.drop();
+    await s.tick(60_000);
+    s.server.socket.accept(readyPayload({ rooms: [`group:${B}`] }));
+    await s.tick();
+    assert.deepEqual(s.server.socket.pending("chat:sync").at(-1)?.payload, { conversations: [{ conversation_id: B, after_seq: 6 }], limit: 100 }, "A is no longer synced");
   });
 
   it("a refused batch is split until the conversation at fault is alone, which is dropped [R7]", async () => {
