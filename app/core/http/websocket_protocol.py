@@ -37,6 +37,14 @@ Autobahn|Testsuite, `tests/e2e/conformance/websocket/`): a text message in fragm
 arrive, so invalid UTF-8 fails the connection (1007) at the first fragment that holds it, not once
 the message is whole, and without uvicorn's traceback for it; a Close between a message's fragments
 is answered like any other (`MidMessageCloseProtocol`).
+
+Every byte the connection writes (frames from `write_frame`, what uvicorn writes for the ASGI
+`send`, control frames, the handshakes) goes through its `CoalescingTransport`: what one event loop
+tick writes to a connection leaves in one `transport.write`, at the end of the tick (one callback,
+`TickFlush`, for every connection written to), or at once when the connection closes or when the
+tick's bytes would take its transport past the high-water mark. A fan-out of several messages in a
+tick costs each recipient one send system call instead of one per message, and as every path goes
+through the same buffer, a connection's bytes keep their order.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import struct
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -207,6 +216,10 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         self.text_decoder: codecs.IncrementalDecoder | None = None
         self.text_parts: list[str] = []
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.transport = CoalescingTransport(self.transport, tick_flush(self.loop))
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         if self.response.status_code == 101:  # the ASGI task is created but has not run yet
@@ -317,3 +330,134 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
             return False
         self.transport.write(frame)
         return True
+
+
+class TickFlush:
+    """One event loop's connections with bytes buffered this tick, written out by one callback.
+
+    The callback is scheduled (`call_soon`) when the first connection of a tick is written to: what
+    a lone write waits for is the end of the callbacks already due, never a timer.
+    """
+
+    __slots__ = ("_dirty", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)  # held by the loop's entry in a weak mapping: not the loop
+        self._dirty: list[CoalescingTransport] = []
+
+    def add(self, transport: CoalescingTransport) -> None:
+        if not self._dirty:
+            loop = self._loop()
+            assert loop is not None, "a connection outlived its event loop"
+            loop.call_soon(self.flush)
+        self._dirty.append(transport)
+
+    def flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for transport in dirty:
+            transport.flush()
+
+
+_tick_flushes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TickFlush] = weakref.WeakKeyDictionary()
+
+
+def tick_flush(loop: asyncio.AbstractEventLoop) -> TickFlush:
+    """The `TickFlush` of `loop`."""
+    flush = _tick_flushes.get(loop)
+    if flush is None:
+        flush = _tick_flushes[loop] = TickFlush(loop)
+    return flush
+
+
+class CoalescingTransport(asyncio.Transport):
+    """A connection's transport whose writes within one loop tick reach it as one `write`.
+
+    Buffered bytes count as written: `get_write_buffer_size` includes them, and a write that takes
+    the transport's buffer and them past its high-water mark writes them out at once, so the
+    transport pauses the protocol (`pause_writing`) where it would have without the buffer. Closing,
+    aborting and `write_eof` write them out first. Once the transport is closing (the connection was
+    lost), what is still buffered is dropped, as the transport drops what it is given then.
+    """
+
+    __slots__ = ("_pending", "_pending_size", "_room", "_tick", "transport")
+
+    def __init__(self, transport: asyncio.Transport, tick: TickFlush) -> None:
+        # asyncio.BaseTransport's `__init__` would give it an `_extra` dict: `get_extra_info` is the
+        # transport's own.
+        self.transport = transport
+        self._tick = tick
+        self._pending: list[bytes | bytearray | memoryview] = []
+        self._pending_size = 0
+        self._room = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._pending:
+            low_high = self.transport.get_write_buffer_limits()
+            self._room = low_high[1] - self.transport.get_write_buffer_size()
+            self._tick.add(self)
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size > self._room:
+            self.flush()
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def flush(self) -> None:
+        """Write out what this tick buffered, in one `write`."""
+        pending = self._pending
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        self._pending_size = 0
+        if not self.transport.is_closing():
+            self.transport.write(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size() + self._pending_size
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self.transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.transport.set_write_buffer_limits(high, low)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self.transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self.transport.can_write_eof()
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.flush()
+        self.transport.abort()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def pause_reading(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self.transport.is_reading()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.transport.get_extra_info(name, default)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self.transport.get_protocol()
