@@ -42,9 +42,10 @@ Every byte the connection writes (frames from `write_frame`, what uvicorn writes
 `send`, control frames, the handshakes) goes through its `CoalescingTransport`: what one event loop
 tick writes to a connection leaves in one `transport.write`, at the end of the tick (one callback,
 `TickFlush`, for every connection written to), or at once when the connection closes or when the
-tick's bytes would take its transport past the high-water mark. A fan-out of several messages in a
-tick costs each recipient one send system call instead of one per message, and as every path goes
-through the same buffer, a connection's bytes keep their order.
+tick's bytes would take its transport past the high-water mark; the first write to a connection
+that was written to once in its last tick goes out at once, so a lone answer waits for nothing. A
+fan-out of several messages in a tick costs each recipient one send system call instead of one per
+message, and as every path goes through the same buffer, a connection's bytes keep their order.
 """
 
 from __future__ import annotations
@@ -333,29 +334,29 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
 
 
 class TickFlush:
-    """One event loop's connections with bytes buffered this tick, written out by one callback.
+    """One event loop's connections written to this tick, whose tick one callback ends.
 
     The callback is scheduled (`call_soon`) when the first connection of a tick is written to: what
-    a lone write waits for is the end of the callbacks already due, never a timer.
+    a buffered write waits for is the end of the callbacks already due, never a timer.
     """
 
-    __slots__ = ("_dirty", "_loop")
+    __slots__ = ("_loop", "_written")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = weakref.ref(loop)  # held by the loop's entry in a weak mapping: not the loop
-        self._dirty: list[CoalescingTransport] = []
+        self._written: list[CoalescingTransport] = []
 
     def add(self, transport: CoalescingTransport) -> None:
-        if not self._dirty:
+        if not self._written:
             loop = self._loop()
             assert loop is not None, "a connection outlived its event loop"
-            loop.call_soon(self.flush)
-        self._dirty.append(transport)
+            loop.call_soon(self.end_tick)
+        self._written.append(transport)
 
-    def flush(self) -> None:
-        dirty, self._dirty = self._dirty, []
-        for transport in dirty:
-            transport.flush()
+    def end_tick(self) -> None:
+        written, self._written = self._written, []
+        for transport in written:
+            transport.end_tick()
 
 
 _tick_flushes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TickFlush] = weakref.WeakKeyDictionary()
@@ -372,6 +373,12 @@ def tick_flush(loop: asyncio.AbstractEventLoop) -> TickFlush:
 class CoalescingTransport(asyncio.Transport):
     """A connection's transport whose writes within one loop tick reach it as one `write`.
 
+    A connection written to once in its last tick is quiet: the first write of its next tick goes
+    to the transport at once (a lone answer waits for nothing), and only what follows it in the
+    same tick is buffered. A connection written to more than once in a tick buffers every write of
+    its next tick, from the first. Either way the buffer is written out, in one `write`, when the
+    tick ends (`TickFlush`).
+
     Buffered bytes count as written: `get_write_buffer_size` includes them, and a write that takes
     the transport's buffer and them past its high-water mark writes them out at once, so the
     transport pauses the protocol (`pause_writing`) where it would have without the buffer. Closing,
@@ -379,7 +386,7 @@ class CoalescingTransport(asyncio.Transport):
     lost), what is still buffered is dropped, as the transport drops what it is given then.
     """
 
-    __slots__ = ("_pending", "_pending_size", "_room", "_tick", "transport")
+    __slots__ = ("_busy", "_pending", "_pending_size", "_room", "_tick", "_writes", "transport")
 
     def __init__(self, transport: asyncio.Transport, tick: TickFlush) -> None:
         # asyncio.BaseTransport's `__init__` would give it an `_extra` dict: `get_extra_info` is the
@@ -389,14 +396,23 @@ class CoalescingTransport(asyncio.Transport):
         self._pending: list[bytes | bytearray | memoryview] = []
         self._pending_size = 0
         self._room = 0
+        self._writes = 0
+        """Writes this tick."""
+        self._busy = False
+        """The last tick wrote more than once: this one buffers from its first write."""
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
+        self._writes += 1
+        if self._writes == 1:
+            self._tick.add(self)
+            if not self._busy:
+                self.transport.write(data)
+                return
         if not self._pending:
             low_high = self.transport.get_write_buffer_limits()
             self._room = low_high[1] - self.transport.get_write_buffer_size()
-            self._tick.add(self)
         self._pending.append(data)
         self._pending_size += len(data)
         if self._pending_size > self._room:
@@ -405,6 +421,11 @@ class CoalescingTransport(asyncio.Transport):
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
             self.write(data)
+
+    def end_tick(self) -> None:
+        self.flush()
+        self._busy = self._writes > 1
+        self._writes = 0
 
     def flush(self) -> None:
         """Write out what this tick buffered, in one `write`."""

@@ -375,18 +375,27 @@ async def test_a_tick_s_writes_reach_the_transport_as_one_after_it() -> None:
     recorded = RecordingTransport()
     transport = coalescing(recorded)
 
+    transport.write(b"first")
+    assert recorded.writes == [b"first"], "a quiet connection's first write goes out at once"
     transport.write(b"a")
     transport.write(b"")
     transport.writelines([b"b", b"c"])
-    assert recorded.writes == [], "nothing is written before the tick ends"
-    assert transport.get_write_buffer_size() == 3, "buffered bytes count as written"
+    assert transport.get_write_buffer_size() == len(b"first") + 3, "buffered bytes count as written"
     await asyncio.sleep(0)
-    assert recorded.writes == [b"abc"]
+    assert recorded.writes == [b"first", b"abc"]
 
-    lone = b"a lone frame"
+    transport.write(b"d")
+    transport.write(b"e")
+    assert recorded.writes == [b"first", b"abc"], "after a busy tick, every write waits for its end"
+    await asyncio.sleep(0)
+    assert recorded.writes[2:] == [b"de"]
+
+    lone = b"lone"
     transport.write(lone)
     await asyncio.sleep(0)
-    assert recorded.writes[1] is lone, "a lone write is handed on as is, within the next tick"
+    assert recorded.writes[3] is lone, "handed on as is, at the end of its tick"
+    transport.write(b"quiet again")
+    assert recorded.writes[4:] == [b"quiet again"]
 
 
 async def test_every_connection_written_in_a_tick_is_flushed_by_one_callback(
@@ -403,52 +412,55 @@ async def test_every_connection_written_in_a_tick_is_flushed_by_one_callback(
     monkeypatch.setattr(loop, "call_soon", spy)
     first, second = RecordingTransport(), RecordingTransport()
     transports = coalescing(first), coalescing(second)
-    for transport in transports * 2:
+    for transport in transports * 3:
         transport.write(b"x")
     monkeypatch.undo()
 
     assert len(scheduled) == 1
     await asyncio.sleep(0)
-    assert first.writes == second.writes == [b"xx"]
+    assert first.writes == second.writes == [b"x", b"xx"]
 
 
 async def test_closing_aborting_or_ending_the_stream_writes_what_is_buffered_first() -> None:
     for end in ("close", "abort", "write_eof"):
         recorded = RecordingTransport()
         transport = coalescing(recorded)
+        transport.write(b"first")
         transport.write(b"last")
 
         getattr(transport, end)()
 
-        assert recorded.events == ["write", end]
-        assert recorded.writes == [b"last"]
+        assert recorded.events == ["write", "write", end]
+        assert recorded.writes == [b"first", b"last"]
         await asyncio.sleep(0)
-        assert recorded.writes == [b"last"], "nothing is written twice"
+        assert recorded.writes == [b"first", b"last"], "nothing is written twice"
 
 
 async def test_bytes_that_would_pass_the_high_water_mark_are_written_at_once() -> None:
-    recorded = RecordingTransport(buffered=4, high=10)
+    recorded = RecordingTransport(buffered=3, high=10)
     transport = coalescing(recorded)
+    transport.write(b"0")  # the transport holds 4 bytes
 
     transport.write(b"12345")
-    assert recorded.writes == [], "4 + 5 bytes stay under the mark"
+    assert recorded.writes == [b"0"], "4 + 5 bytes stay under the mark"
     transport.write(b"67")
-    assert recorded.writes == [b"1234567"], "4 + 7 pass it: the transport gets them now"
+    assert recorded.writes == [b"0", b"1234567"], "4 + 7 pass it: the transport gets them now"
     transport.write(b"8")
-    assert recorded.writes == [b"1234567", b"8"], "the transport holds 11: written as they come"
+    assert recorded.writes == [b"0", b"1234567", b"8"], "the transport holds 11: written as they come"
 
 
 async def test_what_is_buffered_when_the_connection_is_lost_is_dropped() -> None:
     recorded = RecordingTransport()
     transport = coalescing(recorded)
+    transport.write(b"sent")
     transport.write(b"unsent")
     recorded.closing = True
 
     await asyncio.sleep(0)
     transport.close()
 
-    assert recorded.writes == []
-    assert transport.get_write_buffer_size() == 0
+    assert recorded.writes == [b"sent"]
+    assert transport.get_write_buffer_size() == len(b"sent")
 
 
 class Recorder:
@@ -495,7 +507,7 @@ async def test_frames_sends_and_the_close_of_a_tick_leave_in_one_write_in_order(
         ]
         await asyncio.wait_for(client.wait_closed(), 5)
         assert client.close_code == 1000
-        assert len(recorder.writes) == 1
+        assert len(recorder.writes) == 2, "the first at once (the connection was quiet), the rest together"
 
 
 async def test_compressed_sends_of_a_tick_leave_together_in_order(served: tuple[App, str]) -> None:
@@ -508,7 +520,7 @@ async def test_compressed_sends_of_a_tick_leave_together_in_order(served: tuple[
             await protocol.send({"type": "websocket.send", "text": text})
 
         assert [await asyncio.wait_for(client.recv(), 5) for _ in range(3)] == ["one", "two", "one two"]
-        assert len(recorder.writes) == 1
+        assert len(recorder.writes) == 2, "the first at once (the connection was quiet), the rest together"
 
 
 async def test_a_connection_that_stops_being_writable_mid_tick_keeps_every_frame_in_order(
