@@ -510,6 +510,24 @@ async def test_frames_sends_and_the_close_of_a_tick_leave_in_one_write_in_order(
         assert len(recorder.writes) == 2, "the first at once (the connection was quiet), the rest together"
 
 
+async def test_a_keepalive_ping_follows_the_frames_written_before_it_in_its_tick(
+    served: tuple[App, str],
+) -> None:
+    app, url = served
+    async with websockets.connect(url, compression=None) as client:
+        _receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        recorder = recorded(protocol)
+
+        assert protocol.write_frame(server_frame("at once"))
+        assert protocol.write_frame(server_frame("buffered"))
+        protocol.send_keepalive_ping()  # uvicorn's control frame, on its own timer
+        await asyncio.sleep(0)
+
+        assert recorder.writes[0] == server_frame("at once")
+        assert recorder.writes[1].startswith(server_frame("buffered") + bytes((0x89, 4)))
+        assert [await asyncio.wait_for(client.recv(), 5) for _ in range(2)] == ["at once", "buffered"]
+
+
 async def test_compressed_sends_of_a_tick_leave_together_in_order(served: tuple[App, str]) -> None:
     app, url = served
     async with websockets.connect(url, compression="deflate") as client:
