@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.accounts import use_fast_password_hashing
 from tests.support.backends import (
     BACKENDS,
     WORKER,
@@ -92,6 +93,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """The first process (never a worker) removes the run's shared files once every test is done."""
     if not hasattr(session.config, "workerinput"):
         remove_run_files()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps in the test process hash passwords cheaply; `register_directly` makes users whose logins
+    are cheap on server processes too."""
+    use_fast_password_hashing(monkeypatch)
 
 
 @pytest.fixture(scope="session")

@@ -19,15 +19,14 @@ from app.modules.accounts import service
 from tests.support.backends import Backend
 
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+FAST_DUMMY_HASH = FAST_HASHER.hash("parley-no-such-user")
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cheap argon2 parameters for in-process apps: the flows are under test, not the cost.
-
-    Autouse in every test module that imports it."""
+def use_fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap argon2 parameters for apps in this process (the suite's autouse fixture calls it):
+    the flows are under test, not the cost, which is a third of a second of both cores a hash."""
     monkeypatch.setattr(service, "_hasher", FAST_HASHER)
-    monkeypatch.setattr(service, "_DUMMY_HASH", FAST_HASHER.hash("parley-no-such-user"))
+    monkeypatch.setattr(service, "_DUMMY_HASH", FAST_DUMMY_HASH)
 
 
 @contextlib.asynccontextmanager

@@ -14,14 +14,14 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import asyncpg.transaction
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.modules.chat.statements import CoreStatements, MentionSource, NewMessage
+from app.modules.chat.statements import DriverStatements, MentionSource, NewMessage
 
 TAKE_SEQS = """UPDATE conversations
 SET last_seq = conversations.last_seq + batch.n, updated_at = statement_timestamp()
@@ -71,36 +71,24 @@ RETURNING id, user_id, created_at"""
 makes none."""
 
 
-class PgStatements(CoreStatements):
+class PgStatements(DriverStatements):
     """`CoreStatements` with the transaction and the hot statements on asyncpg's `driver` connection."""
 
+    driver: asyncpg.Connection
+
     def __init__(self, connection: AsyncConnection, driver: asyncpg.Connection) -> None:
-        super().__init__(connection)
-        self.driver = driver
+        super().__init__(connection, driver)
         self._driver_transaction: asyncpg.transaction.Transaction | None = None
 
-    @classmethod
-    async def on(cls, connection: AsyncConnection) -> PgStatements:
-        raw = await connection.get_raw_connection()
-        return cls(connection, cast("asyncpg.Connection", raw.driver_connection))
-
-    async def begin(self) -> None:
-        async with self._translated("BEGIN"):
-            transaction = self.driver.transaction()
-            await transaction.start()
+    async def _start(self) -> None:
+        transaction = self.driver.transaction()
+        await transaction.start()
         self._driver_transaction = transaction
 
-    async def commit(self) -> None:
+    async def _end(self, *, commit: bool) -> None:
         transaction, self._driver_transaction = self._driver_transaction, None
         if transaction is not None:
-            async with self._translated("COMMIT"):
-                await transaction.commit()
-
-    async def rollback(self) -> None:
-        transaction, self._driver_transaction = self._driver_transaction, None
-        if transaction is not None:
-            async with self._translated("ROLLBACK"):
-                await transaction.rollback()
+            await (transaction.commit() if commit else transaction.rollback())
 
     async def take_seqs(
         self, counts: dict[uuid.UUID, int], senders: dict[uuid.UUID, set[uuid.UUID]]

@@ -27,7 +27,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from app.modules.chat.rows import MESSAGE_COLUMNS, MESSAGES, message_upsert
 from app.modules.chat.statements import (
     SHAPES_KEPT,
-    CoreStatements,
+    DriverStatements,
     MentionSource,
     NewMessage,
     message_values,
@@ -69,38 +69,22 @@ class Compiled:
         ]
 
 
-class SqliteStatements(CoreStatements):
+class SqliteStatements(DriverStatements):
     """`CoreStatements` with the transaction and the hot statements on aiosqlite's `driver` connection."""
 
+    BEGIN = "BEGIN IMMEDIATE"  # as every write transaction of the engine (see `app/core/db/engine.py`)
+    driver: aiosqlite.Connection
+
     def __init__(self, connection: AsyncConnection, driver: aiosqlite.Connection) -> None:
-        super().__init__(connection)
-        self.driver = driver
+        super().__init__(connection, driver)
         self._compiled: dict[int, tuple[Any, Compiled]] = {}
         self._inserts: dict[int, Compiled] = {}
-        self._active = False
 
-    @classmethod
-    async def on(cls, connection: AsyncConnection) -> SqliteStatements:
-        raw = await connection.get_raw_connection()
-        return cls(connection, cast("aiosqlite.Connection", raw.driver_connection))
+    async def _start(self) -> None:
+        await self.driver.execute(self.BEGIN)
 
-    async def begin(self) -> None:
-        # BEGIN IMMEDIATE, as every write transaction of the engine (see `app/core/db/engine.py`).
-        async with self._translated("BEGIN IMMEDIATE"):
-            await self.driver.execute("BEGIN IMMEDIATE")
-        self._active = True
-
-    async def commit(self) -> None:
-        if self._active:
-            self._active = False
-            async with self._translated("COMMIT"):
-                await self.driver.commit()
-
-    async def rollback(self) -> None:
-        if self._active:
-            self._active = False
-            async with self._translated("ROLLBACK"):
-                await self.driver.rollback()
+    async def _end(self, *, commit: bool) -> None:
+        await (self.driver.commit() if commit else self.driver.rollback())
 
     async def take_seqs(
         self, counts: dict[uuid.UUID, int], senders: dict[uuid.UUID, set[uuid.UUID]]

@@ -8,9 +8,11 @@ these very statements, compiled once (`sqlite_statements`).
 from __future__ import annotations
 
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self, cast
 
 from advanced_alchemy.types import GUID
 from sqlalchemy import (
@@ -148,6 +150,52 @@ class CoreStatements:
         async with self.connection.begin():
             rows = await self.connection.execute(select(*columns).where(asked))
             return {(row.conversation_id, row.user_id) for row in rows}
+
+
+class DriverStatements(CoreStatements, ABC):
+    """`CoreStatements` with the transaction on the driver's own `driver` connection, under
+    SQLAlchemy's; a subclass says how to start and end it (`_start`, `_end`), which SQL that is
+    (`BEGIN`), and how the driver's errors become SQLAlchemy's (`_translated`)."""
+
+    BEGIN = "BEGIN"
+
+    def __init__(self, connection: AsyncConnection, driver: Any) -> None:
+        super().__init__(connection)
+        self.driver = driver
+        self._active = False
+
+    @classmethod
+    async def on(cls, connection: AsyncConnection) -> Self:
+        """The statements on `connection`'s driver connection."""
+        raw = await connection.get_raw_connection()
+        return cls(connection, cast("Any", raw.driver_connection))
+
+    async def begin(self) -> None:
+        async with self._translated(self.BEGIN):
+            await self._start()
+        self._active = True
+
+    async def commit(self) -> None:
+        await self._finish(commit=True)
+
+    async def rollback(self) -> None:
+        await self._finish(commit=False)
+
+    async def _finish(self, *, commit: bool) -> None:
+        """End the transaction if one is open (a second rollback, or one after a failed BEGIN, is none)."""
+        if self._active:
+            self._active = False
+            async with self._translated("COMMIT" if commit else "ROLLBACK"):
+                await self._end(commit=commit)
+
+    @abstractmethod
+    async def _start(self) -> None: ...
+
+    @abstractmethod
+    async def _end(self, *, commit: bool) -> None: ...
+
+    @abstractmethod
+    def _translated(self, sql: str) -> AbstractAsyncContextManager[None]: ...
 
 
 def message_values(message: NewMessage) -> dict[str, Any]:

@@ -26,7 +26,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.accounts import fast_password_hashing  # noqa: F401 - an autouse fixture
 from tests.support.backends import Backend
 from tests.support.clients import Account, RecordingClient, login, register_admin, register_directly
 from tests.support.server import ServerProcess, running

@@ -17,7 +17,6 @@ from app.modules.accounts import service as accounts_service
 from app.modules.accounts.service import UserService
 from tests.support.accounts import (
     client_for,
-    fast_password_hashing,  # noqa: F401 - an autouse fixture
     parley,
     record_revocations,
 )

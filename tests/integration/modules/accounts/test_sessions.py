@@ -17,7 +17,6 @@ from app.core.db.engine import create_engine
 from app.modules.accounts.models import LoginSession
 from tests.support.accounts import (
     client_for,
-    fast_password_hashing,  # noqa: F401 - an autouse fixture
     record_revocations,
 )
 from tests.support.backends import Backend
