@@ -337,14 +337,18 @@ class TickFlush:
     """One event loop's connections written to this tick, whose tick one callback ends.
 
     The callback is scheduled (`call_soon`) when the first connection of a tick is written to: what
-    a buffered write waits for is the end of the callbacks already due, never a timer.
+    a buffered write waits for is the end of the callbacks already due, never a timer. It writes
+    out the buffers in the order the connections began to buffer (`buffered`), so the first
+    messages of a tick leave first across connections too.
     """
 
-    __slots__ = ("_loop", "_written")
+    __slots__ = ("_loop", "_written", "buffered")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = weakref.ref(loop)  # held by the loop's entry in a weak mapping: not the loop
         self._written: list[CoalescingTransport] = []
+        self.buffered: list[CoalescingTransport] = []
+        """The connections that buffer this tick, in the order they began to."""
 
     def add(self, transport: CoalescingTransport) -> None:
         if not self._written:
@@ -354,7 +358,10 @@ class TickFlush:
         self._written.append(transport)
 
     def end_tick(self) -> None:
-        written, self._written = self._written, []
+        buffered, written = self.buffered, self._written
+        self.buffered, self._written = [], []
+        for transport in buffered:
+            transport.flush()
         for transport in written:
             transport.end_tick()
 
@@ -374,10 +381,11 @@ class CoalescingTransport(asyncio.Transport):
     """A connection's transport whose writes within one loop tick reach it as one `write`.
 
     A connection written to once in its last tick is quiet: the first write of its next tick goes
-    to the transport at once (a lone answer waits for nothing), and only what follows it in the
-    same tick is buffered. A connection written to more than once in a tick buffers every write of
-    its next tick, from the first. Either way the buffer is written out, in one `write`, when the
-    tick ends (`TickFlush`).
+    to the transport at once (a lone answer waits for nothing) unless another connection already
+    buffers in this tick (it would overtake that one's earlier messages), and what follows it in
+    the same tick is buffered. A connection written to more than once in a tick buffers every
+    write of its next tick, from the first. Either way the buffer is written out, in one `write`,
+    when the tick ends (`TickFlush`).
 
     Buffered bytes count as written: `get_write_buffer_size` includes them, and a write that takes
     the transport's buffer and them past its high-water mark writes them out at once, so the
@@ -407,12 +415,13 @@ class CoalescingTransport(asyncio.Transport):
         self._writes += 1
         if self._writes == 1:
             self._tick.add(self)
-            if not self._busy:
+            if not (self._busy or self._tick.buffered):
                 self.transport.write(data)
                 return
         if not self._pending:
             low_high = self.transport.get_write_buffer_limits()
             self._room = low_high[1] - self.transport.get_write_buffer_size()
+            self._tick.buffered.append(self)
         self._pending.append(data)
         self._pending_size += len(data)
         if self._pending_size > self._room:
@@ -423,7 +432,7 @@ class CoalescingTransport(asyncio.Transport):
             self.write(data)
 
     def end_tick(self) -> None:
-        self.flush()
+        """The tick ended (its buffer is written out): how busy it was decides how the next begins."""
         self._busy = self._writes > 1
         self._writes = 0
 

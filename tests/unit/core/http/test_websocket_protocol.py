@@ -421,6 +421,23 @@ async def test_every_connection_written_in_a_tick_is_flushed_by_one_callback(
     assert first.writes == second.writes == [b"x", b"xx"]
 
 
+async def test_a_quiet_connection_does_not_overtake_one_that_buffers_in_the_same_tick() -> None:
+    busy_recorded, quiet_recorded = RecordingTransport(), RecordingTransport()
+    busy, quiet = coalescing(busy_recorded), coalescing(quiet_recorded)
+    busy.write(b"1")
+    busy.write(b"2")
+    await asyncio.sleep(0)
+    order: list[bytes] = []
+    busy_recorded.write = quiet_recorded.write = order.append  # type: ignore[method-assign,assignment]
+
+    busy.write(b"busy")
+    quiet.write(b"quiet")
+    assert order == [], "the quiet one waits too: the busy one's message came first"
+    await asyncio.sleep(0)
+
+    assert order == [b"busy", b"quiet"]
+
+
 async def test_closing_aborting_or_ending_the_stream_writes_what_is_buffered_first() -> None:
     for end in ("close", "abort", "write_eof"):
         recorded = RecordingTransport()
