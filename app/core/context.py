@@ -58,6 +58,6 @@ class AppContext:
     def unit_of_work(self) -> UnitOfWork:
         return unit_of_work(self.db)
 
-    def shared_unit_of_work(self) -> AbstractAsyncContextManager[None]:
+    def shared_unit_of_work(self, *, read_only: bool = False) -> AbstractAsyncContextManager[None]:
         """Inside, this task's units of work share one session (see `shared_unit_of_work`)."""
-        return shared_unit_of_work(self.db)
+        return shared_unit_of_work(self.db, read_only=read_only)

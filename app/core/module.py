@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 LifecycleHook = Callable[["AppContext"], Awaitable[None]]
 RoomHookFactory = Callable[["AppContext"], "RoomHook"]
 ConnectRooms = Callable[["AppContext", "Identity"], Awaitable[Sequence[str]]]
+"""The rooms a connecting socket joins besides its identity rooms; it only reads (its units of work
+share one read-only session)."""
 SocketHook = Callable[["AppContext", "Identity", str], Awaitable[None]]
 """Called with the socket's identity and sid when a socket connects or disconnects."""
 

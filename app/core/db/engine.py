@@ -39,8 +39,17 @@ def _unicode_lower(value: str | None) -> str | None:
     return value.lower() if isinstance(value, str) else value
 
 
+READ_ONLY = "parley_read_only"
+"""Execution option of connections whose transactions only read (see `Database.read_session_maker`)."""
+
+
 def _sqlite_on_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A transaction that only reads takes no lock up front: in WAL mode it reads a snapshot while
+    # writers go on. Taking the write lock for it (as for writes, above) queued every handshake's
+    # reads behind each other and behind chat writes in SQLite's busy handler, which sleeps 1 ms,
+    # then 2, 5, 10... between tries.
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -78,6 +87,11 @@ class Database:
         self.settings = settings
         self.engine = create_engine(settings)
         self.session_maker = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)
+        self.read_session_maker = async_sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, class_=AsyncSession
+        )
+        """Sessions for work that only reads: on SQLite their transactions begin without the write lock
+        (a write in one would have to upgrade its lock, and fails if a writer committed meanwhile)."""
 
     def plugin_config(self) -> SQLAlchemyAsyncConfig:
         """advanced-alchemy's Litestar config over this engine; requests get `db_session`."""

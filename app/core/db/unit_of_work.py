@@ -7,9 +7,10 @@ Services are built on one session; nothing is written unless the caller commits:
         await users.create(...)
         await uow.commit()
 
-`shared_unit_of_work(db)` lets a sequence of such blocks in one task (a socket handshake's token
-check, rooms and `session:ready` parts) use one session: one pooled connection checked out and one
-transaction begun for all of them rather than one each. Units other tasks open are their own.
+`shared_unit_of_work(db)` lets a sequence of such blocks in one task (a socket handshake's rooms, or
+its `session:ready` parts) use one session: one pooled connection checked out and one transaction
+begun for all of them rather than one each. Units other tasks open are their own. Blocks that only
+read say so (`read_only=True`): on SQLite their transaction then takes no write lock.
 """
 
 from __future__ import annotations
@@ -29,15 +30,19 @@ S = TypeVar("S")
 
 
 class UnitOfWork:
-    def __init__(self, db: Database) -> None:
+    """With `read_only`, the unit's session only reads (`Database.read_session_maker`)."""
+
+    def __init__(self, db: Database, *, read_only: bool = False) -> None:
         self._db = db
+        self._read_only = read_only
         self._session: AsyncSession | None = None
         self._services: dict[type[Any], Any] = {}
 
     @property
     def session(self) -> AsyncSession:
         if self._session is None:
-            self._session = self._db.session_maker()
+            maker = self._db.read_session_maker if self._read_only else self._db.session_maker
+            self._session = maker()
         return self._session
 
     def service(self, service_type: type[S]) -> S:
@@ -105,10 +110,11 @@ def unit_of_work(db: Database) -> UnitOfWork:
 
 
 @contextlib.asynccontextmanager
-async def shared_unit_of_work(db: Database) -> AsyncIterator[None]:
+async def shared_unit_of_work(db: Database, *, read_only: bool = False) -> AsyncIterator[None]:
     """Inside, this task's `unit_of_work(db)` blocks share one session, closed on the way out.
-    Tasks started inside inherit the context but not the session (it is not safe to share)."""
-    owner = UnitOfWork(db)
+    Tasks started inside inherit the context but not the session (it is not safe to share). With
+    `read_only`, the blocks inside only read (see `UnitOfWork`)."""
+    owner = UnitOfWork(db, read_only=read_only)
     token = _SHARED.set((owner, asyncio.current_task()))
     try:
         async with owner:

@@ -52,7 +52,8 @@ class ReadyPart:
     """One field of `session:ready` filled by a module.
 
     `produce` computes it for the connecting identity; `schema` is its type (`fallback`, sent when
-    `produce` fails, must fit it); `example` shows it in the docs.
+    `produce` fails, must fit it); `example` shows it in the docs. `produce` only reads: its units of
+    work share one read-only session (`AppContext.shared_unit_of_work(read_only=True)`).
     """
 
     produce: Callable[[AppContext, Identity], Awaitable[Any]]

@@ -126,8 +126,7 @@ class SocketRuntime:
         """Admit a socket or refuse it with `connect_error {code, message}`; never leak a count."""
         started = time.monotonic()
         try:
-            async with self.ctx.shared_unit_of_work():
-                identity, rooms = await self._admit(environ, auth)
+            identity, rooms = await self._admit(environ, auth)
         except AppError as error:
             self.ctx.metrics.errors.labels(error.code.value).inc()
             raise refusal(error.code, error.message) from None
@@ -177,11 +176,13 @@ class SocketRuntime:
         The socket is counted before the limit is checked, so two simultaneous connects cannot both
         slip under it; any refusal after counting uncounts it.
         """
-        identity = await self.authenticator.authenticate(bearer_token(environ, auth))
+        async with self.ctx.shared_unit_of_work():
+            identity = await self.authenticator.authenticate(bearer_token(environ, auth))
         total = await self.tracker.add(str(identity.user_id))
         try:
             self._check_socket_count(total)
-            return identity, await self._connect_rooms(identity)
+            async with self.ctx.shared_unit_of_work(read_only=True):
+                return identity, await self._connect_rooms(identity)
         except BaseException:
             await self._uncount(identity.user_id)
             raise
@@ -263,9 +264,9 @@ class SocketRuntime:
         )
 
     async def _ready_parts(self, sock: LocalSocket) -> dict[str, Any]:
-        """Every module's `session:ready` part, its queries on one database session."""
+        """Every module's `session:ready` part, its queries on one database session that only reads."""
         produced: dict[str, Any] = {}
-        async with self.ctx.shared_unit_of_work():
+        async with self.ctx.shared_unit_of_work(read_only=True):
             for module in self.modules:
                 for key, part in module.session_ready.items():
                     value = await self._guarded(

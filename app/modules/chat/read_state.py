@@ -88,7 +88,8 @@ async def unread_summary(session: AsyncSession, user_id: uuid.UUID, window: int)
     """The unread state of the `window` most recently active unmuted conversations, with the total
     of all of them and the unread notifications: one statement, whatever the numbers. A function of
     the session, so that `session:ready` runs it without building a service."""
-    found = list(await session.execute(_summary_statement(window), {"user_id": user_id}))
+    connection = await session.connection()  # plain rows: the ORM's execution path is not needed
+    found = list(await connection.execute(_summary_statement(window), {"user_id": user_id}))
     notifications = int(found[0].notifications)
     rows = [row for row in found if row.conversation_id is not None]
     conversations = [

@@ -65,3 +65,23 @@ async def test_a_failed_block_rolls_back_and_the_next_block_works(backend: Backe
                 assert await one(next_block.session) == 1
     finally:
         await db.dispose()
+
+
+async def test_a_read_only_unit_reads_while_a_writer_holds_its_transaction(backend: Backend) -> None:
+    """A read-only unit does not queue behind a writer: on SQLite its transaction takes no write lock
+    (a unit that may write takes it at BEGIN, and would wait here for the writer's commit, up to the
+    busy timeout of 10 s)."""
+    db = Database(backend.settings(DATABASE_MAX_CONNECTIONS="3"))
+    try:
+        async with unit_of_work(db) as writer:
+            await writer.session.execute(text("UPDATE users SET display_name = display_name WHERE 1 = 0"))
+            assert writer.session.in_transaction()
+            async with shared_unit_of_work(db, read_only=True):
+                async with unit_of_work(db) as reader:
+                    count = await asyncio.wait_for(
+                        reader.session.execute(text("SELECT count(*) FROM users")), 2
+                    )
+                    assert count.scalar_one() >= 0
+            await writer.rollback()
+    finally:
+        await db.dispose()
