@@ -37,6 +37,15 @@ Autobahn|Testsuite, `tests/e2e/conformance/websocket/`): a text message in fragm
 arrive, so invalid UTF-8 fails the connection (1007) at the first fragment that holds it, not once
 the message is whole, and without uvicorn's traceback for it; a Close between a message's fragments
 is answered like any other (`MidMessageCloseProtocol`).
+
+Every byte the connection writes (frames from `write_frame`, what uvicorn writes for the ASGI
+`send`, control frames, the handshakes) goes through its `CoalescingTransport`: what one event loop
+tick writes to a connection leaves in one `transport.write`, at the end of the tick (one callback,
+`TickFlush`, for every connection written to), or at once when the connection closes or when the
+tick's bytes would take its transport past the high-water mark; the first write to a connection
+that was written to once in its last tick goes out at once, so a lone answer waits for nothing. A
+fan-out of several messages in a tick costs each recipient one send system call instead of one per
+message, and as every path goes through the same buffer, a connection's bytes keep their order.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import struct
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -207,6 +217,10 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         self.text_decoder: codecs.IncrementalDecoder | None = None
         self.text_parts: list[str] = []
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.transport = CoalescingTransport(self.transport, tick_flush(self.loop))
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         if self.response.status_code == 101:  # the ASGI task is created but has not run yet
@@ -317,3 +331,163 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
             return False
         self.transport.write(frame)
         return True
+
+
+class TickFlush:
+    """One event loop's connections written to this tick, whose tick one callback ends.
+
+    The callback is scheduled (`call_soon`) when the first connection of a tick is written to: what
+    a buffered write waits for is the end of the callbacks already due, never a timer. It writes
+    out the buffers in the order the connections began to buffer (`buffered`), so the first
+    messages of a tick leave first across connections too.
+    """
+
+    __slots__ = ("_loop", "_written", "buffered")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)  # held by the loop's entry in a weak mapping: not the loop
+        self._written: list[CoalescingTransport] = []
+        self.buffered: list[CoalescingTransport] = []
+        """The connections that buffer this tick, in the order they began to."""
+
+    def add(self, transport: CoalescingTransport) -> None:
+        if not self._written:
+            loop = self._loop()
+            assert loop is not None, "a connection outlived its event loop"
+            loop.call_soon(self.end_tick)
+        self._written.append(transport)
+
+    def end_tick(self) -> None:
+        buffered, written = self.buffered, self._written
+        self.buffered, self._written = [], []
+        for transport in buffered:
+            transport.flush()
+        for transport in written:
+            transport.end_tick()
+
+
+_tick_flushes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TickFlush] = weakref.WeakKeyDictionary()
+
+
+def tick_flush(loop: asyncio.AbstractEventLoop) -> TickFlush:
+    """The `TickFlush` of `loop`."""
+    flush = _tick_flushes.get(loop)
+    if flush is None:
+        flush = _tick_flushes[loop] = TickFlush(loop)
+    return flush
+
+
+class CoalescingTransport(asyncio.Transport):
+    """A connection's transport whose writes within one loop tick reach it as one `write`.
+
+    A connection written to once in its last tick is quiet: the first write of its next tick goes
+    to the transport at once (a lone answer waits for nothing) unless another connection already
+    buffers in this tick (it would overtake that one's earlier messages), and what follows it in
+    the same tick is buffered. A connection written to more than once in a tick buffers every
+    write of its next tick, from the first. Either way the buffer is written out, in one `write`,
+    when the tick ends (`TickFlush`).
+
+    Buffered bytes count as written: `get_write_buffer_size` includes them, and a write that takes
+    the transport's buffer and them past its high-water mark writes them out at once, so the
+    transport pauses the protocol (`pause_writing`) where it would have without the buffer. Closing,
+    aborting and `write_eof` write them out first. Once the transport is closing (the connection was
+    lost), what is still buffered is dropped, as the transport drops what it is given then.
+    """
+
+    __slots__ = ("_busy", "_pending", "_pending_size", "_room", "_tick", "_writes", "transport")
+
+    def __init__(self, transport: asyncio.Transport, tick: TickFlush) -> None:
+        # asyncio.BaseTransport's `__init__` would give it an `_extra` dict: `get_extra_info` is the
+        # transport's own.
+        self.transport = transport
+        self._tick = tick
+        self._pending: list[bytes | bytearray | memoryview] = []
+        self._pending_size = 0
+        self._room = 0
+        self._writes = 0
+        """Writes this tick."""
+        self._busy = False
+        """The last tick wrote more than once: this one buffers from its first write."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        self._writes += 1
+        if self._writes == 1:
+            self._tick.add(self)
+            if not (self._busy or self._tick.buffered):
+                self.transport.write(data)
+                return
+        if not self._pending:
+            low_high = self.transport.get_write_buffer_limits()
+            self._room = low_high[1] - self.transport.get_write_buffer_size()
+            self._tick.buffered.append(self)
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size > self._room:
+            self.flush()
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def end_tick(self) -> None:
+        """The tick ended (its buffer is written out): how busy it was decides how the next begins."""
+        self._busy = self._writes > 1
+        self._writes = 0
+
+    def flush(self) -> None:
+        """Write out what this tick buffered, in one `write`."""
+        pending = self._pending
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        self._pending_size = 0
+        if not self.transport.is_closing():
+            self.transport.write(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size() + self._pending_size
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self.transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.transport.set_write_buffer_limits(high, low)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self.transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self.transport.can_write_eof()
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.flush()
+        self.transport.abort()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def pause_reading(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self.transport.is_reading()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.transport.get_extra_info(name, default)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self.transport.get_protocol()

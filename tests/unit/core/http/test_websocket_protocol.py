@@ -7,7 +7,8 @@ them; a coroutine handed to `continue_with` serves the connection once the appli
 reading pauses only once `INBOUND_BACKLOG` messages
 wait for the application, and resumes once it has read them; a text message in fragments is decoded
 as they arrive (invalid UTF-8 fails the connection with 1007 at its first fragment) and a Close
-between fragments is answered with a Close."""
+between fragments is answered with a Close; what a tick writes to a connection, on any path, reaches
+its transport as one write, in order, with the transport's back-pressure where it was."""
 
 from __future__ import annotations
 
@@ -29,11 +30,13 @@ from app.core.http.websocket_protocol import (
     CONTINUE_WITH,
     FRAME_WRITER,
     INBOUND_BACKLOG,
+    CoalescingTransport,
     FrameWritingProtocol,
     InboundQueue,
     MidMessageCloseProtocol,
     Writable,
     server_frame,
+    tick_flush,
 )
 from tests.support.server import free_port
 
@@ -324,3 +327,256 @@ async def test_a_continuation_serves_the_connection_after_the_application_return
         assert await asyncio.wait_for(client.recv(), 5) == "still served"
         with pytest.raises(websockets.ConnectionClosed):
             await asyncio.wait_for(client.recv(), 5)  # the continuation ended: the server closes
+
+
+class RecordingTransport(asyncio.Transport):
+    """A transport that records what it is given and keeps it all buffered (its client does not
+    read): a buffer of `buffered` bytes to begin with, high-water mark `high`."""
+
+    def __init__(self, buffered: int = 0, high: int = 1 << 16) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.events: list[str] = []
+        self.buffered = buffered
+        self.high = high
+        self.closing = False
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+        self.events.append("write")
+        self.buffered += len(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return 0, self.high
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.events.append("close")
+        self.closing = True
+
+    def abort(self) -> None:
+        self.events.append("abort")
+        self.closing = True
+
+    def write_eof(self) -> None:
+        self.events.append("write_eof")
+
+
+def coalescing(transport: RecordingTransport) -> CoalescingTransport:
+    return CoalescingTransport(transport, tick_flush(asyncio.get_running_loop()))
+
+
+async def test_a_tick_s_writes_reach_the_transport_as_one_after_it() -> None:
+    recorded = RecordingTransport()
+    transport = coalescing(recorded)
+
+    transport.write(b"first")
+    assert recorded.writes == [b"first"], "a quiet connection's first write goes out at once"
+    transport.write(b"a")
+    transport.write(b"")
+    transport.writelines([b"b", b"c"])
+    assert transport.get_write_buffer_size() == len(b"first") + 3, "buffered bytes count as written"
+    await asyncio.sleep(0)
+    assert recorded.writes == [b"first", b"abc"]
+
+    transport.write(b"d")
+    transport.write(b"e")
+    assert recorded.writes == [b"first", b"abc"], "after a busy tick, every write waits for its end"
+    await asyncio.sleep(0)
+    assert recorded.writes[2:] == [b"de"]
+
+    lone = b"lone"
+    transport.write(lone)
+    await asyncio.sleep(0)
+    assert recorded.writes[3] is lone, "handed on as is, at the end of its tick"
+    transport.write(b"quiet again")
+    assert recorded.writes[4:] == [b"quiet again"]
+
+
+async def test_every_connection_written_in_a_tick_is_flushed_by_one_callback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    scheduled: list[Any] = []
+    call_soon = loop.call_soon
+
+    def spy(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        scheduled.append(callback)
+        return call_soon(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon", spy)
+    first, second = RecordingTransport(), RecordingTransport()
+    transports = coalescing(first), coalescing(second)
+    for transport in transports * 3:
+        transport.write(b"x")
+    monkeypatch.undo()
+
+    assert len(scheduled) == 1
+    await asyncio.sleep(0)
+    assert first.writes == second.writes == [b"x", b"xx"]
+
+
+async def test_a_quiet_connection_does_not_overtake_one_that_buffers_in_the_same_tick() -> None:
+    busy_recorded, quiet_recorded = RecordingTransport(), RecordingTransport()
+    busy, quiet = coalescing(busy_recorded), coalescing(quiet_recorded)
+    busy.write(b"1")
+    busy.write(b"2")
+    await asyncio.sleep(0)
+    order: list[bytes] = []
+    busy_recorded.write = quiet_recorded.write = order.append  # type: ignore[method-assign,assignment]
+
+    busy.write(b"busy")
+    quiet.write(b"quiet")
+    assert order == [], "the quiet one waits too: the busy one's message came first"
+    await asyncio.sleep(0)
+
+    assert order == [b"busy", b"quiet"]
+
+
+async def test_closing_aborting_or_ending_the_stream_writes_what_is_buffered_first() -> None:
+    for end in ("close", "abort", "write_eof"):
+        recorded = RecordingTransport()
+        transport = coalescing(recorded)
+        transport.write(b"first")
+        transport.write(b"last")
+
+        getattr(transport, end)()
+
+        assert recorded.events == ["write", "write", end]
+        assert recorded.writes == [b"first", b"last"]
+        await asyncio.sleep(0)
+        assert recorded.writes == [b"first", b"last"], "nothing is written twice"
+
+
+async def test_bytes_that_would_pass_the_high_water_mark_are_written_at_once() -> None:
+    recorded = RecordingTransport(buffered=3, high=10)
+    transport = coalescing(recorded)
+    transport.write(b"0")  # the transport holds 4 bytes
+
+    transport.write(b"12345")
+    assert recorded.writes == [b"0"], "4 + 5 bytes stay under the mark"
+    transport.write(b"67")
+    assert recorded.writes == [b"0", b"1234567"], "4 + 7 pass it: the transport gets them now"
+    transport.write(b"8")
+    assert recorded.writes == [b"0", b"1234567", b"8"], "the transport holds 11: written as they come"
+
+
+async def test_what_is_buffered_when_the_connection_is_lost_is_dropped() -> None:
+    recorded = RecordingTransport()
+    transport = coalescing(recorded)
+    transport.write(b"sent")
+    transport.write(b"unsent")
+    recorded.closing = True
+
+    await asyncio.sleep(0)
+    transport.close()
+
+    assert recorded.writes == [b"sent"]
+    assert transport.get_write_buffer_size() == len(b"sent")
+
+
+class Recorder:
+    """Stands between a coalescing transport and the real one, counting the writes."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        self.transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+def recorded(protocol: FrameWritingProtocol) -> Recorder:
+    coalesced = protocol.transport
+    assert isinstance(coalesced, CoalescingTransport)
+    recorder = Recorder(coalesced.transport)
+    coalesced.transport = recorder  # type: ignore[assignment] # what a transport offers, by delegation
+    return recorder
+
+
+async def test_frames_sends_and_the_close_of_a_tick_leave_in_one_write_in_order(
+    served: tuple[App, str],
+) -> None:
+    app, url = served
+    async with websockets.connect(url, compression=None) as client:
+        _receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        recorder = recorded(protocol)
+
+        assert protocol.write_frame(server_frame("framed"))
+        await protocol.send({"type": "websocket.send", "text": "sent"})  # uvicorn's own path
+        assert protocol.write_frame(server_frame(b"framed again"))
+        await protocol.send({"type": "websocket.close", "code": 1000})
+        assert not protocol.write_frame(server_frame("too late"))
+
+        assert [await asyncio.wait_for(client.recv(), 5) for _ in range(3)] == [
+            "framed",
+            "sent",
+            b"framed again",
+        ]
+        await asyncio.wait_for(client.wait_closed(), 5)
+        assert client.close_code == 1000
+        assert len(recorder.writes) == 2, "the first at once (the connection was quiet), the rest together"
+
+
+async def test_a_keepalive_ping_follows_the_frames_written_before_it_in_its_tick(
+    served: tuple[App, str],
+) -> None:
+    app, url = served
+    async with websockets.connect(url, compression=None) as client:
+        _receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        recorder = recorded(protocol)
+
+        assert protocol.write_frame(server_frame("at once"))
+        assert protocol.write_frame(server_frame("buffered"))
+        protocol.send_keepalive_ping()  # uvicorn's control frame, on its own timer
+        await asyncio.sleep(0)
+
+        assert recorder.writes[0] == server_frame("at once")
+        assert recorder.writes[1].startswith(server_frame("buffered") + bytes((0x89, 4)))
+        assert [await asyncio.wait_for(client.recv(), 5) for _ in range(2)] == ["at once", "buffered"]
+
+
+async def test_compressed_sends_of_a_tick_leave_together_in_order(served: tuple[App, str]) -> None:
+    app, url = served
+    async with websockets.connect(url, compression="deflate") as client:
+        _receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        recorder = recorded(protocol)
+
+        for text in ("one", "two", "one two"):
+            await protocol.send({"type": "websocket.send", "text": text})
+
+        assert [await asyncio.wait_for(client.recv(), 5) for _ in range(3)] == ["one", "two", "one two"]
+        assert len(recorder.writes) == 2, "the first at once (the connection was quiet), the rest together"
+
+
+async def test_a_connection_that_stops_being_writable_mid_tick_keeps_every_frame_in_order(
+    served: tuple[App, str],
+) -> None:
+    app, url = served
+    async with websockets.connect(url, compression=None, max_queue=None) as client:
+        _receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        client.transport.pause_reading()
+        await asyncio.sleep(0.05)  # the client's pause takes effect before the writes
+        padding = "x" * 60_000
+
+        written = 0
+        while protocol.write_frame(server_frame(f"{written} {padding}")):
+            written += 1
+            assert written < 2000, "the transport never paused"
+        assert not protocol.writable.is_set(), "the transport paused the protocol, as it would have"
+        after = asyncio.ensure_future(protocol.send({"type": "websocket.send", "text": "after"}))
+        client.transport.resume_reading()
+
+        for index in range(written):
+            assert str(await asyncio.wait_for(client.recv(), 5)).split(" ")[0] == str(index)
+        assert await asyncio.wait_for(client.recv(), 5) == "after"
+        await asyncio.wait_for(after, 5)
