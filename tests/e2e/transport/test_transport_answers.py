@@ -58,9 +58,17 @@ class Polling:
         return await self.http.get("/socket.io/", params=self.params)
 
     async def closed(self) -> bool:
-        """The session is over: a poll gets its CLOSE packet, or is refused once it is gone."""
-        answer = await self.get()
-        return answer.status_code == 400 or answer.text.endswith("1")
+        """The session is over: a poll gets its CLOSE packet, or the NOOP that ends a poll of a
+        session closing under it, or is refused once it is gone. Packets still queued before the
+        end (a ping) are read past."""
+        for _ in range(5):
+            answer = await self.get()
+            if answer.status_code == 400:
+                return True
+            packets = answer.text.split("\x1e")
+            if "1" in packets or "6" in packets:
+                return True
+        return False
 
     async def until_ready(self) -> None:
         """Poll until `session:ready` came (the CONNECT answer comes first)."""
