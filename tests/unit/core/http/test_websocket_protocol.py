@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 import websockets
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.asyncio.client import ClientConnection
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
@@ -503,14 +504,21 @@ def recorded(protocol: FrameWritingProtocol) -> Recorder:
     return recorder
 
 
+@contextlib.asynccontextmanager
+async def recorded_connection(
+    served: tuple[App, str], compression: str | None
+) -> AsyncIterator[tuple[ClientConnection, FrameWritingProtocol, Recorder]]:
+    """A client connected to `served`, the server's protocol of it, and what reaches its transport."""
+    app, url = served
+    async with websockets.connect(url, compression=compression) as client:
+        _receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        yield client, protocol, recorded(protocol)
+
+
 async def test_frames_sends_and_the_close_of_a_tick_leave_in_one_write_in_order(
     served: tuple[App, str],
 ) -> None:
-    app, url = served
-    async with websockets.connect(url, compression=None) as client:
-        _receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
-        recorder = recorded(protocol)
-
+    async with recorded_connection(served, None) as (client, protocol, recorder):
         assert protocol.write_frame(server_frame("framed"))
         await protocol.send({"type": "websocket.send", "text": "sent"})  # uvicorn's own path
         assert protocol.write_frame(server_frame(b"framed again"))
@@ -530,11 +538,7 @@ async def test_frames_sends_and_the_close_of_a_tick_leave_in_one_write_in_order(
 async def test_a_keepalive_ping_follows_the_frames_written_before_it_in_its_tick(
     served: tuple[App, str],
 ) -> None:
-    app, url = served
-    async with websockets.connect(url, compression=None) as client:
-        _receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
-        recorder = recorded(protocol)
-
+    async with recorded_connection(served, None) as (client, protocol, recorder):
         assert protocol.write_frame(server_frame("at once"))
         assert protocol.write_frame(server_frame("buffered"))
         protocol.send_keepalive_ping()  # uvicorn's control frame, on its own timer
@@ -546,11 +550,7 @@ async def test_a_keepalive_ping_follows_the_frames_written_before_it_in_its_tick
 
 
 async def test_compressed_sends_of_a_tick_leave_together_in_order(served: tuple[App, str]) -> None:
-    app, url = served
-    async with websockets.connect(url, compression="deflate") as client:
-        _receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
-        recorder = recorded(protocol)
-
+    async with recorded_connection(served, "deflate") as (client, protocol, recorder):
         for text in ("one", "two", "one two"):
             await protocol.send({"type": "websocket.send", "text": text})
 
@@ -564,8 +564,7 @@ async def test_a_connection_that_stops_being_writable_mid_tick_keeps_every_frame
     app, url = served
     async with websockets.connect(url, compression=None, max_queue=None) as client:
         _receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
-        client.transport.pause_reading()
-        await asyncio.sleep(0.05)  # the client's pause takes effect before the writes
+        client.transport.pause_reading()  # at once: the client runs on this loop
         padding = "x" * 60_000
 
         written = 0
