@@ -12,9 +12,11 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Self
+from typing import Protocol, Self
 
 import httpx
+
+from tests.support.forkserver import ForkedProcess, start_forked
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_PROTOCOL = "app.core.http.server_protocol:HeadDeadlineProtocol"
@@ -29,7 +31,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_until_healthy(process: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float) -> None:
+class Exits(Protocol):
+    """A process whose end can be polled: a `subprocess.Popen` or a `ForkedProcess`."""
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+
+def wait_until_healthy(process: Exits, url: str, log_path: Path, timeout: float) -> None:
     """Return once `url`/health answers 200; fail with the server's log if it exits or never does."""
     deadline = time.monotonic() + timeout
     # one client for every try: a client made per try loads the CA bundle each time, which costs
@@ -63,7 +74,7 @@ class ServerProcess:
         self.port = free_port()
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | ForkedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -96,10 +107,15 @@ class ServerProcess:
         ]
 
     def start(self, timeout: float = 60.0) -> Self:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
+        """Start the command: forked from the worker's fork server where a child runs it as its own
+        process would (`start_forked`), which spares the imports' cost; else as a process."""
+        command = self.command()
+        self.process = start_forked(command, self.env, ROOT, self.log_path)
+        if self.process is None:
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(
+                    command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                )
         wait_until_healthy(self.process, self.url, self.log_path, timeout)
         return self
 
