@@ -1,4 +1,5 @@
-"""The `parley` console command, run as a real process with its own environment."""
+"""The `parley` console command, run as a process with its own environment (forked from the fork
+server where it runs as a fresh one would: `tests.support.forkserver`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import os
 import socket
 import sqlite3
 import subprocess
-import sys
 import uuid
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,9 @@ from app.core.db import Database, UnitOfWork
 from app.db.migrate import upgrade
 from app.modules.accounts.service import UserService
 from tests.support.backends import PG_HOST, PG_PORT, PG_USER, require_services
+from tests.support.forkserver import PARLEY, run_forked
 from tests.support.server import ROOT, free_port
 
-PARLEY = str(Path(sys.executable).parent / "parley")
 PASSWORD = "correct-horse-42"
 
 
@@ -32,44 +32,16 @@ def environment(**env: str) -> dict[str, str]:
 
 def run(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`parley ARGS` in `cwd`."""
-    return subprocess.run(
-        [PARLEY, *args],
-        cwd=cwd,
-        env=environment(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_forked([PARLEY, *args], environment(**env), cwd, timeout=60)
 
 
 def run_together(
     cwd: Path, commands: dict[str, tuple[tuple[str, ...], dict[str, str]]]
-) -> dict[str, Outcome]:
-    """Run independent `parley` commands at once (each start-up costs seconds of imports)."""
-    started = {
-        label: subprocess.Popen(
-            [PARLEY, *args],
-            cwd=cwd,
-            env=environment(**env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for label, (args, env) in commands.items()
-    }
-    outcomes = {}
-    for label, process in started.items():
-        stdout, stderr = process.communicate(timeout=60)
-        outcomes[label] = Outcome(process.returncode, stdout, stderr)
-    return outcomes
-
-
-@dataclass(frozen=True)
-class Outcome:
-    returncode: int
-    stdout: str
-    stderr: str
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Run independent `parley` commands at once."""
+    with ThreadPoolExecutor(len(commands)) as pool:
+        running = {label: pool.submit(run, cwd, *args, **env) for label, (args, env) in commands.items()}
+        return {label: outcome.result() for label, outcome in running.items()}
 
 
 @pytest.fixture

@@ -1,15 +1,14 @@
-"""A fork server for the tests' uvicorn processes: `python -m uvicorn ARGS` without the imports' cost.
+"""A fork server for the tests' uvicorn and `parley` processes: a process without the imports' cost.
 
 A real server process spends most of its start importing (Litestar, Advanced Alchemy, Socket.IO,
-uvicorn): about two seconds of CPU, a few hundred times a run. The fork server is one process per
-pytest worker that imports those once and forks a child for each server asked of it. The child
-takes the request's environment, working directory and log file (stdout and stderr, unbuffered as
-PYTHONUNBUFFERED makes them), then runs uvicorn's command line as `python -m uvicorn` does, with the
-settings read from that environment when the factory is called, as in a fresh process (nothing
-imported here reads the environment: `PRELOADED_ENVIRONMENT` names the variables read at start-up or
-import, and a request that sets them differently gets a real process, `start_forked`). It exits
-as that process would: with the command's exit status, by the signal that ended it, at once on
-SIGKILL.
+uvicorn): about two seconds of CPU, a few hundred times a run; a `parley` command as much. The fork
+server is one process per pytest worker that imports those once and forks a child for each command
+asked of it. The child takes the request's environment, working directory, standard output and
+error files, then runs the command line as `python -m uvicorn` or the `parley` script does, with
+the settings read from that environment when they are first asked for, as in a fresh process
+(nothing imported here reads them: `PRELOADED_ENVIRONMENT` names the variables read at start-up or
+import, and a request that sets them differently gets a real process, `start_forked`). It exits as
+that process would: with the command's exit status, by the signal that ended it, at once on SIGKILL.
 
 The test side sees the child as `ForkedProcess`, with `subprocess.Popen`'s pid, poll, wait,
 send_signal, terminate and kill: the fork server reaps the child and sends its exit status over the
@@ -37,9 +36,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
+import types
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 PRELOADED = (
     "uvicorn.main",
@@ -49,28 +50,37 @@ PRELOADED = (
     "uvloop",
     "anyio._backends._asyncio",
     "app.asgi",
+    "app.cli",
+    "app.db.migrate",
     "app.core.http.server_protocol",
     "app.core.http.websocket_protocol",
     "tests.support.game",
 )
-"""What a test server imports before it serves, except the modules named by PARLEY_MODULES (a
-module's import may register what only the servers naming it should have)."""
+"""What a test server or command imports before it works, except the modules named by PARLEY_MODULES
+(a module's import may register what only the processes naming it should have)."""
 
 PRELOADED_ENVIRONMENT = ("PROMETHEUS_MULTIPROC_DIR",)
-"""Variables read when the interpreter starts (PYTHON*) or a preloaded module is imported
-(prometheus_client picks its value store by PROMETHEUS_MULTIPROC_DIR)."""
+"""Variables read when a preloaded module is imported (prometheus_client picks its value store by
+PROMETHEUS_MULTIPROC_DIR), besides the interpreter's PYTHON* ones."""
+
+APPLIED_AT_FORK = {"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH"}
+"""The interpreter's start-up variables a forked child applies itself (`become`)."""
 
 SERVER_ROOT = Path(__file__).resolve().parents[2]
+PARLEY = str(Path(sys.executable).parent / "parley")
+UVICORN = [sys.executable, "-m", "uvicorn"]
 
 
 @dataclass(frozen=True)
 class Request:
-    """A `python -m uvicorn` command line to run, with its environment, directory and log file."""
+    """A command to run, `uvicorn` or `parley` with its arguments, and the process it runs in."""
 
+    program: str
     args: list[str]
     env: dict[str, str]
     cwd: str
-    log: str
+    stdout: str
+    stderr: str
 
 
 # The fork server's side.
@@ -85,40 +95,67 @@ def serve(path: str) -> Request:
     listener.listen()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
-    children: dict[int, tuple[int, socket.socket]] = {}  # pidfd: (pid, connection)
-    with selectors.DefaultSelector() as selector:
-        selector.register(sys.stdin, selectors.EVENT_READ)
-        selector.register(listener, selectors.EVENT_READ)
+    return Parent(listener).serve()
+
+
+class Parent:
+    """The fork server's loop: the test process's end, requests, and children's ends."""
+
+    def __init__(self, listener: socket.socket) -> None:
+        self.listener = listener
+        self.test_process = sys.stdin.fileno()  # closed when the test process ends
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.test_process, selectors.EVENT_READ)
+        self.selector.register(listener, selectors.EVENT_READ)
+        self.children: dict[int, tuple[int, socket.socket]] = {}  # pidfd: (pid, connection)
+
+    def serve(self) -> Request:
         while True:
-            for key, _ in selector.select():
-                if key.fileobj is sys.stdin:
-                    if not sys.stdin.buffer.read1(1024):
-                        kill_all(children)
+            for key, _ in self.selector.select():
+                if key.fd == self.test_process:
+                    if not os.read(self.test_process, 1024):
+                        self.kill_all()
                         sys.exit(0)
-                elif key.fileobj is listener:
-                    connection, _ = listener.accept()
+                elif key.fileobj is self.listener:
+                    connection, _ = self.listener.accept()
                     request = read_request(connection)
-                    pid = os.fork()
-                    if pid == 0:
-                        selector.close()
-                        listener.close()
-                        for pidfd, (_, other) in children.items():
-                            os.close(pidfd)
-                            other.close()
-                        connection.close()
+                    if self.fork(connection):
                         return request
-                    send(connection, {"pid": pid})
-                    pidfd = os.pidfd_open(pid)
-                    children[pidfd] = (pid, connection)
-                    selector.register(pidfd, selectors.EVENT_READ)
                 else:
-                    pidfd = int(key.fd)
-                    selector.unregister(pidfd)
-                    pid, connection = children.pop(pidfd)
-                    os.close(pidfd)
-                    _, status = os.waitpid(pid, 0)
-                    send(connection, {"returncode": returncode(status)})
-                    connection.close()
+                    self.reap(key.fd)
+
+    def fork(self, connection: socket.socket) -> bool:
+        """Fork a child for the request on `connection`: True in the child, which keeps nothing of
+        the fork server's but what it imported."""
+        pid = os.fork()
+        if pid == 0:
+            self.selector.close()
+            self.listener.close()
+            for pidfd, (_, other) in self.children.items():
+                os.close(pidfd)
+                other.close()
+            connection.close()
+            return True
+        send(connection, {"pid": pid})
+        pidfd = os.pidfd_open(pid)
+        self.children[pidfd] = (pid, connection)
+        self.selector.register(pidfd, selectors.EVENT_READ)
+        return False
+
+    def reap(self, pidfd: int) -> None:
+        """Send the exit status of the child that ended (its pidfd readable) to who asked for it."""
+        self.selector.unregister(pidfd)
+        pid, connection = self.children.pop(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        send(connection, {"returncode": returncode(status)})
+        connection.close()
+
+    def kill_all(self) -> None:
+        for pid, _ in self.children.values():
+            os.kill(pid, signal.SIGKILL)
+        for pid, _ in self.children.values():
+            os.waitpid(pid, 0)
 
 
 def read_request(connection: socket.socket) -> Request:
@@ -136,47 +173,70 @@ def returncode(status: int) -> int:
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
-def kill_all(children: dict[int, tuple[int, socket.socket]]) -> None:
-    for pid, _ in children.values():
-        os.kill(pid, signal.SIGKILL)
-    for pid, _ in children.values():
-        os.waitpid(pid, 0)
-
-
 def become(request: Request) -> None:
-    """Make this forked child the process `python -m uvicorn ARGS` would be, up to running uvicorn."""
+    """Make this forked child the process the request's command line starts, up to running it."""
     for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(number, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    log = os.open(request.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
-    nothing = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(nothing, 0)
-    os.close(nothing)
-    sys.stdout = unbuffered(1)
-    sys.stderr = unbuffered(2)
+    redirect(os.devnull, 0, os.O_RDONLY)
+    redirect(request.stdout, 1, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    redirect(request.stderr, 2, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     os.chdir(request.cwd)
+    sys.path[:] = search_path(request)
     os.environ.clear()
     os.environ.update(request.env)
-    import uvicorn.__main__
+    unbuffered = bool(request.env.get("PYTHONUNBUFFERED"))
+    sys.stdout = standard_stream(1, sys.stdout, unbuffered)
+    sys.stderr = standard_stream(2, sys.stderr, unbuffered)
+    sys.dont_write_bytecode = bool(request.env.get("PYTHONDONTWRITEBYTECODE"))
+    if request.program == "parley":
+        sys.argv = [PARLEY, *request.args]
+        script = types.ModuleType("__main__")
+        script.__file__ = PARLEY
+        sys.modules["__main__"] = script
+    else:
+        import uvicorn.__main__
 
-    sys.argv = [str(uvicorn.__main__.__file__), *request.args]
+        sys.argv = [str(uvicorn.__main__.__file__), *request.args]
+        sys.modules["__main__"] = uvicorn.__main__
 
 
-def unbuffered(fd: int) -> io.TextIOWrapper:
-    """A standard stream as PYTHONUNBUFFERED opens it."""
+def search_path(request: Request) -> list[str]:
+    """`sys.path` as the interpreter would build it for the request: the script's directory (the
+    working directory under `-m`), PYTHONPATH's entries, then those of the installation."""
+    first = str(Path(PARLEY).parent) if request.program == "parley" else request.cwd
+    installation = sys.path[1 + len(python_path(os.environ)) :]
+    return [first, *python_path(request.env), *installation]
+
+
+def python_path(env: Mapping[str, str]) -> list[str]:
+    return [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry]
+
+
+def redirect(path: str, fd: int, flags: int) -> None:
+    opened = os.open(path, flags, 0o644)
+    os.dup2(opened, fd)
+    os.close(opened)
+
+
+def standard_stream(fd: int, like: TextIO, unbuffered: bool) -> io.TextIOWrapper:
+    """Standard output or error on a file, encoded and buffered as the interpreter opens them."""
     raw = io.FileIO(fd, "w", closefd=False)
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)
+    if unbuffered:
+        return io.TextIOWrapper(raw, like.encoding, like.errors, write_through=True)
+    return io.TextIOWrapper(io.BufferedWriter(raw), like.encoding, like.errors, line_buffering=fd == 2)
 
 
 def main() -> None:
     request = serve(sys.argv[1])
     become(request)
-    from uvicorn.main import main as uvicorn_main
+    if request.program == "parley":
+        from app.cli import main as parley
 
-    uvicorn_main.main(args=request.args, prog_name="python -m uvicorn")
+        sys.exit(parley())
+    from uvicorn.main import main as uvicorn_command
+
+    uvicorn_command.main(args=request.args, prog_name="python -m uvicorn")
 
 
 # The test side.
@@ -251,14 +311,13 @@ class ForkServer:
     def serves(self, env: dict[str, str]) -> bool:
         """Whether `env` holds the variables read at start-up as the fork server had them."""
         interpreter = {name for name in {*env, *self.environment} if name.startswith("PYTHON")}
-        preloaded = [*(interpreter - {"PYTHONUNBUFFERED"}), *PRELOADED_ENVIRONMENT]
+        preloaded = [*(interpreter - APPLIED_AT_FORK), *PRELOADED_ENVIRONMENT]
         return all(env.get(name) == self.environment.get(name) for name in preloaded)
 
-    def start(self, command: list[str], env: dict[str, str], cwd: Path, log: Path) -> ForkedProcess:
+    def start(self, command: list[str], request: Request) -> ForkedProcess:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         connection.connect(self.path)
-        request = Request(args=command[3:], env=env, cwd=str(cwd), log=str(log))
-        connection.sendall(json.dumps(request.__dict__).encode() + b"\n")
+        connection.sendall(json.dumps(asdict(request)).encode() + b"\n")
         return ForkedProcess(connection, command)
 
 
@@ -276,14 +335,48 @@ def started_fork_server() -> ForkServer:
     return ForkServer()
 
 
-def start_forked(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> ForkedProcess | None:
-    """`command` forked from this process's fork server; None where a child would not run it as a
-    process of its own would: `python -m uvicorn` from this interpreter, in the tree the fork server
-    imports from, with the variables read at start-up as the fork server had them."""
-    if command[:3] != [sys.executable, "-m", "uvicorn"] or cwd != SERVER_ROOT:
+def start_forked(
+    command: list[str], env: dict[str, str], cwd: Path, stdout: Path, stderr: Path | None = None
+) -> ForkedProcess | None:
+    """`command` forked from this process's fork server, its output appended to `stdout` and
+    `stderr` (`stdout` too if None); None where a child would not run it as a process of its own
+    would: `python -m uvicorn` from this interpreter in the tree the fork server imports from, or
+    `parley`, with the variables read at start-up as the fork server had them."""
+    if command[:3] == UVICORN and cwd == SERVER_ROOT:
+        program, args = "uvicorn", command[3:]
+    elif command[0] == PARLEY:
+        program, args = "parley", command[1:]
+    else:
         return None
     server = fork_server()
-    return server.start(command, env, cwd, log) if server.serves(env) else None
+    if not server.serves(env):
+        return None
+    request = Request(program, args, env, str(cwd), str(stdout), str(stderr or stdout))
+    return server.start(command, request)
+
+
+def run_forked(
+    command: list[str], env: dict[str, str], cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run(command, capture_output=True, text=True)`, forked where `start_forked` can."""
+    with tempfile.TemporaryDirectory(prefix="parley-run-") as captured:
+        stdout, stderr = Path(captured) / "stdout", Path(captured) / "stderr"
+        process = start_forked(command, env, cwd, stdout, stderr)
+        if process is None:
+            return subprocess.run(
+                command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        try:
+            returncode = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
+        return subprocess.CompletedProcess(command, returncode, read(stdout), read(stderr))
+
+
+def read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
 
 
 if __name__ == "__main__":

@@ -107,17 +107,18 @@ class ServerProcess:
         ]
 
     def start(self, timeout: float = 60.0) -> Self:
-        """Start the command: forked from the worker's fork server where a child runs it as its own
-        process would (`start_forked`), which spares the imports' cost; else as a process."""
-        command = self.command()
-        self.process = start_forked(command, self.env, ROOT, self.log_path)
-        if self.process is None:
-            with self.log_path.open("ab") as log:
-                self.process = subprocess.Popen(
-                    command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-                )
+        self.process = self.launch(self.command())
         wait_until_healthy(self.process, self.url, self.log_path, timeout)
         return self
+
+    def launch(self, command: list[str]) -> subprocess.Popen[bytes] | ForkedProcess:
+        """Forked from the worker's fork server where a child runs `command` as a process of its own
+        would (`start_forked`), which spares the imports' cost; else a process of its own."""
+        return start_forked(command, self.env, ROOT, self.log_path) or self.popen(command)
+
+    def popen(self, command: list[str]) -> subprocess.Popen[bytes]:
+        with self.log_path.open("ab") as log:
+            return subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
     def terminate(self) -> None:
         """SIGTERM, without waiting for the process to end (`wait` does)."""
@@ -174,6 +175,10 @@ class ParleyServe(ServerProcess):
         self.args = args
         if port is not None:
             self.port = port
+
+    def launch(self, command: list[str]) -> subprocess.Popen[bytes]:
+        """A process of its own, as deployed: its imports and start-up are part of what is tested."""
+        return self.popen(command)
 
     def command(self) -> list[str]:
         return [str(Path(sys.executable).parent / "parley"), "serve", "--port", str(self.port), *self.args]

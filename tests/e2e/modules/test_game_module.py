@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -26,19 +25,17 @@ from sqlalchemy import Integer, text
 from app.core.db.engine import create_engine
 from tests.support.backends import Backend, _create_pg_database, _drop_pg_database
 from tests.support.clients import Account, RecordingClient, connect_ready, register_and_login
+from tests.support.forkserver import PARLEY, run_forked
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
-PARLEY = str(Path(sys.executable).parent / "parley")
 MODULES = {"PARLEY_MODULES": "game"}
 GAME_EVENTS = ("game:score", "game:scored", "game:shout", "game:news", "game:move")
 
 
 def parley(backend: Backend, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PARLEY, *args], env=backend.env(**MODULES), capture_output=True, text=True, timeout=60, check=False
-    )
+    return run_forked([PARLEY, *args], backend.env(**MODULES), Path.cwd(), timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +24,7 @@ from app.core.db.engine import create_engine
 from app.db.migrate import alembic_config, downgrade, upgrade
 from app.db.models import load_models
 from tests.support.backends import Backend, _create_pg_database, _drop_pg_database
-
-PARLEY = str(Path(sys.executable).parent / "parley")
+from tests.support.forkserver import PARLEY, run_forked
 
 
 @pytest.fixture
@@ -100,9 +97,7 @@ def parley_db(settings: Settings, *args: str) -> None:
         "DATABASE_URL": settings.database_url,
         "PARLEY_MODULES": "game",
     }
-    done = subprocess.run(
-        [PARLEY, "db", *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run_forked([PARLEY, "db", *args], env, Path.cwd(), timeout=60)
     assert done.returncode == 0, done.stderr
 
 
