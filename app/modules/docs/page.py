@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import msgspec
 
 from app.modules.docs import getting_started, reference
 from app.modules.docs.description import DIRECTIONS, EventDoc, ProtocolDescription
 from app.modules.docs.markdown import markdown, markdown_inline
 from app.modules.docs.schemas import REF_PREFIX, SchemaCatalog
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "docs_templates"
 TEMPLATE = "ws_docs.html"
@@ -251,6 +253,8 @@ def console_events(description: ProtocolDescription) -> list[dict[str, Any]]:
 
 
 def environment() -> jinja2.Environment:
+    import jinja2  # only a server whose page is asked for pays for importing it
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=True,
