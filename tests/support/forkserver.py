@@ -55,9 +55,11 @@ PRELOADED = (
     "app.core.http.server_protocol",
     "app.core.http.websocket_protocol",
     "tests.support.game",
+    "jinja2",
 )
-"""What a test server or command imports before it works, except the modules named by PARLEY_MODULES
-(a module's import may register what only the processes naming it should have)."""
+"""What a test server or command imports before it works (jinja2 as soon as its docs page is asked
+for), except the modules named by PARLEY_MODULES (a module's import may register what only the
+processes naming it should have)."""
 
 PRELOADED_ENVIRONMENT = ("PROMETHEUS_MULTIPROC_DIR",)
 """Variables read when a preloaded module is imported (prometheus_client picks its value store by
