@@ -40,7 +40,7 @@ import types
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 PRELOADED = (
     "uvicorn.main",
@@ -97,14 +97,15 @@ def serve(path: str) -> Request:
     listener.listen()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
-    return Parent(listener).serve()
+    return Parent(listener, Path(path)).serve()
 
 
 class Parent:
     """The fork server's loop: the test process's end, requests, and children's ends."""
 
-    def __init__(self, listener: socket.socket) -> None:
+    def __init__(self, listener: socket.socket, path: Path) -> None:
         self.listener = listener
+        self.path = path
         self.test_process = sys.stdin.fileno()  # closed when the test process ends
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.test_process, selectors.EVENT_READ)
@@ -116,8 +117,7 @@ class Parent:
             for key, _ in self.selector.select():
                 if key.fd == self.test_process:
                     if not os.read(self.test_process, 1024):
-                        self.kill_all()
-                        sys.exit(0)
+                        self.end()
                 elif key.fileobj is self.listener:
                     connection, _ = self.listener.accept()
                     request = read_request(connection)
@@ -153,11 +153,15 @@ class Parent:
         send(connection, {"returncode": returncode(status)})
         connection.close()
 
-    def kill_all(self) -> None:
+    def end(self) -> NoReturn:
+        """Kill the children still running, remove the socket and its directory, exit."""
         for pid, _ in self.children.values():
             os.kill(pid, signal.SIGKILL)
         for pid, _ in self.children.values():
             os.waitpid(pid, 0)
+        self.path.unlink()
+        self.path.parent.rmdir()
+        sys.exit(0)
 
 
 def read_request(connection: socket.socket) -> Request:
