@@ -38,7 +38,10 @@ class CompiledRead:
     def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
-        self._compiled = compiled
+        self._fixed = {
+            name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+        }
+        """The values the statement holds itself (a LIMIT's), used where `parameters` is given none."""
         self._names = tuple(compiled.positiontup or ())
         self._binds = [
             compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self._names
@@ -50,10 +53,11 @@ class CompiledRead:
         self._row: Any = namedtuple("Row", [column.key for column in columns], rename=True)  # type: ignore[misc]
 
     def parameters(self, values: Mapping[str, Any]) -> list[Any]:
-        given = self._compiled.construct_params(dict(values))
+        """The driver's parameters, in their order in the SQL; a missing one raises `KeyError`."""
+        given = [values[name] if name in values else self._fixed[name] for name in self._names]
         return [
-            given[name] if process is None else process(given[name])
-            for name, process in zip(self._names, self._binds, strict=True)
+            value if process is None else process(value)
+            for value, process in zip(given, self._binds, strict=True)
         ]
 
     def rows(self, fetched: Sequence[Sequence[Any]]) -> list[Any]:

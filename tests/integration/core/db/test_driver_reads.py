@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import sqlalchemy.exc
 from advanced_alchemy.types import GUID, DateTimeUTC
-from sqlalchemy import Boolean, String, bindparam, column, func, insert, select, table, update
+from sqlalchemy import Boolean, Select, String, bindparam, column, func, insert, select, table, update
 
 from app.core.db import Database
 from tests.support.backends import Backend
@@ -71,7 +72,7 @@ async def test_each_read_sees_what_was_committed_before_it(db: Database) -> None
 
 
 async def test_a_failed_read_is_sqlalchemys_error_and_the_next_one_works(db: Database) -> None:
-    broken = select(column("no_such_column")).select_from(USERS).where(USERS.c.id == USER_ID)
+    broken: Select[Any] = select(column("no_such_column")).select_from(USERS).where(USERS.c.id == USER_ID)
     with pytest.raises(sqlalchemy.exc.DBAPIError) as failure:
         await db.reads.rows(broken, {"user_id": uuid.uuid4()})
     assert "no_such_column" in str(failure.value)
