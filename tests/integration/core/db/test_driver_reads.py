@@ -13,6 +13,7 @@ from advanced_alchemy.types import GUID, DateTimeUTC
 from sqlalchemy import Boolean, Select, String, bindparam, column, func, insert, select, table, update
 
 from app.core.db import Database
+from app.core.db.driver_reads import DriverReads
 from tests.support.backends import Backend
 
 USERS = table(
@@ -79,3 +80,15 @@ async def test_a_failed_read_is_sqlalchemys_error_and_the_next_one_works(db: Dat
 
     user_id = await add_user(db, None)
     assert [row.id for row in await db.reads.rows(ONE_USER, {"user_id": user_id})] == [user_id]
+
+
+async def test_reads_through_the_engines_pool_give_the_same_rows(db: Database) -> None:
+    """The path of PostgreSQL, and of a SQLite database the reads open no connection of their own to."""
+    user_id = await add_user(db, dt.datetime(2026, 11, 30, 8, 15, tzinfo=dt.UTC))
+    pooled = DriverReads(db.engine)
+
+    assert await pooled.rows(ONE_USER, {"user_id": user_id}) == await db.reads.rows(
+        ONE_USER, {"user_id": user_id}
+    )
+    with pytest.raises(sqlalchemy.exc.DBAPIError):
+        await pooled.rows(select(column("no_such_column")).select_from(USERS), {})
