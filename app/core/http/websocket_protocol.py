@@ -204,6 +204,8 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O websocket protocol, offering `write_frame` and `continue_with` to the
     application."""
 
+    transport: CoalescingTransport
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.asgi_app = self.app
@@ -216,10 +218,46 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         self.writable = Writable()  # type: ignore[assignment] # what uvicorn uses of asyncio.Event
         self.text_decoder: codecs.IncrementalDecoder | None = None
         self.text_parts: list[str] = []
+        self.frames_go_out = False
+        """`write_frame` may write: accepted, uncompressed, writable, no Close sent, not lost (the
+        transport's own closing is asked at each write). Kept up to date at each of those changes, so
+        that a fan-out asks one question per recipient instead of six."""
+
+    @property  # uvicorn's plain attribute, watched
+    def close_sent(self) -> bool:
+        return self._close_sent
+
+    @close_sent.setter
+    def close_sent(self, sent: bool) -> None:
+        self._close_sent = sent
+        if sent:
+            self.frames_go_out = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.transport = CoalescingTransport(self.transport, tick_flush(self.loop))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.frames_go_out = False
+        super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.frames_go_out = False
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.open_frame_path()
+
+    def open_frame_path(self) -> None:
+        """Let `write_frame` write if the websocket is accepted, uncompressed, writable and open."""
+        self.frames_go_out = (
+            self.handshake_complete
+            and not self.close_sent
+            and not self.disconnected
+            and not self.conn.extensions
+            and self.writable.is_set()
+        )
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -251,6 +289,7 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             del self.request, self.response
+            self.open_frame_path()
             # uvicorn's protocol has over 30 attributes, too many for a dict sharing its class's
             # keys; the one `__init__` grew keeps room for more, a copy is about half its size.
             self.__dict__ = dict(self.__dict__)
@@ -320,16 +359,10 @@ class FrameWritingProtocol(WebSocketsSansIOProtocol):
 
     def write_frame(self, frame: bytes) -> bool:
         """Write `frame` (from `server_frame`) as is; False if it has to go through `send` instead."""
-        if (
-            not self.handshake_complete
-            or self.close_sent
-            or self.disconnected
-            or self.conn.extensions
-            or not self.writable.is_set()
-            or self.transport.is_closing()
-        ):
+        transport = self.transport
+        if not self.frames_go_out or transport.transport.is_closing():
             return False
-        self.transport.write(frame)
+        transport.write(frame)
         return True
 
 

@@ -47,6 +47,10 @@ OVERRIDES = {
     "send_receive_event_to_app": "(self) -> 'None'",
     "handle_text": "(self, event: 'Frame') -> 'None'",
     "handle_cont": "(self, event: 'Frame') -> 'None'",
+    "connection_made": "(self, transport: 'BaseTransport') -> 'None'",
+    "connection_lost": "(self, exc: 'Exception | None') -> 'None'",
+    "pause_writing": "(self) -> 'None'",
+    "resume_writing": "(self) -> 'None'",
 }
 """uvicorn's methods the protocol overrides, with the signatures they were written against."""
 
@@ -62,6 +66,9 @@ def test_the_overridden_uvicorn_methods_are_still_there_as_they_were() -> None:
         )
     assert str(inspect.signature(ServerProtocol.recv_frame)) == "(self, frame: 'Frame') -> 'None'"
     assert "recv_frame" in vars(MidMessageCloseProtocol)
+    # uvicorn marks a sent Close with this attribute, which the protocol watches through a property
+    assert "self.close_sent = True" in inspect.getsource(WebSocketsSansIOProtocol)
+    assert isinstance(vars(FrameWritingProtocol)["close_sent"], property)
 
 
 class App:
@@ -146,6 +153,25 @@ async def test_a_compressed_or_closing_websocket_refuses_frames(served: tuple[Ap
         await protocol.send({"type": "websocket.close", "code": 1000})
 
         assert not protocol.write_frame(server_frame("x"))
+
+
+async def test_a_websocket_refuses_frames_once_the_client_closed_it_or_it_is_lost(
+    served: tuple[App, str],
+) -> None:
+    app, url = served
+    async with websockets.connect(url, compression=None) as client:
+        receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        await client.close()
+        assert (await asyncio.wait_for(receive(), 5))["type"] == "websocket.disconnect"
+
+        assert not protocol.write_frame(server_frame("x")), "the client's Close was answered"
+    async with websockets.connect(url, compression=None) as client:
+        receive, protocol = await asyncio.wait_for(app.accepted.get(), 5)
+        client.transport.abort()
+        assert (await asyncio.wait_for(receive(), 5))["type"] == "websocket.disconnect"
+
+        assert not protocol.write_frame(server_frame("x")), "the connection was lost"
+        assert protocol.disconnected
 
 
 async def eventually_queued(protocol: FrameWritingProtocol, count: int) -> None:
@@ -579,3 +605,5 @@ async def test_a_connection_that_stops_being_writable_mid_tick_keeps_every_frame
             assert str(await asyncio.wait_for(client.recv(), 5)).split(" ")[0] == str(index)
         assert await asyncio.wait_for(client.recv(), 5) == "after"
         await asyncio.wait_for(after, 5)
+        assert protocol.write_frame(server_frame("drained")), "frames go straight out again once drained"
+        assert await asyncio.wait_for(client.recv(), 5) == "drained"
