@@ -10,6 +10,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.config.settings import Settings
+from app.core.db.driver_reads import DriverReads, driver_reads
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,10 @@ class Database:
         )
         """Sessions for work that only reads: on SQLite their transactions begin without the write lock
         (a write in one would have to upgrade its lock, and fails if a writer committed meanwhile)."""
+        self.reads: DriverReads = driver_reads(
+            self.engine, lambda connection: _sqlite_on_connect(connection, None)
+        )
+        """Single SELECTs on the driver's connection, with no session nor transaction (a handshake's)."""
 
     def plugin_config(self) -> SQLAlchemyAsyncConfig:
         """advanced-alchemy's Litestar config over this engine; requests get `db_session`."""
@@ -107,4 +112,5 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        await self.reads.close()
         await self.engine.dispose()

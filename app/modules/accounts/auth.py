@@ -67,19 +67,18 @@ class AccountsAuthenticator:
         return self.holders.get(owner)
 
     async def _read(self, claims: AccessClaims) -> TokenHolder:
-        async with self.ctx.unit_of_work() as uow:
-            if claims.session_id is None:
-                users = uow.service(UserService)
+        if claims.session_id is None:
+            async with self.ctx.unit_of_work() as uow:
                 issuer = self.ctx.settings.jwt.issuer
-                user = await users.provision_external(claims.subject, issuer, claims.raw)
+                user = await uow.service(UserService).provision_external(claims.subject, issuer, claims.raw)
                 holder = TokenHolder(user.id, user.username, user.display_name, user.is_admin)
-            else:
-                drops = self.live.drops
-                found = await self.sessions.holder(uow.session, claims.session_id, claims.subject)
-                if found is None:
-                    raise AppError(ErrorCode.SESSION_REVOKED, "This session has been revoked; log in again")
-                holder, expires_at = found
-                self.live.keep(claims.session_id, holder.user_id, expires_at, drops)
+        else:
+            drops = self.live.drops
+            found = await self.sessions.holder(self.ctx.db.reads, claims.session_id, claims.subject)
+            if found is None:
+                raise AppError(ErrorCode.SESSION_REVOKED, "This session has been revoked; log in again")
+            holder, expires_at = found
+            self.live.keep(claims.session_id, holder.user_id, expires_at, drops)
         self.holders.keep(holder)
         return holder
 

@@ -26,11 +26,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config.settings import JwtSettings, LoginPolicy
 from app.core.db import utc_now
+from app.core.db.driver_reads import DriverReads
 from app.modules.accounts.models import LoginSession, User
 
 SESSIONS: Any = LoginSession.__table__
@@ -270,25 +271,28 @@ class SessionStore:
         return SessionRecord(session_id, row.user_id, row.device, row.expires_at) if row else None
 
     async def holder(
-        self, db: AsyncSession, session_id: str, user_id: str
+        self, reads: DriverReads, session_id: str, user_id: str
     ) -> tuple[TokenHolder, dt.datetime] | None:
-        """The user of a live session, if that is `user_id`, and the session's expiry (one statement)."""
+        """The user of a live session, if that is `user_id`, and the session's expiry: one statement on
+        the driver's connection (every socket connect of a session not checked lately runs it)."""
         key, owner = parse_session_id(session_id), parse_session_id(user_id)
         if key is None or owner is None:
             return None
-        statement = (
-            select(
-                USERS.c.id, USERS.c.username, USERS.c.display_name, USERS.c.is_admin, SESSIONS.c.expires_at
-            )
-            .join(SESSIONS, SESSIONS.c.user_id == USERS.c.id)
-            .where(
-                SESSIONS.c.id == key,
-                SESSIONS.c.user_id == owner,
-                SESSIONS.c.revoked_at.is_(None),
-                SESSIONS.c.expires_at > now_utc(),
-            )
-        )
-        row = (await db.execute(statement)).one_or_none()
-        if row is None:
+        found = await reads.rows(_HOLDER, {"session_id": key, "user_id": owner, "now": now_utc()})
+        if not found:
             return None
+        row = found[0]
         return TokenHolder(row.id, row.username, row.display_name, bool(row.is_admin)), row.expires_at
+
+
+_HOLDER = (
+    select(USERS.c.id, USERS.c.username, USERS.c.display_name, USERS.c.is_admin, SESSIONS.c.expires_at)
+    .join(SESSIONS, SESSIONS.c.user_id == USERS.c.id)
+    .where(
+        SESSIONS.c.id == bindparam("session_id", type_=SESSIONS.c.id.type),
+        SESSIONS.c.user_id == bindparam("user_id", type_=SESSIONS.c.user_id.type),
+        SESSIONS.c.revoked_at.is_(None),
+        SESSIONS.c.expires_at > bindparam("now", type_=SESSIONS.c.expires_at.type),
+    )
+)
+"""`SessionStore.holder`'s statement, built once."""

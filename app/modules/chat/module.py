@@ -16,10 +16,10 @@ from app.modules.chat.deps import DEPENDENCIES
 from app.modules.chat.gateway import ChatGateway
 from app.modules.chat.membership import Membership
 from app.modules.chat.notifications_controller import NotificationController
-from app.modules.chat.read_state import unread_summary
+from app.modules.chat.read_state import ready_unread_summary
 from app.modules.chat.room_hooks import ChatMembership, ParticipantRoomHook
 from app.modules.chat.schemas import UnreadSummary
-from app.modules.chat.store import recent_conversation_ids
+from app.modules.chat.store import connect_conversation_ids
 from app.modules.chat.writer import MessageWriter
 
 
@@ -33,16 +33,14 @@ def _participants_only(rooms: RoomPrefix) -> Callable[[AppContext], ParticipantR
 async def _conversation_rooms(ctx: AppContext, identity: Identity) -> Sequence[str]:
     """`group:{id}` of the connecting user's most recently active unmuted conversations (one query),
     at most SESSION_READY_CONVERSATIONS of them, whatever others add the user to."""
-    window = ctx.settings.socket.ready_conversations
-    async with ctx.unit_of_work() as uow:
-        ids = await recent_conversation_ids(uow.session, identity.user_id, window)
+    ids = await connect_conversation_ids(
+        ctx.db.reads, identity.user_id, ctx.settings.socket.ready_conversations
+    )
     return [GROUP_ROOMS.room(str(cid)) for cid in ids]
 
 
 async def _unread(ctx: AppContext, identity: Identity) -> UnreadSummary:
-    window = ctx.settings.socket.ready_conversations
-    async with ctx.unit_of_work() as uow:
-        return await unread_summary(uow.session, identity.user_id, window)
+    return await ready_unread_summary(ctx.db.reads, identity.user_id, ctx.settings.socket.ready_conversations)
 
 
 async def _close_writer(ctx: AppContext) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, bindparam, case, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db.driver_reads import DriverReads
 from app.core.errors import forbidden, validation_error
 from app.modules.chat.models import Conversation, Message, Notification, Participant
 from app.modules.chat.rows import MESSAGE_COLUMNS, ReadState, encode_cursor, message_out
@@ -87,9 +88,21 @@ class ReadStates(ChatStore):
 async def unread_summary(session: AsyncSession, user_id: uuid.UUID, window: int) -> UnreadSummary:
     """The unread state of the `window` most recently active unmuted conversations, with the total
     of all of them and the unread notifications: one statement, whatever the numbers. A function of
-    the session, so that `session:ready` runs it without building a service."""
+    the session, so that a request runs it without building a service."""
     connection = await session.connection()  # plain rows: the ORM's execution path is not needed
-    found = list(await connection.execute(_summary_statement(window), {"user_id": user_id}))
+    return _summary_of(
+        list(await connection.execute(_summary_statement(window), {"user_id": user_id})), window
+    )
+
+
+async def ready_unread_summary(reads: DriverReads, user_id: uuid.UUID, window: int) -> UnreadSummary:
+    """`unread_summary` for `session:ready`: its one statement on the driver's connection, with no
+    session nor transaction around it (every connect runs it)."""
+    return _summary_of(await reads.rows(_summary_statement(window), {"user_id": user_id}), window)
+
+
+def _summary_of(found: list[Any], window: int) -> UnreadSummary:
+    """The summary from the rows of `_summary_statement`."""
     notifications = int(found[0].notifications)
     rows = [row for row in found if row.conversation_id is not None]
     conversations = [

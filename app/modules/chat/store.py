@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db.driver_reads import DriverReads
 from app.core.errors import forbidden, not_found
 from app.modules.chat.models import Conversation, Participant
 from app.modules.chat.rows import TAKE_SEQ, UPSERT_MESSAGE, conversation_out
@@ -131,6 +132,12 @@ async def recent_conversation_ids(session: AsyncSession, user_id: uuid.UUID, win
     connection, as the ORM has nothing to load here and its execution path cost as much again."""
     connection = await session.connection()
     return list((await connection.execute(_recent_statement(window), {"user_id": user_id})).scalars())
+
+
+async def connect_conversation_ids(reads: DriverReads, user_id: uuid.UUID, window: int) -> list[uuid.UUID]:
+    """`recent_conversation_ids` for a socket connect: its one statement on the driver's connection,
+    with no session nor transaction around it."""
+    return [row[0] for row in await reads.rows(_recent_statement(window), {"user_id": user_id})]
 
 
 @functools.cache

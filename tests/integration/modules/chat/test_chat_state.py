@@ -12,6 +12,8 @@ from sqlalchemy import update
 
 from app.core.db import Database, UnitOfWork
 from app.modules.chat.models import Participant
+from app.modules.chat.read_state import ready_unread_summary, unread_summary
+from app.modules.chat.store import connect_conversation_ids, recent_conversation_ids
 from tests.integration.modules.chat.test_rest import auth, conversation, group, send, users
 from tests.support.backends import Backend
 from tests.support.clients import Account
@@ -208,3 +210,33 @@ async def test_search_folds_case_in_every_script(
         f"/api/conversations/{conv['id']}/messages/search", params={"q": query}, headers=auth(bob)
     )
     assert [item["body"] for item in found.json()["data"]["items"]] == [stored]
+
+
+async def test_a_connect_reads_the_same_rooms_and_unread_summary_as_a_request(
+    app_client: httpx.AsyncClient, db: Database
+) -> None:
+    """The handshake's reads run on the driver's connection; their results are the ORM session's."""
+    alice, bob = await users(app_client, 2)
+    read, mentioned, muted, older = [await group(app_client, alice, bob, title=f"g{i}") for i in range(4)]
+    await send(app_client, alice, older["id"], "before the others")
+    await app_client.put(f"/api/conversations/{muted['id']}/mute", json={"muted": True}, headers=auth(bob))
+    await send(app_client, alice, mentioned["id"], f"@{bob.username} look")
+    seen = (await send(app_client, alice, read["id"], "seen")).json()["data"]["seq"]
+    marked = await app_client.put(
+        f"/api/conversations/{read['id']}/read", json={"last_read_seq": seen}, headers=auth(bob)
+    )
+    assert marked.status_code == 200, marked.text
+    user_id = uuid.UUID(bob.user_id)
+
+    for window in (1, 2, 10):
+        async with UnitOfWork(db) as uow:
+            expected_rooms = await recent_conversation_ids(uow.session, user_id, window)
+            expected_summary = await unread_summary(uow.session, user_id, window)
+        assert await connect_conversation_ids(db.reads, user_id, window) == expected_rooms
+        assert await ready_unread_summary(db.reads, user_id, window) == expected_summary
+    summary = await ready_unread_summary(db.reads, user_id, 10)
+    assert [entry.conversation_id for entry in summary.conversations] == [mentioned["id"], older["id"]]
+    assert (summary.total, summary.conversations[0].mentions, summary.notifications) == (2, 1, 1)
+    last = summary.conversations[0].last_message
+    assert last is not None
+    assert last.body == f"@{bob.username} look"
