@@ -15,7 +15,7 @@ and on a fresh SQLite file, each with `chat_clients` sockets of one participant 
 `chat_conversations` group conversations, then all of them to one (a hot room): first closed loop
 (messages/s), then open loop at half that rate (ack latency p50/p99). Every message is validated,
 committed with its seq, acked, and fanned out as `chat:message` to the room. `--cases chat` runs
-these cases alone.
+these cases alone; with `--before`, the earlier Parley runs each shape too, on a database of its own.
 """
 
 from __future__ import annotations
@@ -516,26 +516,40 @@ def run_server(
     record("lat_p99", result["lat"]["p99_ms"], result)
 
 
-def run_chat(runner: Runner, cases: dict[str, Case], work: Path, postgres_url: str) -> None:
-    """Parley's `chat:send` in every shape of `CHAT_SHAPES` (Node has no counterpart)."""
+def run_chat(
+    runner: Runner, cases: dict[str, Case], work: Path, postgres_url: str, before: Path | None, rep: int
+) -> None:
+    """Parley's `chat:send` in every shape of `CHAT_SHAPES` (Node has no counterpart); with `before`, an
+    earlier Parley too, on a fresh database of its own, each repetition starting with the next one."""
+    builds: list[tuple[str, Path | None]] = [("parley", None)]
+    if before is not None:
+        builds.append(("before", before))
+    builds = builds[rep % len(builds) :] + builds[: rep % len(builds)]
     for shape in CHAT_SHAPES:
-        with chat_database(shape, work, postgres_url) as database_url:
-            server = start_parley(work, database_url, runner.secret, name=f"parley-{shape.key}")
-            try:
-                count = shape.conversations(runner.profile)
-                conversations = create_conversations(server, runner.token, count)
-                throughput, latency = runner.chat(server, conversations)
-            except RuntimeError:
-                print(f"{server.name} log:\n{server.log_tail()}", file=sys.stderr)
-                raise
-            finally:
-                server.stop()
-        for suffix, value, result in (
-            ("send", throughput["rps"], throughput),
-            ("p50", latency["lat"]["p50_ms"], latency),
-            ("p99", latency["lat"]["p99_ms"], latency),
-        ):
-            cases[f"{shape.key}_{suffix}"].record("parley", value, result)
+        for name, source in builds:
+            throughput, latency = chat_shape(runner, shape, work, postgres_url, name, source)
+            for suffix, value, result in (
+                ("send", throughput["rps"], throughput),
+                ("p50", latency["lat"]["p50_ms"], latency),
+                ("p99", latency["lat"]["p99_ms"], latency),
+            ):
+                cases[f"{shape.key}_{suffix}"].record(name, value, result)
+
+
+def chat_shape(
+    runner: Runner, shape: ChatShape, work: Path, postgres_url: str, name: str, source: Path | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One build's `chat:send` in one shape, on a fresh database: (throughput, latency) results."""
+    with chat_database(shape, work, postgres_url) as database_url:
+        server = start_parley(work, database_url, runner.secret, name=f"{name}-{shape.key}", source=source)
+        try:
+            conversations = create_conversations(server, runner.token, shape.conversations(runner.profile))
+            return runner.chat(server, conversations)
+        except RuntimeError:
+            print(f"{server.name} log:\n{server.log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            server.stop()
 
 
 @contextlib.contextmanager
@@ -745,7 +759,7 @@ def main(argv: list[str] | None = None) -> int:
                 compare_with_node(runner, cases, work, modules, args, rep)
             if "chat" in args.cases:
                 say(f"repetition {rep + 1}/{reps}: parley chat:send")
-                run_chat(runner, cases, work, args.postgres_url)
+                run_chat(runner, cases, work, args.postgres_url, args.before, rep)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(table(cases))
