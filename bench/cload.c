@@ -390,9 +390,11 @@ int main(int argc, char **argv) {
     int tmo = 10;
     if (RATE > 0 && t < t_end) {  // open loop: send what is due (echo: round robin over the clients)
       long target = (long)((t - t_start) * RATE);
-      while (due < target) {
-        if (measuring) sent_meas++;
-        if (fanout) FIRE(); else { SEND_ECHO(cs[rr]); rr = (rr + 1) % n; }
+      while (due < target) {  // a send is expected as its answer is counted: by the time it was sent
+        double sent_at;
+        if (fanout) { FIRE(); sent_at = tsend[(seq - 1) & (RING - 1)]; }
+        else { SEND_ECHO(cs[rr]); sent_at = cs[rr]->t_sent; rr = (rr + 1) % n; }
+        if (measuring && sent_at < t_end) sent_meas++;
         due++;
       }
       double next = t_start + (due + 1) / RATE; tmo = (int)((next - now()) * 1000); if (tmo < 0) tmo = 0; if (tmo > 10) tmo = 10;
