@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from app.core.ids import random_ids
 from app.modules.chat.rows import NOTIFICATION_BODY_MAX, Mention, Sent, mentioned_names, message_of
 from app.modules.chat.schemas import MessageOut, NotificationOut
 from app.modules.chat.statements import MentionSource, NewMessage
@@ -43,7 +44,7 @@ class Draft:
     body: str
     client_msg_id: str
     sender_name: str
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=random_ids.next)
 
     @property
     def key(self) -> MessageKey:
@@ -209,7 +210,7 @@ class BatchWrite:
         for draft in pending:
             names = mentioned_names(draft.body)
             if names:
-                ids = {name: uuid.uuid4() for name in names}
+                ids = {name: random_ids.next() for name in names}
                 notice = _mention_notice(draft, messages[draft.id])
                 notices.update(dict.fromkeys(ids.values(), (draft.id, notice)))
                 sources.append(MentionSource(draft.conversation_id, draft.id, draft.sender_id, notice, ids))
