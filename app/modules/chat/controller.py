@@ -38,6 +38,7 @@ from app.modules.chat.schemas import (
     UnreadSummary,
     UpdateConversationIn,
 )
+from app.modules.chat.sending import MessageSender
 from app.modules.chat.service import ChatService
 from app.modules.chat.writer import MessageWriter
 
@@ -200,18 +201,11 @@ class ConversationController(Controller):
         conversation_id: uuid.UUID,
         data: PostMessageIn,
         identity: Identity,
-        chat_service: ChatService,
-        chat_writer: MessageWriter,
-        chat_events: ChatEvents,
+        chat_sender: MessageSender,
     ) -> Response[Envelope[MessageOut]]:
         """Send as over the socket, with the same events; a re-sent `client_msg_id` answers 200."""
-        sent = await chat_service.send(
-            identity,
-            conversation_id,
-            data.body,
-            data.client_msg_id or uuid.uuid4().hex,
-            writer=chat_writer,
-            events=chat_events,
+        sent = await chat_sender.send(
+            identity, conversation_id, data.body, data.client_msg_id or uuid.uuid4().hex
         )
         if sent.stored:
             return Response(ok(sent.message, "Sent"), status_code=HTTP_201_CREATED)

@@ -31,6 +31,7 @@ from app.modules.chat.schemas import (
     SyncAck,
     SyncIn,
 )
+from app.modules.chat.sending import MessageSender
 from app.modules.chat.service import ChatService
 from app.modules.chat.writer import MessageWriter
 
@@ -62,22 +63,9 @@ class ChatGateway(Gateway):
         optimistic=True,
     )
     @ws_response("chat:send", SendAck)
-    async def send(
-        self,
-        client: SocketContext,
-        payload: SendIn,
-        chat: ChatService,
-        writer: MessageWriter,
-        events: ChatEvents,
-    ) -> SendAck:
-        sent = await chat.send(
-            client.identity,
-            payload.conversation_id,
-            payload.body,
-            payload.client_msg_id,
-            writer=writer,
-            events=events,
-            skip_sid=client.sid,
+    async def send(self, client: SocketContext, payload: SendIn, sender: MessageSender) -> SendAck:
+        sent = await sender.send(
+            client.identity, payload.conversation_id, payload.body, payload.client_msg_id, skip_sid=client.sid
         )
         return SendAck(sent.message)
 

@@ -1,17 +1,15 @@
-"""Sending, mentions, sync, history and search."""
+"""Sync, history and search (sending is `MessageSender`'s)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, func, or_, select
 
-from app.core.errors import AppError, ErrorCode, validation_error
-from app.modules.chat.batch import Draft
+from app.core.errors import validation_error
 from app.modules.chat.models import Conversation, Message, Participant
-from app.modules.chat.rows import LIKE_ESCAPE, MESSAGE_COLUMNS, Sent, check_body, like_pattern, message_out
+from app.modules.chat.rows import LIKE_ESCAPE, MESSAGE_COLUMNS, like_pattern, message_out
 from app.modules.chat.schemas import (
     MessageOut,
     MessagePage,
@@ -21,40 +19,8 @@ from app.modules.chat.schemas import (
 )
 from app.modules.chat.store import ChatStore
 
-if TYPE_CHECKING:
-    from app.core.security.identity import Identity
-    from app.modules.chat.broadcasts import ChatEvents
-    from app.modules.chat.writer import MessageWriter
-
 
 class Messaging(ChatStore):
-    async def send(
-        self,
-        sender: Identity,
-        conversation_id: uuid.UUID,
-        body: str,
-        client_msg_id: str,
-        *,
-        writer: MessageWriter,
-        events: ChatEvents,
-        skip_sid: str | None = None,
-    ) -> Sent:
-        """Store a text message with the next seq; a re-send returns the stored one and changes nothing.
-
-        The writer stores it in its next batch (see `MessageWriter`); the events go out once that batch
-        is committed. A sender who is not a participant is told why, asked in a statement of its own.
-        """
-        check_body(body)
-        sender_id = sender.user_id
-        draft = Draft(conversation_id, sender_id, body, client_msg_id, sender_name=sender.display_name)
-        outcome = await writer.write(draft)
-        if not isinstance(outcome, Sent):
-            await self._recheck_access(conversation_id, sender_id)
-            raise AppError(ErrorCode.CONFLICT, "Your membership changed meanwhile; send again")
-        if outcome.stored:
-            await events.message_sent(outcome, skip_sid=skip_sid)
-        return outcome
-
     async def sync(
         self, user_id: uuid.UUID, cursors: Sequence[SyncCursor], limit: int
     ) -> list[SyncedConversation]:

@@ -19,6 +19,7 @@ from app.modules.chat.notifications_controller import NotificationController
 from app.modules.chat.read_state import ready_unread_summary
 from app.modules.chat.room_hooks import ChatMembership, ParticipantRoomHook
 from app.modules.chat.schemas import UnreadSummary
+from app.modules.chat.sending import MessageSender
 from app.modules.chat.store import connect_conversation_ids
 from app.modules.chat.writer import MessageWriter
 
@@ -52,7 +53,12 @@ chat_module = Module(
     controllers=[ConversationController, NotificationController],
     gateways=[ChatGateway],
     dependencies=DEPENDENCIES,
-    providers={Membership: ChatMembership, ChatEvents: ChatEvents, MessageWriter: MessageWriter},
+    providers={
+        Membership: ChatMembership,
+        ChatEvents: ChatEvents,
+        MessageWriter: MessageWriter,
+        MessageSender: MessageSender,
+    },
     on_shutdown=[_close_writer],
     room_hooks={
         GROUP_ROOMS.prefix: _participants_only(GROUP_ROOMS),

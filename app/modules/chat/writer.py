@@ -78,7 +78,8 @@ class MessageWriter:
         self._queued.set()
         if self._draining is None:
             self._draining = asyncio.create_task(self._drain(), name="chat-writer")
-        return await asyncio.shield(answer)
+        # A sender cancelled meanwhile cancels its answer only: its entry is written all the same.
+        return await answer
 
     async def close(self) -> None:
         """Finish the batches already handed over, then give the connection back."""
