@@ -36,17 +36,6 @@ Checkpoint = Callable[[], Awaitable[None]]
 
 
 @dataclass(slots=True)
-class Checkpoints:
-    """Where tests stop every attempt of a batch, for a fault to strike or another batch to start
-    there; None in service."""
-
-    seqs_taken: Checkpoint | None = None
-    """Its seqs taken, its messages not yet inserted."""
-    committing: Checkpoint | None = None
-    """Its commit about to be sent: the writer may start the next batch already."""
-
-
-@dataclass(slots=True)
 class Draft:
     """A participant's text message to store, idempotent by `client_msg_id`."""
 
@@ -74,16 +63,9 @@ Outcome = Sent | Refused
 @dataclass(slots=True)
 class Attempt:
     """How far one write on the writer's connection got: once its commit has been sent, whether it
-    happened is unknown, so it is never written again (and the writer may start the next batch)."""
+    happened is unknown, so it is never written again."""
 
-    on_committing: Callable[[], None] | None = None
     committing: bool = False
-
-    def commit_sent(self) -> None:
-        """Called right before the commit is sent."""
-        self.committing = True
-        if self.on_committing is not None:
-            self.on_committing()
 
 
 class Statements(Protocol):
@@ -110,11 +92,11 @@ class BatchWrite:
         statements: Statements,
         drafts: Sequence[Draft],
         attempt: Attempt,
-        checkpoints: Checkpoints,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         self.statements = statements
         self.attempt = attempt
-        self.checkpoints = checkpoints
+        self.checkpoint = checkpoint
         self.firsts: dict[MessageKey, Draft] = {}
         self.repeats: dict[uuid.UUID, Draft] = {}
         for draft in drafts:
@@ -151,17 +133,15 @@ class BatchWrite:
                 await statements.rollback()
                 await self._settle_refusals([draft for draft in pending if draft.conversation_id in refused])
                 return
-            if self.checkpoints.seqs_taken is not None:
-                await self.checkpoints.seqs_taken()
+            if self.checkpoint is not None:
+                await self.checkpoint()
             messages, earlier = await self._insert(pending, last_seqs)
             if earlier:
                 await statements.rollback()
                 self.settled.update(earlier)
                 return
             mentions = await self._notify_mentions(pending, messages)
-            self.attempt.commit_sent()
-            if self.checkpoints.committing is not None:
-                await self.checkpoints.committing()
+            self.attempt.committing = True
             await statements.commit()
         except BaseException:
             with contextlib.suppress(Exception):  # a dead connection cannot roll back: the error stands

@@ -321,7 +321,7 @@ class Conversations(ReadStates):
                     "client_msg_id": None,
                 }
             )
-            attempt.commit_sent()
+            attempt.committing = True
             await session.commit()
         new_owner = str(removed[1]) if removed[0] == "owner" and removed[1] is not None else None
         return message_out(row), new_owner

@@ -1,16 +1,14 @@
 """Group commit of chat messages on an in-process server: batches formed on purpose, faults for real.
 
 The writer is held (`MessageWriter.held`) while real Socket.IO and REST clients hand it their
-messages, so that they are written as one batch once it is left; `MessageWriter.checkpoints` stop a
-batch half way (its seqs taken, its messages not yet inserted) for a database fault to strike there,
-or at its commit, where the writer starts the next batch on PostgreSQL's second connection.
+messages, so that they are written as one batch once it is left; `MessageWriter.checkpoint` stops a
+batch half way (its seqs taken, its messages not yet inserted) for a database fault to strike there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -21,8 +19,6 @@ import httpx
 import pytest
 
 from app.core.app_factory import ParleyApp
-from app.modules.chat.batch import Draft, Outcome
-from app.modules.chat.rows import Sent
 from app.modules.chat.writer import MessageWriter
 from tests.support.backends import PG_HOST, PG_PORT, PG_USER, Backend
 from tests.support.clients import Account, RecordingClient, register_and_login
@@ -208,7 +204,7 @@ class HalfWay:
     def __init__(self, writer: MessageWriter) -> None:
         self.reached = asyncio.Event()
         self.go_on = asyncio.Event()
-        writer.checkpoints.seqs_taken = self.wait
+        writer.checkpoint = self.wait
 
     async def wait(self) -> None:
         self.reached.set()
@@ -297,7 +293,7 @@ async def cut_half_way(
 
     # Once the database is back, the next batch is written, with the seqs that follow.
     proxy.restore()
-    node.writer.checkpoints.seqs_taken = None
+    node.writer.checkpoint = None
     again = await socks[0].call("chat:send", send(cid, "lost 0", "lost-0"))
     assert again["ok"] is True, again
     assert again["data"]["message"]["seq"] == 5
@@ -306,13 +302,6 @@ async def cut_half_way(
 
 
 WAITING_ON_A_LOCK = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'"
-
-
-async def wait_for_a_lock_wait(database: str) -> None:
-    """Until a transaction waits for a row lock (TimeoutError if none does within 10 s)."""
-    async with asyncio.timeout(10):
-        while (await database_query(database, WAITING_ON_A_LOCK, database))[0][0] == 0:
-            await asyncio.sleep(0.05)
 
 
 async def test_a_removal_on_another_node_that_deadlocks_with_a_batch_is_run_again(
@@ -335,7 +324,8 @@ async def test_a_removal_on_another_node_that_deadlocks_with_a_batch_is_run_agai
             leaving = asyncio.ensure_future(
                 other_node.http.post(f"/api/conversations/{cid}/leave", headers=auth(bob))
             )
-            await wait_for_a_lock_wait(database)  # the removal waits for the conversation's row
+            while (await database_query(database, WAITING_ON_A_LOCK, database))[0][0] == 0:
+                await asyncio.sleep(0.05)  # until the removal waits for the conversation's row
             half_way.go_on.set()
             ack, left = await asyncio.gather(sent, leaving)
     finally:
@@ -374,7 +364,8 @@ async def test_a_removal_committed_while_a_batch_waits_for_the_conversation_refu
         )
         await removal.execute("SELECT id FROM conversations WHERE id = $1 FOR UPDATE", uuid.UUID(cid))
         sent = asyncio.ensure_future(bob_sock.call("chat:send", send(cid, "too late", "late-1")))
-        await wait_for_a_lock_wait(database)  # the batch waits for the conversation's row
+        while (await database_query(database, WAITING_ON_A_LOCK, database))[0][0] == 0:
+            await asyncio.sleep(0.05)  # until the batch waits for the conversation's row
         await transaction.commit()
         ack = await sent
     finally:
@@ -383,169 +374,3 @@ async def test_a_removal_committed_while_a_batch_waits_for_the_conversation_refu
     assert not ack["ok"], ack
     assert ack["error"]["code"] == "FORBIDDEN", ack
     assert await history(node, alice, cid) == [], "nothing stored after bob's removal"
-
-
-class AtCommit:
-    """The writer's `committing` checkpoint, stopping the first batch that reaches it only: its commit
-    is about to be sent, so the writer starts the next batch meanwhile."""
-
-    def __init__(self, writer: MessageWriter) -> None:
-        self.writer = writer
-        self.reached = asyncio.Event()
-        self.go_on = asyncio.Event()
-        writer.checkpoints.committing = self.wait
-
-    async def wait(self) -> None:
-        self.writer.checkpoints.committing = None
-        self.reached.set()
-        await self.go_on.wait()
-
-
-def finish_order(calls: list[asyncio.Task[Any]]) -> list[int]:
-    """The indexes of `calls` in the order they finish (the list fills as they do)."""
-    order: list[int] = []
-    for index, call in enumerate(calls):
-        call.add_done_callback(functools.partial(_finished_at, order, index))
-    return order
-
-
-def _finished_at(order: list[int], index: int, _: object) -> None:
-    order.append(index)
-
-
-async def test_two_batches_of_one_conversation_in_flight_take_seqs_in_their_order(
-    node: Node, backend: Backend
-) -> None:
-    """The first batch waits at its commit; the second is written meanwhile on the other connection,
-    waits for the conversation's row, then takes the seqs that follow; a re-send of the first's id in
-    the second returns the stored message, unbroadcast; answers and events come in order."""
-    if backend.name != "postgres":
-        pytest.skip("SQLite writes one batch at a time")
-    database = backend.database_url.rsplit("/", 1)[1]
-    alice, bob = await register_and_login(node.http), await register_and_login(node.http)
-    cid = await make_group(node.http, alice, bob)
-    alice_sock, bob_sock = [await connect(node.url, account) for account in (alice, bob)]
-    at_commit = AtCommit(node.writer)
-    try:
-        first = await send_held_batch(node, [alice_sock], cid, "first", 2)
-        await at_commit.reached.wait()
-        second = [
-            asyncio.ensure_future(alice_sock.call("chat:send", send(cid, "second", "second-0"))),
-            asyncio.ensure_future(alice_sock.call("chat:send", send(cid, "first 0", "first-0"))),
-        ]
-        order = finish_order([*first, *second])
-        await wait_for_a_lock_wait(database)
-        assert not any(call.done() for call in [*first, *second])
-        at_commit.go_on.set()
-        acks = await asyncio.gather(*first, *second)
-        heard = await seqs_heard(bob_sock, {1, 2, 3})
-    finally:
-        at_commit.go_on.set()
-        for client in (alice_sock, bob_sock):
-            await client.close()
-    assert [ack["ok"] for ack in acks] == [True] * 4, acks
-    assert [ack["data"]["message"]["seq"] for ack in acks] == [1, 2, 3, 1], acks
-    assert acks[3]["data"]["message"] == acks[0]["data"]["message"], "the re-send gets the stored one"
-    assert sorted(order[:2]) == [0, 1], f"the first batch is answered first: {order}"
-    assert heard == [1, 2, 3], "bob hears each message once, in seq order"
-    stored = await history(node, alice, cid)
-    assert [(m["seq"], m["body"]) for m in stored] == [(1, "first 0"), (2, "first 1"), (3, "second")]
-
-
-TERMINATE_COMMITTING = """
-SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-WHERE datname = $1 AND state = 'idle in transaction' AND query LIKE 'INSERT INTO messages%'
-"""
-
-
-async def test_a_batch_that_fails_at_its_commit_stores_nothing_and_the_next_takes_its_seqs(
-    node: Node, backend: Backend
-) -> None:
-    """The first batch's connection is terminated while it waits at its commit and the second waits
-    for the conversation's row: none of the first is stored, both its senders get UNAVAILABLE (a commit
-    is never sent again), and the second, answered after it, takes seq 1."""
-    if backend.name != "postgres":
-        pytest.skip("SQLite writes one batch at a time")
-    database = backend.database_url.rsplit("/", 1)[1]
-    alice, bob = await register_and_login(node.http), await register_and_login(node.http)
-    cid = await make_group(node.http, alice, bob)
-    alice_sock = await connect(node.url, alice)
-    at_commit = AtCommit(node.writer)
-    try:
-        first = await send_held_batch(node, [alice_sock], cid, "lost", 2)
-        await at_commit.reached.wait()
-        second = asyncio.ensure_future(alice_sock.call("chat:send", send(cid, "kept", "kept-0")))
-        order = finish_order([*first, second])
-        await wait_for_a_lock_wait(database)
-        terminated = await database_query(database, TERMINATE_COMMITTING, database)
-        assert [row[0] for row in terminated] == [True], "the first batch's connection, at its commit"
-        at_commit.go_on.set()
-        acks = await asyncio.gather(*first, second)
-    finally:
-        at_commit.go_on.set()
-        await alice_sock.close()
-    assert [ack["ok"] for ack in acks] == [False, False, True], acks
-    assert {ack["error"]["code"] for ack in acks[:2]} == {"UNAVAILABLE"}, acks
-    assert acks[2]["data"]["message"]["seq"] == 1, acks
-    assert order[-1] == 2, f"the second batch is answered after the first: {order}"
-    stored = await history(node, alice, cid)
-    assert [(m["seq"], m["body"]) for m in stored] == [(1, "kept")]
-
-
-async def test_a_steady_stream_of_batches_answers_every_message_in_order(node: Node) -> None:
-    """Four senders keep handing messages over while batches are written and committed (on
-    PostgreSQL two at a time): every one is answered, the seqs have no gap, and each sender's follow
-    the order it sent them in."""
-    senders = [await register_and_login(node.http) for _ in range(4)]
-    cid = uuid.UUID(await make_group(node.http, senders[0], *senders[1:]))
-    per_sender, window = 300, 20
-    batches_before = node.batches()
-
-    async def stream(account: Account) -> list[int]:
-        in_flight = asyncio.Semaphore(window)
-        writes: list[asyncio.Task[Outcome]] = []
-        for index in range(per_sender):
-            await in_flight.acquire()
-            draft = Draft(cid, uuid.UUID(account.user_id), f"m {index}", f"s-{index}", account.username)
-            writes.append(asyncio.create_task(node.writer.write(draft)))
-            writes[-1].add_done_callback(lambda _: in_flight.release())
-        outcomes = await asyncio.wait_for(asyncio.gather(*writes), timeout=60)
-        return [outcome.message.seq for outcome in outcomes if isinstance(outcome, Sent)]
-
-    seqs = await asyncio.gather(*(stream(account) for account in senders))
-    assert [len(found) for found in seqs] == [per_sender] * 4, "every message stored"
-    assert sorted(seq for found in seqs for seq in found) == list(range(1, 4 * per_sender + 1))
-    for found in seqs:
-        assert found == sorted(found), "a sender's messages keep its order"
-    count, _ = node.batches()
-    assert count - batches_before[0] < 4 * per_sender / 2, "messages were written in batches"
-
-
-STORED_IN = "SELECT 1 FROM messages WHERE conversation_id = $1"
-
-
-async def test_a_batch_committed_before_the_one_ahead_is_answered_after_it(
-    node: Node, backend: Backend
-) -> None:
-    """The first batch waits at its commit; the second, in another conversation, commits meanwhile,
-    but its sender hears back only after the first's (answers, and so events, in batch order)."""
-    if backend.name != "postgres":
-        pytest.skip("SQLite writes one batch at a time")
-    database = backend.database_url.rsplit("/", 1)[1]
-    alice, bob = await register_and_login(node.http), await register_and_login(node.http)
-    held_cid, free_cid = [uuid.UUID(await make_group(node.http, alice, bob)) for _ in range(2)]
-    sender = uuid.UUID(alice.user_id)
-    at_commit = AtCommit(node.writer)
-    try:
-        first = asyncio.create_task(node.writer.write(Draft(held_cid, sender, "held", "h-1", "alice")))
-        await at_commit.reached.wait()
-        second = asyncio.create_task(node.writer.write(Draft(free_cid, sender, "free", "f-1", "alice")))
-        async with asyncio.timeout(10):
-            while not await database_query(database, STORED_IN, free_cid):
-                await asyncio.sleep(0.05)  # until the second batch is committed
-        answered, _ = await asyncio.wait({second}, timeout=0.5)
-        assert not answered, "the second batch's answer waits for the first's"
-    finally:
-        at_commit.go_on.set()
-    outcomes = await asyncio.gather(first, second)
-    assert [outcome.message.seq for outcome in outcomes if isinstance(outcome, Sent)] == [1, 1], outcomes
