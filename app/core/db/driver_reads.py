@@ -11,22 +11,28 @@ would give, on rows read by attribute like SQLAlchemy's. A driver's failure is r
 `DBAPIError` around it, as SQLAlchemy raises it.
 
 On a SQLite file the reads have a connection of their own, opened once, with the engine's settings:
-they wait for no pooled connection and pay no check-out. Elsewhere (PostgreSQL, SQLite in memory) each
-read checks a connection out of the engine's pool (no transaction is begun on it).
+they wait for no pooled connection and pay no check-out. On PostgreSQL they keep up to two connections
+checked out of the engine's pool (counted in its limit), each serving one read at a time: a read pays
+neither a check-out nor the pool's pre-ping (one round trip), and one that finds its connection dead
+(a database restart, a connection cut) is run again once on a new one. Elsewhere (SQLite in memory,
+or a pool too small to lend two connections) each read checks a connection out of the engine's pool
+(no transaction is begun on it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
+import asyncpg
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
 Processor = Callable[[Any], Any] | None
@@ -139,12 +145,85 @@ class SqliteFileReads(DriverReads):
             await driver.close()
 
 
-def driver_reads(engine: AsyncEngine, sqlite_setup: Callable[[sqlite3.Connection], None]) -> DriverReads:
+class HeldConnection:
+    """One of `HeldReads`' connections, serving one read at a time."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.connection: AsyncConnection | None = None
+        self.driver: asyncpg.Connection | None = None
+
+
+class HeldReads(DriverReads):
+    """`DriverReads` on PostgreSQL connections checked out of the engine's pool once and kept."""
+
+    def __init__(self, engine: AsyncEngine, count: int) -> None:
+        super().__init__(engine)
+        self._held = [HeldConnection() for _ in range(count)]
+        self._turn = 0
+
+    async def _fetch(self, sql: str, parameters: list[Any]) -> Sequence[Sequence[Any]]:
+        held = next((held for held in self._held if not held.lock.locked()), None)
+        if held is None:  # all busy: wait for them in turn
+            self._turn = (self._turn + 1) % len(self._held)
+            held = self._held[self._turn]
+        async with held.lock:
+            try:
+                return await self._fetch_on(held, sql, parameters)
+            except DBAPIError as failure:
+                if not failure.connection_invalidated:
+                    raise
+            return await self._fetch_on(held, sql, parameters)  # once more, on a new connection
+
+    async def _fetch_on(
+        self, held: HeldConnection, sql: str, parameters: list[Any]
+    ) -> Sequence[Sequence[Any]]:
+        driver = held.driver
+        if driver is None:
+            held.connection = await self.engine.connect()
+            raw = await held.connection.get_raw_connection()
+            driver = held.driver = cast("asyncpg.Connection", raw.driver_connection)
+        try:
+            rows: Sequence[Sequence[Any]] = await driver.fetch(sql, *parameters)
+        except Exception as exc:
+            # An internal client error is the protocol out of step: the end of a terminated connection.
+            dead = driver.is_closed() or isinstance(exc, asyncpg.InternalClientError)
+            if dead:
+                await self._drop(held)
+            raise DBAPIError(sql, None, exc, connection_invalidated=dead) from exc
+        return rows
+
+    @staticmethod
+    async def _drop(held: HeldConnection, *, invalidate: bool = True) -> None:
+        connection, held.connection, held.driver = held.connection, None, None
+        if connection is None:
+            return
+        with contextlib.suppress(Exception):
+            if invalidate:
+                await connection.invalidate()
+            await connection.close()
+
+    async def close(self) -> None:
+        """Give the connections back to the pool."""
+        for held in self._held:
+            await self._drop(held, invalidate=False)
+
+
+HELD_READS = 2
+"""Connections the PostgreSQL reads keep, where the pool has four times as many to give."""
+
+
+def driver_reads(
+    engine: AsyncEngine, sqlite_setup: Callable[[sqlite3.Connection], None], max_connections: int
+) -> DriverReads:
     """The reads of `engine`: on a connection of their own for a SQLite file (set up by
-    `sqlite_setup`, as the engine's are), through the engine's pool otherwise."""
+    `sqlite_setup`, as the engine's are), on connections kept out of a PostgreSQL pool of
+    `max_connections` that can spare them, through the engine's pool otherwise."""
     database = engine.url.database
     if engine.dialect.name == "sqlite" and database and database != ":memory:" and not engine.url.query:
         return SqliteFileReads(engine, database, sqlite_setup)
+    if engine.dialect.name == "postgresql" and max_connections >= 4 * HELD_READS:
+        return HeldReads(engine, HELD_READS)
     return DriverReads(engine)
 
 

@@ -94,7 +94,9 @@ class Database:
         """Sessions for work that only reads: on SQLite their transactions begin without the write lock
         (a write in one would have to upgrade its lock, and fails if a writer committed meanwhile)."""
         self.reads: DriverReads = driver_reads(
-            self.engine, lambda connection: _sqlite_on_connect(connection, None)
+            self.engine,
+            lambda connection: _sqlite_on_connect(connection, None),
+            settings.database_max_connections,
         )
         """Single SELECTs on the driver's connection, with no session nor transaction (a handshake's)."""
 

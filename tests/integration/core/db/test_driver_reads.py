@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 import sqlalchemy.exc
 from advanced_alchemy.types import GUID, DateTimeUTC
-from sqlalchemy import Boolean, Select, String, bindparam, column, func, insert, select, table, update
+from sqlalchemy import Boolean, Select, String, bindparam, column, event, func, insert, select, table, update
 
 from app.core.db import Database
-from app.core.db.driver_reads import DriverReads
-from tests.support.backends import Backend
+from app.core.db.driver_reads import HELD_READS, DriverReads, HeldReads
+from tests.support.backends import PG_HOST, PG_PORT, PG_USER, Backend
 
 USERS = table(
     "users",
@@ -92,3 +94,54 @@ async def test_reads_through_the_engines_pool_give_the_same_rows(db: Database) -
     )
     with pytest.raises(sqlalchemy.exc.DBAPIError):
         await pooled.rows(select(column("no_such_column")).select_from(USERS), {})
+
+
+def postgres_only(backend: Backend) -> None:
+    if backend.name != "postgres":
+        pytest.skip("SQLite file reads have their own connection; this is PostgreSQL's pool")
+
+
+async def test_postgres_reads_keep_their_connections_out_of_the_pool(db: Database, backend: Backend) -> None:
+    """Reads, one after another and many at once, check out two connections in all: none pays a
+    check-out nor the pool's pre-ping after the first."""
+    postgres_only(backend)
+    user_id = await add_user(db, None)
+    checkouts: list[object] = []
+    event.listen(db.engine.sync_engine.pool, "checkout", lambda *args: checkouts.append(args))
+
+    for _ in range(10):
+        await db.reads.rows(ONE_USER, {"user_id": user_id})
+    found = await asyncio.gather(*(db.reads.rows(ONE_USER, {"user_id": user_id}) for _ in range(40)))
+
+    assert all([row.id for row in rows] == [user_id] for rows in found)
+    assert 1 <= len(checkouts) <= HELD_READS
+
+
+TERMINATE_OTHERS = """
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
+"""
+
+
+async def test_a_read_whose_connection_was_terminated_is_run_again_on_a_new_one(
+    db: Database, backend: Backend
+) -> None:
+    postgres_only(backend)
+    user_id = await add_user(db, None)
+    await db.reads.rows(ONE_USER, {"user_id": user_id})
+    database = backend.database_url.rsplit("/", 1)[1]
+    killer = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=database)
+    try:
+        terminated = await killer.fetch(TERMINATE_OTHERS, database)
+    finally:
+        await killer.close()
+    assert any(row[0] for row in terminated), "the reads' connection, among others"
+
+    assert [row.id for row in await db.reads.rows(ONE_USER, {"user_id": user_id})] == [user_id]
+
+
+async def test_a_pool_too_small_to_spare_two_connections_lends_one_per_read(backend: Backend) -> None:
+    postgres_only(backend)
+    for max_connections, kind in (("7", DriverReads), ("8", HeldReads)):
+        database = Database(backend.settings(DATABASE_MAX_CONNECTIONS=max_connections))
+        assert type(database.reads) is kind
+        await database.dispose()
