@@ -22,7 +22,6 @@ or a pool too small to lend two connections) each read checks a connection out o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +33,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
+
+from app.core.db.connections import give_back
 
 Processor = Callable[[Any], Any] | None
 
@@ -196,12 +197,7 @@ class HeldReads(DriverReads):
     @staticmethod
     async def _drop(held: HeldConnection, *, invalidate: bool = True) -> None:
         connection, held.connection, held.driver = held.connection, None, None
-        if connection is None:
-            return
-        with contextlib.suppress(Exception):
-            if invalidate:
-                await connection.invalidate()
-            await connection.close()
+        await give_back(connection, invalidate=invalidate)
 
     async def close(self) -> None:
         """Give the connections back to the pool."""

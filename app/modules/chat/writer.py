@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.db.connections import give_back
 from app.core.errors import AppError, ErrorCode
 from app.core.faults import is_transaction_conflict, is_unavailable
 from app.modules.chat.batch import Attempt, BatchWrite, Checkpoint, Draft, Outcome, Statements
@@ -192,9 +193,4 @@ class MessageWriter:
     async def _drop_connection(self, *, invalidate: bool) -> None:
         connection, self._connection = self._connection, None
         self._statements = None
-        if connection is None:
-            return
-        with contextlib.suppress(Exception):
-            if invalidate:
-                await connection.invalidate()
-            await connection.close()
+        await give_back(connection, invalidate=invalidate)
