@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, NoReturn
 
-from app.core.db import UnitOfWork
 from app.core.errors import AppError, ErrorCode
 from app.modules.chat.batch import Draft
 from app.modules.chat.broadcasts import ChatEvents
@@ -57,6 +56,6 @@ class MessageSender:
 
     async def _explain_refusal(self, conversation_id: uuid.UUID, user_id: uuid.UUID) -> NoReturn:
         """Why the writer refused the message, asked in a transaction of its own."""
-        async with UnitOfWork(self.ctx.db) as uow:
+        async with self.ctx.unit_of_work() as uow:
             await uow.service(ChatStore).require_participant(conversation_id, user_id)
         raise AppError(ErrorCode.CONFLICT, "Your membership changed meanwhile; send again")
