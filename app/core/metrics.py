@@ -59,9 +59,16 @@ class Metrics:
         )
         self.chat_batch_size = Histogram(
             "parley_chat_write_batch_size",
-            "Chat messages written per transaction (group commit)",
+            "Chat messages written per batch (group commit)",
             registry=self.registry,
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
+        self.chat_batches = Counter(
+            "parley_chat_write_batches_total",
+            "Chat batches written, by way: one_statement (PostgreSQL: text messages without mentions, "
+            "none refused) or transaction",
+            ["way"],
+            registry=self.registry,
         )
         self.fanout_received = Counter(
             "parley_fanout_messages_received_total",

@@ -1,13 +1,21 @@
-"""One batch of messages written in one transaction with set-based statements.
+"""One batch of messages, written in one statement where it can be, else in one transaction.
 
-Every statement serves the whole batch: one `UPDATE … RETURNING` takes each conversation's seq range
-(locking the conversations in id order, so that batches on several nodes cannot deadlock), one
-multi-row `INSERT … RETURNING` stores the messages, one `INSERT … SELECT` notifies every mentioned
-participant. The seq range of a conversation is taken for the messages expected to be stored, so a
-message that turns out not to be (a `client_msg_id` stored earlier, a sender no longer a participant)
-would leave a gap: the attempt is rolled back, the message is settled without storing it, and the rest
-are written again. A batch of new messages from participants, the usual case, is written at the first
-attempt, in two statements (three when someone is mentioned).
+On PostgreSQL a batch of text messages without mentions is written by one statement that commits on
+its own (`Statements.store_at_once`): it takes each conversation's seq range, inserts the messages and
+returns those stored earlier under the same `client_msg_id`, or stores nothing when a sender is not a
+participant (or another node stored one of the ids meanwhile). Such a batch, a batch with mentions,
+and every batch on SQLite are written in a transaction of set-based statements: one `UPDATE …
+RETURNING` takes each conversation's seq range (locking the conversations in id order, so that
+batches on several nodes cannot deadlock), one multi-row `INSERT … RETURNING` stores the messages, one
+`INSERT … SELECT` notifies every mentioned participant. The seq range of a conversation is taken for
+the messages expected to be stored, so a message that turns out not to be (a `client_msg_id` stored
+earlier, a sender no longer a participant) would leave a gap: the attempt is rolled back, the message
+is settled without storing it, and the rest are written again.
+
+A message found stored under its draft's own id was stored by an earlier attempt of this very batch
+whose answer was lost (the connection died as the one statement committed): it is answered as stored
+now, so that it is broadcast once. This is what lets the writer run the one statement again on a new
+connection when its connection dies, where a transaction whose COMMIT was in flight is not run again.
 """
 
 from __future__ import annotations
@@ -22,7 +30,14 @@ from typing import Any, Protocol
 import msgspec
 
 from app.core.ids import random_ids
-from app.modules.chat.rows import NOTIFICATION_BODY_MAX, Mention, Sent, mentioned_names, message_of
+from app.modules.chat.rows import (
+    MENTION_MARK,
+    NOTIFICATION_BODY_MAX,
+    Mention,
+    Sent,
+    mentioned_names,
+    message_of,
+)
 from app.modules.chat.schemas import MessageOut, NotificationOut
 from app.modules.chat.statements import MentionSource, NewMessage
 
@@ -82,6 +97,7 @@ class Statements(Protocol):
     async def participating(
         self, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]]
     ) -> set[tuple[uuid.UUID, uuid.UUID]]: ...
+    async def store_at_once(self, drafts: Sequence[Draft]) -> Iterable[Sequence[Any]] | None: ...
 
 
 class BatchWrite:
@@ -104,8 +120,11 @@ class BatchWrite:
             if first is not draft:
                 self.repeats[draft.id] = first
         self.settled: dict[uuid.UUID, Outcome] = {}
+        self.in_one_statement = False
+        """Whether the batch was written by `store_at_once` alone."""
 
     async def run(self) -> dict[uuid.UUID, Outcome]:
+        await self._store_at_once()
         for _ in range(ATTEMPTS):
             pending = [draft for draft in self.firsts.values() if draft.id not in self.settled]
             if not pending:
@@ -122,6 +141,24 @@ class BatchWrite:
             outcome = self.settled[first.id]
             answers[draft_id] = Sent(outcome.message, stored=False) if isinstance(outcome, Sent) else outcome
         return answers
+
+    async def _store_at_once(self) -> None:
+        """Settle every draft with one statement, if the backend has one and no draft mentions anyone
+        (nor does a test stop the batch half way, which one statement does not have)."""
+        drafts = list(self.firsts.values())
+        if self.checkpoint is not None or any(MENTION_MARK in draft.body for draft in drafts):
+            return
+        rows = await self.statements.store_at_once(drafts)
+        if rows is None:
+            return
+        for row in rows:
+            draft_id, values = row[0], row[1:]
+            message = message_of(values)
+            if draft_id is None:
+                self.settled[values[0]] = Sent(message, stored=True)
+            else:
+                self.settled[draft_id] = Sent(message, stored=values[0] == draft_id)
+        self.in_one_statement = True
 
     async def _attempt(self, pending: list[Draft]) -> None:
         statements = self.statements
@@ -178,25 +215,25 @@ class BatchWrite:
         `client_msg_id` was stored earlier, answered with that message)."""
         counts = Counter(draft.conversation_id for draft in pending)
         next_seq = {cid: last_seqs[cid] - n + 1 for cid, n in counts.items()}
+        seqs: dict[uuid.UUID, int] = {}
         rows = []
         for draft in pending:
-            seq = next_seq[draft.conversation_id]
+            seq = seqs[draft.id] = next_seq[draft.conversation_id]
             next_seq[draft.conversation_id] = seq + 1
             rows.append(
                 NewMessage(
                     draft.id, draft.conversation_id, seq, draft.sender_id, draft.body, draft.client_msg_id
                 )
             )
-        ours = {draft.id for draft in pending}
         by_key = {draft.key: draft for draft in pending}
         stored: dict[uuid.UUID, MessageOut] = {}
         earlier: dict[uuid.UUID, Outcome] = {}
         for row in await self.statements.insert(rows):
             message = message_of(row)
-            if row[0] in ours:
+            if seqs.get(row[0]) == row[2]:
                 stored[row[0]] = message
-            else:
-                earlier[by_key[(row[1], row[3], row[6])].id] = Sent(message, stored=False)
+            else:  # stored earlier: by another send, or by this one in an attempt whose answer was lost
+                earlier[by_key[(row[1], row[3], row[6])].id] = Sent(message, stored=row[0] in seqs)
         return stored, earlier
 
     async def _notify_mentions(

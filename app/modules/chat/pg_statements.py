@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import asyncpg
 import asyncpg.transaction
@@ -22,6 +22,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.modules.chat.statements import DriverStatements, MentionSource, NewMessage
+
+if TYPE_CHECKING:
+    from app.modules.chat.batch import Draft
 
 TAKE_SEQS = """UPDATE conversations
 SET last_seq = conversations.last_seq + batch.n, updated_at = statement_timestamp()
@@ -70,11 +73,77 @@ RETURNING id, user_id, created_at"""
 """One row per mentioned name of each message; a name that is no unmuted participant but the sender
 makes none."""
 
+STORE_AT_ONCE = """WITH batch AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[]) WITH ORDINALITY
+        AS batch(id, conversation_id, sender_id, body, client_msg_id, place)
+), earlier AS (
+    SELECT batch.id AS draft_id, messages.id, messages.conversation_id, messages.seq, messages.sender_id,
+        messages.kind, messages.body, messages.client_msg_id, messages.created_at
+    FROM batch JOIN messages ON messages.conversation_id = batch.conversation_id
+    AND messages.sender_id = batch.sender_id AND messages.client_msg_id = batch.client_msg_id
+), wanted AS (
+    SELECT batch.conversation_id AS id, count(*) FILTER (WHERE earlier.draft_id IS NULL) AS n,
+        array_agg(DISTINCT batch.sender_id) AS senders
+    FROM batch LEFT JOIN earlier ON earlier.draft_id = batch.id
+    GROUP BY batch.conversation_id
+), seqs AS (
+    UPDATE conversations
+    SET last_seq = conversations.last_seq + wanted.n,
+        updated_at = CASE WHEN wanted.n > 0 THEN statement_timestamp() ELSE conversations.updated_at END
+    FROM wanted
+    WHERE conversations.id = wanted.id
+    AND conversations.id IN (
+        SELECT locked.id FROM conversations AS locked WHERE locked.id IN (SELECT wanted.id FROM wanted)
+        ORDER BY locked.id FOR UPDATE
+    )
+    AND cardinality(wanted.senders) = (
+        SELECT count(*) FROM (
+            SELECT participant.user_id FROM conversation_participants AS participant
+            WHERE participant.conversation_id = wanted.id AND participant.user_id = ANY(wanted.senders)
+            FOR KEY SHARE
+        ) AS participating
+    )
+    RETURNING conversations.id, conversations.last_seq - wanted.n AS before
+), stored AS (
+    INSERT INTO messages (id, conversation_id, seq, sender_id, kind, body, client_msg_id)
+    SELECT batch.id, batch.conversation_id,
+        seqs.before + row_number() OVER (PARTITION BY batch.conversation_id ORDER BY batch.place),
+        batch.sender_id, 'text', batch.body, batch.client_msg_id
+    FROM batch LEFT JOIN seqs ON seqs.id = batch.conversation_id
+    WHERE seqs.id IS NULL OR NOT EXISTS (SELECT FROM earlier WHERE earlier.draft_id = batch.id)
+    RETURNING id, conversation_id, seq, sender_id, kind, body, client_msg_id, created_at
+)
+SELECT NULL::uuid AS draft_id, stored.* FROM stored
+UNION ALL
+SELECT * FROM earlier"""
+"""A batch of text messages without mentions, written whole in one statement or not at all: as
+`TAKE_SEQS` and `INSERT_MESSAGES` together, committed on its own (no BEGIN, no COMMIT).
+
+The seqs are taken for the messages not stored earlier (`earlier`: a `client_msg_id` already stored,
+returned with the draft's id first), checking every sender of the batch as `TAKE_SEQS` does. A
+conversation refused (a sender who is not a participant) gets no seqs, and its messages are then
+inserted without one: the NOT NULL of `messages.seq` fails the statement, which stores nothing. So does
+a `client_msg_id` that another node stored after the statement's snapshot (the unique index). Rows:
+the draft's id (NULL for a message stored now) and then `INSERT_MESSAGES`' columns."""
+
+
+WATCH_THE_CLIENT = "SET client_connection_check_interval = '100ms'"
+"""PostgreSQL ends a statement whose client has gone (a connection cut while it waits for a lock)
+within 100 ms, rather than carrying it out and committing it unseen: the writer has answered its
+messages UNAVAILABLE by then."""
+
 
 class PgStatements(DriverStatements):
     """`CoreStatements` with the transaction and the hot statements on asyncpg's `driver` connection."""
 
     driver: asyncpg.Connection
+
+    @classmethod
+    async def on(cls, connection: AsyncConnection) -> Self:
+        statements = await super().on(connection)
+        async with statements._translated(WATCH_THE_CLIENT):
+            await statements.driver.execute(WATCH_THE_CLIENT)
+        return statements
 
     def __init__(self, connection: AsyncConnection, driver: asyncpg.Connection) -> None:
         super().__init__(connection, driver)
@@ -129,6 +198,21 @@ class PgStatements(DriverStatements):
             [source.message_id for source, _, _ in rows],
             [source.sender_id for source, _, _ in rows],
         )
+
+    async def store_at_once(self, drafts: Sequence[Draft]) -> Iterable[Sequence[Any]] | None:
+        try:
+            return await self._fetch(
+                STORE_AT_ONCE,
+                [draft.id for draft in drafts],
+                [draft.conversation_id for draft in drafts],
+                [draft.sender_id for draft in drafts],
+                [draft.body for draft in drafts],
+                [draft.client_msg_id for draft in drafts],
+            )
+        except DBAPIError as exc:
+            if isinstance(exc.orig, asyncpg.IntegrityConstraintViolationError):
+                return None
+            raise
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """The rows of `sql`, prepared once on the connection (asyncpg's statement cache)."""

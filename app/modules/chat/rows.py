@@ -37,6 +37,8 @@ USERS = table(
 )
 """The accounts module's users, read here for mentions and names only."""
 
+MENTION_MARK = "@"
+"""A body without it mentions no one."""
 MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.-]{3,32})")
 MENTIONS_PER_MESSAGE_MAX = 20
 NOTIFICATION_BODY_MAX = 200

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Self, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from advanced_alchemy.types import GUID
 from sqlalchemy import (
@@ -37,6 +37,9 @@ from app.core.db import utc_now
 from app.modules.chat.models import Notification
 from app.modules.chat.rows import CONVERSATIONS, PARTICIPANTS, UPSERT_MESSAGE, USERS
 from app.modules.chat.schemas import NotificationOut
+
+if TYPE_CHECKING:
+    from app.modules.chat.batch import Draft
 
 SHAPES_KEPT = 512
 """Seq statements kept built, one per shape of batch (how many senders in each of its conversations)."""
@@ -140,6 +143,12 @@ class CoreStatements:
             .from_select(columns, selects[0] if len(selects) == 1 else union_all(*selects))
             .returning(Notification.id, Notification.user_id, Notification.created_at)
         )
+
+    async def store_at_once(self, drafts: Sequence[Draft]) -> Iterable[Sequence[Any]] | None:
+        """The batch's messages stored in one statement committed on its own, or None where there is no
+        such statement (`PgStatements` has one) or it stored nothing (see `PgStatements`)."""
+        del drafts
+        return None
 
     async def participating(
         self, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]]

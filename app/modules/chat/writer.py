@@ -5,12 +5,14 @@ while a batch is in flight wait for it and are written together as the next batc
 follows the load with no timer. Each sender gets its own outcome (`BatchWrite`), after the commit.
 
 The writer keeps one database connection of its own, so the hot path never pays the pool's pre-ping,
-and writes its batches on the driver's connection under it (`PgStatements`, `SqliteStatements`);
-when a batch fails on a connection that died (a database restart, a connection cut), it is written
+and writes its batches on the driver's connection under it (`PgStatements`, `SqliteStatements`): on
+PostgreSQL most in one statement that commits on its own, the others in a transaction (`BatchWrite`).
+When a batch fails on a connection that died (a database restart, a connection cut), it is written
 again once on a new connection, and so is one that PostgreSQL rolled back to break a deadlock, unless
-the failure came while committing (the commit may have happened). Any other database failure fails
-every message of the batch, which stores none of them: UNAVAILABLE when the database cannot serve,
-INTERNAL otherwise; the next batch starts afresh.
+the failure came while its transaction was committing (the commit may have happened; the one
+statement needs no such care, since a message it stored is recognised by its id when written again).
+Any other database failure fails every message of the batch, which stores none of them: UNAVAILABLE
+when the database cannot serve, INTERNAL otherwise; the next batch starts afresh.
 """
 
 from __future__ import annotations
@@ -154,7 +156,11 @@ class MessageWriter:
                 if connection.dialect.name == "postgresql"
                 else await SqliteStatements.on(connection)
             )
-        return await BatchWrite(self._statements, drafts, attempt, self.checkpoint).run()
+        batch = BatchWrite(self._statements, drafts, attempt, self.checkpoint)
+        outcomes = await batch.run()
+        way = "one_statement" if batch.in_one_statement else "transaction"
+        self.ctx.metrics.chat_batches.labels(way).inc()
+        return outcomes
 
     async def _on_connection(self, work: Work[T]) -> T:
         """Run `work`, once more if it failed on a connection that turned out dead (on a new one) or lost

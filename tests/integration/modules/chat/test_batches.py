@@ -2,7 +2,9 @@
 
 The writer is held (`MessageWriter.held`) while real Socket.IO and REST clients hand it their
 messages, so that they are written as one batch once it is left; `MessageWriter.checkpoint` stops a
-batch half way (its seqs taken, its messages not yet inserted) for a database fault to strike there.
+batch's transaction half way (its seqs taken, its messages not yet inserted) for a database fault to
+strike there. PostgreSQL's one statement has no half way: a fault strikes it while it waits for a
+conversation's row that the test holds, or as its answer comes back.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ class Node:
     def writer(self) -> MessageWriter:
         return self.parley.context.get(MessageWriter)
 
+    def ways(self) -> dict[str, float]:
+        """Batches written so far, by way (one statement, or a transaction)."""
+        registry = self.parley.context.metrics.registry
+        return {
+            way: registry.get_sample_value("parley_chat_write_batches_total", {"way": way}) or 0.0
+            for way in ("one_statement", "transaction")
+        }
+
     def batches(self) -> tuple[float, float]:
         """(batches written, messages in them) so far, from the writer's histogram."""
         registry = self.parley.context.metrics.registry
@@ -59,6 +69,17 @@ async def node(backend: Backend) -> AsyncIterator[Node]:
 
 def send(conversation_id: str, body: str, client_msg_id: str) -> dict[str, Any]:
     return {"conversation_id": conversation_id, "body": body, "client_msg_id": client_msg_id}
+
+
+def post_message(
+    node: Node, account: Account, cid: str, body: str, client_msg_id: str
+) -> Awaitable[httpx.Response]:
+    """A message sent over REST (`POST /conversations/{id}/messages`), through the same writer."""
+    return node.http.post(
+        f"/api/conversations/{cid}/messages",
+        json={"body": body, "client_msg_id": client_msg_id},
+        headers=auth(account),
+    )
 
 
 async def history(node: Node, account: Account, conversation_id: str) -> list[dict[str, Any]]:
@@ -101,11 +122,7 @@ async def test_a_mixed_batch_answers_each_message_on_its_own(node: Node, backend
     alice, bob, carol = [await register_and_login(node.http) for _ in range(3)]
     cid = await make_group(node.http, alice, bob, carol)
     batches_before = node.batches()
-    earlier = await node.http.post(
-        f"/api/conversations/{cid}/messages",
-        json={"body": "earlier", "client_msg_id": "e-1"},
-        headers=auth(alice),
-    )
+    earlier = await post_message(node, alice, cid, "earlier", "e-1")
     assert earlier.status_code == 201, earlier.text
     assert node.batches() == (batches_before[0] + 1, batches_before[1] + 1), "a lone message goes alone"
     alice_sock, bob_sock, carol_sock = [await connect(node.url, account) for account in (alice, bob, carol)]
@@ -117,13 +134,7 @@ async def test_a_mixed_batch_answers_each_message_on_its_own(node: Node, backend
             first = await queue.add(bob_sock.call("chat:send", send(cid, "twice", "b-1")))
             again = await queue.add(bob_sock.call("chat:send", send(cid, "twice", "b-1")))
             removed = await queue.add(carol_sock.call("chat:send", send(cid, "too late", "c-1")))
-            over_rest = await queue.add(
-                node.http.post(
-                    f"/api/conversations/{cid}/messages",
-                    json={"body": "over REST", "client_msg_id": "r-1"},
-                    headers=auth(alice),
-                )
-            )
+            over_rest = await queue.add(post_message(node, alice, cid, "over REST", "r-1"))
             async with serving(backend) as other_node:  # carol is removed on another node meanwhile
                 kicked = await other_node.http.delete(
                     f"/api/conversations/{cid}/participants/{carol.user_id}", headers=auth(alice)
@@ -171,6 +182,89 @@ async def test_a_mixed_batch_answers_each_message_on_its_own(node: Node, backend
     assert {p["user_id"]: p["last_read_seq"] for p in state["participants"]}[bob.user_id] == 4, (
         "a sender has read up to the message the batch stored for them"
     )
+
+
+def written_by(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {way: after[way] - before[way] for way in after}
+
+
+async def test_a_batch_of_text_messages_is_one_statement_on_postgres(node: Node, backend: Backend) -> None:
+    """New messages, a re-send of one stored earlier and a re-send inside the batch, with no mention and
+    no refusal: on PostgreSQL one statement settles them all (on SQLite, a transaction does)."""
+    alice, bob = await register_and_login(node.http), await register_and_login(node.http)
+    cid = await make_group(node.http, alice, bob)
+    earlier = await post_message(node, alice, cid, "earlier", "e-1")
+    assert earlier.status_code == 201, earlier.text
+    alice_sock, bob_sock = [await connect(node.url, account) for account in (alice, bob)]
+    ways_before = node.ways()
+    try:
+        queue = Queue(node.writer)
+        async with node.writer.held():
+            fresh = await queue.add(alice_sock.call("chat:send", send(cid, "fresh", "a-1")))
+            resent = await queue.add(alice_sock.call("chat:send", send(cid, "earlier again", "e-1")))
+            first = await queue.add(bob_sock.call("chat:send", send(cid, "twice", "b-1")))
+            again = await queue.add(bob_sock.call("chat:send", send(cid, "twice", "b-1")))
+            over_rest = await queue.add(post_message(node, bob, cid, "over REST", "r-1"))
+        acks = await asyncio.gather(fresh, resent, first, again)
+        rest_answer = await over_rest
+        heard = await seqs_heard(alice_sock, {3, 4})
+    finally:
+        for client in (alice_sock, bob_sock):
+            await client.close()
+
+    assert [ack["ok"] for ack in acks] == [True] * 4, acks
+    fresh_ack, resent_ack, first_ack, again_ack = acks
+    assert resent_ack["data"]["message"]["seq"] == 1
+    assert resent_ack["data"]["message"]["body"] == "earlier", "a re-send gets the stored message"
+    assert first_ack["data"]["message"] == again_ack["data"]["message"]
+    assert rest_answer.status_code == 201, rest_answer.text
+    assert (fresh_ack["data"]["message"]["seq"], first_ack["data"]["message"]["seq"]) == (2, 3)
+    assert rest_answer.json()["data"]["seq"] == 4
+    assert sorted(heard) == [3, 4], "alice hears bob's two messages once each, not her own"
+    stored = await history(node, alice, cid)
+    assert [(m["seq"], m["body"]) for m in stored] == [
+        (1, "earlier"),
+        (2, "fresh"),
+        (3, "twice"),
+        (4, "over REST"),
+    ]
+    state = (await node.http.get(f"/api/conversations/{cid}", headers=auth(bob))).json()["data"]
+    assert {p["user_id"]: p["last_read_seq"] for p in state["participants"]} == {
+        alice.user_id: 2,
+        bob.user_id: 4,
+    }, "each sender has read up to their last message"
+    way = "one_statement" if backend.name == "postgres" else "transaction"
+    assert written_by(ways_before, node.ways()) == {"one_statement": 0, "transaction": 0} | {way: 1}
+
+
+async def test_a_refusal_sends_the_batch_the_transactional_way(node: Node, backend: Backend) -> None:
+    """A sender removed before the batch: the one statement stores nothing, the transaction refuses that
+    sender's message alone and stores the others without a gap."""
+    alice, bob, carol = [await register_and_login(node.http) for _ in range(3)]
+    cid = await make_group(node.http, alice, bob, carol)
+    alice_sock, carol_sock = [await connect(node.url, account) for account in (alice, carol)]
+    try:
+        queue = Queue(node.writer)
+        async with node.writer.held():
+            before = await queue.add(alice_sock.call("chat:send", send(cid, "before", "a-1")))
+            refused = await queue.add(carol_sock.call("chat:send", send(cid, "too late", "c-1")))
+            after = await queue.add(alice_sock.call("chat:send", send(cid, "after", "a-2")))
+            async with serving(backend) as other_node:
+                kicked = await other_node.http.delete(
+                    f"/api/conversations/{cid}/participants/{carol.user_id}", headers=auth(alice)
+                )
+            assert kicked.status_code == 200, kicked.text
+            ways_held = node.ways()
+        before_ack, refused_ack, after_ack = await asyncio.gather(before, refused, after)
+    finally:
+        for client in (alice_sock, carol_sock):
+            await client.close()
+    assert refused_ack["ok"] is False, refused_ack
+    assert refused_ack["error"]["code"] == "FORBIDDEN", refused_ack
+    assert (before_ack["data"]["message"]["seq"], after_ack["data"]["message"]["seq"]) == (2, 3)
+    stored = await history(node, alice, cid)
+    assert [(m["seq"], m["kind"]) for m in stored] == [(1, "system"), (2, "text"), (3, "text")], stored
+    assert written_by(ways_held, node.ways()) == {"one_statement": 0, "transaction": 1}
 
 
 async def test_a_leave_takes_its_place_among_the_messages_around_it(node: Node) -> None:
@@ -224,13 +318,10 @@ async def database_query(database: str, query: str, *args: Any) -> list[asyncpg.
         await connection.close()
 
 
-TERMINATE_WRITER = """
-SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-WHERE datname = $1 AND state = 'idle in transaction' AND query LIKE 'UPDATE conversations%'
-"""
-
-
-async def test_a_database_cut_half_way_through_a_batch_stores_none_of_it(backend: Backend) -> None:
+@contextlib.asynccontextmanager
+async def proxied_node(backend: Backend) -> AsyncIterator[tuple[Node, TcpProxy, str]]:
+    """A node whose database (PostgreSQL) is reached through a proxy the test cuts: (node, proxy, its
+    database's name)."""
     if backend.name != "postgres":
         pytest.skip("a SQLite file cannot be cut away from the process that has it open")
     database = backend.database_url.rsplit("/", 1)[1]
@@ -238,16 +329,38 @@ async def test_a_database_cut_half_way_through_a_batch_stores_none_of_it(backend
     try:
         proxied = f"postgresql+asyncpg://{PG_USER}@127.0.0.1:{proxy.port}/{database}"
         async with serving(backend, DATABASE_URL=proxied) as node:
-            alice, bob = await register_and_login(node.http), await register_and_login(node.http)
-            cid = await make_group(node.http, alice, bob)
-            socks = [await connect(node.url, account) for account in (alice, bob)]
-            try:
-                await cut_half_way(node, proxy, database, cid, socks)
-            finally:
-                for client in socks:
-                    await client.close()
+            yield node, proxy, database
     finally:
         proxy.close()
+
+
+async def stored_in(database: str, cid: str) -> tuple[int, int]:
+    """(the conversation's last seq, its messages), straight from PostgreSQL."""
+    rows = await database_query(
+        database,
+        "SELECT c.last_seq, count(m.id) FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id"
+        " WHERE c.id = $1 GROUP BY c.last_seq",
+        uuid.UUID(cid),
+    )
+    return rows[0][0], rows[0][1]
+
+
+TERMINATE_WRITER = """
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE datname = $1 AND state = 'idle in transaction' AND query LIKE 'UPDATE conversations%'
+"""
+
+
+async def test_a_database_cut_half_way_through_a_batch_stores_none_of_it(backend: Backend) -> None:
+    async with proxied_node(backend) as (node, proxy, database):
+        alice, bob = await register_and_login(node.http), await register_and_login(node.http)
+        cid = await make_group(node.http, alice, bob)
+        socks = [await connect(node.url, account) for account in (alice, bob)]
+        try:
+            await cut_half_way(node, proxy, database, cid, socks)
+        finally:
+            for client in socks:
+                await client.close()
 
 
 async def send_held_batch(
@@ -283,13 +396,7 @@ async def cut_half_way(
     acks = await asyncio.gather(*calls)
     assert [ack["ok"] for ack in acks] == [False] * 4, acks
     assert {ack["error"]["code"] for ack in acks} == {"UNAVAILABLE"}, acks
-    stored = await database_query(
-        database,
-        "SELECT c.last_seq, count(m.id) FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id"
-        " WHERE c.id = $1 GROUP BY c.last_seq",
-        uuid.UUID(cid),
-    )
-    assert [tuple(row) for row in stored] == [(4, 4)], "no seq taken, no message kept of the failed batch"
+    assert await stored_in(database, cid) == (4, 4), "no seq taken, no message kept of the failed batch"
 
     # Once the database is back, the next batch is written, with the seqs that follow.
     proxy.restore()
@@ -374,3 +481,98 @@ async def test_a_removal_committed_while_a_batch_waits_for_the_conversation_refu
     assert not ack["ok"], ack
     assert ack["error"]["code"] == "FORBIDDEN", ack
     assert await history(node, alice, cid) == [], "nothing stored after bob's removal"
+
+
+STATEMENT_WAITS = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = $1 AND state = 'active' AND query LIKE 'WITH batch AS%' AND wait_event_type = 'Lock'
+"""
+STATEMENT_RUNS = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'WITH batch AS%'"
+TERMINATE_WAITING_WRITER = """
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE datname = $1 AND state = 'active' AND query LIKE 'WITH batch AS%' AND wait_event_type = 'Lock'
+"""
+
+
+async def until_counted(database: str, query: str, wanted: int) -> None:
+    """Poll PostgreSQL's view of its backends until `query` counts `wanted` (10 s at most)."""
+    try:
+        async with asyncio.timeout(10):
+            while (await database_query(database, query, database))[0][0] != wanted:
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"PostgreSQL never counted {wanted} of {query}") from None
+
+
+@contextlib.asynccontextmanager
+async def conversation_locked(database: str, cid: str) -> AsyncIterator[None]:
+    """Another transaction holds the conversation's row until the block is left: a batch waits for it."""
+    holder = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=database)
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT id FROM conversations WHERE id = $1 FOR UPDATE", uuid.UUID(cid))
+            yield
+    finally:
+        await holder.close()
+
+
+async def test_a_cut_while_the_one_statement_runs_stores_none_of_it(backend: Backend) -> None:
+    async with proxied_node(backend) as (node, proxy, database):
+        alice, bob = await register_and_login(node.http), await register_and_login(node.http)
+        cid = await make_group(node.http, alice, bob)
+        socks = [await connect(node.url, account) for account in (alice, bob)]
+        try:
+            # The writer's backend is terminated while its statement waits: written again on a new one.
+            async with conversation_locked(database, cid):
+                calls = await send_held_batch(node, socks, cid, "kept", 4)
+                await until_counted(database, STATEMENT_WAITS, 1)
+                terminated = await database_query(database, TERMINATE_WAITING_WRITER, database)
+                assert [row[0] for row in terminated] == [True]
+                await until_counted(database, STATEMENT_WAITS, 1)  # the same batch, on a new connection
+            acks = await asyncio.gather(*calls)
+            assert [ack["data"]["message"]["seq"] for ack in acks] == [1, 2, 3, 4], acks
+
+            # The database goes away while the statement waits: every message fails, and none is stored
+            # later either (PostgreSQL ends a statement whose client is gone, it does not commit it).
+            async with conversation_locked(database, cid):
+                calls = await send_held_batch(node, socks, cid, "lost", 4)
+                await until_counted(database, STATEMENT_WAITS, 1)
+                proxy.cut()
+                acks = await asyncio.gather(*calls)
+                await until_counted(database, STATEMENT_RUNS, 0)
+            assert [ack["ok"] for ack in acks] == [False] * 4, acks
+            assert {ack["error"]["code"] for ack in acks} == {"UNAVAILABLE"}, acks
+            assert await stored_in(database, cid) == (4, 4), "no seq taken, no message kept"
+
+            proxy.restore()
+            again = await socks[0].call("chat:send", send(cid, "lost 0", "lost-0"))
+            assert again["ok"] is True, again
+            assert again["data"]["message"]["seq"] == 5
+        finally:
+            for client in socks:
+                await client.close()
+
+
+async def test_a_statement_whose_answer_is_lost_is_written_once_and_broadcast_once(backend: Backend) -> None:
+    """The statement commits and its answer never arrives: written again on a new connection, it finds
+    the message stored with its own id, and answers (and broadcasts) it as stored, once."""
+    async with proxied_node(backend) as (node, proxy, database):
+        alice, bob = await register_and_login(node.http), await register_and_login(node.http)
+        cid = await make_group(node.http, alice, bob)
+        alice_sock, bob_sock = [await connect(node.url, account) for account in (alice, bob)]
+        try:
+            first = await alice_sock.call("chat:send", send(cid, "first", "f-1"))
+            assert first["ok"] is True, first  # the writer's connection is open and idle now
+            ways_before = node.ways()
+            proxy.lose_next_answer()
+            lost = await alice_sock.call("chat:send", send(cid, "answer lost", "f-2"))
+            after = await alice_sock.call("chat:send", send(cid, "after", "f-3"))
+            heard = await seqs_heard(bob_sock, {1, 2, 3})
+        finally:
+            for client in (alice_sock, bob_sock):
+                await client.close()
+        assert lost["ok"] is True, lost
+        assert (lost["data"]["message"]["seq"], after["data"]["message"]["seq"]) == (2, 3)
+        assert heard == [1, 2, 3], "each message broadcast once, in order"
+        assert await stored_in(database, cid) == (3, 3)
+        assert written_by(ways_before, node.ways()) == {"one_statement": 2, "transaction": 0}

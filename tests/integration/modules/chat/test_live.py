@@ -94,7 +94,7 @@ async def connect(live: LiveApp, account: Account) -> RecordingClient:
     return await connect_to(live.url, account)
 
 
-async def test_socket_handlers_stay_within_three_statements(live: LiveApp) -> None:
+async def test_socket_handlers_stay_within_three_statements(live: LiveApp, backend: Backend) -> None:
     alice, bob = await register_and_login(live.http), await register_and_login(live.http)
     conversations = [await make_group(live, alice, bob) for _ in range(6)]
     cid = conversations[0]
@@ -166,11 +166,14 @@ async def test_socket_handlers_stay_within_three_statements(live: LiveApp) -> No
         for client in clients:
             await client.close()
     logging.getLogger(__name__).info("statements per handler: %s", counts)
+    # On PostgreSQL a text message without mentions is written by one statement; one it cannot store
+    # (an unknown conversation) fails it and is then written as on SQLite, in two.
+    one_statement = backend.name == "postgres"
     assert counts == {
-        "chat:send": 2,
-        "chat:send (re-send)": 2,
+        "chat:send": 1 if one_statement else 2,
+        "chat:send (re-send)": 1 if one_statement else 2,
         "chat:send (mention)": 3,
-        "chat:send (unknown conversation)": 2,
+        "chat:send (unknown conversation)": 3 if one_statement else 2,
         "chat:sync (6 conversations)": 2,
         "conversation:focus": 1,
         "chat:read": 3,

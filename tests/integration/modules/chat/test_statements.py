@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.db import utc_now
 from app.core.faults import is_unavailable
-from app.modules.chat.batch import Statements
+from app.modules.chat.batch import Attempt, BatchWrite, Draft, Statements
 from app.modules.chat.pg_statements import PgStatements
-from app.modules.chat.rows import CONVERSATIONS, PARTICIPANTS
+from app.modules.chat.rows import CONVERSATIONS, PARTICIPANTS, Sent
 from app.modules.chat.schemas import NotificationOut
 from app.modules.chat.sqlite_statements import SqliteStatements
 from app.modules.chat.statements import CoreStatements, MentionSource, NewMessage
@@ -185,3 +185,59 @@ async def test_a_closed_driver_connection_is_invalidated(scene: Scene) -> None:
     assert raised.value.connection_invalidated
     assert is_unavailable(raised.value)
     await scene.connection.invalidate()
+
+
+def draft(conversation: uuid.UUID, sender: Account, body: str, client_msg_id: str) -> Draft:
+    return Draft(conversation, uid(sender), body, client_msg_id, sender.username)
+
+
+async def test_one_statement_stores_a_batch_whole_or_not_at_all(scene: Scene) -> None:
+    statements = scene.statements
+    kept = draft(scene.first, scene.alice, "kept", "k-1")
+    if not isinstance(statements, PgStatements):
+        assert await statements.store_at_once([kept]) is None, "no such statement: the transaction writes"
+        return
+    assert [row[0] for row in await statements.store_at_once([kept]) or []] == [None]
+    lost_answer = Draft(kept.conversation_id, kept.sender_id, "kept", "k-1", "", id=kept.id)
+    resent = draft(scene.first, scene.alice, "kept again", "k-1")
+    batch = [
+        draft(scene.first, scene.bob, "one", "b-1"),
+        lost_answer,
+        draft(scene.second, scene.alice, "elsewhere", "a-1"),
+        resent,
+        draft(scene.first, scene.alice, "two", "a-2"),
+    ]
+    rows = {row[0]: tuple(row[1:]) for row in await statements.store_at_once(batch) or []}
+    assert rows.keys() == {None, lost_answer.id, resent.id}
+    assert rows[lost_answer.id][:3] == rows[resent.id][:3] == (kept.id, scene.first, 1), (
+        "a client id stored earlier answers with the stored message, under the draft that asked"
+    )
+    assert await last_seqs(scene) == {scene.first: 3, scene.second: 1}, "seqs for the new messages only"
+    refused = [draft(scene.second, scene.bob, "fine", "b-2"), draft(scene.first, scene.dave, "no", "d-1")]
+    assert await statements.store_at_once(refused) is None, "dave is not a participant"
+    assert await last_seqs(scene) == {scene.first: 3, scene.second: 1}, "nothing of that batch stored"
+
+
+async def test_a_message_stored_by_an_attempt_whose_answer_was_lost_is_answered_as_stored(
+    scene: Scene,
+) -> None:
+    """Written again in a transaction (a test checkpoint keeps the batch off the one statement), the
+    message found under its own id is answered as stored, with its seq, and no seq is taken again."""
+    statements, alice = scene.statements, uid(scene.alice)
+    lost = draft(scene.first, scene.alice, "lost answer", "l-1")
+    await statements.begin()
+    await statements.take_seqs({scene.first: 1}, {scene.first: {alice}})
+    await statements.insert([NewMessage(lost.id, scene.first, 1, alice, lost.body, lost.client_msg_id)])
+    await statements.commit()
+    fresh = draft(scene.first, scene.bob, "fresh", "b-1")
+
+    async def no_stop() -> None:
+        return None
+
+    outcomes = await BatchWrite(statements, [lost, fresh], Attempt(), checkpoint=no_stop).run()
+    lost_outcome, fresh_outcome = outcomes[lost.id], outcomes[fresh.id]
+    assert isinstance(lost_outcome, Sent), lost_outcome
+    assert isinstance(fresh_outcome, Sent), fresh_outcome
+    assert lost_outcome.stored, "answered as stored now, so that it is broadcast once"
+    assert (lost_outcome.message.seq, fresh_outcome.message.seq) == (1, 2)
+    assert await last_seqs(scene) == {scene.first: 2, scene.second: 0}
