@@ -24,7 +24,7 @@ import contextlib
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
@@ -39,32 +39,14 @@ from app.modules.chat.rows import (
     message_of,
 )
 from app.modules.chat.schemas import MessageOut, NotificationOut
-from app.modules.chat.statements import MentionSource, NewMessage
+from app.modules.chat.statements import Draft, MentionSource, MessageKey, NewMessage
 
 ATTEMPTS = 4
 """Attempts of one batch before its unsettled messages are refused: the refusals are settled in one,
 the re-sends in another, and each further one only if the participants or another node changed things
 in between."""
 
-MessageKey = tuple[uuid.UUID, uuid.UUID | None, str | None]
 Checkpoint = Callable[[], Awaitable[None]]
-
-
-@dataclass(slots=True)
-class Draft:
-    """A participant's text message to store, idempotent by `client_msg_id`."""
-
-    conversation_id: uuid.UUID
-    sender_id: uuid.UUID
-    body: str
-    client_msg_id: str
-    sender_name: str
-    id: uuid.UUID = field(default_factory=random_ids.next)
-
-    @property
-    def key(self) -> MessageKey:
-        """The message's idempotency key, as the unique index of `messages` has it."""
-        return (self.conversation_id, self.sender_id, self.client_msg_id)
 
 
 class Refused:

@@ -14,17 +14,14 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import asyncpg
 import asyncpg.transaction
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.modules.chat.statements import DriverStatements, MentionSource, NewMessage
-
-if TYPE_CHECKING:
-    from app.modules.chat.batch import Draft
+from app.modules.chat.statements import Draft, DriverStatements, MentionSource, NewMessage
 
 TAKE_SEQS = """UPDATE conversations
 SET last_seq = conversations.last_seq + batch.n, updated_at = statement_timestamp()

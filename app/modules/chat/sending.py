@@ -6,9 +6,9 @@ import uuid
 from typing import TYPE_CHECKING, NoReturn
 
 from app.core.errors import AppError, ErrorCode
-from app.modules.chat.batch import Draft
 from app.modules.chat.broadcasts import ChatEvents
 from app.modules.chat.rows import Sent, check_body
+from app.modules.chat.statements import Draft
 from app.modules.chat.store import ChatStore
 from app.modules.chat.writer import MessageWriter
 

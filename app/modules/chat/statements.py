@@ -11,8 +11,8 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self, cast
+from dataclasses import dataclass, field
+from typing import Any, Self, cast
 
 from advanced_alchemy.types import GUID
 from sqlalchemy import (
@@ -34,15 +34,33 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
 from app.core.db import utc_now
+from app.core.ids import random_ids
 from app.modules.chat.models import Notification
 from app.modules.chat.rows import CONVERSATIONS, PARTICIPANTS, UPSERT_MESSAGE, USERS
 from app.modules.chat.schemas import NotificationOut
 
-if TYPE_CHECKING:
-    from app.modules.chat.batch import Draft
-
 SHAPES_KEPT = 512
 """Seq statements kept built, one per shape of batch (how many senders in each of its conversations)."""
+
+MessageKey = tuple[uuid.UUID, uuid.UUID | None, str | None]
+"""A message's idempotency key: (conversation, sender, `client_msg_id`)."""
+
+
+@dataclass(slots=True)
+class Draft:
+    """A participant's text message to store, idempotent by `client_msg_id`."""
+
+    conversation_id: uuid.UUID
+    sender_id: uuid.UUID
+    body: str
+    client_msg_id: str
+    sender_name: str
+    id: uuid.UUID = field(default_factory=random_ids.next)
+
+    @property
+    def key(self) -> MessageKey:
+        """The message's idempotency key, as the unique index of `messages` has it."""
+        return (self.conversation_id, self.sender_id, self.client_msg_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,9 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.core.db.connections import give_back
 from app.core.errors import AppError, ErrorCode
 from app.core.faults import is_transaction_conflict, is_unavailable
-from app.modules.chat.batch import Attempt, BatchWrite, Checkpoint, Draft, Outcome, Statements
+from app.modules.chat.batch import Attempt, BatchWrite, Checkpoint, Outcome, Statements
 from app.modules.chat.pg_statements import PgStatements
 from app.modules.chat.sqlite_statements import SqliteStatements
+from app.modules.chat.statements import Draft
 
 if TYPE_CHECKING:
     from app.core.context import AppContext

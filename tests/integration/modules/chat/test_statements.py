@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.db import utc_now
 from app.core.faults import is_unavailable
-from app.modules.chat.batch import Attempt, BatchWrite, Draft, Statements
+from app.modules.chat.batch import Attempt, BatchWrite, Statements
 from app.modules.chat.pg_statements import PgStatements
 from app.modules.chat.rows import CONVERSATIONS, PARTICIPANTS, Sent
 from app.modules.chat.schemas import NotificationOut
 from app.modules.chat.sqlite_statements import SqliteStatements
-from app.modules.chat.statements import CoreStatements, MentionSource, NewMessage
+from app.modules.chat.statements import CoreStatements, Draft, MentionSource, NewMessage
 from tests.support.backends import Backend
 from tests.support.clients import Account, register_and_login
 from tests.support.live import make_group, serve_in_process
