@@ -22,11 +22,11 @@ run: $(STAMP)
 # The suite spread over pytest-xdist workers: three on two cores, since the end-to-end tests mostly
 # wait on servers and timers (two left a core idle for half the run; four, on two cores shared with
 # other runs, made server start-ups miss their deadlines); a module's tests that share a server stay
-# in one worker (tests/conftest.py).
+# in one worker (tests/conftest.py). The fifteen slowest tests are listed at the end.
 TEST_WORKERS ?= 3
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 # bench/ joins the checks once it holds code (git keeps no empty folder, so a fresh clone may lack it).
 LINT_PATHS := app tests examples $(wildcard bench)
