@@ -65,8 +65,7 @@ class Metrics:
         )
         self.chat_batches = Counter(
             "parley_chat_write_batches_total",
-            "Chat batches written, by way: one_statement (PostgreSQL: text messages without mentions, "
-            "none refused) or transaction",
+            "Chat batches written, by way: one_statement (PostgreSQL, none refused) or transaction",
             ["way"],
             registry=self.registry,
         )

@@ -1,10 +1,10 @@
 """One batch of messages, written in one statement where it can be, else in one transaction.
 
-On PostgreSQL a batch of text messages without mentions is written by one statement that commits on
-its own (`Statements.store_at_once`): it takes each conversation's seq range, inserts the messages and
-returns those stored earlier under the same `client_msg_id`, or stores nothing when a sender is not a
-participant (or another node stored one of the ids meanwhile). Such a batch, a batch with mentions,
-and every batch on SQLite are written in a transaction of set-based statements: one `UPDATE …
+On PostgreSQL a batch is written by one statement that commits on its own
+(`Statements.store_at_once`): it takes each conversation's seq range, inserts the messages, notifies
+the mentioned and returns the messages stored earlier under the same `client_msg_id`, or stores
+nothing when a sender is not a participant (or another node stored one of the ids meanwhile). Such a
+batch, and every batch on SQLite, are written in a transaction of set-based statements: one `UPDATE …
 RETURNING` takes each conversation's seq range (locking the conversations in id order, so that
 batches on several nodes cannot deadlock), one multi-row `INSERT … RETURNING` stores the messages, one
 `INSERT … SELECT` notifies every mentioned participant. The seq range of a conversation is taken for
@@ -21,6 +21,7 @@ connection when its connection dies, where a transaction whose COMMIT was in fli
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -79,7 +80,9 @@ class Statements(Protocol):
     async def participating(
         self, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]]
     ) -> set[tuple[uuid.UUID, uuid.UUID]]: ...
-    async def store_at_once(self, drafts: Sequence[Draft]) -> Iterable[Sequence[Any]] | None: ...
+    async def store_at_once(
+        self, drafts: Sequence[Draft], mentions: Sequence[MentionSource]
+    ) -> Iterable[Sequence[Any]] | None: ...
 
 
 class BatchWrite:
@@ -125,21 +128,28 @@ class BatchWrite:
         return answers
 
     async def _store_at_once(self) -> None:
-        """Settle every draft with one statement, if the backend has one and no draft mentions anyone
-        (nor does a test stop the batch half way, which one statement does not have)."""
-        drafts = list(self.firsts.values())
-        if self.checkpoint is not None or any(MENTION_MARK in draft.body for draft in drafts):
+        """Settle every draft with one statement, if the backend has one (and no test stops the batch
+        half way, which one statement does not have)."""
+        if self.checkpoint is not None:
             return
-        rows = await self.statements.store_at_once(drafts)
+        drafts = list(self.firsts.values())
+        sources = [source for draft in drafts if (source := _mention_source(draft)) is not None]
+        rows = await self.statements.store_at_once(drafts, sources)
         if rows is None:
             return
+        notices = {nid: source.notice for source in sources for nid in source.ids.values()}
         for row in rows:
-            draft_id, values = row[0], row[1:]
+            draft_id, values = row[0], row[1:9]
             message = message_of(values)
-            if draft_id is None:
-                self.settled[values[0]] = Sent(message, stored=True)
-            else:
+            if draft_id is not None:
                 self.settled[draft_id] = Sent(message, stored=values[0] == draft_id)
+                continue
+            ids, users, times = row[9:12] if row[9] is not None else ((), (), ())
+            mentions = [
+                Mention(str(user_id), _notification(notices[nid], message, nid, created_at))
+                for nid, user_id, created_at in zip(ids, users, times, strict=True)
+            ]
+            self.settled[values[0]] = Sent(message, stored=True, mentions=mentions)
         self.in_one_statement = True
 
     async def _attempt(self, pending: list[Draft]) -> None:
@@ -224,31 +234,45 @@ class BatchWrite:
         """One statement for the batch: a notification for each mentioned participant other than the
         sender who has not muted the conversation."""
         mentions: dict[uuid.UUID, list[Mention]] = {draft.id: [] for draft in pending}
-        sources = []
-        notices: dict[uuid.UUID, tuple[uuid.UUID, NotificationOut]] = {}
-        for draft in pending:
-            names = mentioned_names(draft.body)
-            if names:
-                ids = {name: random_ids.next() for name in names}
-                notice = _mention_notice(draft, messages[draft.id])
-                notices.update(dict.fromkeys(ids.values(), (draft.id, notice)))
-                sources.append(MentionSource(draft.conversation_id, draft.id, draft.sender_id, notice, ids))
+        sources = [
+            source for draft in pending if (source := _mention_source(draft, messages[draft.id])) is not None
+        ]
         if not sources:
             return mentions
-        for notification_id, user_id, created_at in await self.statements.notify(sources):
-            draft_id, notice = notices[notification_id]
-            notification = msgspec.structs.replace(notice, id=str(notification_id), created_at=created_at)
-            mentions[draft_id].append(Mention(user_id=str(user_id), notification=notification))
+        notices = {nid: source for source in sources for nid in source.ids.values()}
+        for nid, user_id, created_at in await self.statements.notify(sources):
+            source = notices[nid]
+            notification = _notification(source.notice, messages[source.message_id], nid, created_at)
+            mentions[source.message_id].append(Mention(user_id=str(user_id), notification=notification))
         return mentions
 
 
-def _mention_notice(draft: Draft, message: MessageOut) -> NotificationOut:
-    """The notification every participant mentioned in `message` gets (its id and time come later)."""
-    return NotificationOut(
+def _mention_source(draft: Draft, message: MessageOut | None = None) -> MentionSource | None:
+    """The notifications `draft` asks for, each with its id, or None if it mentions no one; with the
+    stored `message`, their data too (the one statement writes the data itself)."""
+    names = mentioned_names(draft.body) if MENTION_MARK in draft.body else []
+    if not names:
+        return None
+    notice = NotificationOut(
         id="",
         kind="mention",
         title=f"{draft.sender_name} mentioned you"[:200],
-        body=message.body[:NOTIFICATION_BODY_MAX],
-        data={"conversation_id": message.conversation_id, "message_id": message.id, "seq": message.seq},
-        created_at=message.created_at,
+        body=draft.body[:NOTIFICATION_BODY_MAX],
+        data={} if message is None else _mention_data(message),
+        created_at=dt.datetime.now(dt.UTC),
     )
+    ids = {name: random_ids.next() for name in names}
+    return MentionSource(draft.conversation_id, draft.id, draft.sender_id, notice, ids)
+
+
+def _notification(
+    notice: NotificationOut, message: MessageOut, notification_id: uuid.UUID, created_at: dt.datetime
+) -> NotificationOut:
+    """The notification stored as `notification_id` for a mention in `message`."""
+    data = _mention_data(message)
+    return msgspec.structs.replace(notice, id=str(notification_id), data=data, created_at=created_at)
+
+
+def _mention_data(message: MessageOut) -> dict[str, Any]:
+    """A mention's `data`: where the message is (`STORE_AT_ONCE` builds the same in SQL)."""
+    return {"conversation_id": message.conversation_id, "message_id": message.id, "seq": message.seq}

@@ -109,19 +109,41 @@ STORE_AT_ONCE = """WITH batch AS (
     FROM batch LEFT JOIN seqs ON seqs.id = batch.conversation_id
     WHERE seqs.id IS NULL OR NOT EXISTS (SELECT FROM earlier WHERE earlier.draft_id = batch.id)
     RETURNING id, conversation_id, seq, sender_id, kind, body, client_msg_id, created_at
+), notified AS (
+    INSERT INTO notifications (id, user_id, kind, title, body, data, conversation_id, message_id)
+    SELECT mention.id, participant.user_id, 'mention', mention.title, mention.body,
+        json_build_object(
+            'conversation_id', stored.conversation_id, 'message_id', stored.id, 'seq', stored.seq
+        ),
+        stored.conversation_id, stored.id
+    FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[], $10::uuid[])
+        AS mention(id, username, title, body, message_id)
+    JOIN stored ON stored.id = mention.message_id
+    JOIN conversation_participants AS participant ON participant.conversation_id = stored.conversation_id
+    JOIN users ON users.id = participant.user_id
+    WHERE lower(users.username) = mention.username
+    AND participant.user_id <> stored.sender_id
+    AND participant.muted_at IS NULL
+    RETURNING id, user_id, created_at, message_id
 )
-SELECT NULL::uuid AS draft_id, stored.* FROM stored
+SELECT NULL::uuid AS draft_id, stored.*, mentioned.ids, mentioned.users, mentioned.times
+FROM stored LEFT JOIN LATERAL (
+    SELECT array_agg(notified.id) AS ids, array_agg(notified.user_id) AS users,
+        array_agg(notified.created_at) AS times
+    FROM notified WHERE notified.message_id = stored.id
+) AS mentioned ON true
 UNION ALL
-SELECT * FROM earlier"""
-"""A batch of text messages without mentions, written whole in one statement or not at all: as
-`TAKE_SEQS` and `INSERT_MESSAGES` together, committed on its own (no BEGIN, no COMMIT).
+SELECT earlier.*, NULL, NULL, NULL FROM earlier"""
+"""A batch of text messages, written whole in one statement or not at all: as `TAKE_SEQS`,
+`INSERT_MESSAGES` and `NOTIFY_MENTIONS` together, committed on its own (no BEGIN, no COMMIT).
 
 The seqs are taken for the messages not stored earlier (`earlier`: a `client_msg_id` already stored,
 returned with the draft's id first), checking every sender of the batch as `TAKE_SEQS` does. A
 conversation refused (a sender who is not a participant) gets no seqs, and its messages are then
 inserted without one: the NOT NULL of `messages.seq` fails the statement, which stores nothing. So does
 a `client_msg_id` that another node stored after the statement's snapshot (the unique index). Rows:
-the draft's id (NULL for a message stored now) and then `INSERT_MESSAGES`' columns."""
+the draft's id (NULL for a message stored now), `INSERT_MESSAGES`' columns, then the ids, users and
+times of the message's mention notifications (NULL when there are none)."""
 
 
 WATCH_THE_CLIENT = "SET client_connection_check_interval = '100ms'"
@@ -137,9 +159,14 @@ class PgStatements(DriverStatements):
 
     @classmethod
     async def on(cls, connection: AsyncConnection) -> Self:
+        """The statements on `connection`'s driver connection, with every statement's types known to
+        asyncpg already: the first batch that needs one does not wait for its type introspection."""
         statements = await super().on(connection)
         async with statements._translated(WATCH_THE_CLIENT):
             await statements.driver.execute(WATCH_THE_CLIENT)
+        for sql in (STORE_AT_ONCE, TAKE_SEQS, INSERT_MESSAGES, NOTIFY_MENTIONS):
+            async with statements._translated(sql):
+                await statements.driver.prepare(sql)
         return statements
 
     def __init__(self, connection: AsyncConnection, driver: asyncpg.Connection) -> None:
@@ -196,7 +223,10 @@ class PgStatements(DriverStatements):
             [source.sender_id for source, _, _ in rows],
         )
 
-    async def store_at_once(self, drafts: Sequence[Draft]) -> Iterable[Sequence[Any]] | None:
+    async def store_at_once(
+        self, drafts: Sequence[Draft], mentions: Sequence[MentionSource]
+    ) -> Iterable[Sequence[Any]] | None:
+        asked = [(source, name, nid) for source in mentions for name, nid in source.ids.items()]
         try:
             return await self._fetch(
                 STORE_AT_ONCE,
@@ -205,6 +235,11 @@ class PgStatements(DriverStatements):
                 [draft.sender_id for draft in drafts],
                 [draft.body for draft in drafts],
                 [draft.client_msg_id for draft in drafts],
+                [nid for _, _, nid in asked],
+                [name for _, name, _ in asked],
+                [source.notice.title for source, _, _ in asked],
+                [source.notice.body for source, _, _ in asked],
+                [source.message_id for source, _, _ in asked],
             )
         except DBAPIError as exc:
             if isinstance(exc.orig, asyncpg.IntegrityConstraintViolationError):

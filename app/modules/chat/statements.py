@@ -162,10 +162,12 @@ class CoreStatements:
             .returning(Notification.id, Notification.user_id, Notification.created_at)
         )
 
-    async def store_at_once(self, drafts: Sequence[Draft]) -> Iterable[Sequence[Any]] | None:
-        """The batch's messages stored in one statement committed on its own, or None where there is no
-        such statement (`PgStatements` has one) or it stored nothing (see `PgStatements`)."""
-        del drafts
+    async def store_at_once(
+        self, drafts: Sequence[Draft], mentions: Sequence[MentionSource]
+    ) -> Iterable[Sequence[Any]] | None:
+        """The batch's messages and their `mentions` stored in one statement committed on its own, or
+        None where there is no such statement (`PgStatements` has one) or it stored nothing."""
+        del drafts, mentions
         return None
 
     async def participating(

@@ -200,7 +200,7 @@ async def test_a_batch_of_text_messages_is_one_statement_on_postgres(node: Node,
     try:
         queue = Queue(node.writer)
         async with node.writer.held():
-            fresh = await queue.add(alice_sock.call("chat:send", send(cid, "fresh", "a-1")))
+            fresh = await queue.add(alice_sock.call("chat:send", send(cid, f"fresh @{bob.username}", "a-1")))
             resent = await queue.add(alice_sock.call("chat:send", send(cid, "earlier again", "e-1")))
             first = await queue.add(bob_sock.call("chat:send", send(cid, "twice", "b-1")))
             again = await queue.add(bob_sock.call("chat:send", send(cid, "twice", "b-1")))
@@ -208,6 +208,7 @@ async def test_a_batch_of_text_messages_is_one_statement_on_postgres(node: Node,
         acks = await asyncio.gather(fresh, resent, first, again)
         rest_answer = await over_rest
         heard = await seqs_heard(alice_sock, {3, 4})
+        mention = await bob_sock.wait_for("notification:new")
     finally:
         for client in (alice_sock, bob_sock):
             await client.close()
@@ -222,9 +223,17 @@ async def test_a_batch_of_text_messages_is_one_statement_on_postgres(node: Node,
     assert rest_answer.json()["data"]["seq"] == 4
     assert sorted(heard) == [3, 4], "alice hears bob's two messages once each, not her own"
     stored = await history(node, alice, cid)
+    assert mention["data"] == {
+        "conversation_id": cid,
+        "message_id": fresh_ack["data"]["message"]["id"],
+        "seq": 2,
+    }
+    assert mention["title"].endswith(" mentioned you"), mention
+    listed = await node.http.get("/api/notifications", headers=auth(bob))
+    assert [item["data"] for item in listed.json()["data"]["items"]] == [mention["data"]], "as it was stored"
     assert [(m["seq"], m["body"]) for m in stored] == [
         (1, "earlier"),
-        (2, "fresh"),
+        (2, f"fresh @{bob.username}"),
         (3, "twice"),
         (4, "over REST"),
     ]

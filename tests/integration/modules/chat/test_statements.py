@@ -195,9 +195,9 @@ async def test_one_statement_stores_a_batch_whole_or_not_at_all(scene: Scene) ->
     statements = scene.statements
     kept = draft(scene.first, scene.alice, "kept", "k-1")
     if not isinstance(statements, PgStatements):
-        assert await statements.store_at_once([kept]) is None, "no such statement: the transaction writes"
+        assert await statements.store_at_once([kept], []) is None, "no such statement: the transaction writes"
         return
-    assert [row[0] for row in await statements.store_at_once([kept]) or []] == [None]
+    assert [row[0] for row in await statements.store_at_once([kept], []) or []] == [None]
     lost_answer = Draft(kept.conversation_id, kept.sender_id, "kept", "k-1", "", id=kept.id)
     resent = draft(scene.first, scene.alice, "kept again", "k-1")
     batch = [
@@ -207,14 +207,14 @@ async def test_one_statement_stores_a_batch_whole_or_not_at_all(scene: Scene) ->
         resent,
         draft(scene.first, scene.alice, "two", "a-2"),
     ]
-    rows = {row[0]: tuple(row[1:]) for row in await statements.store_at_once(batch) or []}
+    rows = {row[0]: tuple(row[1:]) for row in await statements.store_at_once(batch, []) or []}
     assert rows.keys() == {None, lost_answer.id, resent.id}
     assert rows[lost_answer.id][:3] == rows[resent.id][:3] == (kept.id, scene.first, 1), (
         "a client id stored earlier answers with the stored message, under the draft that asked"
     )
     assert await last_seqs(scene) == {scene.first: 3, scene.second: 1}, "seqs for the new messages only"
     refused = [draft(scene.second, scene.bob, "fine", "b-2"), draft(scene.first, scene.dave, "no", "d-1")]
-    assert await statements.store_at_once(refused) is None, "dave is not a participant"
+    assert await statements.store_at_once(refused, []) is None, "dave is not a participant"
     assert await last_seqs(scene) == {scene.first: 3, scene.second: 1}, "nothing of that batch stored"
 
 
@@ -241,3 +241,35 @@ async def test_a_message_stored_by_an_attempt_whose_answer_was_lost_is_answered_
     assert lost_outcome.stored, "answered as stored now, so that it is broadcast once"
     assert (lost_outcome.message.seq, fresh_outcome.message.seq) == (1, 2)
     assert await last_seqs(scene) == {scene.first: 2, scene.second: 0}
+
+
+async def test_one_statement_notifies_unmuted_participants_but_the_sender(scene: Scene) -> None:
+    if not isinstance(scene.statements, PgStatements):
+        pytest.skip("the one statement is PostgreSQL's")
+    message = draft(scene.first, scene.alice, "hi all", "m-1")
+    names = [account.username.lower() for account in (scene.alice, scene.bob, scene.carol, scene.dave)]
+    ids = {name: uuid.uuid4() for name in [*names, "nobody"]}
+    notice = NotificationOut(
+        id="",
+        kind="mention",
+        title="Alice mentioned you",
+        body="hi all",
+        data={},
+        created_at=dt.datetime.now(dt.UTC),
+    )
+    source = MentionSource(scene.first, message.id, uid(scene.alice), notice, ids)
+    [row] = await scene.statements.store_at_once([message], [source]) or []
+    assert row[0] is None
+    assert row[1] == message.id
+    assert (row[9], row[10]) == ([ids[names[1]]], [uid(scene.bob)]), "bob alone"
+    stored = await scene.statements.driver.fetchrow(
+        "SELECT data, conversation_id, message_id FROM notifications WHERE id = $1", ids[names[1]]
+    )
+    assert stored["data"] == {
+        "conversation_id": str(scene.first),
+        "message_id": str(message.id),
+        "seq": 1,
+    }
+    assert (stored["conversation_id"], stored["message_id"]) == (scene.first, message.id)
+    [plain] = await scene.statements.store_at_once([draft(scene.first, scene.bob, "plain", "p-1")], []) or []
+    assert plain[9:] == (None, None, None), "no mention, no notification"
