@@ -74,10 +74,15 @@ STORE_AT_ONCE = """WITH batch AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[]) WITH ORDINALITY
         AS batch(id, conversation_id, sender_id, body, client_msg_id, place)
 ), earlier AS (
-    SELECT batch.id AS draft_id, messages.id, messages.conversation_id, messages.seq, messages.sender_id,
-        messages.kind, messages.body, messages.client_msg_id, messages.created_at
-    FROM batch JOIN messages ON messages.conversation_id = batch.conversation_id
-    AND messages.sender_id = batch.sender_id AND messages.client_msg_id = batch.client_msg_id
+    SELECT batch.id AS draft_id, found.*
+    FROM batch CROSS JOIN LATERAL (
+        SELECT messages.id, messages.conversation_id, messages.seq, messages.sender_id, messages.kind,
+            messages.body, messages.client_msg_id, messages.created_at
+        FROM messages
+        WHERE messages.conversation_id = batch.conversation_id AND messages.sender_id = batch.sender_id
+        AND messages.client_msg_id = batch.client_msg_id
+        LIMIT 1
+    ) AS found
 ), wanted AS (
     SELECT batch.conversation_id AS id, count(*) FILTER (WHERE earlier.draft_id IS NULL) AS n,
         array_agg(DISTINCT batch.sender_id) AS senders
@@ -138,10 +143,12 @@ SELECT earlier.*, NULL, NULL, NULL FROM earlier"""
 `INSERT_MESSAGES` and `NOTIFY_MENTIONS` together, committed on its own (no BEGIN, no COMMIT).
 
 The seqs are taken for the messages not stored earlier (`earlier`: a `client_msg_id` already stored,
-returned with the draft's id first), checking every sender of the batch as `TAKE_SEQS` does. A
-conversation refused (a sender who is not a participant) gets no seqs, and its messages are then
-inserted without one: the NOT NULL of `messages.seq` fails the statement, which stores nothing. So does
-a `client_msg_id` that another node stored after the statement's snapshot (the unique index). Rows:
+returned with the draft's id first; looked up one draft at a time, which keeps the plan on the unique
+index even when it was made while `messages` was empty, see `WRITER_SETTINGS`), checking every sender
+of the batch as `TAKE_SEQS` does. A conversation refused (a sender who is not a participant) gets no
+seqs, and its messages are then inserted without one: the NOT NULL of `messages.seq` fails the
+statement, which stores nothing. So does a `client_msg_id` that another node stored after the
+statement's snapshot (the unique index). Rows:
 the draft's id (NULL for a message stored now), `INSERT_MESSAGES`' columns, then the ids, users and
 times of the message's mention notifications (NULL when there are none)."""
 
