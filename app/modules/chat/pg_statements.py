@@ -148,9 +148,9 @@ index even when it was made while `messages` was empty, see `WRITER_SETTINGS`), 
 of the batch as `TAKE_SEQS` does. A conversation refused (a sender who is not a participant) gets no
 seqs, and its messages are then inserted without one: the NOT NULL of `messages.seq` fails the
 statement, which stores nothing. So does a `client_msg_id` that another node stored after the
-statement's snapshot (the unique index). Rows:
-the draft's id (NULL for a message stored now), `INSERT_MESSAGES`' columns, then the ids, users and
-times of the message's mention notifications (NULL when there are none)."""
+statement's snapshot (the unique index). Rows: the draft's id (NULL for a message stored now),
+`INSERT_MESSAGES`' columns, then the ids, users and times of the message's mention notifications
+(NULL when there are none)."""
 
 
 WRITER_SETTINGS = "SET client_connection_check_interval = '100ms'; SET plan_cache_mode = force_generic_plan"

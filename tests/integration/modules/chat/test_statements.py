@@ -9,6 +9,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import httpx
@@ -134,19 +135,28 @@ async def test_a_client_id_stored_earlier_returns_the_stored_message(scene: Scen
     assert rows[fresh.id][:7] == (fresh.id, scene.first, 2, alice, "text", "new", "c-2")
 
 
-async def test_mentions_notify_unmuted_participants_but_the_sender(scene: Scene) -> None:
-    statements, alice = scene.statements, uid(scene.alice)
-    message = NewMessage(uuid.uuid4(), scene.first, 1, alice, "hi all", "c-1")
+def everyone_mentioned(scene: Scene) -> tuple[list[str], dict[str, uuid.UUID]]:
+    """The four accounts' names (and one nobody has), each with a notification id."""
     names = [account.username.lower() for account in (scene.alice, scene.bob, scene.carol, scene.dave)]
-    ids = {name: uuid.uuid4() for name in [*names, "nobody"]}
-    notice = NotificationOut(
+    return names, {name: uuid.uuid4() for name in [*names, "nobody"]}
+
+
+def mention_notice(data: dict[str, Any]) -> NotificationOut:
+    return NotificationOut(
         id="",
         kind="mention",
         title="Alice mentioned you",
         body="hi all",
-        data={"seq": 1},
+        data=data,
         created_at=dt.datetime.now(dt.UTC),
     )
+
+
+async def test_mentions_notify_unmuted_participants_but_the_sender(scene: Scene) -> None:
+    statements, alice = scene.statements, uid(scene.alice)
+    message = NewMessage(uuid.uuid4(), scene.first, 1, alice, "hi all", "c-1")
+    names, ids = everyone_mentioned(scene)
+    notice = mention_notice(data={"seq": 1})
     await statements.begin()
     await statements.take_seqs({scene.first: 1}, {scene.first: {alice}})
     await statements.insert([message])
@@ -247,17 +257,8 @@ async def test_one_statement_notifies_unmuted_participants_but_the_sender(scene:
     if not isinstance(scene.statements, PgStatements):
         pytest.skip("the one statement is PostgreSQL's")
     message = draft(scene.first, scene.alice, "hi all", "m-1")
-    names = [account.username.lower() for account in (scene.alice, scene.bob, scene.carol, scene.dave)]
-    ids = {name: uuid.uuid4() for name in [*names, "nobody"]}
-    notice = NotificationOut(
-        id="",
-        kind="mention",
-        title="Alice mentioned you",
-        body="hi all",
-        data={},
-        created_at=dt.datetime.now(dt.UTC),
-    )
-    source = MentionSource(scene.first, message.id, uid(scene.alice), notice, ids)
+    names, ids = everyone_mentioned(scene)
+    source = MentionSource(scene.first, message.id, uid(scene.alice), mention_notice(data={}), ids)
     [row] = await scene.statements.store_at_once([message], [source]) or []
     assert row[0] is None
     assert row[1] == message.id
