@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -562,9 +563,12 @@ async def test_a_cut_while_the_one_statement_runs_stores_none_of_it(backend: Bac
                 await client.close()
 
 
-async def test_a_statement_whose_answer_is_lost_is_written_once_and_broadcast_once(backend: Backend) -> None:
+async def test_a_statement_whose_answer_is_lost_is_written_once_and_broadcast_once(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
     """The statement commits and its answer never arrives: written again on a new connection, it finds
     the message stored with its own id, and answers (and broadcasts) it as stored, once."""
+    caplog.set_level(logging.INFO, logger="app.modules.chat.writer")
     async with proxied_node(backend) as (node, proxy, database):
         alice, bob = await register_and_login(node.http), await register_and_login(node.http)
         cid = await make_group(node.http, alice, bob)
@@ -585,3 +589,5 @@ async def test_a_statement_whose_answer_is_lost_is_written_once_and_broadcast_on
         assert heard == [1, 2, 3], "each message broadcast once, in order"
         assert await stored_in(database, cid) == (3, 3)
         assert written_by(ways_before, node.ways()) == {"one_statement": 2, "transaction": 0}
+        retries = [record for record in caplog.records if record.getMessage().endswith("writing again")]
+        assert len(retries) == 1, "the answer lost was the writer's, which wrote the batch again once"
