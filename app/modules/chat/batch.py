@@ -25,20 +25,13 @@ import datetime as dt
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import msgspec
 
 from app.core.ids import random_ids
-from app.modules.chat.rows import (
-    MENTION_MARK,
-    NOTIFICATION_BODY_MAX,
-    Mention,
-    Sent,
-    mentioned_names,
-    message_of,
-)
+from app.modules.chat.rows import NOTIFICATION_BODY_MAX, Mention, Sent, mentioned_names, message_of
 from app.modules.chat.schemas import MessageOut, NotificationOut
 from app.modules.chat.statements import Draft, MentionSource, MessageKey, NewMessage
 
@@ -104,6 +97,10 @@ class BatchWrite:
             first = self.firsts.setdefault(draft.key, draft)
             if first is not draft:
                 self.repeats[draft.id] = first
+        sources = (_mention_source(draft) for draft in self.firsts.values())
+        self.mentions = {source.message_id: source for source in sources if source is not None}
+        """The notifications each first draft asks for, by draft id, their ids drawn once for every way
+        and attempt (an attempt that stores nothing keeps none of them)."""
         self.settled: dict[uuid.UUID, Outcome] = {}
         self.in_one_statement = False
         """Whether the batch was written by `store_at_once` alone."""
@@ -132,9 +129,8 @@ class BatchWrite:
         half way, which one statement does not have)."""
         if self.checkpoint is not None:
             return
-        drafts = list(self.firsts.values())
-        sources = [source for draft in drafts if (source := _mention_source(draft)) is not None]
-        rows = await self.statements.store_at_once(drafts, sources)
+        sources = list(self.mentions.values())
+        rows = await self.statements.store_at_once(list(self.firsts.values()), sources)
         if rows is None:
             return
         notices = {nid: source.notice for source in sources for nid in source.ids.values()}
@@ -146,7 +142,7 @@ class BatchWrite:
                 continue
             ids, users, times = row[9:12] if row[9] is not None else ((), (), ())
             mentions = [
-                Mention(str(user_id), _notification(notices[nid], message, nid, created_at))
+                Mention(str(user_id), _stored(_placed(notices[nid], message), nid, created_at))
                 for nid, user_id, created_at in zip(ids, users, times, strict=True)
             ]
             self.settled[values[0]] = Sent(message, stored=True, mentions=mentions)
@@ -235,22 +231,24 @@ class BatchWrite:
         sender who has not muted the conversation."""
         mentions: dict[uuid.UUID, list[Mention]] = {draft.id: [] for draft in pending}
         sources = [
-            source for draft in pending if (source := _mention_source(draft, messages[draft.id])) is not None
+            replace(source, notice=_placed(source.notice, messages[draft.id]))
+            for draft in pending
+            if (source := self.mentions.get(draft.id)) is not None
         ]
         if not sources:
             return mentions
         notices = {nid: source for source in sources for nid in source.ids.values()}
         for nid, user_id, created_at in await self.statements.notify(sources):
             source = notices[nid]
-            notification = _notification(source.notice, messages[source.message_id], nid, created_at)
+            notification = _stored(source.notice, nid, created_at)
             mentions[source.message_id].append(Mention(user_id=str(user_id), notification=notification))
         return mentions
 
 
-def _mention_source(draft: Draft, message: MessageOut | None = None) -> MentionSource | None:
-    """The notifications `draft` asks for, each with its id, or None if it mentions no one; with the
-    stored `message`, their data too (the one statement writes the data itself)."""
-    names = mentioned_names(draft.body) if MENTION_MARK in draft.body else []
+def _mention_source(draft: Draft) -> MentionSource | None:
+    """The notifications `draft` asks for, each with its id, or None if it mentions no one (their data
+    and time come once the message is stored: `_placed`, `_stored`)."""
+    names = mentioned_names(draft.body)
     if not names:
         return None
     notice = NotificationOut(
@@ -258,21 +256,19 @@ def _mention_source(draft: Draft, message: MessageOut | None = None) -> MentionS
         kind="mention",
         title=f"{draft.sender_name} mentioned you"[:200],
         body=draft.body[:NOTIFICATION_BODY_MAX],
-        data={} if message is None else _mention_data(message),
+        data={},
         created_at=dt.datetime.now(dt.UTC),
     )
     ids = {name: random_ids.next() for name in names}
     return MentionSource(draft.conversation_id, draft.id, draft.sender_id, notice, ids)
 
 
-def _notification(
-    notice: NotificationOut, message: MessageOut, notification_id: uuid.UUID, created_at: dt.datetime
-) -> NotificationOut:
-    """The notification stored as `notification_id` for a mention in `message`."""
-    data = _mention_data(message)
-    return msgspec.structs.replace(notice, id=str(notification_id), data=data, created_at=created_at)
+def _placed(notice: NotificationOut, message: MessageOut) -> NotificationOut:
+    """`notice` with its data: where the stored `message` is (`STORE_AT_ONCE` builds the same in SQL)."""
+    data = {"conversation_id": message.conversation_id, "message_id": message.id, "seq": message.seq}
+    return msgspec.structs.replace(notice, data=data)
 
 
-def _mention_data(message: MessageOut) -> dict[str, Any]:
-    """A mention's `data`: where the message is (`STORE_AT_ONCE` builds the same in SQL)."""
-    return {"conversation_id": message.conversation_id, "message_id": message.id, "seq": message.seq}
+def _stored(notice: NotificationOut, notification_id: uuid.UUID, created_at: dt.datetime) -> NotificationOut:
+    """`notice` as it was stored, under `notification_id` at `created_at`."""
+    return msgspec.structs.replace(notice, id=str(notification_id), created_at=created_at)

@@ -37,8 +37,6 @@ USERS = table(
 )
 """The accounts module's users, read here for mentions and names only."""
 
-MENTION_MARK = "@"
-"""A body without it mentions no one."""
 MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.-]{3,32})")
 MENTIONS_PER_MESSAGE_MAX = 20
 NOTIFICATION_BODY_MAX = 200
@@ -93,6 +91,8 @@ def check_body(body: str) -> None:
 
 def mentioned_names(body: str) -> list[str]:
     """Lower-cased usernames written as `@name`, in order, without repeats (trailing `.`/`-` dropped)."""
+    if "@" not in body:  # most messages: one scan in C instead of the pattern's
+        return []
     names: dict[str, None] = {}
     for raw in MENTION.findall(body):
         name = raw.rstrip(".-").lower()
