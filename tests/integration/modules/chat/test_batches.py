@@ -190,8 +190,9 @@ def written_by(before: dict[str, float], after: dict[str, float]) -> dict[str, f
 
 
 async def test_a_batch_of_text_messages_is_one_statement_on_postgres(node: Node, backend: Backend) -> None:
-    """New messages, a re-send of one stored earlier and a re-send inside the batch, with no mention and
-    no refusal: on PostgreSQL one statement settles them all (on SQLite, a transaction does)."""
+    """New messages (one mentions bob), a re-send of one stored earlier, a re-send inside the batch and
+    a REST send, none refused: on PostgreSQL one statement settles them all (on SQLite, a transaction
+    does)."""
     alice, bob = await register_and_login(node.http), await register_and_login(node.http)
     cid = await make_group(node.http, alice, bob)
     earlier = await post_message(node, alice, cid, "earlier", "e-1")
