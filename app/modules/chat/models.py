@@ -1,11 +1,11 @@
 """Conversations, their participants, sequenced messages and notifications.
 
 Every message of a conversation has a `seq` (1, 2, 3 …) taken from `conversations.last_seq` in the
-transaction that stores it. A database trigger (migration 0002) advances the sender's
-`last_read_seq` to the seq of each message it inserts, so a sender never has unread messages of
-their own, whatever path stored the message. Another (migration 0005) hands a group on when its
-owner's participant row goes, whatever path removed it: the longest-standing admin, else the
-longest-standing member, becomes the owner.
+transaction that stores it. A database trigger (migration 0002; on PostgreSQL one run per INSERT
+statement since 0006) advances each sender's `last_read_seq` to the seq of their last message it
+inserts, so a sender never has unread messages of their own, whatever path stored the message.
+Another (migration 0005) hands a group on when its owner's participant row goes, whatever path
+removed it: the longest-standing admin, else the longest-standing member, becomes the owner.
 """
 
 from __future__ import annotations
