@@ -498,7 +498,11 @@ STATEMENT_WAITS = """
 SELECT count(*) FROM pg_stat_activity
 WHERE datname = $1 AND state = 'active' AND query LIKE 'WITH batch AS%' AND wait_event_type = 'Lock'
 """
-STATEMENT_RUNS = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'WITH batch AS%'"
+STATEMENT_RUNS = """
+SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query LIKE 'WITH batch AS%'
+"""
+"""Batches being written: the servers of other tests on the same database may keep a writer's
+connection idle after a batch, and count only once one is under way again."""
 TERMINATE_WAITING_WRITER = """
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 WHERE datname = $1 AND state = 'active' AND query LIKE 'WITH batch AS%' AND wait_event_type = 'Lock'
