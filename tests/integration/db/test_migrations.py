@@ -124,3 +124,29 @@ def test_a_module_brings_its_own_migration_branch(fresh: Settings) -> None:
     assert "game_scores" in asyncio.run(inspect_database(fresh, tables))
     parley_db(fresh, "downgrade", "base")
     assert asyncio.run(inspect_database(fresh, tables)) <= {"alembic_version"}
+
+
+def message_triggers(connection: Connection) -> dict[str, str]:
+    """The triggers on `messages` (PostgreSQL), each with what it runs for: each row or the statement."""
+    rows = connection.execute(
+        text(
+            "SELECT tgname, CASE WHEN tgtype & 1 = 1 THEN 'row' ELSE 'statement' END FROM pg_trigger"
+            " WHERE tgrelid = 'messages'::regclass AND NOT tgisinternal"
+        )
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def test_postgres_advances_the_senders_read_once_per_statement(fresh: Settings, backend: Backend) -> None:
+    """0006 swaps 0002's trigger run for each message inserted for one run per INSERT statement, and
+    its downgrade swaps it back (SQLite has no statement triggers and keeps 0002's)."""
+    if backend.name != "postgres":
+        pytest.skip("SQLite keeps the trigger for each row")
+    upgrade(fresh)
+    assert asyncio.run(inspect_database(fresh, message_triggers)) == {
+        "trg_messages_advance_senders_read": "statement"
+    }
+    downgrade(fresh, "0005")
+    assert asyncio.run(inspect_database(fresh, message_triggers)) == {
+        "trg_messages_advance_sender_read": "row"
+    }
