@@ -65,7 +65,8 @@ class Metrics:
         )
         self.chat_batches = Counter(
             "parley_chat_write_batches_total",
-            "Chat batches written, by way: one_statement (PostgreSQL, none refused) or transaction",
+            "Chat batches written, by way: at_once (PostgreSQL's one statement, SQLite's one hand-over)"
+            " or transaction",
             ["way"],
             registry=self.registry,
         )

@@ -1,16 +1,16 @@
-"""One batch of messages, written in one statement where it can be, else in one transaction.
+"""One batch of messages, written at once where it can be, else in one transaction.
 
-On PostgreSQL a batch is written by one statement that commits on its own
-(`Statements.store_at_once`): it takes each conversation's seq range, inserts the messages, notifies
-the mentioned and returns the messages stored earlier under the same `client_msg_id`, or stores
-nothing when a sender is not a participant (or another node stored one of the ids meanwhile). Such a
-batch, and every batch on SQLite, are written in a transaction of set-based statements: one `UPDATE …
-RETURNING` takes each conversation's seq range (locking the conversations in id order, so that
-batches on several nodes cannot deadlock), one multi-row `INSERT … RETURNING` stores the messages, one
-`INSERT … SELECT` notifies every mentioned participant. The seq range of a conversation is taken for
-the messages expected to be stored, so a message that turns out not to be (a `client_msg_id` stored
-earlier, a sender no longer a participant) would leave a gap: the attempt is rolled back, the message
-is settled without storing it, and the rest are written again.
+At once (`Statements.store_at_once`): on PostgreSQL one statement that commits on its own takes each
+conversation's seq range, inserts the messages, notifies the mentioned and returns the messages
+stored earlier under the same `client_msg_id`, or stores nothing when a sender is not a participant
+(or another node stored one of the ids meanwhile); on SQLite one hand-over to aiosqlite's thread does
+the same for a batch without mentions. Any other batch is written in a transaction of set-based
+statements: one `UPDATE … RETURNING` takes each conversation's seq range (locking the conversations
+in id order, so that batches on several nodes cannot deadlock), one multi-row `INSERT … RETURNING`
+stores the messages, one `INSERT … SELECT` notifies every mentioned participant. The seq range of a
+conversation is taken for the messages expected to be stored, so a message that turns out not to be
+(a `client_msg_id` stored earlier, a sender no longer a participant) would leave a gap: the attempt is
+rolled back, the message is settled without storing it, and the rest are written again.
 
 A message found stored under its draft's own id was stored by an earlier attempt of this very batch
 whose answer was lost (the connection died as the one statement committed): it is answered as stored
@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -33,7 +33,7 @@ import msgspec
 from app.core.ids import random_ids
 from app.modules.chat.rows import NOTIFICATION_BODY_MAX, Mention, Sent, mentioned_names, message_of
 from app.modules.chat.schemas import MessageOut, NotificationOut
-from app.modules.chat.statements import Draft, MentionSource, MessageKey, NewMessage
+from app.modules.chat.statements import Draft, MentionSource, MessageKey, NewMessage, numbered, seqs_wanted
 
 ATTEMPTS = 4
 """Attempts of one batch before its unsettled messages are refused: the refusals are settled in one,
@@ -102,7 +102,7 @@ class BatchWrite:
         """The notifications each first draft asks for, by draft id, their ids drawn once for every way
         and attempt (an attempt that stores nothing keeps none of them)."""
         self.settled: dict[uuid.UUID, Outcome] = {}
-        self.in_one_statement = False
+        self.at_once = False
         """Whether the batch was written by `store_at_once` alone."""
 
     async def run(self) -> dict[uuid.UUID, Outcome]:
@@ -125,8 +125,8 @@ class BatchWrite:
         return answers
 
     async def _store_at_once(self) -> None:
-        """Settle every draft with one statement, if the backend has one (and no test stops the batch
-        half way, which one statement does not have)."""
+        """Settle every draft at once, if the backend can (and no test stops the batch half way, which
+        writing at once does not have)."""
         if self.checkpoint is not None:
             return
         sources = list(self.mentions.values())
@@ -146,7 +146,7 @@ class BatchWrite:
                 for nid, user_id, created_at in zip(ids, users, times, strict=True)
             ]
             self.settled[values[0]] = Sent(message, stored=True, mentions=mentions)
-        self.in_one_statement = True
+        self.at_once = True
 
     async def _attempt(self, pending: list[Draft]) -> None:
         statements = self.statements
@@ -178,11 +178,7 @@ class BatchWrite:
     async def _take_seqs(self, pending: list[Draft]) -> dict[uuid.UUID, int]:
         """Each conversation's new `last_seq`, advanced by its number of drafts; a conversation with a
         sender who is not a participant (or that does not exist) is left alone and not returned."""
-        counts = Counter(draft.conversation_id for draft in pending)
-        senders: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-        for draft in pending:
-            senders[draft.conversation_id].add(draft.sender_id)
-        return await self.statements.take_seqs(dict(counts), senders)
+        return await self.statements.take_seqs(*seqs_wanted(pending))
 
     async def _settle_refusals(self, drafts: list[Draft]) -> None:
         """Refuse the drafts whose sender is not a participant. A conversation with one sender needs no
@@ -201,18 +197,8 @@ class BatchWrite:
     ) -> tuple[dict[uuid.UUID, MessageOut], dict[uuid.UUID, Outcome]]:
         """Store the drafts with their seqs: (the stored messages by draft id, the drafts whose
         `client_msg_id` was stored earlier, answered with that message)."""
-        counts = Counter(draft.conversation_id for draft in pending)
-        next_seq = {cid: last_seqs[cid] - n + 1 for cid, n in counts.items()}
-        seqs: dict[uuid.UUID, int] = {}
-        rows = []
-        for draft in pending:
-            seq = seqs[draft.id] = next_seq[draft.conversation_id]
-            next_seq[draft.conversation_id] = seq + 1
-            rows.append(
-                NewMessage(
-                    draft.id, draft.conversation_id, seq, draft.sender_id, draft.body, draft.client_msg_id
-                )
-            )
+        rows = numbered(pending, last_seqs)
+        seqs = {row.id: row.seq for row in rows}
         by_key = {draft.key: draft for draft in pending}
         stored: dict[uuid.UUID, MessageOut] = {}
         earlier: dict[uuid.UUID, Outcome] = {}

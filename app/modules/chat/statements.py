@@ -227,6 +227,33 @@ class DriverStatements(CoreStatements, ABC):
     def _translated(self, sql: str) -> AbstractAsyncContextManager[None]: ...
 
 
+def seqs_wanted(drafts: Sequence[Draft]) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, set[uuid.UUID]]]:
+    """What `take_seqs` is asked for the drafts: how many seqs each conversation needs, and its senders."""
+    counts: dict[uuid.UUID, int] = {}
+    senders: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for draft in drafts:
+        counts[draft.conversation_id] = counts.get(draft.conversation_id, 0) + 1
+        senders.setdefault(draft.conversation_id, set()).add(draft.sender_id)
+    return counts, senders
+
+
+def numbered(drafts: Sequence[Draft], last_seqs: dict[uuid.UUID, int]) -> list[NewMessage]:
+    """The drafts as rows with their seqs: each conversation's range ends at its new `last_seq`, in the
+    drafts' order."""
+    counts: dict[uuid.UUID, int] = {}
+    for draft in drafts:
+        counts[draft.conversation_id] = counts.get(draft.conversation_id, 0) + 1
+    next_seq = {cid: last_seqs[cid] - n + 1 for cid, n in counts.items()}
+    rows = []
+    for draft in drafts:
+        seq = next_seq[draft.conversation_id]
+        next_seq[draft.conversation_id] = seq + 1
+        rows.append(
+            NewMessage(draft.id, draft.conversation_id, seq, draft.sender_id, draft.body, draft.client_msg_id)
+        )
+    return rows
+
+
 def message_values(message: NewMessage) -> dict[str, Any]:
     """The values of a text message's row of `messages`."""
     return {

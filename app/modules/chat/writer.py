@@ -6,7 +6,8 @@ follows the load with no timer. Each sender gets its own outcome (`BatchWrite`),
 
 The writer keeps one database connection of its own, so the hot path never pays the pool's pre-ping,
 and writes its batches on the driver's connection under it (`PgStatements`, `SqliteStatements`): on
-PostgreSQL most in one statement that commits on its own, the others in a transaction (`BatchWrite`).
+PostgreSQL most in one statement that commits on its own, on SQLite most in one hand-over to
+aiosqlite's thread, the others in a transaction (`BatchWrite`).
 When a batch fails on a connection that died (a database restart, a connection cut), it is written
 again once on a new connection, and so is one that PostgreSQL rolled back to break a deadlock, unless
 the failure came while its transaction was committing (the commit may have happened; the one
@@ -159,7 +160,7 @@ class MessageWriter:
             )
         batch = BatchWrite(self._statements, drafts, attempt, self.checkpoint)
         outcomes = await batch.run()
-        way = "one_statement" if batch.in_one_statement else "transaction"
+        way = "at_once" if batch.at_once else "transaction"
         self.ctx.metrics.chat_batches.labels(way).inc()
         return outcomes
 

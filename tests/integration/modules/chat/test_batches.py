@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +40,11 @@ class Node:
         return self.parley.context.get(MessageWriter)
 
     def ways(self) -> dict[str, float]:
-        """Batches written so far, by way (one statement, or a transaction)."""
+        """Batches written so far, by way (at once, or a transaction)."""
         registry = self.parley.context.metrics.registry
         return {
             way: registry.get_sample_value("parley_chat_write_batches_total", {"way": way}) or 0.0
-            for way in ("one_statement", "transaction")
+            for way in ("at_once", "transaction")
         }
 
     def batches(self) -> tuple[float, float]:
@@ -189,10 +189,24 @@ def written_by(before: dict[str, float], after: dict[str, float]) -> dict[str, f
     return {way: after[way] - before[way] for way in after}
 
 
-async def test_a_batch_of_text_messages_is_one_statement_on_postgres(node: Node, backend: Backend) -> None:
-    """New messages (one mentions bob), a re-send of one stored earlier, a re-send inside the batch and
-    a REST send, none refused: on PostgreSQL one statement settles them all (on SQLite, a transaction
-    does)."""
+@dataclass
+class MixedBatch:
+    """What `mixed_batch` sent and got: alice's and bob's acks (fresh, re-sent, bob's first, its repeat),
+    bob's REST answer, the seqs alice heard, bob's mention (if any) and the batches written, by way."""
+
+    alice: Account
+    bob: Account
+    cid: str
+    acks: list[dict[str, Any]]
+    rest_answer: httpx.Response
+    heard: list[int]
+    mention: dict[str, Any] | None
+    ways: dict[str, float]
+
+
+async def mixed_batch(node: Node, fresh_body: Callable[[Account], str]) -> MixedBatch:
+    """One held batch in a group of alice and bob: a new message of alice's (`fresh_body(bob)`), a re-send
+    of one she stored earlier, a message of bob's sent twice, and one of his over REST."""
     alice, bob = await register_and_login(node.http), await register_and_login(node.http)
     cid = await make_group(node.http, alice, bob)
     earlier = await post_message(node, alice, cid, "earlier", "e-1")
@@ -202,7 +216,7 @@ async def test_a_batch_of_text_messages_is_one_statement_on_postgres(node: Node,
     try:
         queue = Queue(node.writer)
         async with node.writer.held():
-            fresh = await queue.add(alice_sock.call("chat:send", send(cid, f"fresh @{bob.username}", "a-1")))
+            fresh = await queue.add(alice_sock.call("chat:send", send(cid, fresh_body(bob), "a-1")))
             resent = await queue.add(alice_sock.call("chat:send", send(cid, "earlier again", "e-1")))
             first = await queue.add(bob_sock.call("chat:send", send(cid, "twice", "b-1")))
             again = await queue.add(bob_sock.call("chat:send", send(cid, "twice", "b-1")))
@@ -210,32 +224,37 @@ async def test_a_batch_of_text_messages_is_one_statement_on_postgres(node: Node,
         acks = await asyncio.gather(fresh, resent, first, again)
         rest_answer = await over_rest
         heard = await seqs_heard(alice_sock, {3, 4})
-        mention = await bob_sock.wait_for("notification:new")
+        mentioned = "@" in fresh_body(bob)
+        mention = await bob_sock.wait_for("notification:new") if mentioned else None
     finally:
         for client in (alice_sock, bob_sock):
             await client.close()
+    ways = written_by(ways_before, node.ways())
+    return MixedBatch(alice, bob, cid, list(acks), rest_answer, heard, mention, ways)
 
+
+@pytest.mark.parametrize("mentioned", [False, True], ids=["plain", "mention"])
+async def test_a_batch_of_text_messages_is_written_at_once(
+    node: Node, backend: Backend, mentioned: bool
+) -> None:
+    """New messages, a re-send of one stored earlier, a re-send inside the batch and a REST send, none
+    refused: one statement settles them all on PostgreSQL, and one hand-over to aiosqlite's thread on
+    SQLite, which leaves a batch with a mention (of bob, by alice's new message) to the transaction."""
+    batch = await mixed_batch(node, lambda bob: f"fresh @{bob.username}" if mentioned else "fresh")
+    alice, bob, cid, acks = batch.alice, batch.bob, batch.cid, batch.acks
     assert [ack["ok"] for ack in acks] == [True] * 4, acks
     fresh_ack, resent_ack, first_ack, again_ack = acks
     assert resent_ack["data"]["message"]["seq"] == 1
     assert resent_ack["data"]["message"]["body"] == "earlier", "a re-send gets the stored message"
     assert first_ack["data"]["message"] == again_ack["data"]["message"]
-    assert rest_answer.status_code == 201, rest_answer.text
+    assert batch.rest_answer.status_code == 201, batch.rest_answer.text
     assert (fresh_ack["data"]["message"]["seq"], first_ack["data"]["message"]["seq"]) == (2, 3)
-    assert rest_answer.json()["data"]["seq"] == 4
-    assert sorted(heard) == [3, 4], "alice hears bob's two messages once each, not her own"
+    assert batch.rest_answer.json()["data"]["seq"] == 4
+    assert sorted(batch.heard) == [3, 4], "alice hears bob's two messages once each, not her own"
     stored = await history(node, alice, cid)
-    assert mention["data"] == {
-        "conversation_id": cid,
-        "message_id": fresh_ack["data"]["message"]["id"],
-        "seq": 2,
-    }
-    assert mention["title"].endswith(" mentioned you"), mention
-    listed = await node.http.get("/api/notifications", headers=auth(bob))
-    assert [item["data"] for item in listed.json()["data"]["items"]] == [mention["data"]], "as it was stored"
     assert [(m["seq"], m["body"]) for m in stored] == [
         (1, "earlier"),
-        (2, f"fresh @{bob.username}"),
+        (2, fresh_ack["data"]["message"]["body"]),
         (3, "twice"),
         (4, "over REST"),
     ]
@@ -244,8 +263,20 @@ async def test_a_batch_of_text_messages_is_one_statement_on_postgres(node: Node,
         alice.user_id: 2,
         bob.user_id: 4,
     }, "each sender has read up to their last message"
-    way = "one_statement" if backend.name == "postgres" else "transaction"
-    assert written_by(ways_before, node.ways()) == {"one_statement": 0, "transaction": 0} | {way: 1}
+    at_once = backend.name == "postgres" or not mentioned
+    assert batch.ways == {"at_once": int(at_once), "transaction": int(not at_once)}
+    if not mentioned:
+        assert batch.mention is None
+        return
+    assert batch.mention is not None
+    assert batch.mention["data"] == {
+        "conversation_id": cid,
+        "message_id": fresh_ack["data"]["message"]["id"],
+        "seq": 2,
+    }
+    assert batch.mention["title"].endswith(" mentioned you"), batch.mention
+    listed = await node.http.get("/api/notifications", headers=auth(bob))
+    assert [item["data"] for item in listed.json()["data"]["items"]] == [batch.mention["data"]], "as stored"
 
 
 async def test_a_refusal_sends_the_batch_the_transactional_way(node: Node, backend: Backend) -> None:
@@ -275,7 +306,7 @@ async def test_a_refusal_sends_the_batch_the_transactional_way(node: Node, backe
     assert (before_ack["data"]["message"]["seq"], after_ack["data"]["message"]["seq"]) == (2, 3)
     stored = await history(node, alice, cid)
     assert [(m["seq"], m["kind"]) for m in stored] == [(1, "system"), (2, "text"), (3, "text")], stored
-    assert written_by(ways_held, node.ways()) == {"one_statement": 0, "transaction": 1}
+    assert written_by(ways_held, node.ways()) == {"at_once": 0, "transaction": 1}
 
 
 async def test_a_leave_takes_its_place_among_the_messages_around_it(node: Node) -> None:
@@ -593,6 +624,6 @@ async def test_a_statement_whose_answer_is_lost_is_written_once_and_broadcast_on
         assert (lost["data"]["message"]["seq"], after["data"]["message"]["seq"]) == (2, 3)
         assert heard == [1, 2, 3], "each message broadcast once, in order"
         assert await stored_in(database, cid) == (3, 3)
-        assert written_by(ways_before, node.ways()) == {"one_statement": 2, "transaction": 0}
+        assert written_by(ways_before, node.ways()) == {"at_once": 2, "transaction": 0}
         retries = [record for record in caplog.records if record.getMessage().endswith("writing again")]
         assert len(retries) == 1, "the answer lost was the writer's, which wrote the batch again once"
