@@ -2,10 +2,10 @@
 
 The statements are `CoreStatements`' own, each compiled once (the multi-row insert once per number of
 rows). A batch without mentions is written in one hand-over to aiosqlite's thread (`store_at_once`):
-there the transaction begins, takes the seqs, inserts the messages and commits, and a `client_msg_id`
-stored earlier is settled as the transaction way settles it (rolled back, the rest written again),
-so the event loop waits once per batch where the transaction way waits four times (BEGIN, the seqs,
-the insert, COMMIT). Otherwise each statement is one hand-over (`execute_fetchall`), where
+there the transaction begins, takes the seqs, inserts the messages and commits, so the event loop
+waits once per batch where the transaction way waits four times (BEGIN, the seqs, the insert,
+COMMIT); an attempt that meets a `client_msg_id` stored earlier is rolled back and the rest written
+in one more. Otherwise each statement is one hand-over (`execute_fetchall`), where
 SQLAlchemy's adapter makes four (cursor, execute, fetch, close), each through its bridge from asyncio.
 The values go in and come out through the columns' own SQLAlchemy types (UUIDs as 16 bytes, times as
 text), so the rows are the ones SQLAlchemy would give. A failure is raised as SQLAlchemy's `DBAPIError`
