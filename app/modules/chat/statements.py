@@ -165,8 +165,9 @@ class CoreStatements:
     async def store_at_once(
         self, drafts: Sequence[Draft], mentions: Sequence[MentionSource]
     ) -> Iterable[Sequence[Any]] | None:
-        """The batch's messages and their `mentions` stored in one statement committed on its own, or
-        None where there is no such statement (`PgStatements` has one) or it stored nothing."""
+        """The batch's messages and their `mentions` stored at once, committed (PostgreSQL's one
+        statement, SQLite's one hand-over), or None, with nothing stored, where the backend has no such
+        way (SQLAlchemy Core) or leaves the batch to the transaction."""
         del drafts, mentions
         return None
 
