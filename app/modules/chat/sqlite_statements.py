@@ -68,6 +68,8 @@ class Compiled:
         self.compiled = compiled
         self.sql = compiled.string
         self.names = tuple(compiled.positiontup or ())
+        self.position = {name: index for index, name in enumerate(self.names)}
+        """Where each named parameter goes in `parameters`' list."""
         self.binds = [
             compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.names
         ]
@@ -209,7 +211,7 @@ class SqliteStatements(DriverStatements):
             insert_sql=insert.sql,
             insert_parameters=insert.parameters(_insert_values(placeholders)),
             slots=[
-                (insert.names.index(f"seq_{index}"), draft.conversation_id.bytes, draft.id.bytes)
+                (insert.position[f"seq_{index}"], draft.conversation_id.bytes, draft.id.bytes)
                 for index, draft in enumerate(pending)
             ],
         )

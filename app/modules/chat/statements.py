@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -230,20 +231,16 @@ class DriverStatements(CoreStatements, ABC):
 
 def seqs_wanted(drafts: Sequence[Draft]) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, set[uuid.UUID]]]:
     """What `take_seqs` is asked for the drafts: how many seqs each conversation needs, and its senders."""
-    counts: dict[uuid.UUID, int] = {}
     senders: dict[uuid.UUID, set[uuid.UUID]] = {}
     for draft in drafts:
-        counts[draft.conversation_id] = counts.get(draft.conversation_id, 0) + 1
         senders.setdefault(draft.conversation_id, set()).add(draft.sender_id)
-    return counts, senders
+    return dict(Counter(draft.conversation_id for draft in drafts)), senders
 
 
 def numbered(drafts: Sequence[Draft], last_seqs: dict[uuid.UUID, int]) -> list[NewMessage]:
     """The drafts as rows with their seqs: each conversation's range ends at its new `last_seq`, in the
     drafts' order."""
-    counts: dict[uuid.UUID, int] = {}
-    for draft in drafts:
-        counts[draft.conversation_id] = counts.get(draft.conversation_id, 0) + 1
+    counts = Counter(draft.conversation_id for draft in drafts)
     next_seq = {cid: last_seqs[cid] - n + 1 for cid, n in counts.items()}
     rows = []
     for draft in drafts:
